@@ -1,0 +1,4 @@
+from profiles_dagster.dagster.definitions import ProfilesRunConfig, build_definitions, build_profiles_asset
+from profiles_dagster.dagster.translator import ProfilesTranslator
+
+__all__ = ["ProfilesRunConfig", "ProfilesTranslator", "build_definitions", "build_profiles_asset"]

@@ -1,0 +1,39 @@
+"""Project folder + site configuration -> everything a run needs (shared by the CLI and Dagster)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from profiles_dagster.plan.planner import build_plan
+from profiles_dagster.plan.steps import RunPlan
+from profiles_dagster.project.loader import load_project
+from profiles_dagster.project.model import Project
+from profiles_dagster.project.siteconfig import Connection, find_site_config, load_connection
+from profiles_dagster.warehouse import Warehouse, warehouse_for
+
+
+@dataclass(frozen=True)
+class LoadedProject:
+    project: Project
+    plan: RunPlan
+    connection: Connection | None
+    warehouse: Warehouse | None
+
+
+def load(
+    project_dir: str | Path,
+    *,
+    site_config: str | Path | None = None,
+    target: str | None = None,
+    warehouse: Warehouse | None = None,
+) -> LoadedProject:
+    """Load and plan; resolve the connection unless a warehouse resource is given directly."""
+    project = load_project(project_dir)
+    plan = build_plan(project)
+    connection = None
+    if warehouse is None:
+        config = find_site_config(project.root, site_config)
+        connection = load_connection(config, project.file.connection, target)
+        warehouse = warehouse_for(connection)
+    return LoadedProject(project, plan, connection, warehouse)

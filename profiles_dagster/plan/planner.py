@@ -1,0 +1,350 @@
+"""Project -> RunPlan: pb's run steps 3-12 per entity plus custom SQL models, in dependency order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
+from profiles_dagster.plan.vars import PlannedVar, order_vars, var_context
+from profiles_dagster.project.model import Cohort, FeatureView, Project, SqlModel, Var
+from profiles_dagster.project.templating import find_references
+
+PLAN_VERSION = "1"  # bump when generated SQL changes meaning, so materials are not reused across it
+
+
+@dataclass(frozen=True)
+class VarTablePayload:
+    entity: str
+    cohort: str | None
+    vars: tuple[PlannedVar, ...]  # in dependency order
+    inherited: tuple[str, ...]  # entity var names a cohort var table carries along
+    declared: tuple[str, ...]  # own var names in the order the YAML declares them (the column order)
+
+
+def _hash(*parts: Any) -> str:
+    text = json.dumps([PLAN_VERSION, *parts], sort_keys=True, default=_jsonable)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", by_alias=True)
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__ if k not in ("origin", "payload")}
+    return str(value)
+
+
+class _Builder:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.steps: dict[StepKey, Step] = {}
+        self.sql_model_keys: dict[str, StepKey] = {}
+
+    def add(
+        self,
+        key: StepKey,
+        kind: StepKind,
+        model_name: str,
+        entity: str | None,
+        deps: list[StepKey],
+        definition: Any,
+        *,
+        external: tuple[str, ...] = (),
+        view: str | None = None,
+        origin=None,
+        description: str = "",
+        payload: Any = None,
+    ) -> StepKey:
+        dep_hashes = [self.steps[d].content_hash for d in deps]
+        step = Step(
+            key=key,
+            kind=kind,
+            model_name=model_name,
+            entity=entity,
+            deps=tuple(dict.fromkeys(deps)),
+            external_inputs=external,
+            content_hash=_hash(kind, model_name, definition, dep_hashes, external),
+            view_name=view,
+            origin=origin,
+            description=description,
+            payload=payload,
+        )
+        self.steps[key] = step
+        return key
+
+    # -- sources -----------------------------------------------------------------------------------
+
+    def source_step(self, entity: str, ref: str) -> StepKey:
+        """The step whose material holds rows of `ref` attributed to a main id."""
+        kind, _, name = ref.partition("/")
+        if kind == "inputs":
+            return (entity, "input_vars_mapped", name)
+        if name in self.project.sql_models:
+            return self.sql_model_keys[name]
+        return (entity, "id_stitcher")
+
+    def sql_models(self) -> None:
+        for model in _sql_models_in_order(self.project):
+            deps: list[StepKey] = []
+            external: list[str] = []
+            for path in _derefs(self.project, model):
+                kind, _, name = path.partition("/")
+                if kind == "inputs":
+                    external.append(name)
+                elif name in self.project.sql_models:
+                    deps.append(self.sql_model_keys[name])
+                else:
+                    raise ProfilesError(
+                        f"DeRef('{path}'): a sql_template can read inputs/ and other sql_template models",
+                        file=model.origin.file,
+                        line=model.origin.line,
+                        key=model.origin.key,
+                    )
+            self.sql_model_keys[model.name] = self.add(
+                ("models", model.name),
+                StepKind.SQL_MODEL,
+                model.name,
+                None,
+                deps,
+                model.spec,
+                external=tuple(dict.fromkeys(external)),
+                origin=model.origin,
+                view=model.name if model.output_type in ("table", "view") else None,
+                description=f"Custom SQL model {model.name}",
+                payload=model,
+            )
+
+    # -- one entity ----------------------------------------------------------------------------------
+
+    def entity(self, name: str) -> None:
+        project = self.project
+        entity = project.entities[name]
+        stitcher = entity.stitcher
+        assert stitcher is not None
+        inputs_with_ids = [i for i in project.inputs.values() if any(x.entity == name for x in i.ids)]
+        id_types = {n: t for n, t in entity.id_types.items()}
+        for inp in inputs_with_ids:
+            self.add(
+                (name, "input_vars", inp.name),
+                StepKind.INPUT_VARS,
+                f"{name}_{inp.name}_input_vars",
+                name,
+                [],
+                (inp.spec, [id_types[i.type] for i in inp.ids if i.entity == name]),
+                external=(inp.name,),
+                origin=inp.origin,
+                description=f"Input var table of {inp.name}: its rows with a stable row id",
+                payload=inp,
+            )
+        edge_deps = []
+        for src in stitcher.edge_sources:
+            kind, _, sname = src.partition("/")
+            edge_deps.append((name, "input_vars", sname) if kind == "inputs" else self.sql_model_keys[sname])
+        stitch_key = self.add(
+            (name, "id_stitcher"),
+            StepKind.ID_STITCHER,
+            stitcher.name,
+            name,
+            edge_deps,
+            (stitcher.spec, stitcher.edge_sources, entity.main_id_column, id_types),
+            view=stitcher.name,
+            origin=stitcher.origin,
+            description=f"Identity graph of {name}: one row per id with its {entity.main_id_column}",
+            payload=stitcher,
+        )
+        all_key = self.add(
+            (name, "all"),
+            StepKind.ALL,
+            f"{name}_all",
+            name,
+            [stitch_key],
+            entity.main_id_column,
+            view=f"{name}_all",
+            description=f"ALL cohort: one row per {name}",
+        )
+        for inp in inputs_with_ids:
+            ivars = project.input_vars(name, f"inputs/{inp.name}")
+            planned = order_vars(project, ivars)
+            self.add(
+                (name, "input_vars_mapped", inp.name),
+                StepKind.INPUT_VARS_MAPPED,
+                f"{name}_{inp.name}_mapped",
+                name,
+                [(name, "input_vars", inp.name), stitch_key],
+                [pv.var.spec for pv in planned],
+                origin=inp.origin,
+                description=f"{inp.name} rows with {entity.main_id_column} and input vars",
+                payload=tuple(planned),
+            )
+        for var in project.vars:
+            if var.entity == name and var.kind == "input_var" and not var.spec.from_.startswith("inputs/"):
+                raise ProfilesError(
+                    "input_vars on models are not supported yet; use an input",
+                    file=var.origin.file,
+                    line=var.origin.line,
+                    key=var.origin.key,
+                )
+        entity_vars = project.entity_vars(name)
+        var_key = self.var_table(
+            (name, "entity_vars"), f"{name}_var_table", name, None, entity_vars, all_key, [stitch_key]
+        )
+        features = [pv.var.name for pv in self.steps[var_key].payload.vars if pv.var.is_feature]
+        feat_key = self.add(
+            (name, "features"),
+            StepKind.FEATURES,
+            f"{name}_feature_table",
+            name,
+            [var_key],
+            features,
+            description=f"Feature table of {name}: its is_feature vars",
+            payload=features,
+        )
+        for view in project.feature_views(name):
+            self.view(view, feat_key, stitch_key, sorted(features), [])
+        for cohort in _cohorts_in_order(project, name):
+            self.cohort(cohort, all_key, var_key, stitch_key, features)
+
+    def var_table(
+        self,
+        key: StepKey,
+        model_name: str,
+        entity: str,
+        cohort: str | None,
+        own: list[Var],
+        base: StepKey,
+        extra_deps: list[StepKey],
+    ) -> StepKey:
+        inherited = []
+        if cohort is not None:
+            inherited = [pv.var.name for pv in self.steps[(entity, "entity_vars")].payload.vars]
+        planned = order_vars(self.project, own, inherited)
+        deps = [base, *extra_deps]
+        for pv in planned:
+            if pv.var.spec.from_:
+                deps.append(self.source_step(entity, pv.var.spec.from_))
+        payload = VarTablePayload(entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own))
+        what = f"cohort {cohort}" if cohort else entity
+        return self.add(
+            key,
+            StepKind.COHORT_VARS if cohort else StepKind.ENTITY_VARS,
+            model_name,
+            entity,
+            deps,
+            [pv.var.spec for pv in planned],
+            description=f"Entity var table of {what}",
+            payload=payload,
+        )
+
+    def cohort(
+        self, cohort: Cohort, all_key: StepKey, var_key: StepKey, stitch_key: StepKey, features: list[str]
+    ) -> None:
+        name = cohort.entity
+        parent = all_key if cohort.extends is None else (name, "cohort", cohort.extends)
+        key = self.add(
+            (name, "cohort", cohort.name),
+            StepKind.COHORT,
+            f"{name}_{cohort.name}",
+            name,
+            [parent, var_key],
+            cohort.spec,
+            view=f"{name}_{cohort.name}",
+            origin=cohort.origin,
+            description=f"Members of cohort {cohort.name}",
+            payload=cohort,
+        )
+        own = self.project.entity_vars(name, cohort.name)
+        cvars = self.var_table(
+            (name, "cohort", cohort.name, "vars"),
+            f"{cohort.name}_var_table",
+            name,
+            cohort.name,
+            own,
+            key,
+            [var_key, stitch_key],
+        )
+        own_features = [pv.var.name for pv in self.steps[cvars].payload.vars if pv.var.is_feature]
+        for view in self.project.cohort_feature_views(cohort.name):
+            self.view(view, cvars, stitch_key, own_features, sorted(features))
+
+    def view(self, view: FeatureView, source: StepKey, stitch_key: StepKey, first: list[str], rest: list[str]) -> None:
+        columns = [*first, *(c for c in rest if c not in first)]
+        deps = [source] + ([stitch_key] if view.id_type else [])
+        entity = view.entity
+        self.add(
+            (entity, "views", view.name),
+            StepKind.VIEW,
+            view.name,
+            entity,
+            deps,
+            (view, columns),
+            view=view.name,
+            description=f"Feature view keyed by {view.id_type or 'the main id'}",
+            payload=(view, columns),
+        )
+
+
+def _derefs(project: Project, model: SqlModel) -> list[str]:
+    text = model.spec.single_sql or model.spec.multi_sql or ""
+    ctx = var_context(project)
+    found = find_references(text, ctx, file=model.origin.file, line=model.origin.line, key=f"{model.name}.sql")
+    return sorted(found.paths)
+
+
+def _sql_models_in_order(project: Project) -> list[SqlModel]:
+    order: list[SqlModel] = []
+    seen: dict[str, int] = {}
+
+    def visit(model: SqlModel, trail: tuple[str, ...]) -> None:
+        if seen.get(model.name) == 2:
+            return
+        if seen.get(model.name) == 1:
+            raise ProfilesError(
+                f"sql models read each other in a cycle: {' -> '.join((*trail, model.name))}",
+                file=model.origin.file,
+                line=model.origin.line,
+                key=model.origin.key,
+            )
+        seen[model.name] = 1
+        for path in _derefs(project, model):
+            kind, _, name = path.partition("/")
+            if kind == "models" and name in project.sql_models:
+                visit(project.sql_models[name], (*trail, model.name))
+        seen[model.name] = 2
+        order.append(model)
+
+    for model in project.sql_models.values():
+        visit(model, ())
+    return order
+
+
+def _cohorts_in_order(project: Project, entity: str) -> list[Cohort]:
+    mine = [c for c in project.cohorts.values() if c.entity == entity]
+    order: list[Cohort] = []
+    placed: set[str] = set()
+    while len(order) < len(mine):
+        for c in mine:
+            if c.name not in placed and (c.extends is None or c.extends in placed):
+                order.append(c)
+                placed.add(c.name)
+    return order
+
+
+def build_plan(project: Project) -> RunPlan:
+    builder = _Builder(project)
+    builder.sql_models()
+    for name in project.entities:
+        builder.entity(name)
+    if project.feature_tables:
+        ft = next(iter(project.feature_tables.values()))
+        raise ProfilesError(
+            "feature_table_model is not supported yet; list the vars in a feature view instead",
+            file=ft.origin.file,
+            line=ft.origin.line,
+            key=ft.origin.key,
+        )
+    steps = list(builder.steps.values())  # insertion order is a topological order
+    return RunPlan(project.name, steps)

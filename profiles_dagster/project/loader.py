@@ -1,0 +1,385 @@
+"""Reads a Profiles project folder into a checked `Project`; every problem names file, line and key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.project.model import (
+    Cohort,
+    Entity,
+    FeatureTable,
+    IdStitcher,
+    Input,
+    Origin,
+    Project,
+    SqlModel,
+    Var,
+)
+from profiles_dagster.project.schema import (
+    MODEL_SPECS,
+    REFUSED_MODEL_TYPES,
+    CohortSpec,
+    FeatureTableSpec,
+    IdStitcherSpec,
+    ModelsFile,
+    PbProjectFile,
+    SqlTemplateSpec,
+)
+from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_key_path, read_yaml
+
+PROJECT_FILE = "pb_project.yaml"
+SUPPORTED_SCHEMA_VERSION = 99
+_TOLERATED_KEYS = ("python_requirements", "retention_period", "allow_beta", "available_tags", "default_time_grain")
+
+
+def load_project(project_dir: str | Path) -> Project:
+    root = Path(project_dir).resolve()
+    project_path = root / PROJECT_FILE
+    if not project_path.is_file():
+        raise ProfilesError(f"no {PROJECT_FILE} in {root}", file=project_path)
+    doc = read_yaml(project_path)
+    pb = _validate(doc, PbProjectFile, doc.data, ())
+    if pb.schema_version != SUPPORTED_SCHEMA_VERSION:
+        raise doc.error(
+            f"schema_version {pb.schema_version} is not supported",
+            ("schema_version",),
+            hint=f"migrate the project to schema_version {SUPPORTED_SCHEMA_VERSION} with `pb migrate auto`",
+        )
+    if pb.packages:
+        raise doc.error(
+            "packages are not supported yet; vendor the package's models into a model folder",
+            ("packages",),
+        )
+    project = Project(root=root, file=pb, origin=Origin(project_path, 1, ""))
+    project.notes.extend(
+        f"{key} is accepted and not acted on" for key in _TOLERATED_KEYS if getattr(pb, key) is not None
+    )
+    _load_entities(project, doc)
+    for folder_index, folder in enumerate(pb.model_folders):
+        folder_path = root / folder
+        if not folder_path.is_dir():
+            raise doc.error(f"model folder '{folder}' does not exist", ("model_folders", folder_index))
+        for path in sorted(folder_path.rglob("*.y*ml")):
+            if path.suffix in (".yaml", ".yml") and not path.is_symlink():
+                _load_models_file(project, read_yaml(path))
+    _add_default_stitchers(project)
+    _check_references(project)
+    return project
+
+
+def _validate(doc: YamlDocument, model: type[BaseModel], data: Any, base: KeyPath) -> Any:
+    if data is None:
+        raise doc.error("the file is empty", base)
+    if not isinstance(data, dict):
+        raise doc.error(f"expected a mapping, found {type(data).__name__}", base)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _located(doc, exc, model, base) from None
+
+
+def _located(doc: YamlDocument, exc: ValidationError, model: type[BaseModel], base: KeyPath) -> ProfilesError:
+    """The first validation problem, placed at its key, with a 'did you mean' for unknown keys."""
+    err = exc.errors()[0]
+    loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and "[" in part))
+    # pydantic adds the union member's name ("FeatureViews") to the loc of union fields
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in ("inputsMap",)))
+    path = (*base, *loc)
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        valid = list(_field_names(parent)) if parent else []
+        unknown = str(loc[-1])
+        hint = did_you_mean(unknown, valid) or (f"valid keys: {', '.join(valid)}" if valid else None)
+        return doc.error(f"unknown key '{unknown}'", path, hint=hint)
+    if err["type"] == "missing":
+        return doc.error("required key is missing", path)
+    message = err["msg"].removeprefix("Value error, ")
+    return doc.error(message, path)
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Walk field annotations to the model that owns the unknown key (for suggestions)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _origin(doc: YamlDocument, key_path: KeyPath) -> Origin:
+    line, _ = doc.locate(key_path)
+    return Origin(doc.path, line, format_key_path(key_path))
+
+
+def _load_entities(project: Project, doc: YamlDocument) -> None:
+    id_types = {}
+    for i, id_type in enumerate(project.file.id_types):
+        if id_type.name in id_types:
+            raise doc.error(f"id_type '{id_type.name}' is defined twice", ("id_types", i, "name"))
+        for j, flt in enumerate(id_type.filters):
+            if flt.regex is not None:
+                try:
+                    re.compile(flt.regex)
+                except re.error as exc:
+                    raise doc.error(f"invalid regex: {exc}", ("id_types", i, "filters", j, "regex")) from None
+        id_types[id_type.name] = id_type
+    for i, ent in enumerate(project.file.entities):
+        if ent.name in project.entities:
+            raise doc.error(f"entity '{ent.name}' is defined twice", ("entities", i, "name"))
+        for j, name in enumerate(ent.id_types):
+            if name not in id_types:
+                raise doc.error(
+                    f"id type '{name}' is not declared under id_types",
+                    ("entities", i, "id_types", j),
+                    hint=did_you_mean(name, id_types),
+                )
+        fvs = ent.feature_views.using_ids if ent.feature_views else []
+        for j, fv in enumerate(fvs):
+            if fv.id not in ent.id_types:
+                raise doc.error(
+                    f"feature view id '{fv.id}' is not an id type of entity '{ent.name}'",
+                    ("entities", i, "feature_views", "using_ids", j, "id"),
+                    hint=did_you_mean(fv.id, ent.id_types),
+                )
+        project.entities[ent.name] = Entity(name=ent.name, spec=ent, id_types={n: id_types[n] for n in ent.id_types})
+
+
+def _load_models_file(project: Project, doc: YamlDocument) -> None:
+    if doc.data is None:
+        return  # pb ignores empty YAML files in model folders
+    parsed: ModelsFile = _validate(doc, ModelsFile, doc.data, ())
+    for i, inp in enumerate(parsed.inputs):
+        _unique(project.inputs, inp.name, doc, ("inputs", i, "name"), "input")
+        for j, id_ in enumerate(inp.app_defaults.ids):
+            _check_id(project, doc, id_.type, id_.entity, ("inputs", i, "app_defaults", "ids", j))
+        project.inputs[inp.name] = Input(inp.name, inp, _origin(doc, ("inputs", i)))
+    for i, model in enumerate(parsed.models):
+        _load_model(project, doc, model, ("models", i))
+    for i, group in enumerate(parsed.var_groups):
+        base = ("var_groups", i)
+        if group.entity_key is not None:
+            if group.entity_key not in project.entities:
+                raise doc.error(
+                    f"unknown entity '{group.entity_key}'",
+                    (*base, "entity_key"),
+                    hint=did_you_mean(group.entity_key, project.entities),
+                )
+            entity, cohort = group.entity_key, None
+        else:
+            entity, cohort = "", _cohort_ref(group.entity_cohort or "")
+        for j, entry in enumerate(group.vars):
+            kind = "entity_var" if entry.entity_var else "input_var"
+            spec = entry.entity_var or entry.input_var
+            project.vars.append(Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind))))
+    for i, macro in enumerate(parsed.macros):
+        _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
+        project.macros[macro.name] = macro
+
+
+def _cohort_ref(ref: str) -> str:
+    """`models/high_value` or `user/high_value` -> `high_value`."""
+    return ref.rsplit("/", 1)[-1]
+
+
+def _unique(existing: dict, name: str, doc: YamlDocument, path: KeyPath, what: str) -> None:
+    if name in existing:
+        raise doc.error(f"{what} '{name}' is defined twice", path)
+
+
+def _check_id(project: Project, doc: YamlDocument, id_type: str, entity: str, path: KeyPath) -> None:
+    if entity not in project.entities:
+        raise doc.error(f"unknown entity '{entity}'", (*path, "entity"), hint=did_you_mean(entity, project.entities))
+    if id_type not in project.entities[entity].id_types:
+        raise doc.error(
+            f"id type '{id_type}' is not an id type of entity '{entity}'",
+            (*path, "type"),
+            hint=did_you_mean(id_type, project.entities[entity].id_types),
+        )
+
+
+def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) -> None:
+    mtype = model.model_type
+    if mtype in REFUSED_MODEL_TYPES or mtype.startswith("llm"):
+        reason = REFUSED_MODEL_TYPES.get(mtype, "it needs an LLM service")
+        raise doc.error(f"model type '{mtype}' is not supported: {reason}", (*path, "model_type"))
+    spec_model = MODEL_SPECS.get(mtype)
+    if spec_model is None:
+        raise doc.error(
+            f"unknown model_type '{mtype}'",
+            (*path, "model_type"),
+            hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
+        )
+    spec = _validate(doc, spec_model, model.model_spec, (*path, "model_spec"))
+    origin = _origin(doc, path)
+    names = {**project.sql_models, **project.cohorts, **project.feature_tables}
+    names.update({e.stitcher.name: e for e in project.entities.values() if e.stitcher})
+    _unique(names, model.name, doc, (*path, "name"), "model")
+    if isinstance(spec, IdStitcherSpec):
+        entity = project.entities.get(spec.entity_key)
+        if entity is None:
+            raise doc.error(
+                f"unknown entity '{spec.entity_key}'",
+                (*path, "model_spec", "entity_key"),
+                hint=did_you_mean(spec.entity_key, project.entities),
+            )
+        sources = tuple(s.from_ for s in spec.edge_sources)
+        entity.stitcher = IdStitcher(model.name, entity.name, sources, spec, origin)
+    elif isinstance(spec, SqlTemplateSpec):
+        for j, id_ in enumerate(spec.ids):
+            _check_id(project, doc, id_.type, id_.entity, (*path, "model_spec", "ids", j))
+        project.sql_models[model.name] = SqlModel(model.name, spec, origin)
+    elif isinstance(spec, CohortSpec):
+        extends = spec.extends or ""
+        head, _, tail = extends.partition("/")
+        if head in project.entities and tail == "all":
+            entity, parent = head, None
+        elif extends:
+            entity, parent = "", _cohort_ref(extends)
+        else:
+            raise doc.error("a cohort needs `extends` (e.g. user/all)", (*path, "model_spec"))
+        if spec.filter_expression is not None:
+            raise doc.error(
+                "filter_expression is not supported yet; use filter_pipeline",
+                (*path, "model_spec", "filter_expression"),
+            )
+        project.cohorts[model.name] = Cohort(model.name, entity, parent, spec, origin)
+    elif isinstance(spec, FeatureTableSpec):
+        project.feature_tables[model.name] = FeatureTable(model.name, spec, origin)
+
+
+def _add_default_stitchers(project: Project) -> None:
+    """pb stitches an entity without `id_stitcher` over all its inputs: `<entity>_default_id_stitcher`."""
+    for entity in project.entities.values():
+        if entity.spec.id_stitcher:
+            ref = entity.spec.id_stitcher.rsplit("/", 1)[-1]
+            if entity.stitcher is None or entity.stitcher.name != ref:
+                raise ProfilesError(
+                    f"entity '{entity.name}' names id_stitcher '{entity.spec.id_stitcher}' but no id_stitcher model "
+                    f"with that name has entity_key '{entity.name}'",
+                    file=project.origin.file,
+                    key=f"entities.{entity.name}.id_stitcher",
+                )
+            if not entity.stitcher.edge_sources:
+                sources = _default_edge_sources(project, entity.name)
+                entity.stitcher = IdStitcher(
+                    entity.stitcher.name, entity.name, sources, entity.stitcher.spec, entity.stitcher.origin
+                )
+            continue
+        if entity.stitcher is None:
+            sources = _default_edge_sources(project, entity.name)
+            entity.stitcher = IdStitcher(
+                f"{entity.name}_default_id_stitcher", entity.name, sources, None, None, is_default=True
+            )
+
+
+def _default_edge_sources(project: Project, entity: str) -> tuple[str, ...]:
+    return tuple(
+        f"inputs/{inp.name}"
+        for inp in project.inputs.values()
+        if any(i.entity == entity and i.to_default_stitcher for i in inp.ids)
+    )
+
+
+def _check_references(project: Project) -> None:
+    """Every `from`, edge source and cohort parent points at something that exists."""
+    for entity in project.entities.values():
+        assert entity.stitcher is not None
+        for source in entity.stitcher.edge_sources:
+            _resolve_source(project, source, entity.stitcher.origin or project.origin, "edge_sources")
+            if not project.source_ids(source, entity.name):
+                raise _at(
+                    entity.stitcher.origin or project.origin,
+                    f"edge source '{source}' has no ids of entity '{entity.name}'",
+                )
+    for cohort in list(project.cohorts.values()):
+        _resolve_cohort_entity(project, cohort)
+    for i, var in enumerate(project.vars):
+        if var.cohort is not None:
+            if var.cohort not in project.cohorts:
+                raise _at(
+                    var.origin,
+                    f"var_group's entity_cohort '{var.cohort}' is not a cohort model",
+                    hint=did_you_mean(var.cohort, project.cohorts),
+                )
+            project.vars[i] = var = Var(
+                var.kind, project.cohorts[var.cohort].entity, var.cohort, var.group, var.spec, var.origin
+            )
+        if var.spec.from_:
+            _resolve_source(project, var.spec.from_, var.origin, "from")
+            reads_id_graph = var.spec.from_ == f"models/{project.entities[var.entity].stitcher.name}"
+            if not reads_id_graph and not project.source_ids(var.spec.from_, var.entity):
+                raise _at(
+                    var.origin,
+                    f"'{var.spec.from_}' has no ids of entity '{var.entity}', so its rows cannot be attributed",
+                )
+        elif var.kind == "input_var":
+            raise _at(var.origin, "an input_var needs `from`")
+    seen: dict[tuple[str, str | None, str], Var] = {}
+    for var in project.vars:
+        key = (var.entity, var.cohort, var.name)
+        if var.kind == "input_var":
+            key = (var.entity, var.spec.from_, var.name)
+        if key in seen:
+            raise _at(var.origin, f"var '{var.name}' is defined twice (first at {seen[key].origin})")
+        seen[key] = var
+
+
+def _resolve_cohort_entity(project: Project, cohort: Cohort, trail: tuple[str, ...] = ()) -> str:
+    if cohort.entity:
+        return cohort.entity
+    if cohort.name in trail:
+        raise _at(cohort.origin, f"cohorts extend each other in a cycle: {' -> '.join((*trail, cohort.name))}")
+    parent = project.cohorts.get(cohort.extends or "")
+    if parent is None:
+        raise _at(
+            cohort.origin,
+            f"cohort extends unknown '{cohort.spec.extends}'",
+            hint=did_you_mean(cohort.extends or "", project.cohorts),
+        )
+    entity = _resolve_cohort_entity(project, parent, (*trail, cohort.name))
+    project.cohorts[cohort.name] = Cohort(cohort.name, entity, cohort.extends, cohort.spec, cohort.origin)
+    return entity
+
+
+def _resolve_source(project: Project, ref: str, origin: Origin, key: str) -> None:
+    kind, _, name = ref.partition("/")
+    if kind == "inputs":
+        if name not in project.inputs:
+            raise _at(origin, f"{key} '{ref}': no input named '{name}'", hint=did_you_mean(name, project.inputs))
+        return
+    if kind == "models":
+        stitchers = {e.stitcher.name for e in project.entities.values() if e.stitcher}
+        known = {*project.sql_models, *stitchers}
+        if name not in known:
+            raise _at(origin, f"{key} '{ref}': no model named '{name}'", hint=did_you_mean(name, known))
+        return
+    raise _at(origin, f"{key} '{ref}' must start with inputs/ or models/")
+
+
+def _at(origin: Origin, message: str, hint: str | None = None) -> ProfilesError:
+    return ProfilesError(message, file=origin.file, line=origin.line, key=origin.key or None, hint=hint)

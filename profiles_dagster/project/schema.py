@@ -1,0 +1,279 @@
+"""Typed models of pb's YAML (schema_version 99). Unknown keys are errors, as they are in pb."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class PbModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+# ---- pb_project.yaml -------------------------------------------------------------------------
+
+
+class SqlFilterSource(PbModel):
+    select: str
+    from_: str = Field(alias="from")
+
+
+class IdFilter(PbModel):
+    type: Literal["include", "exclude"]
+    value: str | int | None = None
+    regex: str | None = None
+    sql: SqlFilterSource | None = None
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> IdFilter:
+        given = [k for k in ("value", "regex", "sql") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a filter needs exactly one of value, regex or sql")
+        return self
+
+
+class IdType(PbModel):
+    name: str
+    filters: list[IdFilter] = []
+    description: str | None = None
+    extends: str | None = None
+
+
+class FeatureViewId(PbModel):
+    id: str
+    name: str | None = None
+
+
+class FeatureViews(PbModel):
+    using_ids: list[FeatureViewId] = []
+    name: str | None = None
+
+
+class EntityDef(PbModel):
+    name: str
+    id_types: list[str]
+    id_stitcher: str | None = None
+    id_column_name: str | None = None
+    feature_views: FeatureViews | None = None
+    description: str | None = None
+
+
+class PackageDef(PbModel):
+    name: str
+    url: str
+    inputsMap: dict[str, Any] | None = None  # noqa: N815 - pb's key
+    overrides: list[dict[str, Any]] | None = None
+
+
+class PbProjectFile(PbModel):
+    name: str
+    schema_version: int
+    connection: str
+    model_folders: list[str] = ["models"]
+    entities: list[EntityDef] = []
+    id_types: list[IdType] = []
+    packages: list[PackageDef] = []
+    include_untimed: bool | None = None
+    # Keys pb tolerates; accepted and reported, never acted on silently.
+    python_requirements: list[str] | None = None
+    retention_period: str | int | None = None
+    allow_beta: bool | None = None
+    available_tags: list[str] | None = None
+    default_time_grain: str | None = None
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+
+class InputId(PbModel):
+    select: str
+    type: str
+    entity: str
+    to_default_stitcher: bool = True
+
+
+class InputAppDefaults(PbModel):
+    table: str | None = None
+    view: str | None = None
+    s3: str | None = None
+    csv: str | None = None
+    occurred_at_col: str | None = None
+    ids: list[InputId] = []
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputAppDefaults:
+        given = [k for k in ("table", "view", "s3", "csv") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("app_defaults needs exactly one of table, view, s3 or csv")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.table or self.view or self.s3 or self.csv or ""
+
+
+class ContractColumn(PbModel):
+    name: str
+    datatype: str | None = None
+    type: str | None = None
+
+
+class Contract(PbModel):
+    is_optional: bool = False
+    is_event_stream: bool = False
+    with_entity_ids: list[str] = []
+    with_columns: list[ContractColumn] = []
+
+
+class InputDef(PbModel):
+    name: str
+    app_defaults: InputAppDefaults
+    contract: Contract | None = None
+    source_metadata: dict[str, Any] | None = None
+
+
+# ---- models ----------------------------------------------------------------------------------
+
+
+class Materialization(PbModel):
+    run_type: Literal["incremental", "discrete"] | None = None
+    output_type: Literal["table", "view", "ephemeral"] | None = None
+    requested_enable_status: str | None = None
+    enable_status: str | None = None
+
+
+class EdgeSource(PbModel):
+    from_: str = Field(alias="from")
+
+
+class IdStitcherSpec(PbModel):
+    entity_key: str
+    edge_sources: list[EdgeSource] = []
+    materialization: Materialization | None = None
+    validity_time: str | None = None
+    incremental_timedelta: str | None = None
+    max_iterations: int | None = None
+
+
+class SqlTemplateSpec(PbModel):
+    single_sql: str | None = None
+    multi_sql: str | None = None
+    materialization: Materialization | None = None
+    occurred_at_col: str | None = None
+    ids: list[InputId] = []
+    contract: Contract | None = None
+    validity_time: str | None = None
+
+    @model_validator(mode="after")
+    def _one_sql(self) -> SqlTemplateSpec:
+        if bool(self.single_sql) == bool(self.multi_sql):
+            raise ValueError("a sql_template needs exactly one of single_sql or multi_sql")
+        return self
+
+
+class CohortFilter(PbModel):
+    type: Literal["include", "exclude"]
+    value: str | None = None
+    sql: str | None = None
+
+
+class CohortSpec(PbModel):
+    extends: str | None = None
+    materialization: Materialization | None = None
+    filter_pipeline: list[CohortFilter] = []
+    filter_expression: str | dict[str, Any] | None = None
+    feature_views: FeatureViews | list[FeatureViewId] | None = None
+
+
+class FeatureTableSpec(PbModel):
+    entity_key: str
+    features: list[str] = []
+    materialization: Materialization | None = None
+
+
+class Window(PbModel):
+    partition_by: list[str] = []
+    order_by: list[str] = []
+    frame_clause: str | None = None
+
+
+class VarDef(PbModel):
+    name: str
+    select: str
+    from_: str | None = Field(default=None, alias="from")
+    where: str | None = None
+    default_value: Any = None
+    description: str | None = None
+    window: Window | None = None
+    column_data_type: str | None = None
+
+
+class EntityVarDef(VarDef):
+    is_feature: bool = True
+
+
+class InputVarDef(VarDef):
+    pass
+
+
+class VarEntry(PbModel):
+    entity_var: EntityVarDef | None = None
+    input_var: InputVarDef | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> VarEntry:
+        if (self.entity_var is None) == (self.input_var is None):
+            raise ValueError("each var is either an entity_var or an input_var")
+        return self
+
+
+class VarGroupDef(PbModel):
+    name: str
+    entity_key: str | None = None
+    entity_cohort: str | None = None
+    vars: list[VarEntry] = []
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> VarGroupDef:
+        if (self.entity_key is None) == (self.entity_cohort is None):
+            raise ValueError("a var_group needs exactly one of entity_key or entity_cohort")
+        return self
+
+
+class MacroDef(PbModel):
+    name: str
+    inputs: list[str] = []
+    value: str
+
+
+class ModelEntry(PbModel):
+    name: str
+    model_type: str
+    model_spec: dict[str, Any] = {}
+
+
+class ModelsFile(PbModel):
+    inputs: list[InputDef] = []
+    models: list[ModelEntry] = []
+    var_groups: list[VarGroupDef] = []
+    macros: list[MacroDef] = []
+
+
+MODEL_SPECS: dict[str, type[PbModel]] = {
+    "id_stitcher": IdStitcherSpec,
+    "sql_template": SqlTemplateSpec,
+    "entity_cohort": CohortSpec,
+    "feature_table_model": FeatureTableSpec,
+}
+
+# Model types pb itself dropped or that need ML packages: refused by name, never skipped.
+REFUSED_MODEL_TYPES = {
+    "python_model": "pb removed python_model",
+    "propensity": "it needs ML training packages",
+    "attribution": "it needs ML packages",
+    "training_model": "it needs ML training packages",
+    "prediction_model": "it needs ML packages",
+    "report_model": "it renders reports outside the warehouse",
+}

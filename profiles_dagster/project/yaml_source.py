@@ -1,0 +1,114 @@
+"""YAML reading that remembers where every key came from, so errors can point at file:line:column."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from profiles_dagster.errors import ProfilesError
+
+KeyPath = tuple[str | int, ...]
+
+# pb's Go parser tolerates trailing tabs and spaces that PyYAML rejects.
+_TRAILING_BLANKS = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
+@dataclass
+class YamlDocument:
+    """Plain Python data plus a map from key paths to (line, column), both 1-based."""
+
+    path: Path
+    data: Any
+    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, key_path: KeyPath) -> tuple[int | None, int | None]:
+        """The position of key_path, or of its nearest located ancestor."""
+        for end in range(len(key_path), -1, -1):
+            found = self.positions.get(tuple(key_path[:end]))
+            if found:
+                return found
+        return None, None
+
+    def error(self, message: str, key_path: KeyPath, hint: str | None = None) -> ProfilesError:
+        line, column = self.locate(key_path)
+        return ProfilesError(
+            message,
+            file=self.path,
+            line=line,
+            column=column,
+            key=format_key_path(key_path),
+            hint=hint,
+        )
+
+
+def format_key_path(key_path: KeyPath) -> str:
+    text = ""
+    for part in key_path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def read_yaml(path: Path, text: str | None = None) -> YamlDocument:
+    """Parse one YAML file; a syntax error becomes a located ProfilesError."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfilesError(f"cannot read file: {exc.strerror}", file=path) from exc
+    text = _TRAILING_BLANKS.sub("", text)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ProfilesError(
+            f"invalid YAML: {exc.problem}",
+            file=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from exc
+    doc = YamlDocument(path=path, data=None)
+    if node is None:
+        doc.data = None
+        return doc
+    doc.data = _convert(node, (), doc.positions, path)
+    return doc
+
+
+def _convert(node: yaml.Node, key_path: KeyPath, positions: dict, path: Path) -> Any:
+    positions[key_path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if not isinstance(key, str):
+                key = str(key)
+            if key in result:
+                line = key_node.start_mark.line + 1
+                raise ProfilesError(
+                    "duplicate key",
+                    file=path,
+                    line=line,
+                    column=key_node.start_mark.column + 1,
+                    key=format_key_path((*key_path, key)),
+                )
+            child = (*key_path, key)
+            result[key] = _convert(value_node, child, positions, path)
+            positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, (*key_path, i), positions, path) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise ProfilesError("a mapping key must be a plain value")
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()

@@ -1,0 +1,432 @@
+"""One run step -> the SQL that builds its material, as sqlglot trees rendered for the engine's dialect."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlglot import exp
+
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.planner import VarTablePayload
+from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
+from profiles_dagster.plan.vars import PlannedVar
+from profiles_dagster.project.model import Cohort, FeatureView, Input, Project, SqlModel
+from profiles_dagster.project.schema import InputId
+from profiles_dagster.project.templating import TemplateContext, render
+from profiles_dagster.sql.fragments import Where, bind_vars, literal_for, parse_expression, parse_query, var_placeholder
+from profiles_dagster.sql.ids import filtered_id, qualify
+from profiles_dagster.sql.names import col, ident, source_table
+
+INPUT_ROW_ID = "input_row_id"
+# Aggregates that skip NULLs, so `agg(CASE WHEN where THEN x END)` equals `agg(x) ... WHERE where`:
+# that lets all vars of one input share one aggregate pass.
+_NULL_SKIPPING = (
+    exp.Min,
+    exp.Max,
+    exp.Sum,
+    exp.Avg,
+    exp.Count,
+    exp.ApproxDistinct,
+    exp.Stddev,
+    exp.StddevPop,
+    exp.StddevSamp,
+    exp.Variance,
+    exp.VariancePop,
+    exp.Median,
+)
+
+
+@dataclass
+class CompileContext:
+    project: Project
+    plan: RunPlan
+    dialect: str  # the engine's
+    source_dialect: str  # the dialect the project's SQL is written in
+    materials: Mapping[StepKey, exp.Table]
+    end_time: datetime
+    begin_time: datetime | None = None
+
+    def sql(self, node: exp.Expression) -> str:
+        return node.sql(dialect=self.dialect, pretty=True)
+
+    def input_table(self, name: str) -> exp.Table:
+        return source_table(self.project.inputs[name].spec.app_defaults.source, self.source_dialect)
+
+    def time_literal(self, value: datetime | None) -> exp.Expression:
+        if value is None:
+            return exp.null()
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+        return exp.cast(exp.Literal.string(text), exp.DataType.build("timestamp"))
+
+    def template_context(self, deref=None, this_name: str = "") -> TemplateContext:
+        project = self.project
+        return TemplateContext(
+            entities=tuple(project.entities),
+            resolve_var=lambda entity, name: var_placeholder(name),
+            deref=deref or (lambda path: path),
+            this_name=this_name,
+            database_type=self.dialect,
+            values={
+                "end_time_sql": self.time_literal(self.end_time).sql(self.source_dialect),
+                "begin_time_sql": self.time_literal(self.begin_time).sql(self.source_dialect),
+                "end_time": self.end_time,
+                "begin_time": self.begin_time,
+            },
+            macros={m.name: (m.inputs, m.value) for m in project.macros.values()},
+        )
+
+    def fragment(self, text: str, where: Where, **render_where) -> exp.Expression:
+        rendered = render(
+            text,
+            self.template_context(),
+            file=where.origin.file if where.origin else None,
+            line=where.origin.line if where.origin else None,
+            key=where.what,
+        )
+        return parse_expression(rendered, self.source_dialect, where)
+
+
+@dataclass
+class StepProgram:
+    """What a step runs: plain statements, or for the id stitcher the observations it stitches."""
+
+    step: Step
+    target: exp.Table
+    query: exp.Query | None = None  # CREATE TABLE target AS query
+    observations: exp.Query | None = None  # id stitcher input
+    notes: list[str] = field(default_factory=list)
+
+
+def compile_step(step: Step, ctx: CompileContext) -> StepProgram:
+    target = ctx.materials[step.key]
+    builder = _BUILDERS[step.kind]
+    result = builder(step, ctx)
+    if step.kind is StepKind.ID_STITCHER:
+        return StepProgram(step, target, observations=result)
+    return StepProgram(step, target, query=result)
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _main(ctx: CompileContext, entity: str) -> str:
+    return ctx.project.entities[entity].main_id_column
+
+
+def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[InputId, exp.Expression]]:
+    ent = ctx.project.entities[entity]
+    return [(i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, None)) for i in ids if i.entity == entity]
+
+
+def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list[InputId], entity: str) -> exp.Select:
+    """The source's rows with the main id of any of their ids (all of one row's ids share a cluster)."""
+    main = _main(ctx, entity)
+    stitcher = ctx.materials[(entity, "id_stitcher")]
+    query = exp.select(exp.column(exp.Star(), table="src"))
+    mains = []
+    for n, (id_, expr) in enumerate(_ids_of(ctx, ids, entity)):
+        alias = f"ids_{n}"
+        on = exp.and_(
+            col("other_id_type", alias).eq(exp.Literal.string(id_.type)),
+            col("other_id", alias).eq(qualify(expr, "src")),
+        )
+        query = query.join(stitcher.copy().as_(alias), on=on, join_type="left")
+        mains.append(col(main, alias))
+    main_expr = mains[0] if len(mains) == 1 else exp.func("coalesce", *mains)
+    return query.select(exp.alias_(main_expr, main)).from_(
+        source.as_("src") if isinstance(source, exp.Table) else source
+    )
+
+
+def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expression:
+    """Rows of `inputs/x` or `models/x` with the entity's main id column."""
+    kind, _, name = ref.partition("/")
+    if kind == "inputs":
+        return ctx.materials[(entity, "input_vars_mapped", name)].copy()
+    if name in ctx.project.sql_models:
+        model = ctx.project.sql_models[name]
+        return _attributed(ctx, ctx.materials[("models", name)].copy(), model.ids, entity).subquery()
+    return ctx.materials[(entity, "id_stitcher")].copy()
+
+
+# ---- steps --------------------------------------------------------------------------------------
+
+
+def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
+    inp: Input = step.payload
+    occurred = inp.occurred_at_col
+    order = [exp.Ordered(this=col(occurred))] if occurred else []
+    row_id = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=order) if order else None)
+    return exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))
+
+
+def _observations(step: Step, ctx: CompileContext) -> exp.Query:
+    entity = step.entity
+    stitcher = step.payload
+    parts: list[exp.Query] = []
+    sources = list(stitcher.edge_sources)
+    for index, ref in enumerate(sources):
+        kind, _, name = ref.partition("/")
+        ids = ctx.project.source_ids(ref, entity)
+        occurred = ctx.project.occurred_at_col(ref)
+        if kind == "inputs":
+            table: exp.Expression = ctx.materials[(entity, "input_vars", name)].copy()
+        else:
+            numbered = exp.select(exp.alias_(exp.Window(this=exp.RowNumber()), INPUT_ROW_ID), exp.Star()).from_(
+                ctx.materials[("models", name)].copy()
+            )
+            table = numbered.subquery()
+        row_key = exp.Add(
+            this=exp.Mul(this=col(INPUT_ROW_ID), expression=exp.Literal.number(len(sources))),
+            expression=exp.Literal.number(index),
+        )
+        occurred_expr = (
+            exp.cast(col(occurred), exp.DataType.build("timestamp"))
+            if occurred
+            else exp.cast(exp.null(), exp.DataType.build("timestamp"))
+        )
+        for id_, expr in _ids_of(ctx, ids, entity):
+            inner = exp.select(
+                exp.alias_(row_key.copy(), "row_key"),
+                exp.alias_(exp.Literal.string(id_.type), "other_id_type"),
+                exp.alias_(expr, "other_id"),
+                exp.alias_(occurred_expr.copy(), "occurred_at"),
+            ).from_(table.copy())
+            parts.append(
+                exp.select("*").from_(inner.subquery("obs")).where(exp.column("other_id").is_(exp.null()).not_())
+            )
+    if not parts:
+        raise ProfilesError(f"id stitcher of '{entity}' has no edge sources with ids")
+    union = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    return union
+
+
+def _all(step: Step, ctx: CompileContext) -> exp.Query:
+    main = _main(ctx, step.entity)
+    return exp.select(col(main)).distinct().from_(ctx.materials[(step.entity, "id_stitcher")].copy())
+
+
+def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
+    entity = step.entity
+    name = step.key[-1]
+    inp = ctx.project.inputs[name]
+    query: exp.Query = _attributed(ctx, ctx.materials[(entity, "input_vars", name)].copy(), inp.ids, entity)
+    planned: tuple[PlannedVar, ...] = step.payload
+    for n, pv in enumerate(planned):
+        spec = pv.var.spec
+        where = Where(pv.var.origin, pv.var.name)
+        value = ctx.fragment(spec.select, where)
+        value = bind_vars(value, lambda ref: col(ref))
+        cond = ctx.fragment(spec.where, where) if spec.where else None
+        if spec.window:
+            partition = [ctx.fragment(p, where) for p in spec.window.partition_by]
+            if cond is not None:
+                partition.insert(0, exp.paren(cond.copy()))
+            value = _windowed(value, partition, spec.window, ctx, where)
+        if cond is not None:
+            value = exp.Case(ifs=[exp.If(this=cond, true=value)])
+        if spec.default_value is not None:
+            value = exp.func("coalesce", value, literal_for(spec.default_value))
+        query = exp.select(exp.Star(), exp.alias_(value, spec.name)).from_(query.subquery(f"iv_{n}"))
+    return query
+
+
+def _windowed(
+    value: exp.Expression, partition: list[exp.Expression], window, ctx: CompileContext, where: Where
+) -> exp.Expression:
+    """Attach pb's `window:` (partition_by, order_by, frame_clause) to a var's select."""
+    order = ", ".join(window.order_by)
+    text = "f() OVER (" + (f"ORDER BY {order} " if order else "") + (window.frame_clause or "") + ")"
+    shell = parse_expression(text, ctx.source_dialect, where)
+    if not isinstance(shell, exp.Window):
+        raise where.error("window order_by/frame_clause do not form a window clause")
+    shell.set("this", value)
+    shell.set("partition_by", partition or None)
+    return shell
+
+
+def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
+    payload: VarTablePayload = step.payload
+    entity = payload.entity
+    main = _main(ctx, entity)
+    base_key = (entity, "cohort", payload.cohort) if payload.cohort else (entity, "all")
+    query = exp.select(col(main, "base")).from_(ctx.materials[base_key].copy().as_("base"))
+    if payload.cohort:
+        for name in payload.inherited:
+            query = query.select(col(name, "ev"))
+        query = query.join(
+            ctx.materials[(entity, "entity_vars")].copy().as_("ev"),
+            on=col(main, "base").eq(col(main, "ev")),
+            join_type="left",
+        )
+    sourced = [pv for pv in payload.vars if pv.var.spec.from_]
+    derived = [pv for pv in payload.vars if not pv.var.spec.from_]
+    for n, (columns, sub) in enumerate(_aggregations(ctx, entity, sourced)):
+        alias = f"agg_{n}"
+        query = query.join(sub.subquery(alias), on=col(main, "base").eq(col(main, alias)), join_type="left")
+        for pv in columns:
+            value = col(pv.var.name, alias)
+            if pv.var.spec.default_value is not None:
+                value = exp.func("coalesce", value, literal_for(pv.var.spec.default_value))
+            query = query.select(exp.alias_(value, pv.var.name))
+    for n, pv in enumerate(derived):
+        where = Where(pv.var.origin, pv.var.name)
+        value = bind_vars(ctx.fragment(pv.var.spec.select, where), lambda ref: col(ref))
+        if pv.var.spec.default_value is not None:
+            value = exp.func("coalesce", value, literal_for(pv.var.spec.default_value))
+        query = exp.select(exp.Star(), exp.alias_(value, pv.var.name)).from_(query.subquery(f"layer_{n}"))
+    final = [col(main), *(col(n) for n in payload.inherited), *(col(n) for n in payload.declared)]
+    return exp.select(*final).from_(query.subquery("vars"))
+
+
+def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar]):
+    """Group vars by source: one aggregate pass per input for plain aggregates, one per window var."""
+    main = _main(ctx, entity)
+    shared: dict[str, list[tuple[PlannedVar, exp.Expression]]] = {}
+    for pv in sourced:
+        spec = pv.var.spec
+        where = Where(pv.var.origin, pv.var.name)
+        if pv.refs:
+            raise where.error(
+                "a var with `from` cannot refer to other vars yet; move the reference into a derived var without `from`"
+            )
+        value = ctx.fragment(spec.select, where)
+        cond = ctx.fragment(spec.where, where) if spec.where else None
+        source = _source_rows(ctx, entity, spec.from_)
+        not_null = col(main).is_(exp.null()).not_()
+        if spec.window:
+            partition = [col(main), *(ctx.fragment(p, where) for p in spec.window.partition_by)]
+            inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
+            inner = inner.from_(source).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
+            sub = (
+                exp.select(col(main), exp.alias_(exp.Max(this=col("v")), spec.name))
+                .from_(inner.subquery("w"))
+                .group_by(col(main))
+            )
+            yield [pv], sub
+            continue
+        rewritten = _filter_aggregates(value, cond) if cond is not None else value
+        if rewritten is None:  # an aggregate that does not skip NULLs: its own pass with WHERE
+            sub = (
+                exp.select(col(main), exp.alias_(value, spec.name))
+                .from_(source)
+                .where(exp.and_(not_null, exp.paren(cond)))
+                .group_by(col(main))
+            )
+            yield [pv], sub
+            continue
+        shared.setdefault(spec.from_, []).append((pv, rewritten))
+    for ref, items in shared.items():
+        source = _source_rows(ctx, entity, ref)
+        sub = exp.select(col(main), *(exp.alias_(v, pv.var.name) for pv, v in items)).from_(source)
+        sub = sub.where(col(main).is_(exp.null()).not_()).group_by(col(main))
+        yield [pv for pv, _ in items], sub
+
+
+def _filter_aggregates(value: exp.Expression, cond: exp.Expression) -> exp.Expression | None:
+    aggs = [node for node in value.find_all(exp.AggFunc)]
+    if not aggs or any(not isinstance(a, _NULL_SKIPPING) for a in aggs) or value.find(exp.Window):
+        return None
+
+    def when(arg: exp.Expression) -> exp.Expression:
+        return exp.Case(ifs=[exp.If(this=exp.paren(cond.copy()), true=arg)])
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, _NULL_SKIPPING):
+            node = node.copy()
+            arg = node.this
+            if isinstance(arg, exp.Star):
+                node.set("this", when(exp.Literal.number(1)))
+            elif isinstance(arg, exp.Distinct):
+                arg.set("expressions", [when(e) for e in arg.expressions])
+            elif arg is not None:
+                node.set("this", when(arg))
+        return node
+
+    return value.copy().transform(fix)
+
+
+def _features(step: Step, ctx: CompileContext) -> exp.Query:
+    main = _main(ctx, step.entity)
+    return exp.select(col(main), *(col(f) for f in step.payload)).from_(
+        ctx.materials[(step.entity, "entity_vars")].copy()
+    )
+
+
+def _cohort(step: Step, ctx: CompileContext) -> exp.Query:
+    cohort: Cohort = step.payload
+    main = _main(ctx, cohort.entity)
+    parent = (cohort.entity, "all") if cohort.extends is None else (cohort.entity, "cohort", cohort.extends)
+    query = (
+        exp.select(col(main, "p"))
+        .from_(ctx.materials[parent].copy().as_("p"))
+        .join(ctx.materials[(cohort.entity, "entity_vars")].copy().as_("v"), on=col(main, "p").eq(col(main, "v")))
+    )
+    conditions = []
+    for n, flt in enumerate(cohort.spec.filter_pipeline):
+        text = flt.value if flt.value is not None else flt.sql
+        where = Where(cohort.origin, f"{cohort.name}.filter_pipeline[{n}]")
+        if not text:
+            raise where.error("a filter needs `value` or `sql`")
+        cond = exp.paren(bind_vars(ctx.fragment(text, where), lambda ref: col(ref, "v")))
+        conditions.append(cond if flt.type == "include" else exp.not_(cond))
+    return query.where(exp.and_(*conditions)) if conditions else query
+
+
+def _view(step: Step, ctx: CompileContext) -> exp.Query:
+    view, columns = step.payload
+    view: FeatureView
+    entity = view.entity
+    main = _main(ctx, entity)
+    source_key = (entity, "cohort", view.cohort, "vars") if view.cohort else (entity, "features")
+    source = ctx.materials[source_key].copy().as_("f")
+    if view.id_type is None:
+        return exp.select(col(main, "f"), *(col(c, "f") for c in columns)).from_(source)
+    stitcher = ctx.materials[(entity, "id_stitcher")].copy().as_("s")
+    return (
+        exp.select(exp.alias_(col("other_id", "s"), view.id_type), *(col(c, "f") for c in columns))
+        .from_(stitcher)
+        .join(source, on=col(main, "s").eq(col(main, "f")))
+        .where(col("other_id_type", "s").eq(exp.Literal.string(view.id_type)))
+    )
+
+
+def _sql_model(step: Step, ctx: CompileContext) -> exp.Query:
+    model: SqlModel = step.payload
+    where = Where(model.origin, f"{model.name}.single_sql")
+    if model.spec.multi_sql:
+        raise where.error("multi_sql is not supported yet; use single_sql")
+
+    def deref(path: str) -> str:
+        kind, _, name = path.partition("/")
+        table = ctx.input_table(name) if kind == "inputs" else ctx.materials[("models", name)]
+        return table.sql(ctx.source_dialect)
+
+    rendered = render(
+        model.spec.single_sql,
+        ctx.template_context(deref=deref, this_name=model.name),
+        file=model.origin.file,
+        line=model.origin.line,
+        key=where.what,
+    )
+    return parse_query(rendered, ctx.source_dialect, where)
+
+
+_BUILDERS = {
+    StepKind.INPUT_VARS: _input_vars,
+    StepKind.ID_STITCHER: _observations,
+    StepKind.ALL: _all,
+    StepKind.INPUT_VARS_MAPPED: _mapped,
+    StepKind.ENTITY_VARS: _var_table,
+    StepKind.COHORT_VARS: _var_table,
+    StepKind.FEATURES: _features,
+    StepKind.COHORT: _cohort,
+    StepKind.VIEW: _view,
+    StepKind.SQL_MODEL: _sql_model,
+}
+
+__all__ = ["CompileContext", "StepProgram", "compile_step", "ident"]

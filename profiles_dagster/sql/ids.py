@@ -1,0 +1,45 @@
+"""An input's declared id after pb's id_type filters: NULL when filtered out, else the text value."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.project.model import Origin
+from profiles_dagster.project.schema import IdType, InputId
+from profiles_dagster.sql.fragments import Where, parse_expression
+
+
+def filtered_id(id_: InputId, id_type: IdType, dialect: str, origin: Origin | None) -> exp.Expression:
+    """CASE WHEN <dropped> THEN NULL ELSE CAST(<select> AS VARCHAR) END, filters applied after select.
+
+    '' is always dropped; include regexes are anchored; a value must pass every include filter and
+    match no exclude filter.
+    """
+    where = Where(origin, f"ids.{id_.type}.select")
+    value = exp.cast(parse_expression(id_.select, dialect, where), exp.DataType.build("varchar"))
+    dropped: list[exp.Expression] = [exp.Is(this=value.copy(), expression=exp.null()), value.copy().eq("")]
+    for flt in id_type.filters:
+        if flt.value is not None:
+            match: exp.Expression = value.copy().eq(exp.Literal.string(str(flt.value)))
+        elif flt.regex is not None:
+            match = exp.RegexpLike(this=value.copy(), expression=exp.Literal.string(f"^(?:{flt.regex})$"))
+        else:
+            raise ProfilesError(
+                f"id_type '{id_type.name}': sql filters are not supported yet",
+                file=origin.file if origin else None,
+                line=origin.line if origin else None,
+            )
+        dropped.append(exp.not_(exp.paren(match)) if flt.type == "include" else exp.paren(match))
+    return exp.Case(ifs=[exp.If(this=exp.or_(*dropped), true=exp.null())], default=value)
+
+
+def qualify(tree: exp.Expression, alias: str) -> exp.Expression:
+    """Point unqualified column references at one table alias (joins would make them ambiguous)."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table:
+            return exp.column(node.this.copy(), table=exp.to_identifier(alias))
+        return node
+
+    return tree.copy().transform(fix)

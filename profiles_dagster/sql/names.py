@@ -1,0 +1,33 @@
+"""Names of the tables and views a run writes, as pb names them."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+MATERIAL_PREFIX = "Material_"
+
+
+def material_name(model_name: str, content_hash: str, seq_no: int) -> str:
+    return f"{MATERIAL_PREFIX}{model_name}_{content_hash}_{seq_no}"
+
+
+def table(name: str, schema: str | None = None, catalog: str | None = None) -> exp.Table:
+    """A fully quoted table reference: names from YAML are never trusted to be safe identifiers."""
+    return exp.Table(
+        this=exp.to_identifier(name, quoted=True),
+        db=exp.to_identifier(schema, quoted=True) if schema else None,
+        catalog=exp.to_identifier(catalog, quoted=True) if catalog else None,
+    )
+
+
+def source_table(reference: str, dialect: str) -> exp.Table:
+    """An input's `table: schema.name` as pb users write it (quoting kept as written)."""
+    return exp.to_table(reference, dialect=dialect)
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name)
+
+
+def col(name: str, table_alias: str | None = None) -> exp.Column:
+    return exp.column(ident(name), table=exp.to_identifier(table_alias) if table_alias else None)
