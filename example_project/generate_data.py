@@ -423,6 +423,14 @@ class Generator:
             self.order(p, r.choice(("0", None)), email, self.amount(False), "completed")
         self.order(p, "0", "NoReply@Example.com ", self.amount(True), "completed")
 
+    def near_junk_rows(self, people: list[Person]) -> None:
+        """Ids that only anchored filters judge right: a device id that merely contains a junk word
+        (kept), and an email-like text with an address inside it (dropped)."""
+        for n, p in enumerate(people):
+            self.identify(p, f"undefined-legacy-{n}", p.user_ids[0], None)
+            self.track(p, f"nullsafe-{n}", p.user_ids[0], 1)
+            self.identify(p, p.devices[0], p.user_ids[0], f"reply to {p.emails[0]}")
+
     # ----------------------------------------------------------------- driver
     def build(self) -> None:
         r = self.rng
@@ -441,6 +449,7 @@ class Generator:
         for _ in range(12):
             self.share_device([pool.pop() for _ in range(r.choice((2, 2, 3)))])
         self.junk_rows()
+        self.near_junk_rows(registered[:3])
 
     def write(self, out_dir: Path) -> dict[str, tuple[int, int]]:
         """Write the CSVs sorted by time; returns {name: (rows, bytes)}."""

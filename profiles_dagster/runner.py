@@ -126,19 +126,22 @@ class ProfilesRun:
         materials = {
             s.key: table(material_name(s.model_name, s.content_hash, self.seq_no), self.schema) for s in self.steps
         }
-        for key in sorted(self.plan.upstream(selected) - selected):
-            step = self.plan[key]
+        missing = []
+        for step in self.plan.ordered(self.plan.upstream(selected) - selected):
             rows = self.session.query(
                 self.session.render(
                     registry.latest_material(self.schema, self.project.name, step.path, step.content_hash)
                 )
             )
-            if not rows:
-                raise ProfilesError(
-                    f"step '{step.path}' is needed by the selection but has never been materialized with its "
-                    "current definition; include it in the selection (or materialize it first)"
-                )
-            materials[key] = table(rows[0][0], self.schema)
+            if rows:
+                materials[step.key] = table(rows[0][0], self.schema)
+            else:
+                missing.append(step.path)
+        if missing:
+            raise ProfilesError(
+                f"the selection reads {', '.join(missing)}, never materialized with their current definition; "
+                "include them in the selection (or materialize them first)"
+            )
         return materials
 
     def _check_inputs(self) -> None:

@@ -27,9 +27,15 @@ class Origin:
     file: Path
     line: int | None
     key: str
+    # lines of the keys below `key`, by relative path ("from", "model_spec.extends")
+    lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else str(self.file)
+
+    def at(self, sub: str) -> Origin:
+        """The origin of a key inside this one; its line falls back to this origin's line."""
+        return Origin(self.file, self.lines.get(sub, self.line), f"{self.key}.{sub}" if self.key else sub)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class YamlDocument:
             file=self.path,
             line=line,
             column=column,
-            key=format_key_path(key_path),
+            key=format_key_path(key_path) or None,
             hint=hint,
         )
 
@@ -60,8 +60,13 @@ def read_yaml(path: Path, text: str | None = None) -> YamlDocument:
         except OSError as exc:
             raise ProfilesError(f"cannot read file: {exc.strerror}", file=path) from exc
     text = _TRAILING_BLANKS.sub("", text)
+    doc = YamlDocument(path=path, data=None)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            doc.positions[()] = (1, 1)  # an empty file: errors about it point at its first line
+            return doc
+        doc.data = _convert(node, (), doc.positions, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ProfilesError(
@@ -70,11 +75,6 @@ def read_yaml(path: Path, text: str | None = None) -> YamlDocument:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from exc
-    doc = YamlDocument(path=path, data=None)
-    if node is None:
-        doc.data = None
-        return doc
-    doc.data = _convert(node, (), doc.positions, path)
     return doc
 
 
@@ -83,21 +83,25 @@ def _convert(node: yaml.Node, key_path: KeyPath, positions: dict, path: Path) ->
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                where = format_key_path(key_path) or None
+                raise ProfilesError("a mapping key must be a plain value", file=path, line=line, column=column, key=where)
             key = _scalar(key_node)
             if not isinstance(key, str):
                 key = str(key)
             if key in result:
-                line = key_node.start_mark.line + 1
+                first = positions[(*key_path, key)][0]
                 raise ProfilesError(
-                    "duplicate key",
+                    f"duplicate key '{key}' (first on line {first})",
                     file=path,
                     line=line,
-                    column=key_node.start_mark.column + 1,
+                    column=column,
                     key=format_key_path((*key_path, key)),
                 )
             child = (*key_path, key)
             result[key] = _convert(value_node, child, positions, path)
-            positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            positions[child] = (line, column)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*key_path, i), positions, path) for i, item in enumerate(node.value)]
@@ -105,8 +109,7 @@ def _convert(node: yaml.Node, key_path: KeyPath, positions: dict, path: Path) ->
 
 
 def _scalar(node: yaml.Node) -> Any:
-    if not isinstance(node, yaml.ScalarNode):
-        raise ProfilesError("a mapping key must be a plain value")
+    """The Python value of a scalar; an unknown tag raises yaml's ConstructorError (a MarkedYAMLError)."""
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)

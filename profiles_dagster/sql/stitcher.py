@@ -23,6 +23,7 @@ to the first, giving each original node its component root.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -198,10 +199,8 @@ class _Scratch:
     def drop_all(self) -> None:
         """Best effort: a failing drop must not hide the original error."""
         for suffix in list(reversed(self.live)):
-            try:
+            with contextlib.suppress(Exception):
                 self.drop(suffix)
-            except Exception:
-                pass
 
 
 def _count(table: exp.Table, where: exp.Expression | None = None) -> exp.Query:
