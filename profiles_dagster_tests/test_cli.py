@@ -44,7 +44,11 @@ def test_run_from_another_directory_prints_each_step(tmp_path: Path, example_db)
     command = [str(cli)] if cli.exists() else [sys.executable, "-m", "profiles_dagster.cli"]
     proc = subprocess.run(
         [*command, "run", "-p", str(EXAMPLE), "--site-config", str(site), "--end_time", END_TIME],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stdout.splitlines() if " rows " in line]

@@ -19,8 +19,14 @@ from profiles_dagster_tests.conftest import END_TIME, EXAMPLE, REPO, write_site_
 
 RUN_CONFIG = {"ops": {"profiles_example_project": {"config": {"end_time": END_TIME}}}}
 STABLE_VIEWS = {
-    "user_id_stitcher", "user_all", "user_high_value", "user_feature_view", "user_features_by_email",
-    "high_value_feature_view", "high_value_by_email", "user_daily_orders",
+    "user_id_stitcher",
+    "user_all",
+    "user_high_value",
+    "user_feature_view",
+    "user_features_by_email",
+    "high_value_feature_view",
+    "high_value_by_email",
+    "user_daily_orders",
 }
 
 
@@ -32,9 +38,13 @@ def _defs(database: Path, **kwargs) -> dg.Definitions:
 def _views(database: Path) -> dict[str, int]:
     con = duckdb.connect(str(database), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'profiles' "
-            "and table_type = 'VIEW'").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'profiles' "
+                "and table_type = 'VIEW'"
+            ).fetchall()
+        ]
         return {n: con.execute(f'select count(*) from profiles."{n}"').fetchone()[0] for n in names}
     finally:
         con.close()
@@ -44,9 +54,19 @@ def test_specs_keys_groups_and_kinds(tmp_path: Path) -> None:
     defs = _defs(tmp_path / "w.duckdb")
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw/identifies", "user/id_stitcher", "user/all", "user/entity_vars", "user/features",
-            "user/input_vars/orders", "user/input_vars_mapped/orders", "user/cohort/high_value",
-            "user/cohort/high_value/vars", "user/views/user_feature_view", "models/user_daily_orders"} <= keys
+    assert {
+        "raw/identifies",
+        "user/id_stitcher",
+        "user/all",
+        "user/entity_vars",
+        "user/features",
+        "user/input_vars/orders",
+        "user/input_vars_mapped/orders",
+        "user/cohort/high_value",
+        "user/cohort/high_value/vars",
+        "user/views/user_feature_view",
+        "models/user_daily_orders",
+    } <= keys
     spec = graph.get(dg.AssetKey(["user", "id_stitcher"]))
     assert spec.group_name == "user"
     assert {"profiles", "duckdb"} <= set(spec.kinds)
@@ -92,7 +112,9 @@ def test_materialize_all_then_a_subset(tmp_path: Path) -> None:
     )
     assert subset.success
     assert {e.asset_key.to_user_string() for e in subset.get_asset_materialization_events()} == {
-        "user/features", "user/views/user_feature_view"}
+        "user/features",
+        "user/views/user_feature_view",
+    }
     con = duckdb.connect(str(database), read_only=True)
     assert con.execute("select * from profiles.user_all").fetchall() == before
     sql = con.execute("select sql from duckdb_views() where view_name = 'user_feature_view'").fetchone()[0]
@@ -106,15 +128,18 @@ def test_subset_without_upstream_names_the_missing_step(tmp_path: Path) -> None:
     defs = _defs(database)
     job = defs.resolve_implicit_global_asset_job_def()
     assert job.execute_in_process(asset_selection=[dg.AssetKey(["raw", n]) for n in RAW_TABLES]).success
-    with pytest.raises(ProfilesError, match="the selection reads .*user/entity_vars, never materialized"):
+    with pytest.raises(ProfilesError, match=r"the selection reads .*user/entity_vars, never materialized"):
         job.execute_in_process(run_config=RUN_CONFIG, asset_selection=[dg.AssetKey(["user", "features"])])
     assert _views(database) == {}
 
 
 def _cli_env(tmp_path: Path) -> dict[str, str]:
     database = tmp_path / "cli.duckdb"
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-           "PROFILES_SITE_CONFIG": str(write_site_config(tmp_path, database))}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "PROFILES_SITE_CONFIG": str(write_site_config(tmp_path, database)),
+    }
     (tmp_path / "dagster_home").mkdir()
     return env
 
@@ -124,7 +149,11 @@ def test_dagster_cli_materializes_everything(tmp_path: Path) -> None:
     dagster = Path(sys.executable).parent / "dagster"
     proc = subprocess.run(
         [str(dagster), "asset", "materialize", "-m", "example_project.definitions", "--select", "*"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     views = _views(tmp_path / "cli.duckdb")
@@ -135,7 +164,11 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
     dagster = Path(sys.executable).parent / "dagster"
     proc = subprocess.run(
         [str(dagster), "definitions", "validate", "-m", "example_project.definitions"],
-        cwd=REPO, env=_cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=_cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 

@@ -105,6 +105,7 @@ def test_cohort_members_and_view(example_run: Path, truth: Truth) -> None:
     assert_frames_equal(actual, truth.high_value_feature_view, "user_main_id")
     by_email = _read(example_run, "select * from profiles.high_value_by_email")
     assert list(by_email.columns)[:2] == ["email", "hv_max_order_amount"]
-    expected_emails = set(truth.id_graph[truth.id_graph.user_main_id.isin(truth.high_value)].query(
-        "other_id_type == 'email'").other_id)
+    expected_emails = set(
+        truth.id_graph[truth.id_graph.user_main_id.isin(truth.high_value)].query("other_id_type == 'email'").other_id
+    )
     assert set(by_email.email) == expected_emails

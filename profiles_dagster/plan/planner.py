@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import PlannedVar, order_vars, var_context
-from profiles_dagster.project.model import Cohort, FeatureView, Project, SqlModel, Var
+from profiles_dagster.project.model import Cohort, FeatureView, Origin, Project, SqlModel, Var
 from profiles_dagster.project.templating import find_references
 
 PLAN_VERSION = "1"  # bump when generated SQL changes meaning, so materials are not reused across it
@@ -94,6 +95,15 @@ class _Builder:
             for path in _derefs(self.project, model):
                 kind, _, name = path.partition("/")
                 if kind == "inputs":
+                    if name not in self.project.inputs:
+                        at = _sql_origin(model)
+                        raise ProfilesError(
+                            f"DeRef('{path}'): no input named '{name}'",
+                            file=at.file,
+                            line=at.line,
+                            key=at.key,
+                            hint=did_you_mean(name, self.project.inputs),
+                        )
                     external.append(name)
                 elif name in self.project.sql_models:
                     deps.append(self.sql_model_keys[name])
@@ -182,11 +192,12 @@ class _Builder:
             )
         for var in project.vars:
             if var.entity == name and var.kind == "input_var" and not var.spec.from_.startswith("inputs/"):
+                at = var.origin.at("from")
                 raise ProfilesError(
                     "input_vars on models are not supported yet; use an input",
-                    file=var.origin.file,
-                    line=var.origin.line,
-                    key=var.origin.key,
+                    file=at.file,
+                    line=at.line,
+                    key=at.key,
                 )
         entity_vars = project.entity_vars(name)
         var_key = self.var_table(
@@ -203,10 +214,11 @@ class _Builder:
             description=f"Feature table of {name}: its is_feature vars",
             payload=features,
         )
-        for view in project.feature_views(name):
+        cohort_views = [self.cohort(c, all_key, var_key, stitch_key) for c in _cohorts_in_order(project, name)]
+        for view in project.feature_views(name):  # step 12 comes after the cohorts (10, 11)
             self.view(view, feat_key, stitch_key, sorted(features), [])
-        for cohort in _cohorts_in_order(project, name):
-            self.cohort(cohort, all_key, var_key, stitch_key, features)
+        for add_views in cohort_views:
+            add_views(sorted(features))
 
     def var_table(
         self,
@@ -240,8 +252,9 @@ class _Builder:
         )
 
     def cohort(
-        self, cohort: Cohort, all_key: StepKey, var_key: StepKey, stitch_key: StepKey, features: list[str]
-    ) -> None:
+        self, cohort: Cohort, all_key: StepKey, var_key: StepKey, stitch_key: StepKey
+    ) -> Callable[[list[str]], None]:
+        """Add the cohort and its var table; return what adds its feature views (step 12, added later)."""
         name = cohort.entity
         parent = all_key if cohort.extends is None else (name, "cohort", cohort.extends)
         key = self.add(
@@ -267,8 +280,12 @@ class _Builder:
             [var_key, stitch_key],
         )
         own_features = [pv.var.name for pv in self.steps[cvars].payload.vars if pv.var.is_feature]
-        for view in self.project.cohort_feature_views(cohort.name):
-            self.view(view, cvars, stitch_key, own_features, sorted(features))
+
+        def add_views(entity_features: list[str]) -> None:
+            for view in self.project.cohort_feature_views(cohort.name):
+                self.view(view, cvars, stitch_key, own_features, entity_features)
+
+        return add_views
 
     def view(self, view: FeatureView, source: StepKey, stitch_key: StepKey, first: list[str], rest: list[str]) -> None:
         columns = [*first, *(c for c in rest if c not in first)]
@@ -287,10 +304,14 @@ class _Builder:
         )
 
 
+def _sql_origin(model: SqlModel) -> Origin:
+    return model.origin.at("model_spec.single_sql" if model.spec.single_sql else "model_spec.multi_sql")
+
+
 def _derefs(project: Project, model: SqlModel) -> list[str]:
     text = model.spec.single_sql or model.spec.multi_sql or ""
-    ctx = var_context(project)
-    found = find_references(text, ctx, file=model.origin.file, line=model.origin.line, key=f"{model.name}.sql")
+    at = _sql_origin(model)
+    found = find_references(text, var_context(project), file=at.file, line=at.line, key=at.key)
     return sorted(found.paths)
 
 

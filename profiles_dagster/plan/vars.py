@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.project.model import Project, Var
 from profiles_dagster.project.templating import TemplateContext, find_references
 
@@ -24,22 +24,38 @@ def var_context(project: Project) -> TemplateContext:
     )
 
 
-def var_references(project: Project, var: Var) -> tuple[str, ...]:
+def _references_by_key(project: Project, var: Var) -> dict[str, set[tuple[str, str]]]:
+    """The (entity, var) references of the var's select and where, each located at its own key."""
     ctx = var_context(project)
-    names: set[str] = set()
+    found: dict[str, set[tuple[str, str]]] = {}
     for key in ("select", "where"):
         text = getattr(var.spec, key)
         if text:
-            found = find_references(text, ctx, file=var.origin.file, line=var.origin.line, key=f"{var.name}.{key}")
-            for entity, name in found.vars:
-                if entity != var.entity:
-                    raise ProfilesError(
-                        f"var '{var.name}' refers to '{entity}.{name}' of another entity",
-                        file=var.origin.file,
-                        line=var.origin.line,
-                        key=var.origin.key,
-                    )
-                names.add(name)
+            at = var.origin.at(key)
+            found[key] = find_references(text, ctx, file=at.file, line=at.line, key=at.key).vars
+    return found
+
+
+def _error_at(project: Project, var: Var, ref: str, message: str, hint: str | None = None) -> ProfilesError:
+    """An error on the select (or where) of `var` that mentions the var `ref`."""
+    keys = [k for k, refs in _references_by_key(project, var).items() if any(name == ref for _, name in refs)]
+    at = var.origin.at(keys[0] if keys else "select")
+    return ProfilesError(message, file=at.file, line=at.line, key=at.key, hint=hint)
+
+
+def var_references(project: Project, var: Var) -> tuple[str, ...]:
+    names: set[str] = set()
+    for key, refs in _references_by_key(project, var).items():
+        for entity, name in refs:
+            if entity != var.entity:
+                at = var.origin.at(key)
+                raise ProfilesError(
+                    f"var '{var.name}' refers to '{entity}.{name}' of another entity",
+                    file=at.file,
+                    line=at.line,
+                    key=at.key,
+                )
+            names.add(name)
     return tuple(sorted(names))
 
 
@@ -50,14 +66,13 @@ def order_vars(project: Project, own: list[Var], inherited: list[str] = ()) -> l
     for pv in planned.values():
         for ref in pv.refs:
             if ref not in by_name and ref not in inherited:
-                from profiles_dagster.errors import did_you_mean
-
-                raise ProfilesError(
+                known = [*by_name, *inherited]
+                raise _error_at(
+                    project,
+                    pv.var,
+                    ref,
                     f"var '{pv.var.name}' refers to undefined var '{ref}'",
-                    file=pv.var.origin.file,
-                    line=pv.var.origin.line,
-                    key=pv.var.origin.key,
-                    hint=did_you_mean(ref, [*by_name, *inherited]),
+                    hint=did_you_mean(ref, known) or f"vars here: {', '.join(known) or 'none'}",
                 )
     order: list[PlannedVar] = []
     state: dict[str, int] = {}
@@ -66,14 +81,9 @@ def order_vars(project: Project, own: list[Var], inherited: list[str] = ()) -> l
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = " -> ".join((*trail[trail.index(name) :], name))
-            var = by_name[name]
-            raise ProfilesError(
-                f"vars refer to each other in a cycle: {cycle}",
-                file=var.origin.file,
-                line=var.origin.line,
-                key=var.origin.key,
-            )
+            members = (*trail[trail.index(name) :], name)
+            cycle = " -> ".join(members)
+            raise _error_at(project, by_name[name], members[1], f"vars refer to each other in a cycle: {cycle}")
         state[name] = 1
         for ref in planned[name].refs:
             if ref in by_name:

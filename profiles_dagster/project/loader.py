@@ -67,7 +67,7 @@ def load_project(project_dir: str | Path) -> Project:
         for path in sorted(folder_path.rglob("*.y*ml")):
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_models_file(project, read_yaml(path))
-    _add_default_stitchers(project)
+    _add_default_stitchers(project, doc)
     _check_references(project)
     return project
 
@@ -133,7 +133,7 @@ def _inner_model(annotation: Any) -> Any:
 
 def _origin(doc: YamlDocument, key_path: KeyPath) -> Origin:
     line, _ = doc.locate(key_path)
-    return Origin(doc.path, line, format_key_path(key_path))
+    return Origin(doc.path, line, format_key_path(key_path), doc.lines)
 
 
 def _load_entities(project: Project, doc: YamlDocument) -> None:
@@ -156,7 +156,7 @@ def _load_entities(project: Project, doc: YamlDocument) -> None:
                 raise doc.error(
                     f"id type '{name}' is not declared under id_types",
                     ("entities", i, "id_types", j),
-                    hint=did_you_mean(name, id_types),
+                    hint=did_you_mean(name, id_types) or f"declared: {', '.join(id_types) or 'none'}",
                 )
         fvs = ent.feature_views.using_ids if ent.feature_views else []
         for j, fv in enumerate(fvs):
@@ -215,10 +215,11 @@ def _check_id(project: Project, doc: YamlDocument, id_type: str, entity: str, pa
     if entity not in project.entities:
         raise doc.error(f"unknown entity '{entity}'", (*path, "entity"), hint=did_you_mean(entity, project.entities))
     if id_type not in project.entities[entity].id_types:
+        known = project.entities[entity].id_types
         raise doc.error(
             f"id type '{id_type}' is not an id type of entity '{entity}'",
             (*path, "type"),
-            hint=did_you_mean(id_type, project.entities[entity].id_types),
+            hint=did_you_mean(id_type, known) or f"id types of {entity}: {', '.join(known)}",
         )
 
 
@@ -272,17 +273,20 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
         project.feature_tables[model.name] = FeatureTable(model.name, spec, origin)
 
 
-def _add_default_stitchers(project: Project) -> None:
+def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
     """pb stitches an entity without `id_stitcher` over all its inputs: `<entity>_default_id_stitcher`."""
-    for entity in project.entities.values():
+    for i, entity in enumerate(project.entities.values()):
         if entity.spec.id_stitcher:
             ref = entity.spec.id_stitcher.rsplit("/", 1)[-1]
             if entity.stitcher is None or entity.stitcher.name != ref:
-                raise ProfilesError(
+                found = entity.stitcher
+                raise doc.error(
                     f"entity '{entity.name}' names id_stitcher '{entity.spec.id_stitcher}' but no id_stitcher model "
                     f"with that name has entity_key '{entity.name}'",
-                    file=project.origin.file,
-                    key=f"entities.{entity.name}.id_stitcher",
+                    ("entities", i, "id_stitcher"),
+                    hint=f"did you mean 'models/{found.name}'?"
+                    if found
+                    else "add that id_stitcher model, or remove `id_stitcher` to use the default stitcher",
                 )
             if not entity.stitcher.edge_sources:
                 sources = _default_edge_sources(project, entity.name)
@@ -309,13 +313,12 @@ def _check_references(project: Project) -> None:
     """Every `from`, edge source and cohort parent points at something that exists."""
     for entity in project.entities.values():
         assert entity.stitcher is not None
-        for source in entity.stitcher.edge_sources:
-            _resolve_source(project, source, entity.stitcher.origin or project.origin, "edge_sources")
+        for k, source in enumerate(entity.stitcher.edge_sources):
+            stitcher_origin = entity.stitcher.origin or project.origin
+            origin = stitcher_origin.at(f"model_spec.edge_sources[{k}].from")
+            _resolve_source(project, source, origin, "edge_sources")
             if not project.source_ids(source, entity.name):
-                raise _at(
-                    entity.stitcher.origin or project.origin,
-                    f"edge source '{source}' has no ids of entity '{entity.name}'",
-                )
+                raise _at(origin, f"edge source '{source}' has no ids of entity '{entity.name}'")
     for cohort in list(project.cohorts.values()):
         _resolve_cohort_entity(project, cohort)
     for i, var in enumerate(project.vars):
@@ -330,11 +333,11 @@ def _check_references(project: Project) -> None:
                 var.kind, project.cohorts[var.cohort].entity, var.cohort, var.group, var.spec, var.origin
             )
         if var.spec.from_:
-            _resolve_source(project, var.spec.from_, var.origin, "from")
+            _resolve_source(project, var.spec.from_, var.origin.at("from"), "from")
             reads_id_graph = var.spec.from_ == f"models/{project.entities[var.entity].stitcher.name}"
             if not reads_id_graph and not project.source_ids(var.spec.from_, var.entity):
                 raise _at(
-                    var.origin,
+                    var.origin.at("from"),
                     f"'{var.spec.from_}' has no ids of entity '{var.entity}', so its rows cannot be attributed",
                 )
         elif var.kind == "input_var":
@@ -345,7 +348,7 @@ def _check_references(project: Project) -> None:
         if var.kind == "input_var":
             key = (var.entity, var.spec.from_, var.name)
         if key in seen:
-            raise _at(var.origin, f"var '{var.name}' is defined twice (first at {seen[key].origin})")
+            raise _at(var.origin.at("name"), f"var '{var.name}' is defined twice (first at {seen[key].origin})")
         seen[key] = var
 
 
@@ -353,13 +356,16 @@ def _resolve_cohort_entity(project: Project, cohort: Cohort, trail: tuple[str, .
     if cohort.entity:
         return cohort.entity
     if cohort.name in trail:
-        raise _at(cohort.origin, f"cohorts extend each other in a cycle: {' -> '.join((*trail, cohort.name))}")
+        raise _at(
+            cohort.origin.at("model_spec.extends"),
+            f"cohorts extend each other in a cycle: {' -> '.join((*trail, cohort.name))}",
+        )
     parent = project.cohorts.get(cohort.extends or "")
     if parent is None:
         raise _at(
-            cohort.origin,
+            cohort.origin.at("model_spec.extends"),
             f"cohort extends unknown '{cohort.spec.extends}'",
-            hint=did_you_mean(cohort.extends or "", project.cohorts),
+            hint=did_you_mean(cohort.extends or "", project.cohorts) or "extend <entity>/all or models/<cohort>",
         )
     entity = _resolve_cohort_entity(project, parent, (*trail, cohort.name))
     project.cohorts[cohort.name] = Cohort(cohort.name, entity, cohort.extends, cohort.spec, cohort.origin)
@@ -370,7 +376,8 @@ def _resolve_source(project: Project, ref: str, origin: Origin, key: str) -> Non
     kind, _, name = ref.partition("/")
     if kind == "inputs":
         if name not in project.inputs:
-            raise _at(origin, f"{key} '{ref}': no input named '{name}'", hint=did_you_mean(name, project.inputs))
+            hint = did_you_mean(name, project.inputs) or f"inputs: {', '.join(project.inputs) or 'none'}"
+            raise _at(origin, f"{key} '{ref}': no input named '{name}'", hint=hint)
         return
     if kind == "models":
         stitchers = {e.stitcher.name for e in project.entities.values() if e.stitcher}

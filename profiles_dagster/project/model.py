@@ -27,15 +27,16 @@ class Origin:
     file: Path
     line: int | None
     key: str
-    # lines of the keys below `key`, by relative path ("from", "model_spec.extends")
+    # the line of every key path in `file` ("models[0].model_spec.extends"), shared by its origins
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else str(self.file)
 
     def at(self, sub: str) -> Origin:
-        """The origin of a key inside this one; its line falls back to this origin's line."""
-        return Origin(self.file, self.lines.get(sub, self.line), f"{self.key}.{sub}" if self.key else sub)
+        """The origin of a key inside this one ("from"); its line falls back to this origin's line."""
+        key = f"{self.key}.{sub}" if self.key else sub
+        return Origin(self.file, self.lines.get(key, self.line), key, self.lines)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ class PbModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+def _found(given: list[str]) -> str:
+    """`, found table and view` for one-of checks that got several keys."""
+    return f", found {' and '.join(given)}" if given else ""
+
+
 # ---- pb_project.yaml -------------------------------------------------------------------------
 
 
@@ -29,7 +34,7 @@ class IdFilter(PbModel):
     def _one_matcher(self) -> IdFilter:
         given = [k for k in ("value", "regex", "sql") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("a filter needs exactly one of value, regex or sql")
+            raise ValueError(f"a filter needs exactly one of value, regex or sql{_found(given)}")
         return self
 
 
@@ -105,7 +110,7 @@ class InputAppDefaults(PbModel):
     def _one_source(self) -> InputAppDefaults:
         given = [k for k in ("table", "view", "s3", "csv") if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError("app_defaults needs exactly one of table, view, s3 or csv")
+            raise ValueError(f"app_defaults needs exactly one of table, view, s3 or csv{_found(given)}")
         return self
 
     @property

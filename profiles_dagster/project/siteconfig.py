@@ -79,7 +79,7 @@ def load_connection(site_config: Path, connection: str, target: str | None = Non
         raise doc.error(
             f"no connection named '{connection}' (pb_project.yaml asks for it)",
             ("connections",),
-            hint=did_you_mean(connection, connections),
+            hint=did_you_mean(connection, connections) or f"connections: {', '.join(connections) or 'none'}",
         )
     conn = connections[connection] or {}
     outputs = conn.get("outputs") or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ class YamlDocument:
     path: Path
     data: Any
     positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+
+    @cached_property
+    def lines(self) -> dict[str, int]:
+        """The line of every key path, by its printed form (`inputs[0].name`)."""
+        return {format_key_path(path): pos[0] for path, pos in self.positions.items()}
 
     def locate(self, key_path: KeyPath) -> tuple[int | None, int | None]:
         """The position of key_path, or of its nearest located ancestor."""
@@ -86,7 +92,9 @@ def _convert(node: yaml.Node, key_path: KeyPath, positions: dict, path: Path) ->
             line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 where = format_key_path(key_path) or None
-                raise ProfilesError("a mapping key must be a plain value", file=path, line=line, column=column, key=where)
+                raise ProfilesError(
+                    "a mapping key must be a plain value", file=path, line=line, column=column, key=where
+                )
             key = _scalar(key_node)
             if not isinstance(key, str):
                 key = str(key)

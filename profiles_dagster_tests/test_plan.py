@@ -1,0 +1,196 @@
+"""The run plan of the example project: DESIGN.md's step order, dependencies, view names and hashes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from profiles_dagster.plan.planner import build_plan
+from profiles_dagster.plan.steps import RunPlan, StepKind
+from profiles_dagster.project.loader import load_project
+from profiles_dagster_tests.projects import EXAMPLE_PROJECT, copy_example
+
+INPUTS = ("identifies", "tracks", "pages", "orders")
+STITCHER = ("user", "id_stitcher")
+ALL = ("user", "all")
+ENTITY_VARS = ("user", "entity_vars")
+FEATURES = ("user", "features")
+SQL_MODEL = ("models", "user_daily_orders")
+COHORT = ("user", "cohort", "high_value")
+COHORT_VARS = ("user", "cohort", "high_value", "vars")
+
+
+def view(name: str) -> tuple[str, ...]:
+    return ("user", "views", name)
+
+
+@pytest.fixture(scope="module")
+def plan() -> RunPlan:
+    return build_plan(load_project(EXAMPLE_PROJECT))
+
+
+def test_every_step_is_planned_once(plan):
+    keys = [s.key for s in plan.steps]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == {
+        SQL_MODEL,
+        *(("user", "input_vars", i) for i in INPUTS),
+        STITCHER,
+        ALL,
+        *(("user", "input_vars_mapped", i) for i in INPUTS),
+        ENTITY_VARS,
+        FEATURES,
+        COHORT,
+        COHORT_VARS,
+        *(view(v) for v in ("user_feature_view", "user_features_by_email", "high_value_feature_view")),
+        view("high_value_by_email"),
+    }
+
+
+def test_steps_are_in_topological_order(plan):
+    seen: set[tuple[str, ...]] = set()
+    for step in plan.steps:
+        assert set(step.deps) <= seen, f"{step.key} comes before its deps"
+        seen.add(step.key)
+
+
+# DESIGN.md's table: steps 3 to 12 of a run, in this order for each entity.
+DESIGN_ORDER = [
+    StepKind.INPUT_VARS,
+    StepKind.ID_STITCHER,
+    StepKind.ALL,
+    StepKind.INPUT_VARS_MAPPED,
+    StepKind.ENTITY_VARS,
+    StepKind.FEATURES,
+    StepKind.COHORT,
+    StepKind.COHORT_VARS,
+    StepKind.VIEW,
+]
+
+
+def test_user_steps_come_in_design_order(plan):
+    kinds = [s.kind for s in plan.steps if s.entity == "user"]
+    assert kinds == sorted(kinds, key=DESIGN_ORDER.index)
+    assert [k for k in DESIGN_ORDER if k in kinds] == DESIGN_ORDER
+
+
+def test_sql_model_comes_before_the_var_table_that_reads_it(plan):
+    keys = [s.key for s in plan.steps]
+    assert keys.index(SQL_MODEL) < keys.index(ENTITY_VARS)
+    assert plan[SQL_MODEL].kind == StepKind.SQL_MODEL
+    assert plan[SQL_MODEL].entity is None
+
+
+def test_input_vars_read_their_external_input(plan):
+    for name in INPUTS:
+        step = plan[("user", "input_vars", name)]
+        assert step.deps == ()
+        assert step.external_inputs == (name,)
+    assert plan[SQL_MODEL].deps == ()
+    assert plan[SQL_MODEL].external_inputs == ("orders",)
+    others = [s for s in plan.steps if s.kind not in (StepKind.INPUT_VARS, StepKind.SQL_MODEL)]
+    assert all(s.external_inputs == () for s in others)
+
+
+def test_documented_deps(plan):
+    input_vars = [("user", "input_vars", i) for i in INPUTS]
+    mapped = {("user", "input_vars_mapped", i) for i in INPUTS}
+    assert plan[STITCHER].deps == tuple(input_vars)
+    assert plan[ALL].deps == (STITCHER,)
+    for name in INPUTS:
+        assert plan[("user", "input_vars_mapped", name)].deps == (("user", "input_vars", name), STITCHER)
+    # every input has entity vars; the sql model feeds active_order_days; the stitcher keys it all
+    assert set(plan[ENTITY_VARS].deps) == {ALL, STITCHER, *mapped, SQL_MODEL}
+    assert plan[ENTITY_VARS].deps[0] == ALL
+    assert plan[FEATURES].deps == (ENTITY_VARS,)
+    assert plan[view("user_feature_view")].deps == (FEATURES,)
+    assert plan[view("user_features_by_email")].deps == (FEATURES, STITCHER)
+    assert plan[COHORT].deps == (ALL, ENTITY_VARS)
+    # the cohort's own var reads orders; the rest of a cohort var table is the documented pair
+    assert set(plan[COHORT_VARS].deps) == {COHORT, ENTITY_VARS, STITCHER, ("user", "input_vars_mapped", "orders")}
+    assert plan[COHORT_VARS].deps[:2] == (COHORT, ENTITY_VARS)
+    assert plan[view("high_value_feature_view")].deps == (COHORT_VARS,)
+    assert plan[view("high_value_by_email")].deps == (COHORT_VARS, STITCHER)
+
+
+def test_view_names(plan):
+    named = {s.key: s.view_name for s in plan.steps if s.view_name}
+    assert named == {
+        STITCHER: "user_id_stitcher",
+        ALL: "user_all",
+        COHORT: "user_high_value",
+        view("user_feature_view"): "user_feature_view",
+        view("user_features_by_email"): "user_features_by_email",
+        view("high_value_feature_view"): "high_value_feature_view",
+        view("high_value_by_email"): "high_value_by_email",
+        SQL_MODEL: "user_daily_orders",
+    }
+
+
+def test_upstream_of_features(plan):
+    upstream = plan.upstream([FEATURES])
+    assert STITCHER in upstream
+    assert {("user", "input_vars", i) for i in INPUTS} <= upstream
+    assert {ENTITY_VARS, ALL, SQL_MODEL} <= upstream
+    assert FEATURES not in upstream
+    assert not upstream & {COHORT, COHORT_VARS, view("user_feature_view")}
+
+
+def test_ordered_keeps_plan_order(plan):
+    picked = [s.key for s in plan.ordered({FEATURES, STITCHER, SQL_MODEL})]
+    assert picked == [SQL_MODEL, STITCHER, FEATURES]
+
+
+# ---- content hashes ----------------------------------------------------------------------------
+
+
+def hashes(root: Path) -> dict[tuple[str, ...], str]:
+    return {s.key: s.content_hash for s in build_plan(load_project(root)).steps}
+
+
+def test_content_hashes_are_stable_across_loads(plan, tmp_path):
+    first = {s.key: s.content_hash for s in plan.steps}
+    assert first == hashes(EXAMPLE_PROJECT)
+    assert first == hashes(copy_example(tmp_path / "copy"))  # the folder's location is not part of a hash
+    assert all(len(h) == 8 for h in first.values())
+
+
+def test_changing_one_var_changes_its_step_and_everything_downstream(plan, tmp_path):
+    root = copy_example(tmp_path / "copy")
+    profiles = root / "models" / "profiles.yaml"
+    text = profiles.read_text()
+    assert text.count("select: count(distinct anonymous_id)") == 1
+    profiles.write_text(text.replace("select: count(distinct anonymous_id)", "select: count(anonymous_id)"))
+
+    before = {s.key: s.content_hash for s in plan.steps}
+    after = hashes(root)
+    changed = {key for key in before if before[key] != after[key]}
+
+    downstream = {s.key for s in plan.steps if ENTITY_VARS in plan.upstream([s.key]) or s.key == ENTITY_VARS}
+    assert downstream == {
+        ENTITY_VARS,
+        FEATURES,
+        COHORT,
+        COHORT_VARS,
+        *(view(v) for v in ("user_feature_view", "user_features_by_email")),
+        *(view(v) for v in ("high_value_feature_view", "high_value_by_email")),
+    }
+    assert changed == downstream
+
+
+def test_changing_an_input_var_leaves_the_stitcher_alone(plan, tmp_path):
+    root = copy_example(tmp_path / "copy")
+    profiles = root / "models" / "profiles.yaml"
+    text = profiles.read_text()
+    assert text.count("select: row_number()") == 1
+    profiles.write_text(text.replace("select: row_number()", "select: rank()"))
+
+    before = {s.key: s.content_hash for s in plan.steps}
+    after = hashes(root)
+    changed = {key for key in before if before[key] != after[key]}
+    mapped_orders = ("user", "input_vars_mapped", "orders")
+    assert mapped_orders in changed
+    assert not changed & {STITCHER, ALL, SQL_MODEL, *(("user", "input_vars", i) for i in INPUTS)}
+    assert not changed & {("user", "input_vars_mapped", i) for i in INPUTS if i != "orders"}
+    assert changed == {mapped_orders} | {s.key for s in plan.steps if mapped_orders in plan.upstream([s.key])}
