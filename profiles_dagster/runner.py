@@ -54,11 +54,6 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def source_dialect(project: Project, warehouse: Warehouse) -> str:
-    """The dialect the project's SQL is written in: by default its warehouse's."""
-    return warehouse.kind
-
-
 class ProfilesRun:
     """One run of a (subset of a) plan. Use as a context manager; iterate `execute()`; then `publish()`."""
 
@@ -81,7 +76,8 @@ class ProfilesRun:
         self.steps = plan.ordered(keys)
         self.end_time = end_time or now_utc()
         self.begin_time = begin_time
-        self.source_dialect = source_dialect or session.dialect
+        # the dialect the project's SQL is written in: profiles_dagster.yaml, else the engine's own
+        self.source_dialect = source_dialect or project.settings.dialect or session.dialect
         self.seq_no = 0
         self.results: list[StepResult] = []
         self.published = False

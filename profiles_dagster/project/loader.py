@@ -6,8 +6,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.project.model import (
     Cohort,
@@ -30,6 +28,8 @@ from profiles_dagster.project.schema import (
     PbProjectFile,
     SqlTemplateSpec,
 )
+from profiles_dagster.project.settings import load_settings
+from profiles_dagster.project.validation import validate_document
 from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_key_path, read_yaml
 
 PROJECT_FILE = "pb_project.yaml"
@@ -43,7 +43,7 @@ def load_project(project_dir: str | Path) -> Project:
     if not project_path.is_file():
         raise ProfilesError(f"no {PROJECT_FILE} in {root}", file=project_path)
     doc = read_yaml(project_path)
-    pb = _validate(doc, PbProjectFile, doc.data, ())
+    pb = validate_document(doc, PbProjectFile, doc.data, ())
     if pb.schema_version != SUPPORTED_SCHEMA_VERSION:
         raise doc.error(
             f"schema_version {pb.schema_version} is not supported",
@@ -55,7 +55,7 @@ def load_project(project_dir: str | Path) -> Project:
             "packages are not supported yet; vendor the package's models into a model folder",
             ("packages",),
         )
-    project = Project(root=root, file=pb, origin=Origin(project_path, 1, ""))
+    project = Project(root=root, file=pb, origin=Origin(project_path, 1, ""), settings=load_settings(root))
     project.notes.extend(
         f"{key} is accepted and not acted on" for key in _TOLERATED_KEYS if getattr(pb, key) is not None
     )
@@ -70,65 +70,6 @@ def load_project(project_dir: str | Path) -> Project:
     _add_default_stitchers(project, doc)
     _check_references(project)
     return project
-
-
-def _validate(doc: YamlDocument, model: type[BaseModel], data: Any, base: KeyPath) -> Any:
-    if data is None:
-        raise doc.error("the file is empty", base)
-    if not isinstance(data, dict):
-        raise doc.error(f"expected a mapping, found {type(data).__name__}", base)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise _located(doc, exc, model, base) from None
-
-
-def _located(doc: YamlDocument, exc: ValidationError, model: type[BaseModel], base: KeyPath) -> ProfilesError:
-    """The first validation problem, placed at its key, with a 'did you mean' for unknown keys."""
-    err = exc.errors()[0]
-    loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and "[" in part))
-    # pydantic adds the union member's name ("FeatureViews") to the loc of union fields
-    loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in ("inputsMap",)))
-    path = (*base, *loc)
-    if err["type"] == "extra_forbidden":
-        parent = _model_at(model, loc[:-1])
-        valid = list(_field_names(parent)) if parent else []
-        unknown = str(loc[-1])
-        hint = did_you_mean(unknown, valid) or (f"valid keys: {', '.join(valid)}" if valid else None)
-        return doc.error(f"unknown key '{unknown}'", path, hint=hint)
-    if err["type"] == "missing":
-        return doc.error("required key is missing", path)
-    message = err["msg"].removeprefix("Value error, ")
-    return doc.error(message, path)
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """Walk field annotations to the model that owns the unknown key (for suggestions)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
-        if field is None:
-            return None
-        current = _inner_model(field.annotation)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def _origin(doc: YamlDocument, key_path: KeyPath) -> Origin:
@@ -172,7 +113,7 @@ def _load_entities(project: Project, doc: YamlDocument) -> None:
 def _load_models_file(project: Project, doc: YamlDocument) -> None:
     if doc.data is None:
         return  # pb ignores empty YAML files in model folders
-    parsed: ModelsFile = _validate(doc, ModelsFile, doc.data, ())
+    parsed: ModelsFile = validate_document(doc, ModelsFile, doc.data, ())
     for i, inp in enumerate(parsed.inputs):
         _unique(project.inputs, inp.name, doc, ("inputs", i, "name"), "input")
         for j, id_ in enumerate(inp.app_defaults.ids):
@@ -235,7 +176,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             (*path, "model_type"),
             hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
         )
-    spec = _validate(doc, spec_model, model.model_spec, (*path, "model_spec"))
+    spec = validate_document(doc, spec_model, model.model_spec, (*path, "model_spec"))
     origin = _origin(doc, path)
     names = {**project.sql_models, **project.cohorts, **project.feature_tables}
     names.update({e.stitcher.name: e for e in project.entities.values() if e.stitcher})

@@ -20,6 +20,7 @@ from profiles_dagster.project.schema import (
     PbProjectFile,
     SqlTemplateSpec,
 )
+from profiles_dagster.project.settings import ProfilesDagsterSettings
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class Project:
     feature_tables: dict[str, FeatureTable] = field(default_factory=dict)
     vars: list[Var] = field(default_factory=list)
     macros: dict[str, MacroDef] = field(default_factory=dict)
+    settings: ProfilesDagsterSettings = field(default_factory=ProfilesDagsterSettings)
     notes: list[str] = field(default_factory=list)  # accepted keys pb tolerates but we do not act on
 
     @property
