@@ -18,7 +18,7 @@ from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
 from profiles_dagster.sql import registry
-from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step
+from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step, csv_path
 from profiles_dagster.sql.names import material_name, table
 from profiles_dagster.sql.stitcher import run_stitcher
 from profiles_dagster.warehouse.base import Session, Warehouse
@@ -145,7 +145,11 @@ class ProfilesRun:
         needed = {name for s in self.steps for name in s.external_inputs}
         for name in sorted(needed):
             source = self.context.input_table(name)
-            if not self.session.table_exists(source):
+            if isinstance(source.this, exp.ReadCSV):
+                exists = csv_path(self.project, name).is_file()
+            else:
+                exists = self.session.table_exists(source)
+            if not exists:
                 inp = self.project.inputs[name]
                 raise ProfilesError(
                     f"input '{name}' reads table {source.sql(self.session.dialect)}, which does not exist or is not "
@@ -160,15 +164,7 @@ class ProfilesRun:
 
     def compiled_sql(self, step: Step) -> str:
         """The step's SQL as it would run (the stitcher's: the observations it stitches)."""
-        program = self.compile(step)
-        dialect = self.session.dialect
-        if program.observations is not None:
-            return (
-                f"-- id stitcher: connected components over these observations, written to "
-                f"{program.target.sql(dialect)}\n{program.observations.sql(dialect, pretty=True)};"
-            )
-        create = exp.Create(kind="TABLE", this=program.target.copy(), expression=program.query)
-        return create.sql(dialect, pretty=True) + ";"
+        return self.compile(step).sql(self.session.dialect)
 
     def execute(self) -> Iterator[StepResult]:
         for step in self.steps:
@@ -196,9 +192,9 @@ class ProfilesRun:
                     "stitcher_clusters": result.clusters,
                 }
             else:
-                create = exp.Create(kind="TABLE", this=program.target.copy(), expression=program.query)
-                sql = create.sql(session.dialect, pretty=True)
-                session.execute(sql)
+                sql = program.sql(session.dialect)
+                for statement in program.statements:
+                    session.run(statement)
         except ProfilesError:
             self._record(step, program.target, "failed", None, time.perf_counter() - start)
             raise

@@ -11,7 +11,7 @@ from typing import Any
 from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import PlannedVar, order_vars, var_context
-from profiles_dagster.project.model import Cohort, FeatureView, Origin, Project, SqlModel, Var
+from profiles_dagster.project.model import Cohort, FeatureTable, FeatureView, Origin, Project, SqlModel, Var
 from profiles_dagster.project.templating import find_references
 
 PLAN_VERSION = "1"  # bump when generated SQL changes meaning, so materials are not reused across it
@@ -24,6 +24,7 @@ class VarTablePayload:
     vars: tuple[PlannedVar, ...]  # in dependency order
     inherited: tuple[str, ...]  # entity var names a cohort var table carries along
     declared: tuple[str, ...]  # own var names in the order the YAML declares them (the column order)
+    inherit_from: StepKey | None = None  # the var table whose columns a cohort's var table carries
 
 
 def _hash(*parts: Any) -> str:
@@ -44,6 +45,7 @@ class _Builder:
         self.project = project
         self.steps: dict[StepKey, Step] = {}
         self.sql_model_keys: dict[str, StepKey] = {}
+        self.cohort_features: dict[str, list[str]] = {}  # cohort -> features it and its ancestors add
 
     def add(
         self,
@@ -164,6 +166,7 @@ class _Builder:
             view=stitcher.name,
             origin=stitcher.origin,
             description=f"Identity graph of {name}: one row per id with its {entity.main_id_column}",
+            external=project.filter_inputs(name),
             payload=stitcher,
         )
         all_key = self.add(
@@ -188,6 +191,7 @@ class _Builder:
                 [pv.var.spec for pv in planned],
                 origin=inp.origin,
                 description=f"{inp.name} rows with {entity.main_id_column} and input vars",
+                external=project.filter_inputs(name),
                 payload=tuple(planned),
             )
         for var in project.vars:
@@ -219,6 +223,14 @@ class _Builder:
             self.view(view, feat_key, stitch_key, sorted(features), [])
         for add_views in cohort_views:
             add_views(sorted(features))
+        for table in project.feature_tables.values():
+            if table.spec.entity_key == name:
+                self.feature_table(table, var_key)
+
+    def var_columns(self, key: StepKey) -> list[str]:
+        """Every var column of a var table: inherited ones first, then its own."""
+        payload: VarTablePayload = self.steps[key].payload
+        return [*payload.inherited, *payload.declared]
 
     def var_table(
         self,
@@ -229,16 +241,17 @@ class _Builder:
         own: list[Var],
         base: StepKey,
         extra_deps: list[StepKey],
+        inherit_from: StepKey | None = None,
     ) -> StepKey:
-        inherited = []
-        if cohort is not None:
-            inherited = [pv.var.name for pv in self.steps[(entity, "entity_vars")].payload.vars]
+        inherited = self.var_columns(inherit_from) if inherit_from else []
         planned = order_vars(self.project, own, inherited)
         deps = [base, *extra_deps]
         for pv in planned:
             if pv.var.spec.from_:
                 deps.append(self.source_step(entity, pv.var.spec.from_))
-        payload = VarTablePayload(entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own))
+        payload = VarTablePayload(
+            entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own), inherit_from
+        )
         what = f"cohort {cohort}" if cohort else entity
         return self.add(
             key,
@@ -248,26 +261,48 @@ class _Builder:
             deps,
             [pv.var.spec for pv in planned],
             description=f"Entity var table of {what}",
+            external=self.project.filter_inputs(entity),
             payload=payload,
         )
 
     def cohort(
         self, cohort: Cohort, all_key: StepKey, var_key: StepKey, stitch_key: StepKey
     ) -> Callable[[list[str]], None]:
-        """Add the cohort and its var table; return what adds its feature views (step 12, added later)."""
+        """Add the cohort and its var table; return what adds its feature views (step 12, added later).
+
+        A cohort filters its parent's members on the parent's vars (the entity's for `<entity>/all`),
+        and its var table carries every var of the parent's along with its own.
+        """
         name = cohort.entity
-        parent = all_key if cohort.extends is None else (name, "cohort", cohort.extends)
+        if cohort.extends is None:
+            parent, parent_vars = all_key, var_key
+        else:
+            parent, parent_vars = (name, "cohort", cohort.extends), (name, "cohort", cohort.extends, "vars")
+        known = self.var_columns(parent_vars)
+        for n, text in enumerate(_cohort_filter_texts(cohort)):
+            at = cohort.origin.at("model_spec")
+            found = find_references(text, var_context(self.project), file=at.file, line=at.line, key=at.key)
+            for entity, var in sorted(found.vars):
+                if entity != name or var not in known:
+                    raise ProfilesError(
+                        f"cohort filter {n + 1} refers to '{entity}.{var}', which is not a var of "
+                        f"{'the ' + name + ' entity' if cohort.extends is None else 'cohort ' + cohort.extends}",
+                        file=at.file,
+                        line=at.line,
+                        key=at.key,
+                        hint=did_you_mean(var, known),
+                    )
         key = self.add(
             (name, "cohort", cohort.name),
             StepKind.COHORT,
             f"{name}_{cohort.name}",
             name,
-            [parent, var_key],
+            [parent, parent_vars],
             cohort.spec,
             view=f"{name}_{cohort.name}",
             origin=cohort.origin,
             description=f"Members of cohort {cohort.name}",
-            payload=cohort,
+            payload=(cohort, parent_vars),
         )
         own = self.project.entity_vars(name, cohort.name)
         cvars = self.var_table(
@@ -277,17 +312,30 @@ class _Builder:
             cohort.name,
             own,
             key,
-            [var_key, stitch_key],
+            [parent_vars, stitch_key],
+            inherit_from=parent_vars,
         )
         own_features = [pv.var.name for pv in self.steps[cvars].payload.vars if pv.var.is_feature]
+        # a derived cohort's views carry the features its ancestors added too
+        inherited_features = list(self.cohort_features.get(cohort.extends or "", []))
+        self.cohort_features[cohort.name] = [*inherited_features, *own_features]
 
         def add_views(entity_features: list[str]) -> None:
+            rest = sorted({*entity_features, *inherited_features})
             for view in self.project.cohort_feature_views(cohort.name):
-                self.view(view, cvars, stitch_key, own_features, entity_features)
+                self.view(view, cvars, stitch_key, own_features, rest)
 
         return add_views
 
-    def view(self, view: FeatureView, source: StepKey, stitch_key: StepKey, first: list[str], rest: list[str]) -> None:
+    def view(
+        self,
+        view: FeatureView,
+        source: StepKey,
+        stitch_key: StepKey,
+        first: list[str],
+        rest: list[str],
+        origin: Origin | None = None,
+    ) -> None:
         columns = [*first, *(c for c in rest if c not in first)]
         deps = [source] + ([stitch_key] if view.id_type else [])
         entity = view.entity
@@ -299,9 +347,44 @@ class _Builder:
             deps,
             (view, columns),
             view=view.name,
+            origin=origin,
             description=f"Feature view keyed by {view.id_type or 'the main id'}",
-            payload=(view, columns),
+            payload=(view, columns, source),
         )
+
+    def feature_table(self, table: FeatureTable, var_key: StepKey) -> None:
+        """pb's feature_table_model: the main id and the listed vars, in the listed order."""
+        known = [pv.var.name for pv in self.steps[var_key].payload.vars]
+        for n, name in enumerate(table.spec.features):
+            if name not in known:
+                at = table.origin.at(f"model_spec.features[{n}]")
+                raise ProfilesError(
+                    f"feature '{name}' is not an entity var of '{table.spec.entity_key}'",
+                    file=at.file,
+                    line=at.line,
+                    key=at.key,
+                    hint=did_you_mean(name, known),
+                )
+        view = FeatureView(table.name, table.spec.entity_key, None, None)
+        self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin)
+
+
+def _cohort_filter_texts(cohort: Cohort) -> list[str]:
+    """Every SQL condition of a cohort: filter_pipeline values and filter_expression leaves."""
+    texts = [f.value if f.value is not None else (f.sql or "") for f in cohort.spec.filter_pipeline]
+
+    def leaves(node: object) -> None:
+        if isinstance(node, str):
+            texts.append(node)
+        elif isinstance(node, dict):
+            for value in node.values():
+                leaves(value)
+        elif isinstance(node, list):
+            for value in node:
+                leaves(value)
+
+    leaves(cohort.spec.filter_expression)
+    return texts
 
 
 def _sql_origin(model: SqlModel) -> Origin:
@@ -359,13 +442,15 @@ def build_plan(project: Project) -> RunPlan:
     builder.sql_models()
     for name in project.entities:
         builder.entity(name)
-    if project.feature_tables:
-        ft = next(iter(project.feature_tables.values()))
-        raise ProfilesError(
-            "feature_table_model is not supported yet; list the vars in a feature view instead",
-            file=ft.origin.file,
-            line=ft.origin.line,
-            key=ft.origin.key,
-        )
+    for table in project.feature_tables.values():
+        if table.spec.entity_key not in project.entities:
+            at = table.origin.at("model_spec.entity_key")
+            raise ProfilesError(
+                f"unknown entity '{table.spec.entity_key}'",
+                file=at.file,
+                line=at.line,
+                key=at.key,
+                hint=did_you_mean(table.spec.entity_key, project.entities),
+            )
     steps = list(builder.steps.values())  # insertion order is a topological order
     return RunPlan(project.name, steps)

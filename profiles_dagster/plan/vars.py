@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import Project, Var
 from profiles_dagster.project.templating import TemplateContext, find_references
 
@@ -19,7 +21,12 @@ def var_context(project: Project) -> TemplateContext:
     macros = {m.name: (m.inputs, m.value) for m in project.macros.values()}
     return TemplateContext(
         entities=tuple(project.entities),
-        values={"end_time_sql": "end_time_sql", "begin_time_sql": "begin_time_sql"},
+        values={
+            "end_time_sql": "end_time_sql",
+            "begin_time_sql": "begin_time_sql",
+            "end_time": GoTime(datetime(2000, 1, 1)),
+            "begin_time": GoTime(datetime(2000, 1, 1)),
+        },
         macros=macros,
     )
 

@@ -68,6 +68,7 @@ def load_project(project_dir: str | Path) -> Project:
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_models_file(project, read_yaml(path))
     _add_default_stitchers(project, doc)
+    _check_filter_sources(project, doc)
     _check_references(project)
     return project
 
@@ -204,11 +205,6 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             entity, parent = "", _cohort_ref(extends)
         else:
             raise doc.error("a cohort needs `extends` (e.g. user/all)", (*path, "model_spec"))
-        if spec.filter_expression is not None:
-            raise doc.error(
-                "filter_expression is not supported yet; use filter_pipeline",
-                (*path, "model_spec", "filter_expression"),
-            )
         project.cohorts[model.name] = Cohort(model.name, entity, parent, spec, origin)
     elif isinstance(spec, FeatureTableSpec):
         project.feature_tables[model.name] = FeatureTable(model.name, spec, origin)
@@ -248,6 +244,21 @@ def _default_edge_sources(project: Project, entity: str) -> tuple[str, ...]:
         for inp in project.inputs.values()
         if any(i.entity == entity and i.to_default_stitcher for i in inp.ids)
     )
+
+
+def _check_filter_sources(project: Project, doc: YamlDocument) -> None:
+    """An id_type `sql` filter lists ids from an input's table."""
+    for i, id_type in enumerate(project.file.id_types):
+        for j, flt in enumerate(id_type.filters):
+            if flt.sql is None:
+                continue
+            kind, _, name = flt.sql.from_.partition("/")
+            if kind != "inputs" or name not in project.inputs:
+                raise doc.error(
+                    f"sql filter reads '{flt.sql.from_}': it must name an input (inputs/<name>)",
+                    ("id_types", i, "filters", j, "sql", "from"),
+                    hint=did_you_mean(name, project.inputs),
+                )
 
 
 def _check_references(project: Project) -> None:

@@ -186,6 +186,16 @@ class Project:
             views.append(FeatureView(name or f"{cohort}_feature_view_with_{id_type}", c.entity, cohort, id_type))
         return views
 
+    def filter_inputs(self, entity: str) -> tuple[str, ...]:
+        """Inputs that id_type `sql` filters of the entity read (they gate which ids count)."""
+        names = [
+            f.sql.from_.partition("/")[2]
+            for id_type in self.entities[entity].id_types.values()
+            for f in id_type.filters
+            if f.sql is not None
+        ]
+        return tuple(dict.fromkeys(names))
+
     def source_ids(self, path: str, entity: str) -> list[InputId]:
         """The declared ids of an input or sql model for one entity."""
         kind, _, name = path.partition("/")

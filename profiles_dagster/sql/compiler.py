@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlglot import exp
 
@@ -12,14 +13,31 @@ from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.planner import VarTablePayload
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import PlannedVar
+from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import Cohort, FeatureView, Input, Project, SqlModel
 from profiles_dagster.project.schema import InputId
 from profiles_dagster.project.templating import TemplateContext, render
-from profiles_dagster.sql.fragments import Where, bind_vars, literal_for, parse_expression, parse_query, var_placeholder
+from profiles_dagster.sql.fragments import (
+    Where,
+    bind_vars,
+    literal_for,
+    parse_expression,
+    parse_query,
+    parse_statements,
+    var_placeholder,
+)
 from profiles_dagster.sql.ids import filtered_id, qualify
 from profiles_dagster.sql.names import col, ident, source_table
 
 INPUT_ROW_ID = "input_row_id"
+
+
+def csv_path(project: Project, name: str) -> Path:
+    """A `csv:` input's file; relative paths are relative to the project folder."""
+    path = Path(project.inputs[name].spec.app_defaults.csv or "").expanduser()
+    return path if path.is_absolute() else (project.root / path).resolve()
+
+
 # Aggregates that skip NULLs, so `agg(CASE WHEN where THEN x END)` equals `agg(x) ... WHERE where`:
 # that lets all vars of one input share one aggregate pass.
 _NULL_SKIPPING = (
@@ -52,7 +70,26 @@ class CompileContext:
         return node.sql(dialect=self.dialect, pretty=True)
 
     def input_table(self, name: str) -> exp.Table:
-        return source_table(self.project.inputs[name].spec.app_defaults.source, self.source_dialect)
+        """The input's table or view; a local `csv:` file is read in place where the engine can."""
+        inp = self.project.inputs[name]
+        csv = inp.spec.app_defaults.csv
+        if csv is None:
+            return source_table(inp.spec.app_defaults.source, self.source_dialect)
+        if self.dialect != "duckdb":
+            at = inp.origin.at("app_defaults.csv")
+            raise ProfilesError(
+                f"input '{name}' reads a local CSV file, which the {self.dialect} warehouse cannot read; "
+                "load it into a table and use `table:`",
+                file=at.file,
+                line=at.line,
+                key=at.key,
+            )
+        path = csv_path(self.project, name)
+        return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(str(path)), expressions=[]))
+
+    def filter_source(self, ref: str) -> exp.Table:
+        """The table an id_type `sql` filter reads: an input (sql models are not allowed there)."""
+        return self.input_table(ref.partition("/")[2])
 
     def time_literal(self, value: datetime | None) -> exp.Expression:
         if value is None:
@@ -71,8 +108,8 @@ class CompileContext:
             values={
                 "end_time_sql": self.time_literal(self.end_time).sql(self.source_dialect),
                 "begin_time_sql": self.time_literal(self.begin_time).sql(self.source_dialect),
-                "end_time": self.end_time,
-                "begin_time": self.begin_time,
+                "end_time": GoTime(self.end_time),
+                "begin_time": GoTime(self.begin_time) if self.begin_time else None,
             },
             macros={m.name: (m.inputs, m.value) for m in project.macros.values()},
         )
@@ -90,22 +127,32 @@ class CompileContext:
 
 @dataclass
 class StepProgram:
-    """What a step runs: plain statements, or for the id stitcher the observations it stitches."""
+    """What a step runs: statements that create `target`, or for the id stitcher the observations."""
 
     step: Step
     target: exp.Table
-    query: exp.Query | None = None  # CREATE TABLE target AS query
+    statements: list[exp.Expression] = field(default_factory=list)
     observations: exp.Query | None = None  # id stitcher input
-    notes: list[str] = field(default_factory=list)
+
+    def sql(self, dialect: str) -> str:
+        """The step's SQL as it runs, for compile output and metadata."""
+        if self.observations is not None:
+            return (
+                f"-- id stitcher: connected components over these observations, written to "
+                f"{self.target.sql(dialect)}\n{self.observations.sql(dialect, pretty=True)};"
+            )
+        return "\n\n".join(st.sql(dialect, pretty=True) + ";" for st in self.statements)
 
 
 def compile_step(step: Step, ctx: CompileContext) -> StepProgram:
     target = ctx.materials[step.key]
-    builder = _BUILDERS[step.kind]
-    result = builder(step, ctx)
+    result = _BUILDERS[step.kind](step, ctx)
     if step.kind is StepKind.ID_STITCHER:
         return StepProgram(step, target, observations=result)
-    return StepProgram(step, target, query=result)
+    if isinstance(result, list):  # multi_sql: the user's own statements
+        return StepProgram(step, target, statements=result)
+    kind = "VIEW" if step.kind is StepKind.SQL_MODEL and step.payload.output_type != "table" else "TABLE"
+    return StepProgram(step, target, statements=[exp.Create(kind=kind, this=target.copy(), expression=result)])
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -117,7 +164,11 @@ def _main(ctx: CompileContext, entity: str) -> str:
 
 def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[InputId, exp.Expression]]:
     ent = ctx.project.entities[entity]
-    return [(i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, None)) for i in ids if i.entity == entity]
+    return [
+        (i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, None, ctx.filter_source))
+        for i in ids
+        if i.entity == entity
+    ]
 
 
 def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list[InputId], entity: str) -> exp.Select:
@@ -255,53 +306,85 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     main = _main(ctx, entity)
     base_key = (entity, "cohort", payload.cohort) if payload.cohort else (entity, "all")
     query = exp.select(col(main, "base")).from_(ctx.materials[base_key].copy().as_("base"))
-    if payload.cohort:
+    if payload.inherit_from:
         for name in payload.inherited:
             query = query.select(col(name, "ev"))
         query = query.join(
-            ctx.materials[(entity, "entity_vars")].copy().as_("ev"),
+            ctx.materials[payload.inherit_from].copy().as_("ev"),
             on=col(main, "base").eq(col(main, "ev")),
             join_type="left",
         )
-    sourced = [pv for pv in payload.vars if pv.var.spec.from_]
-    derived = [pv for pv in payload.vars if not pv.var.spec.from_]
-    for n, (columns, sub) in enumerate(_aggregations(ctx, entity, sourced)):
+    # vars read from a source without referring to other vars share one aggregate pass per source;
+    # the rest follow in dependency order, each a layer over what is computed so far
+    batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs]
+    for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched)):
         alias = f"agg_{n}"
         query = query.join(sub.subquery(alias), on=col(main, "base").eq(col(main, alias)), join_type="left")
-        for pv in columns:
-            value = col(pv.var.name, alias)
-            if pv.var.spec.default_value is not None:
-                value = exp.func("coalesce", value, literal_for(pv.var.spec.default_value))
-            query = query.select(exp.alias_(value, pv.var.name))
-    for n, pv in enumerate(derived):
-        where = Where(pv.var.origin, pv.var.name)
-        value = bind_vars(ctx.fragment(pv.var.spec.select, where), lambda ref: col(ref))
-        if pv.var.spec.default_value is not None:
-            value = exp.func("coalesce", value, literal_for(pv.var.spec.default_value))
-        query = exp.select(exp.Star(), exp.alias_(value, pv.var.name)).from_(query.subquery(f"layer_{n}"))
-    final = [col(main), *(col(n) for n in payload.inherited), *(col(n) for n in payload.declared)]
+        query = query.select(*(exp.alias_(_with_default(col(pv.var.name, alias), pv), pv.var.name) for pv in columns))
+    for n, pv in enumerate(pv for pv in payload.vars if pv not in batched):
+        layer = query.subquery(f"layer_{n}")
+        if not pv.var.spec.from_:
+            value = bind_vars(ctx.fragment(pv.var.spec.select, Where(pv.var.origin, pv.var.name)), lambda r: col(r))
+            query = exp.select(exp.Star(), exp.alias_(_with_default(value, pv), pv.var.name)).from_(layer)
+            continue
+        # a sourced var that reads other vars: its rows carry those vars under their placeholder names
+        rows = (
+            exp.select(
+                exp.column(exp.Star(), table="src"),
+                *(exp.alias_(col(ref, "cur"), var_placeholder(ref)) for ref in pv.refs),
+            )
+            .from_(_source_rows(ctx, entity, pv.var.spec.from_).as_("src"))
+            .join(query.subquery("cur"), on=col(main, "src").eq(col(main, "cur")))
+        )
+        ((columns, sub),) = _aggregations(ctx, entity, [pv], source=rows.subquery("rows"))
+        query = (
+            exp.select(
+                exp.column(exp.Star(), table="prev"), exp.alias_(_with_default(col(pv.var.name, "a"), pv), pv.var.name)
+            )
+            .from_(query.subquery("prev"))
+            .join(sub.subquery("a"), on=col(main, "prev").eq(col(main, "a")), join_type="left")
+        )
+    own = {pv.var.name: pv for pv in payload.vars}
+    final = [
+        col(main),
+        *(col(n) for n in payload.inherited),
+        *(_typed(col(n), own[n], ctx) for n in payload.declared),
+    ]
     return exp.select(*final).from_(query.subquery("vars"))
 
 
-def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar]):
+def _with_default(value: exp.Expression, pv: PlannedVar) -> exp.Expression:
+    default = pv.var.spec.default_value
+    return value if default is None else exp.func("coalesce", value, literal_for(default))
+
+
+def _typed(value: exp.Expression, pv: PlannedVar, ctx: CompileContext) -> exp.Expression:
+    """`column_data_type` casts the var's column, as pb does."""
+    type_name = pv.var.spec.column_data_type
+    if not type_name:
+        return value
+    try:
+        data_type = exp.DataType.build(type_name, dialect=ctx.source_dialect)
+    except Exception as exc:  # sqlglot raises several error types for unknown types
+        raise Where(pv.var.origin, pv.var.name).error(f"unknown column_data_type '{type_name}': {exc}") from None
+    return exp.alias_(exp.cast(value, data_type), pv.var.name)
+
+
+def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar], source: exp.Expression | None = None):
     """Group vars by source: one aggregate pass per input for plain aggregates, one per window var."""
     main = _main(ctx, entity)
     shared: dict[str, list[tuple[PlannedVar, exp.Expression]]] = {}
     for pv in sourced:
         spec = pv.var.spec
         where = Where(pv.var.origin, pv.var.name)
-        if pv.refs:
-            raise where.error(
-                "a var with `from` cannot refer to other vars yet; move the reference into a derived var without `from`"
-            )
         value = ctx.fragment(spec.select, where)
         cond = ctx.fragment(spec.where, where) if spec.where else None
-        source = _source_rows(ctx, entity, spec.from_)
+        rows = source.copy() if source is not None else _source_rows(ctx, entity, spec.from_)
         not_null = col(main).is_(exp.null()).not_()
         if spec.window:
             partition = [col(main), *(ctx.fragment(p, where) for p in spec.window.partition_by)]
             inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
-            inner = inner.from_(source).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
+            inner = inner.from_(rows).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
             sub = (
                 exp.select(col(main), exp.alias_(exp.Max(this=col("v")), spec.name))
                 .from_(inner.subquery("w"))
@@ -313,7 +396,7 @@ def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar]):
         if rewritten is None:  # an aggregate that does not skip NULLs: its own pass with WHERE
             sub = (
                 exp.select(col(main), exp.alias_(value, spec.name))
-                .from_(source)
+                .from_(rows)
                 .where(exp.and_(not_null, exp.paren(cond)))
                 .group_by(col(main))
             )
@@ -321,8 +404,8 @@ def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar]):
             continue
         shared.setdefault(spec.from_, []).append((pv, rewritten))
     for ref, items in shared.items():
-        source = _source_rows(ctx, entity, ref)
-        sub = exp.select(col(main), *(exp.alias_(v, pv.var.name) for pv, v in items)).from_(source)
+        rows = source.copy() if source is not None else _source_rows(ctx, entity, ref)
+        sub = exp.select(col(main), *(exp.alias_(v, pv.var.name) for pv, v in items)).from_(rows)
         sub = sub.where(col(main).is_(exp.null()).not_()).group_by(col(main))
         yield [pv for pv, _ in items], sub
 
@@ -358,31 +441,49 @@ def _features(step: Step, ctx: CompileContext) -> exp.Query:
 
 
 def _cohort(step: Step, ctx: CompileContext) -> exp.Query:
-    cohort: Cohort = step.payload
+    """The parent's members passing every filter; a filter that is NULL drops the member."""
+    cohort, vars_key = step.payload
+    cohort: Cohort
     main = _main(ctx, cohort.entity)
     parent = (cohort.entity, "all") if cohort.extends is None else (cohort.entity, "cohort", cohort.extends)
     query = (
         exp.select(col(main, "p"))
         .from_(ctx.materials[parent].copy().as_("p"))
-        .join(ctx.materials[(cohort.entity, "entity_vars")].copy().as_("v"), on=col(main, "p").eq(col(main, "v")))
+        .join(ctx.materials[vars_key].copy().as_("v"), on=col(main, "p").eq(col(main, "v")))
     )
-    conditions = []
-    for n, flt in enumerate(cohort.spec.filter_pipeline):
-        text = flt.value if flt.value is not None else flt.sql
-        where = Where(cohort.origin, f"{cohort.name}.filter_pipeline[{n}]")
+
+    def condition(text: str, what: str) -> exp.Expression:
+        where = Where(cohort.origin.at("model_spec"), f"{cohort.name}.{what}")
         if not text:
             raise where.error("a filter needs `value` or `sql`")
-        cond = exp.paren(bind_vars(ctx.fragment(text, where), lambda ref: col(ref, "v")))
+        return exp.paren(bind_vars(ctx.fragment(text, where), lambda ref: col(ref, "v")))
+
+    def expression(node: object, what: str) -> exp.Expression:
+        if isinstance(node, str):
+            return condition(node, what)
+        if isinstance(node, dict) and len(node) == 1 and next(iter(node)).upper() in ("AND", "OR"):
+            op, items = next(iter(node.items()))
+            items = items if isinstance(items, list) else [items]
+            parts = [expression(item, f"{what}.{op}[{i}]") for i, item in enumerate(items)]
+            return exp.paren(exp.and_(*parts) if op.upper() == "AND" else exp.or_(*parts))
+        raise Where(cohort.origin.at("model_spec"), f"{cohort.name}.{what}").error(
+            "filter_expression takes a condition, or a mapping with one key AND or OR over a list of them"
+        )
+
+    conditions = []
+    for n, flt in enumerate(cohort.spec.filter_pipeline):
+        cond = condition(flt.value if flt.value is not None else (flt.sql or ""), f"filter_pipeline[{n}]")
         conditions.append(cond if flt.type == "include" else exp.not_(cond))
+    if cohort.spec.filter_expression is not None:
+        conditions.append(expression(cohort.spec.filter_expression, "filter_expression"))
     return query.where(exp.and_(*conditions)) if conditions else query
 
 
 def _view(step: Step, ctx: CompileContext) -> exp.Query:
-    view, columns = step.payload
+    view, columns, source_key = step.payload
     view: FeatureView
     entity = view.entity
     main = _main(ctx, entity)
-    source_key = (entity, "cohort", view.cohort, "vars") if view.cohort else (entity, "features")
     source = ctx.materials[source_key].copy().as_("f")
     if view.id_type is None:
         return exp.select(col(main, "f"), *(col(c, "f") for c in columns)).from_(source)
@@ -395,25 +496,28 @@ def _view(step: Step, ctx: CompileContext) -> exp.Query:
     )
 
 
-def _sql_model(step: Step, ctx: CompileContext) -> exp.Query:
+def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expression]:
+    """single_sql: one SELECT; multi_sql: the user's statements that build `{{ this }}` themselves."""
     model: SqlModel = step.payload
-    where = Where(model.origin, f"{model.name}.single_sql")
-    if model.spec.multi_sql:
-        raise where.error("multi_sql is not supported yet; use single_sql")
+    key = "single_sql" if model.spec.single_sql else "multi_sql"
+    where = Where(model.origin.at(f"model_spec.{key}"), f"{model.name}.{key}")
 
     def deref(path: str) -> str:
         kind, _, name = path.partition("/")
         table = ctx.input_table(name) if kind == "inputs" else ctx.materials[("models", name)]
         return table.sql(ctx.source_dialect)
 
+    this = ctx.materials[step.key].sql(ctx.source_dialect)
     rendered = render(
-        model.spec.single_sql,
-        ctx.template_context(deref=deref, this_name=model.name),
-        file=model.origin.file,
-        line=model.origin.line,
+        model.spec.single_sql or model.spec.multi_sql or "",
+        ctx.template_context(deref=deref, this_name=this),
+        file=where.origin.file,
+        line=where.origin.line,
         key=where.what,
     )
-    return parse_query(rendered, ctx.source_dialect, where)
+    if model.spec.single_sql:
+        return parse_query(rendered, ctx.source_dialect, where)
+    return parse_statements(rendered, ctx.source_dialect, where)
 
 
 _BUILDERS = {

@@ -49,6 +49,16 @@ def parse_query(text: str, dialect: str, where: Where) -> exp.Query:
     return statements[0]
 
 
+def parse_statements(text: str, dialect: str, where: Where) -> list[exp.Expression]:
+    try:
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise where.error(f"cannot parse SQL as {dialect}: {_first_error(exc)}") from None
+    if not statements:
+        raise where.error("multi_sql has no statements")
+    return statements
+
+
 def _first_error(exc: sqlglot.errors.ParseError) -> str:
     if exc.errors:
         err = exc.errors[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError
@@ -10,7 +12,13 @@ from profiles_dagster.project.schema import IdType, InputId
 from profiles_dagster.sql.fragments import Where, parse_expression
 
 
-def filtered_id(id_: InputId, id_type: IdType, dialect: str, origin: Origin | None) -> exp.Expression:
+def filtered_id(
+    id_: InputId,
+    id_type: IdType,
+    dialect: str,
+    origin: Origin | None,
+    source_table: Callable[[str], exp.Table] | None = None,
+) -> exp.Expression:
     """CASE WHEN <dropped> THEN NULL ELSE CAST(<select> AS VARCHAR) END, filters applied after select.
 
     '' is always dropped; include regexes are anchored; a value must pass every include filter and
@@ -24,11 +32,14 @@ def filtered_id(id_: InputId, id_type: IdType, dialect: str, origin: Origin | No
             match: exp.Expression = value.copy().eq(exp.Literal.string(str(flt.value)))
         elif flt.regex is not None:
             match = exp.RegexpLike(this=value.copy(), expression=exp.Literal.string(f"^(?:{flt.regex})$"))
+        elif flt.sql is not None and source_table is not None:
+            # pb's `sql: {select, from}`: the value is (not) among the ids a query lists
+            listed = parse_expression(flt.sql.select, dialect, Where(origin, f"id_types.{id_type.name}.filters"))
+            values = exp.select(exp.cast(listed, exp.DataType.build("varchar"))).from_(source_table(flt.sql.from_))
+            match = exp.In(this=value.copy(), query=values.subquery())
         else:
             raise ProfilesError(
-                f"id_type '{id_type.name}': sql filters are not supported yet",
-                file=origin.file if origin else None,
-                line=origin.line if origin else None,
+                f"id_type '{id_type.name}': a sql filter needs a source", file=origin.file if origin else None
             )
         dropped.append(exp.not_(exp.paren(match)) if flt.type == "include" else exp.paren(match))
     return exp.Case(ifs=[exp.If(this=exp.or_(*dropped), true=exp.null())], default=value)
