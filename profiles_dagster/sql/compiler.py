@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -370,9 +370,15 @@ def _typed(value: exp.Expression, pv: PlannedVar, ctx: CompileContext) -> exp.Ex
     return exp.alias_(exp.cast(value, data_type), pv.var.name)
 
 
-def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar], source: exp.Expression | None = None):
-    """Group vars by source: one aggregate pass per input for plain aggregates, one per window var."""
+def _aggregations(
+    ctx: CompileContext, entity: str, sourced: list[PlannedVar], source: exp.Expression | None = None
+) -> Iterator[tuple[list[PlannedVar], exp.Select]]:
+    """Group vars by source: one aggregate pass per input for plain aggregates, one per window var.
+
+    With `source` (rows carrying the vars a var reads, constant per entity) those columns are
+    grouped by too, so the var's select can use them outside its aggregates."""
     main = _main(ctx, entity)
+    keys = [col(main), *(col(var_placeholder(ref)) for pv in sourced for ref in pv.refs if source is not None)]
     shared: dict[str, list[tuple[PlannedVar, exp.Expression]]] = {}
     for pv in sourced:
         spec = pv.var.spec
@@ -390,6 +396,8 @@ def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar], s
                 .from_(inner.subquery("w"))
                 .group_by(col(main))
             )
+            if len(keys) > 1:
+                raise where.error("a window var cannot refer to other vars yet")
             yield [pv], sub
             continue
         rewritten = _filter_aggregates(value, cond) if cond is not None else value
@@ -398,7 +406,7 @@ def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar], s
                 exp.select(col(main), exp.alias_(value, spec.name))
                 .from_(rows)
                 .where(exp.and_(not_null, exp.paren(cond)))
-                .group_by(col(main))
+                .group_by(*(k.copy() for k in keys))
             )
             yield [pv], sub
             continue
@@ -406,7 +414,7 @@ def _aggregations(ctx: CompileContext, entity: str, sourced: list[PlannedVar], s
     for ref, items in shared.items():
         rows = source.copy() if source is not None else _source_rows(ctx, entity, ref)
         sub = exp.select(col(main), *(exp.alias_(v, pv.var.name) for pv, v in items)).from_(rows)
-        sub = sub.where(col(main).is_(exp.null()).not_()).group_by(col(main))
+        sub = sub.where(col(main).is_(exp.null()).not_()).group_by(*(k.copy() for k in keys))
         yield [pv for pv, _ in items], sub
 
 
@@ -417,6 +425,9 @@ def _filter_aggregates(value: exp.Expression, cond: exp.Expression) -> exp.Expre
 
     def when(arg: exp.Expression) -> exp.Expression:
         return exp.Case(ifs=[exp.If(this=exp.paren(cond.copy()), true=arg)])
+
+    # an entity none of whose rows pass `where` has no rows for this var: NULL, as with a WHERE clause
+    any_row = exp.Count(this=when(exp.Literal.number(1))).eq(0)
 
     def fix(node: exp.Expression) -> exp.Expression:
         if isinstance(node, _NULL_SKIPPING):
@@ -430,7 +441,7 @@ def _filter_aggregates(value: exp.Expression, cond: exp.Expression) -> exp.Expre
                 node.set("this", when(arg))
         return node
 
-    return value.copy().transform(fix)
+    return exp.Case(ifs=[exp.If(this=any_row, true=exp.null())], default=value.copy().transform(fix))
 
 
 def _features(step: Step, ctx: CompileContext) -> exp.Query:

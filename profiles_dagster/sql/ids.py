@@ -49,7 +49,8 @@ def qualify(tree: exp.Expression, alias: str) -> exp.Expression:
     """Point unqualified column references at one table alias (joins would make them ambiguous)."""
 
     def fix(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table:
+        # columns inside a subquery (an id_type sql filter) belong to that subquery
+        if isinstance(node, exp.Column) and not node.table and node.find_ancestor(exp.Select) is None:
             return exp.column(node.this.copy(), table=exp.to_identifier(alias))
         return node
 
