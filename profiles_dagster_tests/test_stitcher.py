@@ -31,7 +31,7 @@ MAIN = "user_main_id"
 T0 = dt.datetime(2024, 1, 1)
 
 IdKey = tuple[str, str]  # (other_id_type, other_id)
-Row = tuple[str, dt.datetime | None, list[IdKey]]  # (row_key, occurred_at, ids)
+Row = tuple[str | None, dt.datetime | None, list[IdKey]]  # (row_key, occurred_at, ids)
 
 
 class DuckSession:
@@ -263,6 +263,28 @@ def test_only_isolated_ids(con: duckdb.DuckDBPyConnection) -> None:
     rows: list[Row] = [(f"r{i}", None, [("email", f"e{i}")]) for i in range(10)]
     stats = check(con, rows)
     assert (stats.rounds, stats.edges, stats.clusters) == (0, 0, 10)
+
+
+def test_empty_observations(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE obs (row_key VARCHAR, other_id_type VARCHAR, other_id VARCHAR, occurred_at TIMESTAMP)")
+    stats, got = stitch(con)
+    assert (stats, got) == (StitcherStats(rounds=0, ids=0, edges=0, clusters=0), [])
+    assert scratch_tables(con) == []
+
+
+def test_null_row_key_links_nothing(con: duckdb.DuckDBPyConnection) -> None:
+    rows: list[Row] = [
+        (None, T0, [("email", "a"), ("email", "b")]),
+        (None, T0, [("email", "c")]),
+        ("r1", T0 + dt.timedelta(hours=1), [("email", "a"), ("email", "d")]),
+    ]
+    load_observations(con, rows)
+    _, got = stitch(con)
+    # model: each NULL-key observation is its own row
+    singles: list[Row] = [
+        (f"n{i}", T0, [key]) for i, key in enumerate([("email", "a"), ("email", "b"), ("email", "c")])
+    ]
+    assert got == expected_output([*singles, rows[2]])
 
 
 def test_same_value_as_two_types(con: duckdb.DuckDBPyConnection) -> None:

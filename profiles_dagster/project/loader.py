@@ -25,10 +25,12 @@ from profiles_dagster.project.schema import (
     FeatureTableSpec,
     IdStitcherSpec,
     ModelsFile,
+    PackageDef,
     PbProjectFile,
     SqlTemplateSpec,
 )
 from profiles_dagster.project.settings import load_settings
+from profiles_dagster.project.templating import TemplateContext, render
 from profiles_dagster.project.validation import validate_document
 from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_key_path, read_yaml
 
@@ -42,18 +44,13 @@ def load_project(project_dir: str | Path) -> Project:
     project_path = root / PROJECT_FILE
     if not project_path.is_file():
         raise ProfilesError(f"no {PROJECT_FILE} in {root}", file=project_path)
-    doc = read_yaml(project_path)
+    doc = read_yaml(project_path, _render_project_file(project_path))
     pb = validate_document(doc, PbProjectFile, doc.data, ())
     if pb.schema_version != SUPPORTED_SCHEMA_VERSION:
         raise doc.error(
             f"schema_version {pb.schema_version} is not supported",
             ("schema_version",),
             hint=f"migrate the project to schema_version {SUPPORTED_SCHEMA_VERSION} with `pb migrate auto`",
-        )
-    if pb.packages:
-        raise doc.error(
-            "packages are not supported yet; vendor the package's models into a model folder",
-            ("packages",),
         )
     project = Project(root=root, file=pb, origin=Origin(project_path, 1, ""), settings=load_settings(root))
     project.notes.extend(
@@ -67,10 +64,48 @@ def load_project(project_dir: str | Path) -> Project:
         for path in sorted(folder_path.rglob("*.y*ml")):
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_models_file(project, read_yaml(path))
+    for index, package in enumerate(pb.packages):
+        _load_package(project, doc, package, index)
     _add_default_stitchers(project, doc)
     _check_filter_sources(project, doc)
     _check_references(project)
     return project
+
+
+def _render_project_file(path: Path) -> str:
+    """pb templates pb_project.yaml itself (package URLs use `{{best_schema_version}}`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfilesError(f"cannot read file: {exc.strerror}", file=path) from exc
+    context = TemplateContext(values={"best_schema_version": SUPPORTED_SCHEMA_VERSION})
+    return render(text, context, file=path, line=1, key=None)
+
+
+def _load_package(project: Project, doc: YamlDocument, package: PackageDef, index: int) -> None:
+    """A package vendored on disk: its model folders load as if they were the project's own.
+
+    `inputsMap` points the package's input names at the project's inputs; remote URLs need the
+    network, so they are refused with what to do instead.
+    """
+    key = ("packages", index, "url")
+    url = package.url.removeprefix("file://")
+    folder = Path(url).expanduser()
+    folder = folder if folder.is_absolute() else project.root / folder
+    if "://" in url or not folder.is_dir():
+        raise doc.error(
+            f"package '{package.name}' is not a local folder ({package.url})",
+            key,
+            hint="vendor the package (git clone it next to the project) and set url to its folder",
+        )
+    folders = ["models"]
+    if (folder / PROJECT_FILE).is_file():
+        folders = read_yaml(folder / PROJECT_FILE).data.get("model_folders") or folders
+    aliases = {name: str(target) for name, target in (package.inputsMap or {}).items()}
+    for sub in folders:
+        for path in sorted((folder / sub).rglob("*.y*ml")):
+            if path.suffix in (".yaml", ".yml") and not path.is_symlink():
+                _load_models_file(project, read_yaml(path), aliases)
 
 
 def _origin(doc: YamlDocument, key_path: KeyPath) -> Origin:
@@ -111,10 +146,13 @@ def _load_entities(project: Project, doc: YamlDocument) -> None:
         project.entities[ent.name] = Entity(name=ent.name, spec=ent, id_types={n: id_types[n] for n in ent.id_types})
 
 
-def _load_models_file(project: Project, doc: YamlDocument) -> None:
+def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, str] | None = None) -> None:
+    """One YAML file of a model folder; `aliases` maps a package's input names to the project's."""
     if doc.data is None:
         return  # pb ignores empty YAML files in model folders
     parsed: ModelsFile = validate_document(doc, ModelsFile, doc.data, ())
+    if aliases:
+        parsed = _apply_input_aliases(parsed, aliases)
     for i, inp in enumerate(parsed.inputs):
         _unique(project.inputs, inp.name, doc, ("inputs", i, "name"), "input")
         for j, id_ in enumerate(inp.app_defaults.ids):
@@ -141,6 +179,31 @@ def _load_models_file(project: Project, doc: YamlDocument) -> None:
     for i, macro in enumerate(parsed.macros):
         _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
         project.macros[macro.name] = macro
+
+
+def _apply_input_aliases(parsed: ModelsFile, aliases: dict[str, str]) -> ModelsFile:
+    """A package's mapped inputs are the project's: drop their definitions, point references over."""
+
+    def ref(value: str | None) -> str | None:
+        kind, _, name = (value or "").partition("/")
+        return aliases[name] if value and kind == "inputs" and name in aliases else value
+
+    models = []
+    for model in parsed.models:
+        spec = dict(model.model_spec)
+        if "edge_sources" in spec:
+            spec["edge_sources"] = [{**e, "from": ref(e.get("from"))} for e in spec["edge_sources"]]
+        models.append(model.model_copy(update={"model_spec": spec}))
+    groups = []
+    for group in parsed.var_groups:
+        entries = []
+        for entry in group.vars:
+            var = entry.entity_var or entry.input_var
+            moved = var.model_copy(update={"from_": ref(var.from_)})
+            entries.append(entry.model_copy(update={"entity_var" if entry.entity_var else "input_var": moved}))
+        groups.append(group.model_copy(update={"vars": entries}))
+    inputs = [inp for inp in parsed.inputs if inp.name not in aliases]
+    return parsed.model_copy(update={"inputs": inputs, "models": models, "var_groups": groups})
 
 
 def _cohort_ref(ref: str) -> str:

@@ -45,9 +45,6 @@ _UUID_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 # every warehouse's BIGINT / INT64 / NUMBER: operands of each product are < 2**31.
 _PRIME = 2147483647  # 2**31 - 1
 _MUL = 1103515245
-_ADD1 = 12345
-_ADD2 = 2654435761 % _PRIME
-_HOPS = 2  # neighbourhood radius of the min-priority hook
 _PACK = 4294967296  # 2**32: key = priority * 2**32 + node; node ids must be < 2**32
 
 
@@ -67,7 +64,7 @@ class StitcherStats:
 
     rounds: int  # contraction rounds run
     ids: int  # nodes
-    edges: int  # distinct edges after dedupe/self-loop removal
+    edges: int  # distinct edges after dedupe/self-loop removal (star per row: hub -> each other id)
     clusters: int
 
 
@@ -113,8 +110,8 @@ def _greatest(a: exp.Expression, b: exp.Expression) -> exp.Expression:
 
 def _sha1_hex(value: exp.Expression, dialect: str | None) -> exp.Expression:
     """Lowercase hex SHA-1 of a string; the one place for per-dialect SHA-1 fixes."""
-    if dialect == "bigquery":  # SHA1 returns BYTES there
-        return exp.func("TO_HEX", exp.SHA(this=value))
+    if dialect == "bigquery":  # SHA1 returns BYTES there; TO_HEX is lowercase
+        return exp.LowerHex(this=exp.SHA(this=value))
     if dialect in ("postgres",):  # no built-in SHA-1; needs the pgcrypto extension
         digest = exp.Anonymous(this="DIGEST", expressions=[value, exp.Literal.string("sha1")])
         return exp.Anonymous(this="ENCODE", expressions=[digest, exp.Literal.string("hex")])
@@ -146,15 +143,21 @@ def _priority_key(node: exp.Expression, round_no: int) -> exp.Expression:
     """Pseudo-random, deterministic priority of ``node`` in round ``round_no``,
     packed as ``priority * 2**32 + node`` so MIN() over keys names one node.
 
-    Two modular squarings after an affine step: an affine hash alone is a Weyl
-    sequence on consecutive ids, whose regular pattern would slow down chains.
+    A cubic polynomial mod 2**31-1 whose coefficients (all of them, including
+    the leading one) change per round: an affine hash alone is a Weyl sequence
+    on consecutive ids, whose regular pattern would slow down chains. In
+    simulation this contracts like true random priorities, and the SQL only
+    repeats the node column, not nested subexpressions.
     """
     node = exp.cast(node, "BIGINT")
-    salt = (round_no * 2654435761 + 0x7F4A7C15) % _PRIME
-    a = _mod(_add(_mul(_mod(node, _PRIME), _num(_MUL)), _num(salt)), _PRIME)
-    b = _mod(_add(_mul(a, a.copy()), _num(_ADD1)), _PRIME)
-    c = _mod(_add(_mul(b, b.copy()), _num(_ADD2)), _PRIME)
-    return _add(_mul(c, _num(_PACK)), node.copy())
+    mul = (_MUL + round_no * 2246822519) % _PRIME or 1  # per round, or rounds correlate
+    salt1 = (round_no * 2654435761 + 0x7F4A7C15) % _PRIME
+    salt2 = (round_no * 40503 + 977) % _PRIME
+    salt3 = (round_no * 69069 + 1) % _PRIME
+    linear = _mod(_add(_mul(_mod(node, _PRIME), _num(mul)), _num(salt1)), _PRIME)
+    square = _mod(_add(_mul(_mod(node.copy(), _PRIME), _mod(node.copy(), _PRIME)), _num(salt2)), _PRIME)
+    priority = _mod(_add(_mul(linear, square), _num(salt3)), _PRIME)
+    return _add(_mul(priority, _num(_PACK)), node.copy())
 
 
 def _decode_key(key: exp.Expression) -> exp.Expression:
@@ -281,38 +284,31 @@ def _connected_components(
             distinct=False,
         )
         # m1(x): min key over the closed neighbourhood of x.
-        m1_key = _least(
-            _priority_key(_col("a", "d"), round_no),
-            exp.Min(this=_priority_key(_col("b", "d"), round_no)),
+        grouped = (
+            sqlglot.select(
+                exp.alias_(_col("a", "d"), "x"),
+                exp.alias_(_priority_key(_col("a", "d"), round_no), "kx"),
+                exp.alias_(exp.Min(this=_priority_key(_col("b", "d"), round_no)), "kn"),
+            )
+            .from_(directed.subquery("d"))
+            .group_by(_col("a", "d"))
         )
+        m1 = scratch.create(
+            f"m1_{round_no}",
+            sqlglot.select("x", exp.alias_(_least(_col("kx"), _col("kn")), "k")).from_(grouped.subquery("g")),
+        )
+        # m2(x) = min of m1 over the open neighbourhood: the min key within two
+        # hops (m1(x) itself is never smaller, since x has a neighbour). The
+        # two-hop reach collapses stars in one round and shrinks chains 5x.
         parents = f"pt_{round_no}"
-        if _HOPS == 1:
-            scratch.create(
-                parents,
-                sqlglot.select(*_parent_columns(_col("a", "d"), _decode_key(m1_key)))
-                .from_(directed.subquery("d"))
-                .group_by(_col("a", "d")),
-            )
-        else:
-            m1 = scratch.create(
-                f"m1_{round_no}",
-                sqlglot.select(exp.alias_(_col("a", "d"), "x"), exp.alias_(m1_key, "k"))
-                .from_(directed.subquery("d"))
-                .group_by(_col("a", "d")),
-            )
-            # m2(x) = min of m1 over the open neighbourhood: the min key within
-            # two hops (m1(x) itself is never smaller, since x has a neighbour).
-            scratch.create(
-                parents,
-                sqlglot.select(*_parent_columns(_col("a", "d"), _decode_key(exp.Min(this=_col("k", "m")))))
-                .from_(directed.subquery("d"))
-                .join(
-                    exp.alias_(m1.copy(), "m", table=True),
-                    on=exp.EQ(this=_col("b", "d"), expression=_col("x", "m")),
-                )
-                .group_by(_col("a", "d")),
-            )
-            scratch.drop(f"m1_{round_no}")
+        scratch.create(
+            parents,
+            sqlglot.select(*_parent_columns(_col("a", "d"), _decode_key(exp.Min(this=_col("k", "m")))))
+            .from_(directed.subquery("d"))
+            .join(exp.alias_(m1.copy(), "m", table=True), on=exp.EQ(this=_col("b", "d"), expression=_col("x", "m")))
+            .group_by(_col("a", "d")),
+        )
+        scratch.drop(f"m1_{round_no}")
         map_suffix = _pointer_jump(scratch, parents)
         maps.append(map_suffix)
         # Relabel edges by root; drop self-loops; dedupe.
@@ -473,13 +469,16 @@ def _run(
             exp.alias_(exp.Max(this=_case_pick(linked.copy(), _num(1), _num(0))), "is_linked"),
         )
         .from_(obs_rows[0].copy())
-        .join(obs_rows[1].copy(), on=obs_rows[2].copy())
+        # LEFT: an observation with a NULL row_key links nothing but is still a sighting.
+        .join(obs_rows[1].copy(), on=obs_rows[2].copy(), join_type="left")
         .group_by(_col("node", "o")),
     )
     scratch.drop("obs")
     scratch.drop("rows")
 
     n_ids = scratch.scalar(_count(ids))
+    if n_ids >= _PACK:
+        raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
     n_edges = scratch.scalar(_count(edges))
     labels, rounds = _connected_components(scratch, edges, max_rounds=max_rounds)
     merged = 0 if labels is None else scratch.scalar(_count(labels, exp.NEQ(this=_col("x"), expression=_col("p"))))
