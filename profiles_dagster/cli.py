@@ -6,10 +6,18 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
+from profiles_dagster.describe import SHOW, show
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.loading import load
+from profiles_dagster.offline import check_offline
+from profiles_dagster.plan.planner import build_plan
+from profiles_dagster.project.loader import load_project
+from profiles_dagster.project.model import Project
+from profiles_dagster.project.siteconfig import find_site_config, load_connection
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_time, run_all
+from profiles_dagster.scaffold import init_connection, init_project
 
 
 def _common(parser: argparse.ArgumentParser, times: bool = False) -> None:
@@ -27,38 +35,104 @@ def _common(parser: argparse.ArgumentParser, times: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Each command registers its parser and its handler (`set_defaults(handler=...)`)."""
     parser = argparse.ArgumentParser(prog="profiles-dagster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    _common(sub.add_parser("validate", help="load and plan the project; check every SQL fragment compiles"))
-    _common(
-        sub.add_parser("compile", help="write each step's SQL under <project>/output/<target>/seq_no_<n>/"), times=True
+    validate = sub.add_parser(
+        "validate", help="check the project offline: YAML, references, templates, every SQL fragment"
     )
-    _common(sub.add_parser("run", help="materialize every step and repoint the pb views"), times=True)
+    validate.add_argument(
+        "what",
+        nargs="?",
+        choices=["project", "access"],
+        default="project",
+        help="`access`: check the connection can read the inputs and write the output schema",
+    )
+    _common(validate)
+    validate.set_defaults(handler=_validate)
+    compile_ = sub.add_parser("compile", help="write each step's SQL under <project>/output/<target>/seq_no_<n>/")
+    _common(compile_, times=True)
+    compile_.set_defaults(handler=_compile)
+    run = sub.add_parser("run", help="materialize every step and repoint the pb views")
+    _common(run, times=True)
+    run.set_defaults(handler=_run)
+    show = sub.add_parser("show", help="describe the project: models, dependencies, ...")
+    show.add_argument("what", choices=sorted(SHOW), help="what to show")
+    show.add_argument("--dot", action="store_true", help="dependencies as Graphviz dot")
+    _common(show)
+    show.set_defaults(handler=_show)
+    init = sub.add_parser("init", help="start a project or a connection")
+    init_sub = init.add_subparsers(dest="init_what", required=True)
+    project = init_sub.add_parser("pb-project", help="write a sample project that runs on DuckDB as is")
+    project.add_argument("-o", "--output", required=True, help="folder to create")
+    project.set_defaults(handler=_init_project)
+    connection = init_sub.add_parser("connection", help="add a connection to a siteconfig.yaml")
+    connection.add_argument("--site-config", default=str(Path.home() / ".pb" / "siteconfig.yaml"))
+    connection.add_argument("--name", required=True, help="the name pb_project.yaml's `connection:` uses")
+    connection.add_argument("--type", required=True, help="duckdb, postgres, redshift, snowflake, bigquery, ...")
+    connection.add_argument("--target", default="dev")
+    connection.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting, e.g. --set host=db.example.com (repeat)",
+    )
+    connection.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="KEY=ENV_VAR",
+        help="a secret read from an environment variable at run time, e.g. "
+        "--secret password=PG_PASSWORD (repeat); never written in clear",
+    )
+    connection.set_defaults(handler=_init_connection)
+    _add_cleanup(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"validate": _validate, "compile": _compile, "run": _run}[args.command](args)
+        return args.handler(args)
     except ProfilesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `profiles-dagster show ... | head`
+        return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    loaded = load(args.project_dir, site_config=args.site_config, target=args.target)
-    project = loaded.project
+    if args.what == "access":
+        from profiles_dagster.warehouse.access import print_access_report
+
+        loaded = load(args.project_dir, site_config=args.site_config, target=args.target)
+        return print_access_report(loaded)
+    project = load_project(args.project_dir)
+    plan = build_plan(project)
+    dialect = _offline_dialect(project, args)
+    compiled = check_offline(project, plan, dialect)
     print(
         f"{project.name}: {len(project.entities)} entit(y/ies), {len(project.inputs)} input(s), "
-        f"{len(project.vars)} var(s), {len(loaded.plan.steps)} step(s): OK"
+        f"{len(project.vars)} var(s), {len(plan.steps)} step(s); SQL of {compiled} step(s) compiles for {dialect}: OK"
     )
     for note in project.notes:
         print(f"note: {note}")
     return 0
+
+
+def _offline_dialect(project: Project, args: argparse.Namespace) -> str:
+    """The engine to compile for without connecting: the connection's type if a siteconfig is found."""
+    try:
+        config = find_site_config(project.root, args.site_config)
+        return load_connection(config, project.file.connection, args.target).type
+    except ProfilesError:
+        if args.site_config:
+            raise
+        return project.settings.dialect or "duckdb"
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -107,6 +181,65 @@ def _run(args: argparse.Namespace) -> int:
         f"views in schema {loaded.warehouse.output_schema}: {', '.join(views)}"
     )
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    return show(args)
+
+
+def _init_project(args: argparse.Namespace) -> int:
+    path = init_project(Path(args.output))
+    print(f"wrote a sample project to {path}; run it with: profiles-dagster run -p {path}")
+    return 0
+
+
+def _init_connection(args: argparse.Namespace) -> int:
+    path = init_connection(
+        Path(args.site_config).expanduser(), args.name, args.type, args.target, args.set, args.secret
+    )
+    print(f"wrote connection '{args.name}' (target {args.target}) to {path}")
+    return 0
+
+
+def _add_cleanup(sub) -> None:
+    parser = sub.add_parser(
+        "cleanup",
+        help="drop materials older than the last N complete runs, and what failed or killed runs left behind",
+    )
+    _common(parser)
+    parser.add_argument(
+        "--keep",
+        type=int,
+        help="complete runs whose materials stay (default: retention_runs in "
+        "profiles_dagster.yaml, else 3); tables a view points at or a kept run read always stay",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would be dropped; drop nothing")
+    parser.set_defaults(handler=_cleanup)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from profiles_dagster.lock import open_session
+    from profiles_dagster.maintenance import cleanup
+
+    if args.keep is not None and args.keep < 1:
+        raise ProfilesError(f"--keep must be at least 1, got {args.keep}")
+    loaded = load(args.project_dir, site_config=args.site_config, target=args.target)
+    with open_session(loaded.warehouse, loaded.project.settings.run_lock.wait_seconds) as session:
+        report = cleanup(session, loaded.project, loaded.plan, keep=args.keep, dry_run=args.dry_run)
+    for note in report.recovered:
+        print(f"note: {note}")
+    verb = "would drop" if args.dry_run else "dropped"
+    for drop in report.plan.drops:
+        if args.dry_run or drop.name in report.dropped:
+            print(f"{verb} {drop.kind.lower()} {drop.name}: {drop.reason}")
+    for error in report.errors:
+        print(f"could not drop {error}", file=sys.stderr)
+    count = len(report.plan.drops) if args.dry_run else len(report.dropped)
+    print(
+        f"{verb} {count} object(s) in schema {loaded.warehouse.output_schema}; kept {len(report.plan.kept)} "
+        f"material(s) of runs {', '.join(map(str, report.plan.keep_runs)) or 'none'} and those views point at"
+    )
+    return 1 if report.errors else 0
 
 
 if __name__ == "__main__":

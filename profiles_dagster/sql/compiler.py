@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.planner import VarTablePayload
@@ -114,7 +115,8 @@ class CompileContext:
             macros={m.name: (m.inputs, m.value) for m in project.macros.values()},
         )
 
-    def fragment(self, text: str, where: Where, **render_where) -> exp.Expression:
+    def fragment(self, text: str, where: Where) -> exp.Expression:
+        """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile."""
         rendered = render(
             text,
             self.template_context(),
@@ -122,7 +124,15 @@ class CompileContext:
             line=where.origin.line if where.origin else None,
             key=where.what,
         )
-        return parse_expression(rendered, self.source_dialect, where)
+        parsed = parse_expression(rendered, self.source_dialect, where)
+        if self.dialect != self.source_dialect:
+            try:
+                parsed.sql(dialect=self.dialect, unsupported_level=ErrorLevel.RAISE)
+            except UnsupportedError as exc:
+                raise where.error(
+                    f"`{rendered.strip()}` ({self.source_dialect}) cannot be written for {self.dialect}: {exc}"
+                ) from None
+        return parsed
 
 
 @dataclass

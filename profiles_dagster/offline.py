@@ -1,0 +1,47 @@
+"""Compile every step without a warehouse: what `profiles-dagster validate` and Definitions checks rely on."""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.steps import RunPlan, Step
+from profiles_dagster.project.model import Project
+from profiles_dagster.runner import now_utc
+from profiles_dagster.sql.compiler import CompileContext, compile_step
+from profiles_dagster.sql.names import material_name, table
+
+PLACEHOLDER_SCHEMA = "profiles"
+
+
+def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileContext:
+    """Material names of a would-be run (seq_no 0): the SQL is what a run would send, but for names."""
+    materials = {s.key: table(material_name(s.model_name, s.content_hash, 0), PLACEHOLDER_SCHEMA) for s in plan.steps}
+    source = project.settings.dialect or dialect
+    return CompileContext(project, plan, dialect, source, materials, now_utc())
+
+
+def check_offline(project: Project, plan: RunPlan, dialect: str) -> int:
+    """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back."""
+    ctx = offline_context(project, plan, dialect)
+    for step in plan.steps:
+        program = compile_step(step, ctx)
+        nodes = [program.observations] if program.observations is not None else program.statements
+        for node in nodes:
+            try:
+                text = node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+                sqlglot.parse(text, read=dialect)
+            except (UnsupportedError, ParseError) as exc:
+                raise _step_error(step, f"its SQL cannot be written for {dialect}: {exc}") from None
+    return len(plan.steps)
+
+
+def _step_error(step: Step, message: str) -> ProfilesError:
+    origin = step.origin
+    return ProfilesError(
+        f"step '{step.path}': {message}",
+        file=origin.file if origin else None,
+        line=origin.line if origin else None,
+        key=origin.key if origin else None,
+    )
