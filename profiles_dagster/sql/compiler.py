@@ -71,22 +71,23 @@ class CompileContext:
         return node.sql(dialect=self.dialect, pretty=True)
 
     def input_table(self, name: str) -> exp.Table:
-        """The input's table or view; a local `csv:` file is read in place where the engine can."""
+        """The input's table or view; a `csv:` file (or `s3:` object) is read in place where the engine can."""
         inp = self.project.inputs[name]
-        csv = inp.spec.app_defaults.csv
-        if csv is None:
-            return source_table(inp.spec.app_defaults.source, self.source_dialect)
+        defaults = inp.spec.app_defaults
+        if defaults.csv is None and defaults.s3 is None:
+            return source_table(defaults.source, self.source_dialect)
+        key = "csv" if defaults.csv is not None else "s3"
         if self.dialect != "duckdb":
-            at = inp.origin.at("app_defaults.csv")
+            at = inp.origin.at(f"app_defaults.{key}")
             raise ProfilesError(
-                f"input '{name}' reads a local CSV file, which the {self.dialect} warehouse cannot read; "
-                "load it into a table and use `table:`",
+                f"input '{name}' reads a {key.upper()} file, which profiles-dagster reads in place only on DuckDB; "
+                f"load it into a {self.dialect} table and use `table:`",
                 file=at.file,
                 line=at.line,
                 key=at.key,
             )
-        path = csv_path(self.project, name)
-        return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(str(path)), expressions=[]))
+        location = str(csv_path(self.project, name)) if key == "csv" else str(defaults.s3)
+        return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(location), expressions=[]))
 
     def filter_source(self, ref: str) -> exp.Table:
         """The table an id_type `sql` filter reads: an input (sql models are not allowed there)."""
