@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import did_you_mean
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import PlannedVar, order_vars, var_context
 from profiles_dagster.project.model import Cohort, FeatureTable, FeatureView, Origin, Project, SqlModel, Var
@@ -99,22 +99,16 @@ class _Builder:
                 if kind == "inputs":
                     if name not in self.project.inputs:
                         at = _sql_origin(model)
-                        raise ProfilesError(
+                        raise at.error(
                             f"DeRef('{path}'): no input named '{name}'",
-                            file=at.file,
-                            line=at.line,
-                            key=at.key,
                             hint=did_you_mean(name, self.project.inputs),
                         )
                     external.append(name)
                 elif name in self.project.sql_models:
                     deps.append(self.sql_model_keys[name])
                 else:
-                    raise ProfilesError(
+                    raise model.origin.error(
                         f"DeRef('{path}'): a sql_template can read inputs/ and other sql_template models",
-                        file=model.origin.file,
-                        line=model.origin.line,
-                        key=model.origin.key,
                     )
             self.sql_model_keys[model.name] = self.add(
                 ("models", model.name),
@@ -197,11 +191,8 @@ class _Builder:
         for var in project.vars:
             if var.entity == name and var.kind == "input_var" and not var.spec.from_.startswith("inputs/"):
                 at = var.origin.at("from")
-                raise ProfilesError(
+                raise at.error(
                     "input_vars on models are not supported yet; use an input",
-                    file=at.file,
-                    line=at.line,
-                    key=at.key,
                 )
         entity_vars = project.entity_vars(name)
         var_key = self.var_table(
@@ -284,12 +275,9 @@ class _Builder:
             found = find_references(text, var_context(self.project), file=at.file, line=at.line, key=at.key)
             for entity, var in sorted(found.vars):
                 if entity != name or var not in known:
-                    raise ProfilesError(
+                    raise at.error(
                         f"cohort filter {n + 1} refers to '{entity}.{var}', which is not a var of "
                         f"{'the ' + name + ' entity' if cohort.extends is None else 'cohort ' + cohort.extends}",
-                        file=at.file,
-                        line=at.line,
-                        key=at.key,
                         hint=did_you_mean(var, known),
                     )
         key = self.add(
@@ -358,11 +346,8 @@ class _Builder:
         for n, name in enumerate(table.spec.features):
             if name not in known:
                 at = table.origin.at(f"model_spec.features[{n}]")
-                raise ProfilesError(
+                raise at.error(
                     f"feature '{name}' is not an entity var of '{table.spec.entity_key}'",
-                    file=at.file,
-                    line=at.line,
-                    key=at.key,
                     hint=did_you_mean(name, known),
                 )
         view = FeatureView(table.name, table.spec.entity_key, None, None)
@@ -406,11 +391,8 @@ def _sql_models_in_order(project: Project) -> list[SqlModel]:
         if seen.get(model.name) == 2:
             return
         if seen.get(model.name) == 1:
-            raise ProfilesError(
+            raise model.origin.error(
                 f"sql models read each other in a cycle: {' -> '.join((*trail, model.name))}",
-                file=model.origin.file,
-                line=model.origin.line,
-                key=model.origin.key,
             )
         seen[model.name] = 1
         for path in _derefs(project, model):
@@ -445,11 +427,8 @@ def build_plan(project: Project) -> RunPlan:
     for table in project.feature_tables.values():
         if table.spec.entity_key not in project.entities:
             at = table.origin.at("model_spec.entity_key")
-            raise ProfilesError(
+            raise at.error(
                 f"unknown entity '{table.spec.entity_key}'",
-                file=at.file,
-                line=at.line,
-                key=at.key,
                 hint=did_you_mean(table.spec.entity_key, project.entities),
             )
     steps = list(builder.steps.values())  # insertion order is a topological order

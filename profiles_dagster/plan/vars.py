@@ -47,7 +47,7 @@ def _error_at(project: Project, var: Var, ref: str, message: str, hint: str | No
     """An error on the select (or where) of `var` that mentions the var `ref`."""
     keys = [k for k, refs in _references_by_key(project, var).items() if any(name == ref for _, name in refs)]
     at = var.origin.at(keys[0] if keys else "select")
-    return ProfilesError(message, file=at.file, line=at.line, key=at.key, hint=hint)
+    return at.error(message, hint=hint)
 
 
 def var_references(project: Project, var: Var) -> tuple[str, ...]:
@@ -56,11 +56,8 @@ def var_references(project: Project, var: Var) -> tuple[str, ...]:
         for entity, name in refs:
             if entity != var.entity:
                 at = var.origin.at(key)
-                raise ProfilesError(
+                raise at.error(
                     f"var '{var.name}' refers to '{entity}.{name}' of another entity",
-                    file=at.file,
-                    line=at.line,
-                    key=at.key,
                 )
             names.add(name)
     return tuple(sorted(names))

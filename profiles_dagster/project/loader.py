@@ -333,14 +333,13 @@ def _check_references(project: Project) -> None:
             origin = stitcher_origin.at(f"model_spec.edge_sources[{k}].from")
             _resolve_source(project, source, origin, "edge_sources")
             if not project.source_ids(source, entity.name):
-                raise _at(origin, f"edge source '{source}' has no ids of entity '{entity.name}'")
+                raise origin.error(f"edge source '{source}' has no ids of entity '{entity.name}'")
     for cohort in list(project.cohorts.values()):
         _resolve_cohort_entity(project, cohort)
     for i, var in enumerate(project.vars):
         if var.cohort is not None:
             if var.cohort not in project.cohorts:
-                raise _at(
-                    var.origin,
+                raise var.origin.error(
                     f"var_group's entity_cohort '{var.cohort}' is not a cohort model",
                     hint=did_you_mean(var.cohort, project.cohorts),
                 )
@@ -351,19 +350,18 @@ def _check_references(project: Project) -> None:
             _resolve_source(project, var.spec.from_, var.origin.at("from"), "from")
             reads_id_graph = var.spec.from_ == f"models/{project.entities[var.entity].stitcher.name}"
             if not reads_id_graph and not project.source_ids(var.spec.from_, var.entity):
-                raise _at(
-                    var.origin.at("from"),
+                raise var.origin.at("from").error(
                     f"'{var.spec.from_}' has no ids of entity '{var.entity}', so its rows cannot be attributed",
                 )
         elif var.kind == "input_var":
-            raise _at(var.origin, "an input_var needs `from`")
+            raise var.origin.error("an input_var needs `from`")
     seen: dict[tuple[str, str | None, str], Var] = {}
     for var in project.vars:
         key = (var.entity, var.cohort, var.name)
         if var.kind == "input_var":
             key = (var.entity, var.spec.from_, var.name)
         if key in seen:
-            raise _at(var.origin.at("name"), f"var '{var.name}' is defined twice (first at {seen[key].origin})")
+            raise var.origin.at("name").error(f"var '{var.name}' is defined twice (first at {seen[key].origin})")
         seen[key] = var
 
 
@@ -371,14 +369,12 @@ def _resolve_cohort_entity(project: Project, cohort: Cohort, trail: tuple[str, .
     if cohort.entity:
         return cohort.entity
     if cohort.name in trail:
-        raise _at(
-            cohort.origin.at("model_spec.extends"),
+        raise cohort.origin.at("model_spec.extends").error(
             f"cohorts extend each other in a cycle: {' -> '.join((*trail, cohort.name))}",
         )
     parent = project.cohorts.get(cohort.extends or "")
     if parent is None:
-        raise _at(
-            cohort.origin.at("model_spec.extends"),
+        raise cohort.origin.at("model_spec.extends").error(
             f"cohort extends unknown '{cohort.spec.extends}'",
             hint=did_you_mean(cohort.extends or "", project.cohorts) or "extend <entity>/all or models/<cohort>",
         )
@@ -392,16 +388,12 @@ def _resolve_source(project: Project, ref: str, origin: Origin, key: str) -> Non
     if kind == "inputs":
         if name not in project.inputs:
             hint = did_you_mean(name, project.inputs) or f"inputs: {', '.join(project.inputs) or 'none'}"
-            raise _at(origin, f"{key} '{ref}': no input named '{name}'", hint=hint)
+            raise origin.error(f"{key} '{ref}': no input named '{name}'", hint=hint)
         return
     if kind == "models":
         stitchers = {e.stitcher.name for e in project.entities.values() if e.stitcher}
         known = {*project.sql_models, *stitchers}
         if name not in known:
-            raise _at(origin, f"{key} '{ref}': no model named '{name}'", hint=did_you_mean(name, known))
+            raise origin.error(f"{key} '{ref}': no model named '{name}'", hint=did_you_mean(name, known))
         return
-    raise _at(origin, f"{key} '{ref}' must start with inputs/ or models/")
-
-
-def _at(origin: Origin, message: str, hint: str | None = None) -> ProfilesError:
-    return ProfilesError(message, file=origin.file, line=origin.line, key=origin.key or None, hint=hint)
+    raise origin.error(f"{key} '{ref}' must start with inputs/ or models/")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.schema import (
     CohortSpec,
     EntityDef,
@@ -33,6 +34,10 @@ class Origin:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else str(self.file)
+
+    def error(self, message: str, hint: str | None = None) -> ProfilesError:
+        """A ProfilesError located here."""
+        return ProfilesError(message, file=self.file, line=self.line, key=self.key or None, hint=hint)
 
     def at(self, sub: str) -> Origin:
         """The origin of a key inside this one ("from"); its line falls back to this origin's line."""

@@ -54,6 +54,9 @@ class CustomCheck(_Settings):
 class ChecksSettings(_Settings):
     enabled: bool = True
     id_stitcher: StitcherChecks = StitcherChecks()
+    input_freshness: Threshold | None = Field(
+        None, description="hours from an input's newest occurred_at_col value to the run's end time"
+    )
     custom: list[CustomCheck] = []
 
 
@@ -67,6 +70,18 @@ class SensorSettings(_Settings):
     minimum_interval_seconds: int = 300
 
 
+class RunLockSettings(_Settings):
+    wait_seconds: float = Field(
+        0, ge=0, description="how long a run waits for another run on the same output schema before refusing"
+    )
+    stale_after_seconds: float = Field(
+        3600,
+        gt=0,
+        description="a run lock held from another machine without a heartbeat (each step start and end) for this "
+        "long is taken over; on the same machine a dead holder is detected at once",
+    )
+
+
 class ProfilesDagsterSettings(_Settings):
     dialect: Dialect | None = Field(None, description="dialect of the project's SQL; default: the connection's type")
     id_stitcher: StitcherSettings = StitcherSettings()
@@ -74,7 +89,13 @@ class ProfilesDagsterSettings(_Settings):
     schedule: ScheduleSettings | None = None
     sensor: SensorSettings | None = None
     automation: Literal["eager", "on_cron"] | None = None
-    retention_runs: int | None = Field(None, ge=1, description="keep the materials of the last N complete runs")
+    retention_runs: int | None = Field(
+        None,
+        ge=1,
+        description="after each complete run, drop materials older than the last N complete runs "
+        "(`profiles-dagster cleanup` does it on demand, default --keep 3); unset: keep everything, as pb does",
+    )
+    run_lock: RunLockSettings = RunLockSettings()
 
 
 def load_settings(project_dir: Path) -> ProfilesDagsterSettings:

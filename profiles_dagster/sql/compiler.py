@@ -79,12 +79,9 @@ class CompileContext:
         key = "csv" if defaults.csv is not None else "s3"
         if self.dialect != "duckdb":
             at = inp.origin.at(f"app_defaults.{key}")
-            raise ProfilesError(
+            raise at.error(
                 f"input '{name}' reads a {key.upper()} file, which profiles-dagster reads in place only on DuckDB; "
                 f"load it into a {self.dialect} table and use `table:`",
-                file=at.file,
-                line=at.line,
-                key=at.key,
             )
         location = str(csv_path(self.project, name)) if key == "csv" else str(defaults.s3)
         return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(location), expressions=[]))
