@@ -218,7 +218,7 @@ class UnionFind:
 
 
 def _date_diff_days(a: datetime | None, b: datetime) -> int | None:
-    """date_diff('day', a, b): calendar-day boundaries crossed from a to b."""
+    """cast(b as date) - cast(a as date): calendar-day boundaries crossed from a to b."""
     return None if a is None else (b.date() - a.date()).days
 
 
