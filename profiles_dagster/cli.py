@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from profiles_dagster.describe import SHOW, show
@@ -55,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(handler=_compile)
     run = sub.add_parser("run", help="materialize every step and repoint the pb views")
     _common(run, times=True)
+    _add_full_refresh(run)
     run.set_defaults(handler=_run)
     show = sub.add_parser("show", help="describe the project: models, dependencies, ...")
     show.add_argument("what", choices=sorted(SHOW), help="what to show")
     show.add_argument("--dot", action="store_true", help="dependencies as Graphviz dot")
+    _add_report_options(show)
     _common(show)
     show.set_defaults(handler=_show)
     init = sub.add_parser("init", help="start a project or a connection")
@@ -174,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         end_time=parse_time(args.end_time),
         begin_time=parse_time(args.begin_time),
         on_result=show,
+        full_refresh=args.full_refresh,
     )
     views = sorted(r.step.view_name for r in results if r.step.view_name)
     print(
@@ -185,6 +189,86 @@ def _run(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     return show(args)
+
+
+def _add_full_refresh(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--full-refresh",
+        "--full_refresh",
+        "--rebase_incremental",
+        "--rebase-incremental",
+        dest="full_refresh",
+        action="store_true",
+        help="rebuild incremental steps (the id stitcher) from all input rows instead of extending the previous run",
+    )
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--top", type=int, default=10, help="idstitcher-report: how many ids/profiles to list")
+
+
+def _idstitcher_report(args: argparse.Namespace) -> str:
+    """`show idstitcher-report`: the health of each entity's latest identity graph (read-only)."""
+    from profiles_dagster.plan.steps import StepKind
+    from profiles_dagster.sql import registry
+    from profiles_dagster.sql import stitcher_health as health_sql
+    from profiles_dagster.sql.compiler import CompileContext, compile_step
+    from profiles_dagster.sql.names import table
+    from profiles_dagster.sql.stitcher import find_previous
+
+    loaded = load(args.project_dir, site_config=args.site_config, target=args.target)
+    project, plan = loaded.project, loaded.plan
+    schema = loaded.warehouse.output_schema
+    top = max(1, args.top)
+    reports = []
+    with loaded.warehouse.session() as session:
+        for step in [s for s in plan.steps if s.kind is StepKind.ID_STITCHER]:
+            rows = session.query(
+                session.render(registry.latest_material(schema, project.name, step.path, step.content_hash))
+            )
+            if not rows or not session.table_exists(table(rows[0][0], schema)):
+                raise ProfilesError(
+                    f"{step.path} has no complete material with its current definition in schema {schema}; "
+                    "run the project first (profiles-dagster run)"
+                )
+            name, seq_no = str(rows[0][0]), int(rows[0][1])
+            stitched = table(name, schema)
+            previous, _ = find_previous(session, schema, project.name, step.path, step.content_hash, lambda t: True)
+            point = previous.checkpoint if previous else None
+            # the observations, for degrees: compiled against the latest materials of what the stitcher reads
+            materials = {step.key: stitched}
+            for dep in plan.ordered(plan.upstream({step.key})):
+                found = session.query(
+                    session.render(registry.latest_material(schema, project.name, dep.path, dep.content_hash))
+                )
+                if found:
+                    materials[dep.key] = table(found[0][0], schema)
+            observations = None
+            if all(d.key in materials for d in plan.ordered(plan.upstream({step.key}))):
+                source_dialect = project.settings.dialect or session.dialect
+                context = CompileContext(project, plan, session.dialect, source_dialect, materials, datetime.now())
+                observations = compile_step(step, context).observations
+            main = project.entities[step.entity].main_id_column
+            health = health_sql.collect(
+                lambda q: session.query(session.render(q)),
+                stitched,
+                main,
+                observations=observations,
+                largest=top,
+                degree_limit=top,
+            )
+            limits = project.settings.checks.id_stitcher.max_ids_per_profile
+            over = {t: int(v.warn if v.warn is not None else v.error) for t, v in limits.items() if (v.warn or v.error)}
+            title = f"id stitcher {step.path}: {schema}.{name} (run {seq_no})"
+            if point is not None and point.watermark is not None:
+                title += f"; newest occurred_at {point.watermark}, next run re-reads after {point.window_start}"
+            reports.append(health_sql.format_report(title, health, over=over))
+    if not reports:
+        raise ProfilesError("the project has no id stitcher")
+    return "\n\n".join(reports)
+
+
+SHOW["idstitcher-report"] = _idstitcher_report
 
 
 def _init_project(args: argparse.Namespace) -> int:

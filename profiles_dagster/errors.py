@@ -42,6 +42,10 @@ class ProfilesError(Exception):
         return f"{where}{key}{self.message}{hint}"
 
 
+class BusyError(ProfilesError):
+    """Another run or process holds the output schema (or the DuckDB file); trying again later can work."""
+
+
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean' suggestion, or None when nothing is close."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

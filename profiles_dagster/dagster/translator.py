@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetSpec, CodeReferencesMetadataValue, LocalFileCodeReference
+import warnings
 
-from profiles_dagster.plan.steps import Step
+from dagster import (
+    AssetKey,
+    AssetSpec,
+    AutomationCondition,
+    BetaWarning,
+    CodeReferencesMetadataValue,
+    LocalFileCodeReference,
+)
+
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.steps import Step, StepKind
 from profiles_dagster.project.model import Input, Project
+from profiles_dagster.project.settings import SETTINGS_FILE, ProfilesDagsterSettings
 from profiles_dagster.sql.names import source_table
+
+_STITCHER_COLUMNS = {
+    "other_id": "An id of the profile, after the id type's select and filters",
+    "other_id_type": "The id type of other_id",
+    "first_seen_at": "Earliest occurred_at_col value of any input row carrying the id",
+    "valid_at": "When the id's link to its main id was last confirmed",
+}
 
 
 class ProfilesTranslator:
@@ -40,10 +58,46 @@ class ProfilesTranslator:
         if step.view_name:
             metadata["dagster/table_name"] = f"{schema}.{step.view_name}"
         if step.origin is not None:
-            metadata["dagster/code_references"] = CodeReferencesMetadataValue(
-                code_references=[LocalFileCodeReference(file_path=str(step.origin.file), line_number=step.origin.line)]
-            )
+            with warnings.catch_warnings():  # code references are beta in Dagster 1.13; they work
+                warnings.simplefilter("ignore", BetaWarning)
+                metadata["dagster/code_references"] = CodeReferencesMetadataValue(
+                    code_references=[
+                        LocalFileCodeReference(file_path=str(step.origin.file), line_number=step.origin.line)
+                    ]
+                )
         return metadata
+
+    def get_column_descriptions(self, step: Step, project: Project) -> dict[str, str]:
+        """Column descriptions for the column schema: the vars' `description`s, and the columns pb adds."""
+        if step.entity is None or step.entity not in project.entities:
+            return {}
+        main = project.entities[step.entity].main_id_column
+        out = {main: f"Main id of a {step.entity} profile: 'rid' and a hash of the profile's earliest id"}
+        out["input_row_id"] = "Row number of the input row (ordered by occurred_at_col)"
+        if step.kind is StepKind.ID_STITCHER:
+            out.update(_STITCHER_COLUMNS)
+        if step.kind is StepKind.VIEW and isinstance(step.payload, tuple):
+            id_type = getattr(step.payload[0], "id_type", None)
+            if id_type:
+                out[id_type] = f"A {id_type} of the {step.entity}: one row per distinct value"
+        for var in project.vars:
+            if var.entity == step.entity and var.spec.description:
+                out.setdefault(var.name, var.spec.description)
+        return out
+
+    def get_automation_condition(self, step: Step, settings: ProfilesDagsterSettings) -> AutomationCondition | None:
+        """From profiles_dagster.yaml's `automation`: eager, or on_cron with the `schedule`'s cron."""
+        if settings.automation == "eager":
+            return AutomationCondition.eager()
+        if settings.automation == "on_cron":
+            if settings.schedule is None:
+                raise ProfilesError(
+                    "automation: on_cron needs a schedule (cron, timezone) to take its cron from",
+                    file=SETTINGS_FILE,
+                    key="automation",
+                )
+            return AutomationCondition.on_cron(settings.schedule.cron, settings.schedule.timezone)
+        return None
 
     def get_asset_spec(
         self, step: Step, project: Project, *, deps: list[AssetKey], schema: str, warehouse_kind: str

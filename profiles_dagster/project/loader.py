@@ -32,7 +32,7 @@ from profiles_dagster.project.schema import (
 from profiles_dagster.project.settings import load_settings
 from profiles_dagster.project.templating import TemplateContext, render
 from profiles_dagster.project.validation import validate_document
-from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_key_path, read_yaml
+from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_key_path, read_text, read_yaml
 
 PROJECT_FILE = "pb_project.yaml"
 SUPPORTED_SCHEMA_VERSION = 99
@@ -74,10 +74,7 @@ def load_project(project_dir: str | Path) -> Project:
 
 def _render_project_file(path: Path) -> str:
     """pb templates pb_project.yaml itself (package URLs use `{{best_schema_version}}`)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfilesError(f"cannot read file: {exc.strerror}", file=path) from exc
+    text = read_text(path)
     context = TemplateContext(values={"best_schema_version": SUPPORTED_SCHEMA_VERSION})
     return render(text, context, file=path, line=1, key=None)
 
@@ -293,11 +290,16 @@ def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
                 entity.stitcher = IdStitcher(
                     entity.stitcher.name, entity.name, sources, entity.stitcher.spec, entity.stitcher.origin
                 )
-            continue
-        if entity.stitcher is None:
+        elif entity.stitcher is None:
             sources = _default_edge_sources(project, entity.name)
             entity.stitcher = IdStitcher(
                 f"{entity.name}_default_id_stitcher", entity.name, sources, None, None, is_default=True
+            )
+        if not entity.stitcher.edge_sources:  # the stitcher would have nothing to read; say so now
+            raise doc.error(
+                f"no input or sql model has ids of entity '{entity.name}', so there is nothing to stitch",
+                ("entities", i),
+                hint=f"add ids with `entity: {entity.name}` to an input's app_defaults.ids",
             )
 
 

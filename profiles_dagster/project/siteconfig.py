@@ -65,6 +65,7 @@ def find_site_config(project_dir: Path, explicit: str | Path | None = None) -> P
     tried = ", ".join(f"{p} ({why})" for why, p in candidates)
     raise ProfilesError(
         f"no site configuration found; tried {tried}",
+        file=candidates[0][1],
         hint="create one with `profiles-dagster init connection` or pass --site-config",
     )
 
@@ -82,13 +83,23 @@ def load_connection(site_config: Path, connection: str, target: str | None = Non
             hint=did_you_mean(connection, connections) or f"connections: {', '.join(connections) or 'none'}",
         )
     conn = connections[connection] or {}
+    if not isinstance(conn, dict):
+        raise doc.error("a connection is a mapping with `target` and `outputs`", ("connections", connection))
     outputs = conn.get("outputs") or {}
+    if not isinstance(outputs, dict):
+        raise doc.error("`outputs` maps each target name to its settings", ("connections", connection, "outputs"))
     chosen = target or conn.get("target")
+    if isinstance(chosen, list | dict):
+        raise doc.error("`target` names one of the outputs", ("connections", connection, "target"))
     if not chosen or chosen not in outputs:
         raise doc.error(
             f"no target '{chosen}' in connection '{connection}'",
             ("connections", connection, "outputs"),
             hint=did_you_mean(str(chosen), outputs) or f"targets: {', '.join(outputs) or 'none'}",
+        )
+    if not isinstance(outputs[chosen] or {}, dict):
+        raise doc.error(
+            "a target's settings are a mapping (type, schema, ...)", ("connections", connection, "outputs", chosen)
         )
     settings = dict(outputs[chosen] or {})
     if "type" not in settings:

@@ -18,15 +18,15 @@ def validate_document(doc: YamlDocument, model: type[BaseModel], data: Any, base
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _located(doc, exc, model, base) from None
+        raise _located(doc, exc, model, base, data) from None
 
 
-def _located(doc: YamlDocument, exc: ValidationError, model: type[BaseModel], base: KeyPath) -> ProfilesError:
+def _located(
+    doc: YamlDocument, exc: ValidationError, model: type[BaseModel], base: KeyPath, data: Any
+) -> ProfilesError:
     """The first validation problem, placed at its key, with a 'did you mean' for unknown keys."""
     err = exc.errors()[0]
-    loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and "[" in part))
-    # pydantic adds the union member's name ("FeatureViews") to the loc of union fields
-    loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in ("inputsMap",)))
+    loc = _data_loc(data, err["loc"], keep_last=err["type"] == "missing")
     path = (*base, *loc)
     if err["type"] == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
@@ -38,6 +38,21 @@ def _located(doc: YamlDocument, exc: ValidationError, model: type[BaseModel], ba
         return doc.error("required key is missing", path)
     message = err["msg"].removeprefix("Value error, ")
     return doc.error(message, path)
+
+
+def _data_loc(data: Any, loc: tuple, keep_last: bool) -> tuple:
+    """pydantic's loc without the union members' names it inserts ("FeatureViews", "list[...]", "str"):
+    only the parts that index into the document (and a missing key, which cannot)."""
+    out: list = []
+    node = data
+    for i, part in enumerate(loc):
+        in_dict = isinstance(node, dict) and part in node
+        if in_dict or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+        elif not (keep_last and i == len(loc) - 1):
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def _field_names(model: type[BaseModel]) -> list[str]:

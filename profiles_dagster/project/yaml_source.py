@@ -58,13 +58,24 @@ def format_key_path(key_path: KeyPath) -> str:
     return text
 
 
+def read_text(path: Path) -> str:
+    """A project file's text; unreadable or non-UTF-8 files become located errors."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfilesError(f"cannot read file: {exc.strerror}", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raw = path.read_bytes()
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ProfilesError(
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}", file=path, line=line
+        ) from None
+
+
 def read_yaml(path: Path, text: str | None = None) -> YamlDocument:
     """Parse one YAML file; a syntax error becomes a located ProfilesError."""
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ProfilesError(f"cannot read file: {exc.strerror}", file=path) from exc
+        text = read_text(path)
     text = _TRAILING_BLANKS.sub("", text)
     doc = YamlDocument(path=path, data=None)
     try:
@@ -81,6 +92,12 @@ def read_yaml(path: Path, text: str | None = None) -> YamlDocument:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from exc
+    except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        raise ProfilesError(f"invalid YAML: {getattr(exc, 'reason', None) or exc}", file=path, line=line) from None
+    except RecursionError:
+        raise ProfilesError("invalid YAML: nested too deeply", file=path, line=1) from None
     return doc
 
 

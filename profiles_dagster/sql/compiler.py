@@ -55,6 +55,8 @@ _NULL_SKIPPING = (
     exp.VariancePop,
     exp.Median,
 )
+# Of those, the ones that are NULL when no row passes: as a var's whole select they need no guard for that
+_NULL_WHEN_NO_ROWS = tuple(a for a in _NULL_SKIPPING if a not in (exp.Count, exp.ApproxDistinct))
 
 
 @dataclass
@@ -115,12 +117,17 @@ class CompileContext:
 
     def fragment(self, text: str, where: Where) -> exp.Expression:
         """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile."""
-        rendered = render(
-            text,
-            self.template_context(),
-            file=where.origin.file if where.origin else None,
-            line=where.origin.line if where.origin else None,
-            key=where.what,
+        templated = "{{" in text or "{%" in text  # most fragments are plain SQL: no template context to build
+        rendered = (
+            render(
+                text,
+                self.template_context(),
+                file=where.origin.file if where.origin else None,
+                line=where.origin.line if where.origin else None,
+                key=where.what,
+            )
+            if templated
+            else text
         )
         parsed = parse_expression(rendered, self.source_dialect, where)
         if self.dialect != self.source_dialect:
@@ -172,8 +179,11 @@ def _main(ctx: CompileContext, entity: str) -> str:
 
 def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[InputId, exp.Expression]]:
     ent = ctx.project.entities[entity]
+    # the input or sql model declaring an id, so an unparsable `select` names its file and line
+    owners = (*ctx.project.inputs.values(), *ctx.project.sql_models.values())
+    origin = {id(i): o.origin for o in owners for i in o.ids}
     return [
-        (i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, None, ctx.filter_source))
+        (i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, origin.get(id(i)), ctx.filter_source))
         for i in ids
         if i.entity == entity
     ]
@@ -260,7 +270,7 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
         raise ProfilesError(f"id stitcher of '{entity}' has no edge sources with ids")
     union = parts[0]
     for part in parts[1:]:
-        union = exp.union(union, part, distinct=False)
+        union = exp.union(union, part, distinct=False, copy=False)  # parts are ours: no quadratic copying
     return union
 
 
@@ -315,25 +325,30 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     base_key = (entity, "cohort", payload.cohort) if payload.cohort else (entity, "all")
     query = exp.select(col(main, "base")).from_(ctx.materials[base_key].copy().as_("base"))
     if payload.inherit_from:
-        for name in payload.inherited:
-            query = query.select(col(name, "ev"))
+        query = query.select(*(col(name, "ev") for name in payload.inherited), copy=False)
         query = query.join(
             ctx.materials[payload.inherit_from].copy().as_("ev"),
             on=col(main, "base").eq(col(main, "ev")),
             join_type="left",
+            copy=False,
         )
     # vars read from a source without referring to other vars share one aggregate pass per source;
-    # the rest follow in dependency order, each a layer over what is computed so far
+    # the rest follow in dependency order, each a layer over what is computed so far.
+    # `query` is ours alone: build it in place (copy=False), or hundreds of vars copy the tree quadratically
     batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs]
     for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched)):
         alias = f"agg_{n}"
-        query = query.join(sub.subquery(alias), on=col(main, "base").eq(col(main, alias)), join_type="left")
-        query = query.select(*(exp.alias_(_with_default(col(pv.var.name, alias), pv), pv.var.name) for pv in columns))
-    for n, pv in enumerate(pv for pv in payload.vars if pv not in batched):
-        layer = query.subquery(f"layer_{n}")
+        on = col(main, "base").eq(col(main, alias))
+        query = query.join(sub.subquery(alias, copy=False), on=on, join_type="left", copy=False)
+        query = query.select(
+            *(exp.alias_(_with_default(col(pv.var.name, alias), pv), pv.var.name) for pv in columns), copy=False
+        )
+    for n, pv in enumerate(pv for pv in payload.vars if not (pv.var.spec.from_ and not pv.refs)):
         if not pv.var.spec.from_:
             value = bind_vars(ctx.fragment(pv.var.spec.select, Where(pv.var.origin, pv.var.name)), lambda r: col(r))
-            query = exp.select(exp.Star(), exp.alias_(_with_default(value, pv), pv.var.name)).from_(layer)
+            query = exp.select(exp.Star(), exp.alias_(_with_default(value, pv), pv.var.name)).from_(
+                query.subquery(f"layer_{n}", copy=False), copy=False
+            )
             continue
         # a sourced var that reads other vars: its rows carry those vars under their placeholder names
         rows = (
@@ -349,8 +364,8 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
             exp.select(
                 exp.column(exp.Star(), table="prev"), exp.alias_(_with_default(col(pv.var.name, "a"), pv), pv.var.name)
             )
-            .from_(query.subquery("prev"))
-            .join(sub.subquery("a"), on=col(main, "prev").eq(col(main, "a")), join_type="left")
+            .from_(query.subquery("prev", copy=False), copy=False)
+            .join(sub.subquery("a", copy=False), on=col(main, "prev").eq(col(main, "a")), join_type="left", copy=False)
         )
     own = {pv.var.name: pv for pv in payload.vars}
     final = [
@@ -358,7 +373,7 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
         *(col(n) for n in payload.inherited),
         *(_typed(col(n), own[n], ctx) for n in payload.declared),
     ]
-    return exp.select(*final).from_(query.subquery("vars"))
+    return exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)
 
 
 def _with_default(value: exp.Expression, pv: PlannedVar) -> exp.Expression:
@@ -421,8 +436,8 @@ def _aggregations(
         shared.setdefault(spec.from_, []).append((pv, rewritten))
     for ref, items in shared.items():
         rows = source.copy() if source is not None else _source_rows(ctx, entity, ref)
-        sub = exp.select(col(main), *(exp.alias_(v, pv.var.name) for pv, v in items)).from_(rows)
-        sub = sub.where(col(main).is_(exp.null()).not_()).group_by(*(k.copy() for k in keys))
+        sub = exp.select(col(main), *(exp.alias_(v, pv.var.name, copy=False) for pv, v in items)).from_(rows)
+        sub = sub.where(col(main).is_(exp.null()).not_(), copy=False).group_by(*(k.copy() for k in keys), copy=False)
         yield [pv for pv, _ in items], sub
 
 
@@ -449,7 +464,13 @@ def _filter_aggregates(value: exp.Expression, cond: exp.Expression) -> exp.Expre
                 node.set("this", when(arg))
         return node
 
-    return exp.Case(ifs=[exp.If(this=any_row, true=exp.null())], default=value.copy().transform(fix))
+    filtered = value.copy().transform(fix)
+    # the guard is one more aggregate per var: skip it where the filtered aggregate is already NULL without rows
+    if isinstance(value, _NULL_WHEN_NO_ROWS):
+        return filtered
+    if isinstance(value, exp.Count) and isinstance(value.this, exp.Star):  # count(*): its own guard
+        return exp.Nullif(this=filtered, expression=exp.Literal.number(0))
+    return exp.Case(ifs=[exp.If(this=any_row, true=exp.null())], default=filtered)
 
 
 def _features(step: Step, ctx: CompileContext) -> exp.Query:
@@ -505,13 +526,13 @@ def _view(step: Step, ctx: CompileContext) -> exp.Query:
     main = _main(ctx, entity)
     source = ctx.materials[source_key].copy().as_("f")
     if view.id_type is None:
-        return exp.select(col(main, "f"), *(col(c, "f") for c in columns)).from_(source)
+        return exp.select(col(main, "f"), *(col(c, "f") for c in columns)).from_(source, copy=False)
     stitcher = ctx.materials[(entity, "id_stitcher")].copy().as_("s")
     return (
         exp.select(exp.alias_(col("other_id", "s"), view.id_type), *(col(c, "f") for c in columns))
-        .from_(stitcher)
-        .join(source, on=col(main, "s").eq(col(main, "f")))
-        .where(col("other_id_type", "s").eq(exp.Literal.string(view.id_type)))
+        .from_(stitcher, copy=False)
+        .join(source, on=col(main, "s").eq(col(main, "f")), copy=False)
+        .where(col("other_id_type", "s").eq(exp.Literal.string(view.id_type)), copy=False)
     )
 
 

@@ -1,42 +1,78 @@
-"""In-warehouse id stitcher: connected components of the id graph, in SQL.
+"""In-warehouse id stitcher: connected components of the id graph, in SQL, full or incremental.
 
-Why this shape: the identity graph can be huge, so it never leaves the
-warehouse. All SQL is built as sqlglot expressions and rendered for the
-session's dialect. Components are found by randomized contraction with pointer
-jumping, so the number of rounds grows roughly with log(graph size), not with
-the length of the longest chain (label propagation would need one round per hop).
+Why this shape: the identity graph can be huge, so it never leaves the warehouse (Python only
+sees counts). All SQL is built as sqlglot expressions and rendered for the session's dialect: one
+algorithm for every engine. Components are found by randomized contraction with pointer jumping,
+so the number of rounds grows roughly with log(graph size), not with the length of the longest
+chain (label propagation, what most SQL stitchers do, needs one pass per hop and stops early).
 
-One round, on an integer edge table ``E(u, v)`` (``u < v``, distinct):
+**Encoding.** Distinct ``(other_id_type, other_id)`` get dense integer node numbers (the numbering
+is arbitrary: nothing in the result depends on it); each input row with two or more distinct ids
+becomes a star of edges from its smallest node (same connectivity as the full clique).
 
-1. every node gets a pseudo-random priority key (an integer hash of node id and
-   round number, packed with the node id so that ``MIN`` picks a unique node);
-2. ``m1(x)`` = min key over the closed neighbourhood of ``x``; ``m2(x)`` = min
-   of ``m1`` over the neighbours of ``x`` (= min key within two hops);
-3. ``x`` points to the node of ``m2(x)``: priorities strictly decrease along
-   pointers, so they form a forest; pointer jumping finds each tree's root;
-4. edges are relabelled by root, self-loops dropped, deduplicated; the
-   node -> root map of the round is kept.
+**One contraction round**, on an integer edge table ``E(u, v)`` (``u < v``, distinct):
 
-When no edges remain, the per-round maps are composed from the last round back
-to the first, giving each original node its component root.
+1. every node gets a pseudo-random priority key (an integer hash of node and round number,
+   packed with the node so that ``MIN`` picks a unique node);
+2. ``m1(x)`` = min key over the closed neighbourhood of ``x``; ``m2(x)`` = min of ``m1`` over
+   the neighbours of ``x`` (= min key within two hops: stars collapse in one round, chains
+   shrink about 5x);
+3. ``x`` points to the node of ``m2(x)``: priorities strictly decrease along pointers, so they
+   form a forest; pointer jumping finds each tree's root, re-joining only the nodes whose
+   parent is not a root yet;
+4. edges are relabelled by root, self-loops dropped, deduplicated; the node -> root map is kept.
+
+When no edges remain, the per-round maps are composed from the last round back to the first.
+
+**Main ids** follow pb: the cluster member with the earliest ``first_seen_at`` (NULL last; ties:
+the smaller hash) gives ``'rid' || hash``. **valid_at** is the earliest occurred_at of a row that
+links the id with another one (its first_seen_at if it was never linked).
+
+**Incremental runs.** A run can start from the previous run's stitcher table (same definition)
+and its checkpoint (newest occurred_at stitched, and the look-back window start the next run
+re-reads from). Only observations newer than the window start (and those without occurred_at)
+are read; previous clusters touched by them are contracted to super-nodes, components are found
+on the small graph of the new edges, and only the affected clusters get their main id
+recomputed: the member with the earliest first_seen_at among the old main id's member and the
+ids seen again or new. Everything else is copied. Because min() is idempotent, re-reading the
+window is harmless, and the result equals a full recompute exactly, provided no observation at or
+before the window start appeared since the previous run. That is checked with one count (the
+number of observations at or before the window start, stored with the checkpoint): if it moved,
+the run is a full one and says why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import sqlglot
 from sqlglot import exp
 
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.steps import Step
+from profiles_dagster.project.model import Project
+from profiles_dagster.sql import registry, stitcher_health
+from profiles_dagster.sql.names import table
+
 __all__ = [
+    "Checkpoint",
+    "PreviousGraph",
     "SqlSession",
     "StitcherRoundLimitError",
     "StitcherStats",
+    "checkpoint_record",
+    "find_previous",
     "main_id_expression",
+    "parse_lookback",
     "run_stitcher",
+    "run_stitcher_step",
+    "stats_metadata",
 ]
 
 _UUID_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
@@ -46,6 +82,10 @@ _UUID_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 _PRIME = 2147483647  # 2**31 - 1
 _MUL = 1103515245
 _PACK = 4294967296  # 2**32: key = priority * 2**32 + node; node ids must be < 2**32
+
+# Engines whose ROW_NUMBER() accepts an empty OVER (): numbering without a global sort. The others
+# (Snowflake, Spark/Databricks, Redshift) require an ORDER BY, so they number in id order.
+_UNORDERED_NUMBERING = frozenset({"duckdb", "postgres", "bigquery"})
 
 
 class SqlSession(Protocol):
@@ -59,13 +99,40 @@ class SqlSession(Protocol):
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """What a stitcher table remembers for the next incremental run (kept in the run registry)."""
+
+    watermark: datetime | None  # newest occurred_at stitched (None: no observation had one)
+    window_start: datetime | None  # the next run re-reads observations after this (watermark - look-back)
+    rows_before: int  # observations at or before window_start: if this count moves, late rows arrived
+    ids: int  # rows of the stitcher table
+    clusters: int  # distinct main ids
+
+
+@dataclass(frozen=True)
+class PreviousGraph:
+    """The latest complete stitcher table of the same definition, and its checkpoint."""
+
+    table: exp.Table
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True)
 class StitcherStats:
     """Counts describing one stitcher run."""
 
     rounds: int  # contraction rounds run
-    ids: int  # nodes
-    edges: int  # distinct edges after dedupe/self-loop removal (star per row: hub -> each other id)
-    clusters: int
+    ids: int  # rows of the stitcher table (distinct ids)
+    edges: int  # distinct edges stitched this run (incremental: of the new observations, contracted)
+    clusters: int  # profiles (distinct main ids)
+    mode: str = "full"  # "full" or "incremental"
+    reason: str = ""  # why this run is a full one
+    observations: int = 0  # observation rows read (incremental: the new ones and the look-back window)
+    new_ids: int = 0  # ids not in the previous table (full run: all)
+    changed_main_ids: int = 0  # previous profiles whose main id changed (incremental)
+    round_edges: tuple[int, ...] = ()  # edges left after each round
+    seconds: tuple[tuple[str, float], ...] = field(default=(), compare=False)  # time per phase
+    checkpoint: Checkpoint | None = field(default=None, compare=False)
 
 
 class StitcherRoundLimitError(RuntimeError):
@@ -81,6 +148,25 @@ def _num(value: int) -> exp.Literal:
 
 def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table)
+
+
+def _eq(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    return exp.EQ(this=a, expression=b)
+
+
+def _as(table: exp.Table | exp.Query, alias: str) -> exp.Expression:
+    """A table or query usable in FROM/JOIN under ``alias``."""
+    if isinstance(table, exp.Query):
+        return table.copy().subquery(alias)
+    return exp.alias_(table.copy(), alias, table=True)
+
+
+def _is_null(value: exp.Expression) -> exp.Expression:
+    return exp.Is(this=value, expression=exp.null())
+
+
+def _not_null(value: exp.Expression) -> exp.Expression:
+    return exp.Not(this=_is_null(value))
 
 
 def _mod(this: exp.Expression, modulus: int) -> exp.Expression:
@@ -106,6 +192,35 @@ def _least(a: exp.Expression, b: exp.Expression) -> exp.Expression:
 
 def _greatest(a: exp.Expression, b: exp.Expression) -> exp.Expression:
     return _case_pick(exp.GT(this=a, expression=b), a, b.copy())
+
+
+def _min_present(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    """The smaller of two values ignoring NULLs (as MIN() does over a column)."""
+    return exp.Case(
+        ifs=[
+            exp.If(this=_is_null(a.copy()), true=b.copy()),
+            exp.If(this=_is_null(b.copy()), true=a.copy()),
+            exp.If(this=exp.LT(this=a.copy(), expression=b.copy()), true=a.copy()),
+        ],
+        default=b.copy(),
+    )
+
+
+def _timestamp(value: datetime) -> exp.Expression:
+    return exp.cast(exp.Literal.string(value.strftime("%Y-%m-%d %H:%M:%S.%f")), exp.DataType.build("timestamp"))
+
+
+def _as_datetime(value: object) -> datetime | None:
+    """A timestamp as the warehouse returned it, as naive UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):  # a date
+        value = datetime(value.year, value.month, value.day)  # type: ignore[attr-defined]
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def _sha1_hex(value: exp.Expression, dialect: str | None) -> exp.Expression:
@@ -164,15 +279,38 @@ def _decode_key(key: exp.Expression) -> exp.Expression:
     return _mod(key, _PACK)
 
 
+def _numbering(dialect: str, order: list[str], offset: int = 0) -> exp.Expression:
+    """Dense numbers 1.. (+ offset) for the rows of a query: without a global sort where the engine allows."""
+    window = exp.Window(this=exp.RowNumber())
+    if str(dialect) not in _UNORDERED_NUMBERING:
+        window.set("order", exp.Order(expressions=[exp.Ordered(this=_col(c)) for c in order]))
+    return _add(window, _num(offset)) if offset else window
+
+
 class _Scratch:
-    """Names, creates and drops scratch tables next to the target."""
+    """Names, creates and drops scratch tables next to the target; times the phases."""
 
     def __init__(self, session: SqlSession, target: exp.Table, prefix: str) -> None:
         self.session = session
+        self.dialect = session.dialect
         self.db = target.args.get("db")
         self.catalog = target.args.get("catalog")
         self.prefix = prefix
         self.live: list[str] = []
+        self.phases: dict[str, float] = {}
+        self._phase: tuple[str, float] | None = None
+
+    def phase(self, name: str | None) -> None:
+        """Start timing phase ``name`` (None: stop)."""
+        now = time.perf_counter()
+        if self._phase is not None:
+            label, started = self._phase
+            self.phases[label] = self.phases.get(label, 0.0) + now - started
+        self._phase = (name, now) if name else None
+
+    def seconds(self) -> tuple[tuple[str, float], ...]:
+        self.phase(None)
+        return tuple((k, round(v, 3)) for k, v in self.phases.items())
 
     def table(self, suffix: str) -> exp.Table:
         db = self.db.copy() if isinstance(self.db, exp.Expression) else self.db
@@ -180,12 +318,15 @@ class _Scratch:
         return exp.Table(this=exp.to_identifier(f"{self.prefix}_{suffix}", quoted=True), db=db, catalog=catalog)
 
     def run(self, statement: exp.Expression) -> None:
-        self.session.execute(statement.sql(dialect=self.session.dialect))
+        self.session.execute(statement.sql(dialect=self.dialect))
+
+    def row(self, query: exp.Query) -> tuple:
+        rows = self.session.query(query.sql(dialect=self.dialect))
+        return tuple(rows[0]) if rows else ()
 
     def scalar(self, query: exp.Query) -> int:
-        rows = self.session.query(query.sql(dialect=self.session.dialect))
-        value = rows[0][0] if rows else None
-        return int(value or 0)
+        row = self.row(query)
+        return int(row[0] or 0) if row else 0
 
     def create(self, suffix: str, query: exp.Query) -> exp.Table:
         table = self.table(suffix)
@@ -194,10 +335,11 @@ class _Scratch:
         self.run(exp.Create(kind="TABLE", this=table, expression=query))
         return table
 
-    def drop(self, suffix: str) -> None:
-        self.run(exp.Drop(kind="TABLE", exists=True, tables=[self.table(suffix)]))
-        if suffix in self.live:
-            self.live.remove(suffix)
+    def drop(self, *suffixes: str) -> None:
+        for suffix in suffixes:
+            self.run(exp.Drop(kind="TABLE", exists=True, tables=[self.table(suffix)]))
+            if suffix in self.live:
+                self.live.remove(suffix)
 
     def drop_all(self) -> None:
         """Best effort: a failing drop must not hide the original error."""
@@ -206,48 +348,58 @@ class _Scratch:
                 self.drop(suffix)
 
 
-def _count(table: exp.Table, where: exp.Expression | None = None) -> exp.Query:
-    query = sqlglot.select(exp.Count(this=exp.Star())).from_(table.copy())
+def _count(table: exp.Table | exp.Query, where: exp.Expression | None = None) -> exp.Query:
+    query = sqlglot.select(exp.Count(this=exp.Star())).from_(_as(table, "c"))
     return query.where(where) if where is not None else query
 
 
 # ------------------------------------------------------------ connected components
 
 
-def _pointer_jump(scratch: _Scratch, suffix: str) -> str:
-    """Replace each parent by its root (pointer doubling).
+def _parts(parts: list[tuple[str, bool]], scratch: _Scratch, with_flag: bool = False) -> exp.Query:
+    """UNION ALL of pointer tables: (suffix, only rows with f = 0) -> columns x, p (and f)."""
+    selects: list[exp.Query] = []
+    for suffix, done_only in parts:
+        columns = ["x", "p", "f"] if with_flag else ["x", "p"]
+        query = sqlglot.select(*columns).from_(scratch.table(suffix))
+        if done_only:
+            query = query.where(_eq(_col("f"), _num(0)))
+        selects.append(query)
+    union = selects[0]
+    for query in selects[1:]:
+        union = exp.union(union, query, distinct=False)
+    return union
 
-    Table ``suffix`` has ``(x, p, f)`` where ``f = 1`` means "p may not be a
-    root". A jump sets ``p(a) := p(p(a))`` and ``f(a) := f(p(a))`` (exact:
-    roots are fixed points), so we stop as soon as no ``f = 1`` is left,
-    without a final no-change pass. Returns the suffix of the result.
+
+def _pointer_jump(scratch: _Scratch, suffix: str) -> list[tuple[str, bool]]:
+    """Replace each parent by its root (pointer doubling); returns the map's parts.
+
+    Table ``suffix`` has ``(x, p, f)`` where ``f = 1`` means "p may not be a root". A jump sets
+    ``p(a) := p(p(a))`` and ``f(a) := f(p(a))`` (exact: roots are fixed points). Only nodes
+    with ``f = 1`` jump: each step writes the still-pending nodes to a new table and looks
+    parents up in the union of what is settled and what is pending. We stop as soon as no
+    ``f = 1`` is left, without a final no-change pass.
     """
+    settled: list[tuple[str, bool]] = [(suffix, True)]
     current = suffix
     step = 0
-    while scratch.scalar(_count(scratch.table(current), exp.EQ(this=_col("f"), expression=_num(1)))) > 0:
+    while scratch.scalar(_count(scratch.table(current), _eq(_col("f"), _num(1)))) > 0:
         step += 1
+        lookup = _parts([(suffix, False)] if step == 1 else [*settled, (current, False)], scratch, with_flag=True)
+        pending = sqlglot.select("x", "p").from_(scratch.table(current)).where(_eq(_col("f"), _num(1)))
         nxt = f"{suffix}_j{step}"
         scratch.create(
             nxt,
             sqlglot.select(_col("x", "a"), _col("p", "b"), _col("f", "b"))
-            .from_(exp.alias_(scratch.table(current), "a", table=True))
-            .join(
-                exp.alias_(scratch.table(current), "b", table=True),
-                on=exp.EQ(this=_col("p", "a"), expression=_col("x", "b")),
-            ),
+            .from_(_as(pending, "a"))
+            .join(_as(lookup, "b"), on=_eq(_col("p", "a"), _col("x", "b"))),
         )
-        scratch.drop(current)
+        if step > 1:
+            settled.append((current, True))
         current = nxt
-    return current
-
-
-def _parent_columns(node: exp.Expression, parent: exp.Expression) -> list[exp.Expression]:
-    """``x, p, f`` columns of an initial parent table."""
-    return [
-        exp.alias_(node, "x"),
-        exp.alias_(parent, "p"),
-        exp.alias_(_case_pick(exp.NEQ(this=parent.copy(), expression=node.copy()), _num(1), _num(0)), "f"),
-    ]
+    if step:
+        settled.append((current, False))
+    return settled
 
 
 def _connected_components(
@@ -255,27 +407,30 @@ def _connected_components(
     edges: exp.Table,
     *,
     max_rounds: int,
+    tag: str = "",
     on_round: Callable[[int, int], None] | None = None,
-) -> tuple[exp.Table | None, int]:
+) -> tuple[exp.Query | None, int, tuple[int, ...]]:
     """Label every node of the integer edge table ``edges(u, v)`` (u < v,
     distinct, no self-loops) with its component root.
 
-    Returns ``(labels, rounds)``: ``labels(x, p)`` covers every node that has an
-    edge (nodes without edges are their own roots), or ``None`` if there are no
-    edges. ``edges`` is left in place.
+    Returns ``(labels, rounds, edges left per round)``: ``labels`` selects ``(x, p)`` for every
+    node that has an edge (nodes without edges are their own roots), or is ``None`` if there are
+    no edges. ``edges`` is left in place; the tables ``labels`` reads stay until ``drop_all``.
     """
     remaining = scratch.scalar(_count(edges))
     if remaining == 0:
-        return None, 0
+        return None, 0, ()
     current_edges = edges
     current_suffix: str | None = None  # suffix of edges owned by this function
-    maps: list[str] = []
+    maps: list[list[tuple[str, bool]]] = []
+    left: list[int] = []
     round_no = 0
     while remaining > 0:
         if round_no >= max_rounds:
             raise StitcherRoundLimitError(
                 f"id stitcher did not converge within max_rounds={max_rounds}: "
-                f"{remaining} edges left after {round_no} rounds"
+                f"{remaining} edges left after {round_no} rounds (raise id_stitcher.max_rounds in "
+                "profiles_dagster.yaml)"
             )
         round_no += 1
         directed = exp.union(
@@ -294,40 +449,38 @@ def _connected_components(
             .group_by(_col("a", "d"))
         )
         m1 = scratch.create(
-            f"m1_{round_no}",
+            f"{tag}m1_{round_no}",
             sqlglot.select("x", exp.alias_(_least(_col("kx"), _col("kn")), "k")).from_(grouped.subquery("g")),
         )
         # m2(x) = min of m1 over the open neighbourhood: the min key within two
         # hops (m1(x) itself is never smaller, since x has a neighbour). The
         # two-hop reach collapses stars in one round and shrinks chains 5x.
-        parents = f"pt_{round_no}"
+        parents = f"{tag}pt_{round_no}"
+        parent = _decode_key(exp.Min(this=_col("k", "m")))
         scratch.create(
             parents,
-            sqlglot.select(*_parent_columns(_col("a", "d"), _decode_key(exp.Min(this=_col("k", "m")))))
+            sqlglot.select(
+                exp.alias_(_col("a", "d"), "x"),
+                exp.alias_(parent, "p"),
+                exp.alias_(_case_pick(exp.NEQ(this=parent.copy(), expression=_col("a", "d")), _num(1), _num(0)), "f"),
+            )
             .from_(directed.subquery("d"))
-            .join(exp.alias_(m1.copy(), "m", table=True), on=exp.EQ(this=_col("b", "d"), expression=_col("x", "m")))
+            .join(_as(m1, "m"), on=_eq(_col("b", "d"), _col("x", "m")))
             .group_by(_col("a", "d")),
         )
-        scratch.drop(f"m1_{round_no}")
-        map_suffix = _pointer_jump(scratch, parents)
-        maps.append(map_suffix)
+        scratch.drop(f"{tag}m1_{round_no}")
+        parts = _pointer_jump(scratch, parents)
+        maps.append(parts)
         # Relabel edges by root; drop self-loops; dedupe.
         ru, rv = _col("p", "ru"), _col("p", "rv")
-        map_table = scratch.table(map_suffix)
-        next_suffix = f"edges_r{round_no}"
+        next_suffix = f"{tag}edges_r{round_no}"
         scratch.create(
             next_suffix,
             sqlglot.select(exp.alias_(_least(ru, rv), "u"), exp.alias_(_greatest(ru.copy(), rv.copy()), "v"))
             .distinct()
-            .from_(exp.alias_(current_edges.copy(), "e", table=True))
-            .join(
-                exp.alias_(map_table.copy(), "ru", table=True),
-                on=exp.EQ(this=_col("u", "e"), expression=_col("x", "ru")),
-            )
-            .join(
-                exp.alias_(map_table.copy(), "rv", table=True),
-                on=exp.EQ(this=_col("v", "e"), expression=_col("x", "rv")),
-            )
+            .from_(_as(current_edges, "e"))
+            .join(_as(_parts(parts, scratch), "ru"), on=_eq(_col("u", "e"), _col("x", "ru")))
+            .join(_as(_parts(parts, scratch), "rv"), on=_eq(_col("v", "e"), _col("x", "rv")))
             .where(exp.NEQ(this=ru.copy(), expression=rv.copy())),
         )
         if current_suffix is not None:
@@ -335,6 +488,7 @@ def _connected_components(
         current_suffix = next_suffix
         current_edges = scratch.table(next_suffix)
         remaining = scratch.scalar(_count(current_edges))
+        left.append(remaining)
         if on_round is not None:
             on_round(round_no, remaining)
     if current_suffix is not None:
@@ -342,27 +496,115 @@ def _connected_components(
 
     # Compose maps from the last round back: label_t(x) = label_{t+1}(map_t(x)),
     # where nodes absent from round t+1 keep map_t(x).
-    label_suffix = maps[-1]
+    labels: exp.Query = _parts(maps[-1], scratch)
+    owned: list[str] = [s for s, _ in maps[-1]]
     for index in range(len(maps) - 2, -1, -1):
-        step_suffix = maps[index]
-        composed = f"labels_{index + 1}"
+        composed = f"{tag}labels_{index + 1}"
         scratch.create(
             composed,
             sqlglot.select(
                 _col("x", "m"),
                 exp.alias_(exp.Coalesce(this=_col("p", "l"), expressions=[_col("p", "m")]), "p"),
             )
-            .from_(exp.alias_(scratch.table(step_suffix), "m", table=True))
-            .join(
-                exp.alias_(scratch.table(label_suffix), "l", table=True),
-                on=exp.EQ(this=_col("p", "m"), expression=_col("x", "l")),
-                join_type="left",
-            ),
+            .from_(_as(_parts(maps[index], scratch), "m"))
+            .join(_as(labels, "l"), on=_eq(_col("p", "m"), _col("x", "l")), join_type="left"),
         )
-        scratch.drop(label_suffix)
-        scratch.drop(step_suffix)
-        label_suffix = composed
-    return scratch.table(label_suffix), round_no
+        scratch.drop(*dict.fromkeys(owned + [s for s, _ in maps[index]]))
+        owned = [composed]
+        labels = sqlglot.select("x", "p").from_(scratch.table(composed))
+    return labels, round_no, tuple(left)
+
+
+# --------------------------------------------------------------------- encoding
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    ids: exp.Table  # node, other_id_type, other_id, first_seen_at
+    obs: exp.Table  # row_key, node, occurred_at: every observation
+    edges: exp.Table  # u < v: star edges of rows with 2+ distinct ids, distinct
+    linked: exp.Table  # node, linked_at: ids seen on a row with another id
+
+
+def _present(observations: exp.Query) -> exp.Query:
+    """The observations that name an id (a NULL id or id type is no node)."""
+    named = exp.and_(_not_null(_col("other_id")), _not_null(_col("other_id_type")))
+    return sqlglot.select("row_key", "other_id_type", "other_id", "occurred_at").from_(
+        sqlglot.select("*").from_(observations.copy().subquery("o")).where(named).subquery("s")
+    )
+
+
+def _encode(scratch: _Scratch, source: exp.Table | exp.Query, tag: str) -> _Encoded:
+    """Integer nodes, observations, edges and link times of ``source`` (observation rows)."""
+    grouped = (
+        sqlglot.select("other_id_type", "other_id", exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"))
+        .from_(_as(source, "s"))
+        .group_by("other_id_type", "other_id")
+    )
+    ids = scratch.create(
+        f"{tag}ids",
+        sqlglot.select(
+            exp.alias_(_numbering(scratch.dialect, ["other_id_type", "other_id"]), "node"),
+            "other_id_type",
+            "other_id",
+            "first_seen_at",
+        ).from_(grouped.subquery("g")),
+    )
+    obs = scratch.create(
+        f"{tag}obs",
+        sqlglot.select(_col("row_key", "s"), _col("node", "i"), _col("occurred_at", "s"))
+        .from_(_as(source, "s"))
+        .join(
+            _as(ids, "i"),
+            on=exp.and_(
+                _eq(_col("other_id_type", "s"), _col("other_id_type", "i")),
+                _eq(_col("other_id", "s"), _col("other_id", "i")),
+            ),
+        ),
+    )
+    # Rows linking two or more distinct ids, with their hub (smallest node).
+    rows = scratch.create(
+        f"{tag}rows",
+        sqlglot.select("row_key", exp.alias_(exp.Min(this=_col("node")), "hub"))
+        .from_(obs.copy())
+        .where(_not_null(_col("row_key")))
+        .group_by("row_key")
+        .having(exp.LT(this=exp.Min(this=_col("node")), expression=exp.Max(this=_col("node")))),
+    )
+    lk = scratch.create(
+        f"{tag}lk",
+        sqlglot.select(_col("node", "o"), _col("hub", "r"), _col("occurred_at", "o"))
+        .from_(_as(obs, "o"))
+        .join(_as(rows, "r"), on=_eq(_col("row_key", "o"), _col("row_key", "r"))),
+    )
+    scratch.drop(f"{tag}rows")
+    edges = scratch.create(
+        f"{tag}edges",
+        sqlglot.select(exp.alias_(_col("hub"), "u"), exp.alias_(_col("node"), "v"))
+        .distinct()
+        .from_(lk.copy())
+        .where(exp.NEQ(this=_col("node"), expression=_col("hub"))),
+    )
+    linked = scratch.create(
+        f"{tag}linked",
+        sqlglot.select("node", exp.alias_(exp.Min(this=_col("occurred_at")), "linked_at"))
+        .from_(lk.copy())
+        .group_by("node"),
+    )
+    scratch.drop(f"{tag}lk")
+    return _Encoded(ids, obs, edges, linked)
+
+
+def _hash_of(table: str) -> exp.Expression:
+    return main_id_expression(_col("other_id", table), _col("other_id_type", table))
+
+
+def _observation_count(scratch: _Scratch, table: exp.Table, after: datetime | None, upto: datetime) -> int:
+    """Observations of an encoded table with ``after < occurred_at <= upto``."""
+    cond: exp.Expression = exp.LTE(this=_col("occurred_at"), expression=_timestamp(upto))
+    if after is not None:
+        cond = exp.and_(exp.GT(this=_col("occurred_at"), expression=_timestamp(after)), cond)
+    return scratch.scalar(_count(table, cond))
 
 
 # --------------------------------------------------------------------- public API
@@ -376,6 +618,9 @@ def run_stitcher(
     main_id_column: str,
     scratch_prefix: str,
     max_rounds: int = 40,
+    previous: PreviousGraph | None = None,
+    lookback: timedelta = timedelta(days=4),
+    full_reason: str = "",
 ) -> StitcherStats:
     """Stitch ids seen together on an input row into profiles and CREATE ``target``.
 
@@ -384,171 +629,591 @@ def run_stitcher(
     (other_id_type, other_id): ``<main_id_column>, other_id, other_id_type,
     valid_at, first_seen_at``. Scratch tables ``<scratch_prefix>_*`` live in
     ``target``'s schema and are dropped at the end, also on error.
+
+    With ``previous`` (the last stitcher table of the same definition and its checkpoint) the
+    run is incremental when that is exact (see the module docstring), else full; the stats say
+    which and why. ``lookback`` sets the window the next run re-reads. ``full_reason`` is
+    reported as the reason of a full run when no ``previous`` is given.
     """
     scratch = _Scratch(session, target, scratch_prefix)
+    source = _present(observations)
     try:
-        return _run(scratch, observations, target, main_id_column, max_rounds)
+        reason = full_reason or "no previous stitcher table"
+        if previous is not None:
+            scratch.phase("check")
+            reason = _incremental_blocker(scratch, source, previous.checkpoint)
+            if not reason:
+                return _incremental(scratch, source, previous, target, main_id_column, max_rounds, lookback)
+        return _full(scratch, source, target, main_id_column, max_rounds, lookback, reason)
     finally:
         scratch.drop_all()
 
 
-def _run(
-    scratch: _Scratch, observations: exp.Query, target: exp.Table, main_id_column: str, max_rounds: int
+def _incremental_blocker(scratch: _Scratch, source: exp.Query, checkpoint: Checkpoint) -> str:
+    """Why the previous table cannot be extended exactly ('' if it can)."""
+    if checkpoint.window_start is None:
+        return "the previous run saw no occurred_at values"
+    now = scratch.scalar(
+        _count(source, exp.LTE(this=_col("occurred_at"), expression=_timestamp(checkpoint.window_start)))
+    )
+    if now != checkpoint.rows_before:
+        return (
+            f"observations at or before the look-back window ({checkpoint.window_start}) changed: "
+            f"{checkpoint.rows_before} at the previous run, {now} now (late data older than the look-back)"
+        )
+    return ""
+
+
+def _checkpoint_from(scratch: _Scratch, obs: exp.Table, watermark: datetime | None, lookback: timedelta) -> Checkpoint:
+    """The checkpoint of a full run (ids and clusters filled in at the end)."""
+    if watermark is None:
+        return Checkpoint(None, None, 0, 0, 0)
+    window_start = watermark - lookback
+    return Checkpoint(watermark, window_start, _observation_count(scratch, obs, None, window_start), 0, 0)
+
+
+def _full(
+    scratch: _Scratch,
+    source: exp.Query,
+    target: exp.Table,
+    main_id_column: str,
+    max_rounds: int,
+    lookback: timedelta,
+    reason: str,
 ) -> StitcherStats:
-    dialect = scratch.session.dialect
-    source = observations.copy().subquery("src")
-
-    # 1. Distinct ids, numbered in a data-defined order (reproducible rounds).
-    ids = scratch.create(
-        "ids",
-        sqlglot.select(
-            exp.alias_(
-                exp.Window(
-                    this=exp.RowNumber(),
-                    order=exp.Order(
-                        expressions=[exp.Ordered(this=_col("other_id_type")), exp.Ordered(this=_col("other_id"))]
-                    ),
-                ),
-                "node",
-            ),
-            "other_id_type",
-            "other_id",
-        ).from_(
-            sqlglot.select("other_id_type", "other_id")
-            .from_(source.copy())
-            .group_by("other_id_type", "other_id")
-            .subquery("g")
-        ),
-    )
-    # 2. Observations with integer node ids.
-    obs = scratch.create(
-        "obs",
-        sqlglot.select(_col("row_key", "s"), _col("node", "i"), _col("occurred_at", "s"))
-        .from_(observations.copy().subquery("s"))
-        .join(
-            exp.alias_(ids.copy(), "i", table=True),
-            on=exp.and_(
-                exp.EQ(this=_col("other_id_type", "s"), expression=_col("other_id_type", "i")),
-                exp.EQ(this=_col("other_id", "s"), expression=_col("other_id", "i")),
-            ),
-        ),
-    )
-    # 3. Per input row: hub (smallest node) and whether it links >= 2 distinct ids.
-    rows = scratch.create(
-        "rows",
-        sqlglot.select(
-            "row_key",
-            exp.alias_(exp.Min(this=_col("node")), "hub"),
-            exp.alias_(exp.Max(this=_col("node")), "hub_max"),
-        )
-        .from_(obs.copy())
-        .group_by("row_key"),
-    )
-    linked = exp.NEQ(this=_col("hub", "r"), expression=_col("hub_max", "r"))
-    obs_rows = (
-        exp.alias_(obs.copy(), "o", table=True),
-        exp.alias_(rows.copy(), "r", table=True),
-        exp.EQ(this=_col("row_key", "o"), expression=_col("row_key", "r")),
-    )
-    # 4. Star edges per row (hub, node): same connectivity as the full clique.
-    edges = scratch.create(
-        "edges",
-        sqlglot.select(exp.alias_(_col("hub", "r"), "u"), exp.alias_(_col("node", "o"), "v"))
-        .distinct()
-        .from_(obs_rows[0].copy())
-        .join(obs_rows[1].copy(), on=obs_rows[2].copy())
-        .where(exp.NEQ(this=_col("node", "o"), expression=_col("hub", "r"))),
-    )
-    # 5. Per node timestamps: first seen, and first seen together with another id.
-    times = scratch.create(
-        "times",
-        sqlglot.select(
-            _col("node", "o"),
-            exp.alias_(exp.Min(this=_col("occurred_at", "o")), "first_seen_at"),
-            exp.alias_(exp.Min(this=_case_pick(linked.copy(), _col("occurred_at", "o"), exp.null())), "linked_at"),
-            exp.alias_(exp.Max(this=_case_pick(linked.copy(), _num(1), _num(0))), "is_linked"),
-        )
-        .from_(obs_rows[0].copy())
-        # LEFT: an observation with a NULL row_key links nothing but is still a sighting.
-        .join(obs_rows[1].copy(), on=obs_rows[2].copy(), join_type="left")
-        .group_by(_col("node", "o")),
-    )
-    scratch.drop("obs")
-    scratch.drop("rows")
-
-    n_ids = scratch.scalar(_count(ids))
+    scratch.phase("encode")
+    graph = _encode(scratch, source, "")
+    n_ids = scratch.scalar(_count(graph.ids))
     if n_ids >= _PACK:
         raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
-    n_edges = scratch.scalar(_count(edges))
-    labels, rounds = _connected_components(scratch, edges, max_rounds=max_rounds)
-    merged = 0 if labels is None else scratch.scalar(_count(labels, exp.NEQ(this=_col("x"), expression=_col("p"))))
-
-    # 6. Members with component label and timestamps.
-    comp = _col("node", "i")
-    members_q = (
-        sqlglot.select(
-            _col("other_id", "i"),
-            _col("other_id_type", "i"),
-            exp.alias_(
-                _case_pick(
-                    exp.EQ(this=_col("is_linked", "t"), expression=_num(1)),
-                    _col("linked_at", "t"),
-                    _col("first_seen_at", "t"),
-                ),
-                "valid_at",
-            ),
-            _col("first_seen_at", "t"),
-        )
-        .from_(exp.alias_(ids.copy(), "i", table=True))
-        .join(
-            exp.alias_(times.copy(), "t", table=True), on=exp.EQ(this=_col("node", "i"), expression=_col("node", "t"))
-        )
-    )
+    n_obs = scratch.scalar(_count(graph.obs))
+    scratch.phase("checkpoint")
+    watermark = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(graph.obs.copy()))[0])
+    checkpoint = _checkpoint_from(scratch, graph.obs, watermark, lookback)
+    scratch.drop("obs")
+    n_edges = scratch.scalar(_count(graph.edges))
+    scratch.phase("components")
+    labels, rounds, left = _connected_components(scratch, graph.edges, max_rounds=max_rounds)
+    scratch.phase("main ids")
+    dialect = scratch.dialect
+    out = sqlglot.select(
+        exp.alias_(
+            _case_pick(
+                _is_null(_col("main_id", "mn")),
+                main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect),
+                _col("main_id", "mn"),
+            )
+            if labels is not None
+            else main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect),
+            exp.to_identifier(main_id_column),
+        ),
+        _col("other_id", "i"),
+        _col("other_id_type", "i"),
+        exp.alias_(
+            _case_pick(_is_null(_col("node", "k")), _col("first_seen_at", "i"), _col("linked_at", "k")), "valid_at"
+        ),
+        _col("first_seen_at", "i"),
+    ).from_(_as(graph.ids, "i"))
+    multi = 0
+    n_mains = 0
     if labels is not None:
-        comp = exp.Coalesce(this=_col("p", "l"), expressions=[_col("node", "i")])
-        members_q = members_q.join(
-            exp.alias_(labels.copy(), "l", table=True),
-            on=exp.EQ(this=_col("node", "i"), expression=_col("x", "l")),
-            join_type="left",
+        # Main id per component of 2+ ids: earliest first_seen_at (NULL last), ties by smaller hash.
+        members = (
+            sqlglot.select(exp.alias_(_col("p", "l"), "comp"), _col("first_seen_at", "i"), _col("other_id", "i"))
+            .select(_col("other_id_type", "i"))
+            .from_(_as(labels, "l"))
+            .join(_as(graph.ids, "i"), on=_eq(_col("x", "l"), _col("node", "i")))
         )
-    members = scratch.create("members", members_q.select(exp.alias_(comp, "comp")))
-
-    # 7. Main id per component: earliest first_seen_at (NULL last), ties by smaller hash.
-    earliest = exp.alias_(exp.Window(this=exp.Min(this=_col("first_seen_at")), partition_by=[_col("comp")]), "min_seen")
-    ranked = (
-        sqlglot.select("comp", "other_id", "other_id_type", "first_seen_at", earliest)
-        .from_(members.copy())
-        .subquery("c")
+        earliest = scratch.create(
+            "earliest",
+            sqlglot.select(
+                "comp",
+                exp.alias_(exp.Min(this=_col("first_seen_at")), "min_seen"),
+                exp.alias_(exp.Count(this=exp.Star()), "size"),
+            )
+            .from_(members.subquery("c"))
+            .group_by("comp"),
+        )
+        mains = scratch.create(
+            "mains",
+            sqlglot.select(
+                _col("comp", "c"),
+                exp.alias_(
+                    exp.Min(
+                        this=main_id_expression(_col("other_id", "c"), _col("other_id_type", "c"), dialect=dialect)
+                    ),
+                    "main_id",
+                ),
+            )
+            .from_(members.subquery("c"))
+            .join(_as(earliest, "e"), on=_eq(_col("comp", "c"), _col("comp", "e")))
+            .where(
+                exp.or_(
+                    _eq(_col("first_seen_at", "c"), _col("min_seen", "e")),
+                    _is_null(_col("min_seen", "e")),
+                )
+            )
+            .group_by(_col("comp", "c")),
+        )
+        multi, n_mains = scratch.row(
+            sqlglot.select(exp.Sum(this=_col("size")), exp.Count(this=exp.Star())).from_(earliest.copy())
+        )
+        multi, n_mains = int(multi or 0), int(n_mains or 0)
+        out = out.join(_as(labels, "l"), on=_eq(_col("node", "i"), _col("x", "l")), join_type="left").join(
+            _as(mains, "mn"), on=_eq(_col("p", "l"), _col("comp", "mn")), join_type="left"
+        )
+    out = out.join(_as(graph.linked, "k"), on=_eq(_col("node", "i"), _col("node", "k")), join_type="left")
+    scratch.phase("write")
+    scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=out))
+    clusters = n_ids - multi + n_mains
+    return StitcherStats(
+        rounds=rounds,
+        ids=n_ids,
+        edges=n_edges,
+        clusters=clusters,
+        mode="full",
+        reason=reason,
+        observations=n_obs,
+        new_ids=n_ids,
+        round_edges=left,
+        seconds=scratch.seconds(),
+        checkpoint=replace(checkpoint, ids=n_ids, clusters=clusters),
     )
-    is_candidate = exp.or_(
-        exp.EQ(this=_col("first_seen_at"), expression=_col("min_seen")),
-        exp.Is(this=_col("min_seen"), expression=exp.null()),
+
+
+def _incremental(
+    scratch: _Scratch,
+    source: exp.Query,
+    previous: PreviousGraph,
+    target: exp.Table,
+    main_id_column: str,
+    max_rounds: int,
+    lookback: timedelta,
+) -> StitcherStats:
+    dialect = scratch.dialect
+    prev = previous.table
+    main = main_id_column
+    window_start = previous.checkpoint.window_start
+    assert window_start is not None
+    scratch.phase("encode")
+    batch = scratch.create(
+        "batch",
+        source.copy().where(
+            exp.or_(
+                exp.GT(this=_col("occurred_at"), expression=_timestamp(window_start)), _is_null(_col("occurred_at"))
+            )
+        ),
+    )
+    graph = _encode(scratch, batch, "b_")
+    scratch.drop("batch")
+    n_batch_ids = scratch.scalar(_count(graph.ids))
+    n_obs = scratch.scalar(_count(graph.obs))
+    scratch.phase("checkpoint")
+    batch_max = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(graph.obs.copy()))[0])
+    checkpoint = _next_checkpoint(scratch, source, graph.obs, previous.checkpoint, batch_max, lookback)
+    scratch.drop("b_obs")
+
+    scratch.phase("previous")
+    # Batch ids already in the previous table: their old profile and times.
+    hit = scratch.create(
+        "hit",
+        sqlglot.select(
+            _col("node", "b"),
+            exp.alias_(_col(main, "p"), "old_main"),
+            exp.alias_(_col("first_seen_at", "p"), "old_seen"),
+            exp.alias_(_col("valid_at", "p"), "old_valid"),
+        )
+        .from_(_as(graph.ids, "b"))
+        .join(
+            _as(prev, "p"),
+            on=exp.and_(
+                _eq(_col("other_id_type", "b"), _col("other_id_type", "p")),
+                _eq(_col("other_id", "b"), _col("other_id", "p")),
+            ),
+        ),
+    )
+    # Previous profiles they touch: a super-node each (numbered after the batch's nodes), with
+    # their earliest first_seen_at (that of their main id's member) and size (>1: ids are linked).
+    touched = (
+        sqlglot.select(
+            exp.alias_(_col(main, "p"), "old_main"),
+            exp.alias_(exp.Min(this=_col("first_seen_at", "p")), "old_min_seen"),
+            exp.alias_(exp.Count(this=exp.Star()), "old_size"),
+        )
+        .from_(_as(prev, "p"))
+        .where(_col(main, "p").isin(query=sqlglot.select("old_main").from_(hit.copy())))
+        .group_by(_col(main, "p"))
+    )
+    aff = scratch.create(
+        "aff",
+        sqlglot.select(
+            exp.alias_(_numbering(dialect, ["old_main"], offset=n_batch_ids), "sn"),
+            "old_main",
+            "old_min_seen",
+            "old_size",
+        ).from_(touched.subquery("t")),
+    )
+    n_aff = scratch.scalar(_count(aff))
+    # Batch node -> contracted node (its old profile's super-node, or itself when new).
+    cmap = scratch.create(
+        "cmap",
+        sqlglot.select(
+            _col("node", "b"),
+            exp.alias_(exp.Coalesce(this=_col("sn", "a"), expressions=[_col("node", "b")]), "cn"),
+        )
+        .from_(_as(graph.ids, "b"))
+        .join(_as(hit, "h"), on=_eq(_col("node", "b"), _col("node", "h")), join_type="left")
+        .join(_as(aff, "a"), on=_eq(_col("old_main", "h"), _col("old_main", "a")), join_type="left"),
+    )
+    cu, cv = _col("cn", "x"), _col("cn", "y")
+    cedges = scratch.create(
+        "cedges",
+        sqlglot.select(exp.alias_(_least(cu, cv), "u"), exp.alias_(_greatest(cu.copy(), cv.copy()), "v"))
+        .distinct()
+        .from_(_as(graph.edges, "e"))
+        .join(_as(cmap, "x"), on=_eq(_col("u", "e"), _col("node", "x")))
+        .join(_as(cmap, "y"), on=_eq(_col("v", "e"), _col("node", "y")))
+        .where(exp.NEQ(this=cu.copy(), expression=cv.copy())),
+    )
+    n_edges = scratch.scalar(_count(cedges))
+    scratch.phase("components")
+    labels, rounds, left = _connected_components(scratch, cedges, max_rounds=max_rounds, tag="c_")
+    scratch.phase("main ids")
+    # Component of every contracted node.
+    nodes = exp.union(
+        sqlglot.select(exp.alias_(_col("cn"), "cn")).from_(cmap.copy()),
+        sqlglot.select(exp.alias_(_col("sn"), "cn")).from_(aff.copy()),
+        distinct=True,
+    )
+    comp_q = sqlglot.select(
+        _col("cn", "n"), exp.alias_(exp.Coalesce(this=_col("p", "l"), expressions=[_col("cn", "n")]), "comp")
+    ).from_(nodes.subquery("n"))
+    if labels is not None:
+        comp_q = comp_q.join(_as(labels, "l"), on=_eq(_col("cn", "n"), _col("x", "l")), join_type="left")
+    else:
+        comp_q = sqlglot.select(_col("cn", "n"), exp.alias_(_col("cn", "n"), "comp")).from_(nodes.subquery("n"))
+    comps = scratch.create("comps", comp_q)
+    # Batch ids with merged times: first_seen_at, and valid_at from link times old and new.
+    old_linked = exp.GT(this=_col("old_size", "a"), expression=_num(1))
+    old_link_at = _case_pick(old_linked.copy(), _col("old_valid", "h"), exp.null())
+    linked_now = exp.or_(exp.paren(old_linked.copy()), _not_null(_col("node", "k")))
+    link_at = _min_present(old_link_at, _col("linked_at", "k"))
+    seen = _min_present(_col("first_seen_at", "b"), _col("old_seen", "h"))
+    merged = scratch.create(
+        "merged",
+        sqlglot.select(
+            _col("other_id_type", "b"),
+            _col("other_id", "b"),
+            exp.alias_(_col("comp", "c"), "comp"),
+            exp.alias_(_case_pick(_is_null(_col("node", "h")), _num(1), _num(0)), "is_new"),
+            exp.alias_(seen, "first_seen_at"),
+            exp.alias_(_case_pick(linked_now, link_at, seen.copy()), "valid_at"),
+        )
+        .from_(_as(graph.ids, "b"))
+        .join(_as(cmap, "m"), on=_eq(_col("node", "b"), _col("node", "m")))
+        .join(_as(comps, "c"), on=_eq(_col("cn", "m"), _col("cn", "c")))
+        .join(_as(hit, "h"), on=_eq(_col("node", "b"), _col("node", "h")), join_type="left")
+        .join(_as(aff, "a"), on=_eq(_col("old_main", "h"), _col("old_main", "a")), join_type="left")
+        .join(_as(graph.linked, "k"), on=_eq(_col("node", "b"), _col("node", "k")), join_type="left"),
+    )
+    # Candidates for each affected component's main id: every batch id, and each old profile's
+    # main id with its earliest first_seen_at (the other old members cannot beat it).
+    candidates = exp.union(
+        sqlglot.select(
+            "comp",
+            "first_seen_at",
+            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "old_main"),
+            "other_id",
+            "other_id_type",
+        ).from_(merged.copy()),
+        sqlglot.select(
+            _col("comp", "c"),
+            exp.alias_(_col("old_min_seen", "a"), "first_seen_at"),
+            _col("old_main", "a"),
+            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "other_id"),
+            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "other_id_type"),
+        )
+        .from_(_as(aff, "a"))
+        .join(_as(comps, "c"), on=_eq(_col("sn", "a"), _col("cn", "c"))),
+        distinct=False,
+    )
+    cands = scratch.create("cands", candidates)
+    earliest = scratch.create(
+        "earliest",
+        sqlglot.select("comp", exp.alias_(exp.Min(this=_col("first_seen_at")), "min_seen"))
+        .from_(cands.copy())
+        .group_by("comp"),
     )
     mains = scratch.create(
         "mains",
         sqlglot.select(
-            "comp",
+            _col("comp", "c"),
             exp.alias_(
-                exp.Min(this=main_id_expression(_col("other_id"), _col("other_id_type"), dialect=dialect)), "main_id"
+                exp.Min(
+                    this=_case_pick(
+                        _is_null(_col("old_main", "c")),
+                        main_id_expression(_col("other_id", "c"), _col("other_id_type", "c"), dialect=dialect),
+                        _col("old_main", "c"),
+                    )
+                ),
+                "main_id",
             ),
         )
-        .from_(ranked)
-        .where(is_candidate)
-        .group_by("comp"),
+        .from_(_as(cands, "c"))
+        .join(_as(earliest, "e"), on=_eq(_col("comp", "c"), _col("comp", "e")))
+        .where(exp.or_(_eq(_col("first_seen_at", "c"), _col("min_seen", "e")), _is_null(_col("min_seen", "e"))))
+        .group_by(_col("comp", "c")),
     )
-    out = (
+    # Old main id -> new main id, where it changed.
+    remap = scratch.create(
+        "remap",
+        sqlglot.select(_col("old_main", "a"), exp.alias_(_col("main_id", "mn"), "new_main"))
+        .from_(_as(aff, "a"))
+        .join(_as(comps, "c"), on=_eq(_col("sn", "a"), _col("cn", "c")))
+        .join(_as(mains, "mn"), on=_eq(_col("comp", "c"), _col("comp", "mn")))
+        .where(exp.NEQ(this=_col("old_main", "a"), expression=_col("main_id", "mn"))),
+    )
+    n_changed = scratch.scalar(_count(remap))
+    n_new, n_comps = scratch.row(
+        sqlglot.select(exp.Sum(this=_col("is_new")), exp.Count(this=exp.Distinct(expressions=[_col("comp")]))).from_(
+            merged.copy()
+        )
+    )
+    n_new, n_comps = int(n_new or 0), int(n_comps or 0)
+    scratch.phase("write")
+    old_rows = (
         sqlglot.select(
-            exp.alias_(_col("main_id", "mn"), exp.to_identifier(main_id_column)),
-            _col("other_id", "mb"),
-            _col("other_id_type", "mb"),
-            _col("valid_at", "mb"),
-            _col("first_seen_at", "mb"),
+            exp.alias_(
+                exp.Coalesce(this=_col("new_main", "r"), expressions=[_col(main, "p")]), exp.to_identifier(main)
+            ),
+            _col("other_id", "p"),
+            _col("other_id_type", "p"),
+            exp.alias_(
+                _case_pick(_is_null(_col("other_id", "u")), _col("valid_at", "p"), _col("valid_at", "u")), "valid_at"
+            ),
+            exp.alias_(
+                _case_pick(_is_null(_col("other_id", "u")), _col("first_seen_at", "p"), _col("first_seen_at", "u")),
+                "first_seen_at",
+            ),
         )
-        .from_(exp.alias_(members.copy(), "mb", table=True))
+        .from_(_as(prev, "p"))
+        .join(_as(remap, "r"), on=_eq(_col(main, "p"), _col("old_main", "r")), join_type="left")
         .join(
-            exp.alias_(mains.copy(), "mn", table=True),
-            on=exp.EQ(this=_col("comp", "mb"), expression=_col("comp", "mn")),
+            _as(sqlglot.select("*").from_(merged.copy()).where(_eq(_col("is_new"), _num(0))), "u"),
+            on=exp.and_(
+                _eq(_col("other_id_type", "p"), _col("other_id_type", "u")),
+                _eq(_col("other_id", "p"), _col("other_id", "u")),
+            ),
+            join_type="left",
         )
     )
-    scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=out))
-    return StitcherStats(rounds=rounds, ids=n_ids, edges=n_edges, clusters=n_ids - merged)
+    new_rows = (
+        sqlglot.select(
+            exp.alias_(_col("main_id", "mn"), exp.to_identifier(main)),
+            _col("other_id", "m"),
+            _col("other_id_type", "m"),
+            _col("valid_at", "m"),
+            _col("first_seen_at", "m"),
+        )
+        .from_(_as(merged, "m"))
+        .join(_as(mains, "mn"), on=_eq(_col("comp", "m"), _col("comp", "mn")))
+        .where(_eq(_col("is_new", "m"), _num(1)))
+    )
+    scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=exp.union(old_rows, new_rows, distinct=False)))
+    ids = previous.checkpoint.ids + n_new
+    clusters = previous.checkpoint.clusters - n_aff + n_comps
+    return StitcherStats(
+        rounds=rounds,
+        ids=ids,
+        edges=n_edges,
+        clusters=clusters,
+        mode="incremental",
+        observations=n_obs,
+        new_ids=n_new,
+        changed_main_ids=n_changed,
+        round_edges=left,
+        seconds=scratch.seconds(),
+        checkpoint=replace(checkpoint, ids=ids, clusters=clusters),
+    )
+
+
+def _next_checkpoint(
+    scratch: _Scratch,
+    source: exp.Query,
+    batch_obs: exp.Table,
+    before: Checkpoint,
+    batch_max: datetime | None,
+    lookback: timedelta,
+) -> Checkpoint:
+    """The checkpoint after an incremental run, counting only the batch when the window moved forward."""
+    assert before.watermark is not None and before.window_start is not None
+    watermark = max(before.watermark, batch_max) if batch_max is not None else before.watermark
+    window_start = watermark - lookback
+    if window_start >= before.window_start:
+        rows_before = before.rows_before + _observation_count(scratch, batch_obs, before.window_start, window_start)
+    else:  # the look-back grew: count again
+        rows_before = scratch.scalar(
+            _count(source, exp.LTE(this=_col("occurred_at"), expression=_timestamp(window_start)))
+        )
+    return Checkpoint(watermark, window_start, rows_before, 0, 0)
+
+
+# ------------------------------------------------------------------ the stitcher step of a run
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_lookback(text: str) -> timedelta:
+    """A look-back like ``4d``, ``96h``, ``1d12h``, ``90m`` or Go's ``96h0m0s``."""
+    cleaned = text.strip().replace(" ", "")
+    parts = _DURATION_PART.findall(cleaned)
+    if not cleaned or "".join(f"{n}{u}" for n, u in parts).lower() != cleaned.lower():
+        raise ProfilesError(
+            f"invalid id stitcher look-back '{text}': use a number and a unit (w, d, h, m, s), e.g. 4d or 96h",
+            key="id_stitcher.lookback",
+        )
+    return sum((timedelta(**{_UNITS[u.lower()]: float(n)}) for n, u in parts), timedelta())
+
+
+def find_previous(
+    session: SqlSession,
+    schema: str,
+    project: str,
+    step_path: str,
+    content_hash: str,
+    table_exists: Callable[[exp.Table], bool],
+) -> tuple[PreviousGraph | None, str]:
+    """The latest complete stitcher table of this definition and its checkpoint, or why there is none."""
+    rows = session.query(registry.latest_material(schema, project, step_path, content_hash).sql(session.dialect))
+    if not rows:
+        return None, "no previous stitcher table with this definition"
+    name = str(rows[0][0])
+    previous = table(name, schema)
+    if not table_exists(previous):
+        return None, f"the previous stitcher table {name} no longer exists"
+    state = session.query(registry.stitcher_checkpoint(schema, name).sql(session.dialect))
+    if not state:
+        return None, f"the previous stitcher table {name} has no checkpoint"
+    watermark, window_start, rows_before, ids, clusters = state[0]
+    checkpoint = Checkpoint(
+        _as_datetime(watermark), _as_datetime(window_start), int(rows_before or 0), int(ids or 0), int(clusters or 0)
+    )
+    return PreviousGraph(previous, checkpoint), ""
+
+
+def checkpoint_record(
+    schema: str, *, table_name: str, seq_no: int, project: str, step_path: str, content_hash: str, stats: StitcherStats
+) -> exp.Expression:
+    """The registry row that lets the next run continue from this stitcher table."""
+    point = stats.checkpoint or Checkpoint(None, None, 0, stats.ids, stats.clusters)
+    return registry.insert(
+        schema,
+        registry.STITCHER_STATE,
+        {
+            "table_name": table_name,
+            "seq_no": seq_no,
+            "project": project,
+            "step": step_path,
+            "content_hash": content_hash,
+            "mode": stats.mode,
+            "watermark": point.watermark,
+            "window_start": point.window_start,
+            "rows_before": point.rows_before,
+            "ids": point.ids,
+            "clusters": point.clusters,
+            "recorded_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+        },
+    )
+
+
+def _short(n: int) -> str:
+    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
+def stats_metadata(stats: StitcherStats) -> dict[str, object]:
+    """A stitcher run as flat run metadata."""
+    out: dict[str, object] = {
+        "stitcher_mode": stats.mode,
+        "stitcher_rounds": stats.rounds,
+        "stitcher_ids": stats.ids,
+        "stitcher_edges": stats.edges,
+        "stitcher_clusters": stats.clusters,
+        "stitcher_observations_read": stats.observations,
+        "stitcher_new_ids": stats.new_ids,
+    }
+    if stats.mode == "incremental":
+        out["stitcher_changed_main_ids"] = stats.changed_main_ids
+    else:
+        out["stitcher_full_reason"] = stats.reason
+    if stats.round_edges:
+        out["stitcher_edges_left_per_round"] = " > ".join(_short(n) for n in stats.round_edges)
+    if stats.seconds:
+        out["stitcher_seconds"] = ", ".join(f"{k} {v:.2f}" for k, v in stats.seconds)
+    if stats.checkpoint is not None and stats.checkpoint.watermark is not None:
+        out["stitcher_watermark"] = str(stats.checkpoint.watermark)
+    return out
+
+
+def run_stitcher_step(
+    session: SqlSession,
+    project: Project,
+    step: Step,
+    *,
+    observations: exp.Query,
+    target: exp.Table,
+    schema: str,
+    seq_no: int,
+    full_refresh: bool = False,
+    table_exists: Callable[[exp.Table], bool] | None = None,
+) -> dict[str, object]:
+    """The id-stitcher step of a run: incremental from the previous table when allowed and exact,
+    its checkpoint recorded in the registry, and run metadata (counts, health)."""
+    settings = project.settings.id_stitcher
+    spec = step.payload.spec if step.payload is not None else None
+    lookback = parse_lookback((spec.incremental_timedelta if spec else None) or settings.lookback)
+    discrete = bool(spec and spec.materialization and spec.materialization.run_type == "discrete")
+    previous: PreviousGraph | None = None
+    if full_refresh:
+        reason = "full refresh requested"
+    elif not settings.incremental:
+        reason = "id_stitcher.incremental is false in profiles_dagster.yaml"
+    elif discrete:
+        reason = "the stitcher's materialization.run_type is discrete"
+    else:
+        exists = table_exists or (lambda t: True)
+        previous, reason = find_previous(session, schema, project.name, step.path, step.content_hash, exists)
+    main = project.entities[step.entity].main_id_column
+    stats = run_stitcher(
+        session,
+        observations=observations,
+        target=target,
+        main_id_column=main,
+        scratch_prefix=f"_pd_{step.content_hash}_{seq_no}",
+        max_rounds=settings.max_rounds,
+        previous=previous,
+        lookback=lookback,
+        full_reason=reason,
+    )
+    session.execute(
+        checkpoint_record(
+            schema,
+            table_name=target.name,
+            seq_no=seq_no,
+            project=project.name,
+            step_path=step.path,
+            content_hash=step.content_hash,
+            stats=stats,
+        ).sql(session.dialect)
+    )
+    out = stats_metadata(stats)
+    started = time.perf_counter()
+    health = stitcher_health.collect(
+        lambda q: session.query(q.sql(session.dialect)), target, main, observations=_present(observations)
+    )
+    out.update(health.metadata())
+    out["health_seconds"] = round(time.perf_counter() - started, 3)
+    return out

@@ -1,12 +1,33 @@
-"""Warehouses: one engine adapter per engine, heavy clients imported lazily."""
+"""Warehouses: one engine adapter per engine, heavy clients imported lazily.
+
+Importing this package imports no warehouse client: each engine's module imports its client
+(psycopg, redshift_connector, snowflake.connector, google.cloud.bigquery, databricks.sql) only
+when a session opens, so a code location that uses one engine never loads the others.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.siteconfig import Connection
 from profiles_dagster.warehouse.base import Session, Warehouse
 
-ENGINES = ("duckdb",)
+# siteconfig `type` -> (module, resource class)
+_ENGINES: dict[str, tuple[str, str]] = {
+    "duckdb": ("profiles_dagster.warehouse.duckdb", "DuckDBWarehouse"),
+    "postgres": ("profiles_dagster.warehouse.postgres", "PostgresWarehouse"),
+    "redshift": ("profiles_dagster.warehouse.redshift", "RedshiftWarehouse"),
+    "snowflake": ("profiles_dagster.warehouse.snowflake", "SnowflakeWarehouse"),
+    "bigquery": ("profiles_dagster.warehouse.bigquery", "BigQueryWarehouse"),
+    "databricks": ("profiles_dagster.warehouse.databricks", "DatabricksWarehouse"),
+}
+ENGINES = tuple(_ENGINES)
+
+
+def warehouse_class(kind: str) -> type[Warehouse]:
+    module, name = _ENGINES[kind]
+    return getattr(importlib.import_module(module), name)
 
 
 def warehouse_for(connection: Connection) -> Warehouse:
@@ -17,12 +38,22 @@ def warehouse_for(connection: Connection) -> Warehouse:
         return DuckDBWarehouse(
             database=str(connection.settings.get("path") or ":memory:"), output_schema=connection.schema
         )
+    if connection.type in _ENGINES:
+        return warehouse_class(connection.type).from_connection(connection)
     raise ProfilesError(
-        f"connection '{connection.name}' has type '{connection.type}', which this version cannot run yet",
+        f"connection '{connection.name}' has type '{connection.type}', which this version cannot run",
         file=connection.source,
         key=f"connections.{connection.name}.outputs.{connection.target}.type",
         hint=f"supported: {', '.join(ENGINES)}",
     )
 
 
-__all__ = ["Session", "Warehouse", "warehouse_for"]
+def __getattr__(name: str):
+    """`from profiles_dagster.warehouse import PostgresWarehouse` etc., imported on first use."""
+    for kind, (_, cls_name) in _ENGINES.items():
+        if cls_name == name:
+            return warehouse_class(kind)
+    raise AttributeError(name)
+
+
+__all__ = ["ENGINES", "Session", "Warehouse", "warehouse_class", "warehouse_for"]

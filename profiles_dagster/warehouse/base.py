@@ -12,7 +12,7 @@ import sqlglot
 from dagster import ConfigurableResource
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.errors import ProfilesError, did_you_mean
 
 log = logging.getLogger("profiles_dagster.sql")
 
@@ -43,6 +43,15 @@ class Session:
         finally:
             cursor.close()
 
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Column names and rows of a query."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+            return [d[0] for d in cursor.description or ()], [tuple(r) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
         cursor = self.connection.cursor()
         try:
@@ -61,6 +70,9 @@ class Session:
             raise
         self.execute("COMMIT")
 
+    def close(self) -> None:
+        self.connection.close()
+
     # -- built on them ----------------------------------------------------------------------------------
 
     def render(self, node: exp.Expression) -> str:
@@ -76,7 +88,7 @@ class Session:
         self.run(exp.Create(kind="TABLE", this=target.copy(), expression=query))
 
     def drop_table(self, target: exp.Table) -> None:
-        self.run(exp.Drop(kind="TABLE", this=target.copy(), exists=True))
+        self.run(exp.Drop(kind="TABLE", tables=[target.copy()], exists=True))
 
     def table_exists(self, target: exp.Table) -> bool:
         tables = exp.table_("tables", db="information_schema")
@@ -95,6 +107,17 @@ class Session:
     def row_count(self, target: exp.Table) -> int:
         return int(self.query(self.render(exp.select(exp.func("count", exp.Star())).from_(target.copy())))[0][0])
 
+    def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
+        """Tables and views in a schema whose names start with `prefix` (e.g. the materials of a run)."""
+        tables = exp.table_("tables", db="information_schema")
+        query = (
+            exp.select("table_name")
+            .from_(tables)
+            .where(exp.column("table_schema").eq(exp.Literal.string(schema or self.schema)))
+        )
+        names = [str(r[0]) for r in self.query(self.render(query))]
+        return sorted(n for n in names if n.startswith(prefix))
+
     def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
         """Repoint stable views at new materials, together: readers see one complete run."""
         with self.transaction():
@@ -112,9 +135,38 @@ class Warehouse(ConfigurableResource):
     output_schema: str = "profiles"
 
     kind: ClassVar[str] = ""
+    # pb's siteconfig spelling -> field name, and pb keys this engine accepts but does not need
+    pb_aliases: ClassVar[dict[str, str]] = {}
+    pb_ignored: ClassVar[frozenset[str]] = frozenset()
 
     def open_session(self) -> Session:
         raise NotImplementedError
+
+    @classmethod
+    def from_connection(cls, connection: Any) -> Warehouse:
+        """The resource for a pb siteconfig target (a `Connection`: its keys as pb writes them)."""
+        fields = set(cls.model_fields) - {"output_schema"}
+        key_root = f"connections.{connection.name}.outputs.{connection.target}"
+        kwargs: dict[str, Any] = {}
+        for key, value in connection.settings.items():
+            name = cls.pb_aliases.get(key, key)
+            if key == "schema" or name in cls.pb_ignored:
+                continue
+            if name not in fields:
+                known = sorted(fields | set(cls.pb_aliases) | {"schema"})
+                raise ProfilesError(
+                    f"unknown key '{key}' for a {cls.kind} connection",
+                    file=connection.source,
+                    key=f"{key_root}.{key}",
+                    hint=did_you_mean(key, known) or f"{cls.kind} keys: {', '.join(known)}",
+                )
+            kwargs[name] = value
+        try:
+            return cls(output_schema=connection.schema, **kwargs)
+        except Exception as exc:  # pydantic's or Dagster's validation error
+            raise ProfilesError(
+                f"invalid {cls.kind} connection: {_short(exc)}", file=connection.source, key=key_root
+            ) from exc
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -123,7 +175,7 @@ class Warehouse(ConfigurableResource):
             yield session
         finally:
             with contextlib.suppress(Exception):
-                session.connection.close()
+                session.close()
 
 
 def timed_execute(session: Session, sql: str, label: str) -> float:

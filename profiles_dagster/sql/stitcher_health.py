@@ -1,0 +1,321 @@
+"""Health of an identity graph: pure SQL over a stitcher table (and its observations, for degrees).
+
+Over-stitching (shared devices, placeholder emails, test accounts) shows as a few huge profiles,
+profiles with many ids of a type that should be one per person (user_id, email), and single ids
+linked to many others. The queries here are built as sqlglot trees (render them per engine); each
+returns a small result (histograms, top lists), never the table. `summarize` and `degrees` turn
+the rows into numbers, so the run's metadata and `profiles-dagster show idstitcher-report` agree.
+
+- `shape_query`: one scan; histograms of ids per profile and of ids of each type per profile.
+- `largest_profiles_query`: the biggest profiles and how many ids of each type they hold.
+- `degree_query`: the ids with the most distinct ids seen with them on an input row, among the
+  ids of the largest profiles. An id's degree is at most its profile's size minus one, so an id
+  with a high degree is always in a large profile; the report says when the list is provably the
+  global top (its last degree >= the size of the largest profile left out, minus one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+__all__ = [
+    "Degree",
+    "Health",
+    "collect",
+    "degree_query",
+    "format_report",
+    "largest_profiles_query",
+    "quantile",
+    "shape_query",
+    "summarize",
+]
+
+SIZE = "size"
+TYPE = "type"
+
+
+def _c(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=None)
+
+
+def _main(main: str, table: str | None = None) -> exp.Column:
+    return exp.column(exp.to_identifier(main), table=table)
+
+
+def _count() -> exp.Expression:
+    return exp.Count(this=exp.Star())
+
+
+def _as(node: exp.Expression, alias: str) -> exp.Expression:
+    if isinstance(node, exp.Query):
+        return node.copy().subquery(alias)
+    return exp.alias_(node.copy(), alias, table=True)
+
+
+def shape_query(stitcher: exp.Table, main: str) -> exp.Query:
+    """Rows ``(kind, other_id_type, ids, profiles)``: kind ``size`` counts profiles by their number of
+    ids (other_id_type NULL); kind ``type`` counts, per id type, profiles by their ids of that type."""
+    per = (
+        sqlglot.select(_main(main), _c("other_id_type"), exp.alias_(_count(), "n"))
+        .from_(stitcher.copy())
+        .group_by(_main(main), _c("other_id_type"))
+    )
+    sizes = sqlglot.select(_main(main), exp.alias_(exp.Sum(this=_c("n")), "n")).from_("per").group_by(_main(main))
+    by_size = (
+        sqlglot.select(
+            exp.alias_(exp.Literal.string(SIZE), "kind"),
+            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "other_id_type"),
+            exp.alias_(_c("n"), "ids"),
+            exp.alias_(_count(), "profiles"),
+        )
+        .from_(sizes.subquery("s"))
+        .group_by(_c("n"))
+    )
+    by_type = (
+        sqlglot.select(
+            exp.alias_(exp.Literal.string(TYPE), "kind"),
+            _c("other_id_type"),
+            exp.alias_(_c("n"), "ids"),
+            exp.alias_(_count(), "profiles"),
+        )
+        .from_("per")
+        .group_by(_c("other_id_type"), _c("n"))
+    )
+    return exp.union(by_size, by_type, distinct=False).with_("per", as_=per)
+
+
+def largest_profiles_query(stitcher: exp.Table, main: str, limit: int = 10) -> exp.Query:
+    """Rows ``(main id, other_id_type, ids)`` for the ``limit`` largest profiles (ties: smaller main id)."""
+    top = (
+        sqlglot.select(_main(main), exp.alias_(_count(), "size"))
+        .from_(stitcher.copy())
+        .group_by(_main(main))
+        .order_by(exp.Ordered(this=_c("size"), desc=True), _main(main))
+        .limit(limit)
+    )
+    return (
+        sqlglot.select(_main(main, "t"), _c("other_id_type", "t"), exp.alias_(_count(), "ids"))
+        .from_(_as(stitcher, "t"))
+        .join(_as(top, "b"), on=exp.EQ(this=_main(main, "t"), expression=_main(main, "b")))
+        .group_by(_main(main, "t"), _c("other_id_type", "t"))
+    )
+
+
+def degree_query(
+    stitcher: exp.Table, observations: exp.Query, main: str, *, profiles: int = 20, limit: int = 10
+) -> exp.Query:
+    """Rows ``(other_id_type, other_id, main id, degree)``: the ``limit`` ids with the most distinct
+    ids seen with them on an input row, among the ids of the ``profiles`` largest profiles (ties:
+    by type and id). ``observations``: the stitcher's input (row_key, other_id_type, other_id, ...)."""
+    top = (
+        sqlglot.select(_main(main))
+        .from_(stitcher.copy())
+        .group_by(_main(main))
+        .order_by(exp.Ordered(this=_count(), desc=True), _main(main))
+        .limit(profiles)
+    )
+    members = (
+        sqlglot.select(_c("other_id_type", "t"), _c("other_id", "t"), _main(main, "t"))
+        .from_(_as(stitcher, "t"))
+        .join(_as(top, "b"), on=exp.EQ(this=_main(main, "t"), expression=_main(main, "b")))
+    )
+    same_id = exp.and_(
+        exp.EQ(this=_c("other_id_type", "o"), expression=_c("other_id_type", "m")),
+        exp.EQ(this=_c("other_id", "o"), expression=_c("other_id", "m")),
+    )
+    seen = (
+        sqlglot.select(_c("row_key", "o"), _c("other_id_type", "o"), _c("other_id", "o"), _main(main, "m"))
+        .from_(_as(observations, "o"))
+        .join(_as(members, "m"), on=same_id)
+        .where(exp.Not(this=exp.Is(this=_c("row_key", "o"), expression=exp.null())))
+    )
+    other = exp.or_(
+        exp.NEQ(this=_c("other_id_type", "a"), expression=_c("other_id_type", "b")),
+        exp.NEQ(this=_c("other_id", "a"), expression=_c("other_id", "b")),
+    )
+    pairs = (
+        sqlglot.select(
+            _c("other_id_type", "a"),
+            _c("other_id", "a"),
+            _main(main, "a"),
+            exp.alias_(_c("other_id_type", "b"), "n_type"),
+            exp.alias_(_c("other_id", "b"), "n_id"),
+        )
+        .distinct()
+        .from_("seen AS a")
+        .join("seen AS b", on=exp.and_(exp.EQ(this=_c("row_key", "a"), expression=_c("row_key", "b")), other))
+    )
+    return (
+        sqlglot.select(_c("other_id_type"), _c("other_id"), _main(main), exp.alias_(_count(), "degree"))
+        .from_(pairs.subquery("p"))
+        .group_by(_c("other_id_type"), _c("other_id"), _main(main))
+        .order_by(exp.Ordered(this=_c("degree"), desc=True), _c("other_id_type"), _c("other_id"))
+        .limit(limit)
+        .with_("seen", as_=seen)
+    )
+
+
+# ------------------------------------------------------------------------ summaries (pure Python)
+
+
+def quantile(histogram: Sequence[tuple[int, int]], q: float) -> int:
+    """The q-quantile (nearest rank) of a histogram of (value, count) pairs sorted by value."""
+    total = sum(count for _, count in histogram)
+    if not total:
+        return 0
+    rank = max(1, math.ceil(round(q * total, 9)))  # round: 0.99 * 100 is 99.00000000000001
+    seen = 0
+    for value, count in histogram:
+        seen += count
+        if seen >= rank:
+            return int(value)
+    return int(histogram[-1][0])
+
+
+@dataclass(frozen=True)
+class Degree:
+    other_id_type: str
+    other_id: str
+    main_id: str
+    degree: int
+
+
+@dataclass
+class Health:
+    ids: dict[str, int] = field(default_factory=dict)  # id type -> distinct ids
+    profiles: int = 0
+    size_histogram: list[tuple[int, int]] = field(default_factory=list)  # (ids, profiles), ascending
+    per_type: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # type -> (ids of it, profiles)
+    largest: list[tuple[str, int, dict[str, int]]] = field(default_factory=list)  # (main id, size, per type)
+    degrees: list[Degree] = field(default_factory=list)
+    degrees_complete: bool = True  # the degree list is the global top (see module docstring)
+
+    @property
+    def size_p50(self) -> int:
+        return quantile(self.size_histogram, 0.5)
+
+    @property
+    def size_p99(self) -> int:
+        return quantile(self.size_histogram, 0.99)
+
+    @property
+    def size_max(self) -> int:
+        return self.size_histogram[-1][0] if self.size_histogram else 0
+
+    def profiles_with_more_than(self, id_type: str, n: int) -> int:
+        return sum(count for ids, count in self.per_type.get(id_type, []) if ids > n)
+
+    def max_per_profile(self, id_type: str) -> int:
+        histogram = self.per_type.get(id_type, [])
+        return histogram[-1][0] if histogram else 0
+
+    def metadata(self, top: int = 5) -> dict[str, object]:
+        """Flat numbers and short texts for run metadata (Dagster shows them per materialization)."""
+        out: dict[str, object] = {
+            "health_profiles": self.profiles,
+            "health_profile_size_p50": self.size_p50,
+            "health_profile_size_p99": self.size_p99,
+            "health_profile_size_max": self.size_max,
+        }
+        for id_type in sorted(self.ids):
+            out[f"health_ids_{id_type}"] = self.ids[id_type]
+            out[f"health_max_{id_type}_per_profile"] = self.max_per_profile(id_type)
+            out[f"health_profiles_with_2plus_{id_type}"] = self.profiles_with_more_than(id_type, 1)
+        if self.largest:
+            main, size, _ = self.largest[0]
+            out["health_largest_profile"] = f"{main} ({size} ids)"
+        if self.degrees:
+            out["health_top_degree_ids"] = ", ".join(
+                f"{d.other_id_type}:{d.other_id} ({d.degree})" for d in self.degrees[:top]
+            )
+        return out
+
+
+def summarize(shape_rows: Sequence[tuple]) -> Health:
+    """A Health from `shape_query` rows."""
+    health = Health()
+    sizes: dict[int, int] = {}
+    per_type: dict[str, dict[int, int]] = {}
+    for kind, id_type, ids, profiles in shape_rows:
+        if kind == SIZE:
+            sizes[int(ids)] = sizes.get(int(ids), 0) + int(profiles)
+        else:
+            bucket = per_type.setdefault(str(id_type), {})
+            bucket[int(ids)] = bucket.get(int(ids), 0) + int(profiles)
+    health.size_histogram = sorted(sizes.items())
+    health.profiles = sum(sizes.values())
+    health.per_type = {t: sorted(h.items()) for t, h in sorted(per_type.items())}
+    health.ids = {t: sum(ids * n for ids, n in h) for t, h in health.per_type.items()}
+    return health
+
+
+def collect(
+    fetch: Callable[[exp.Query], list[tuple]],
+    stitcher: exp.Table,
+    main: str,
+    *,
+    observations: exp.Query | None = None,
+    largest: int = 5,
+    degree_profiles: int = 20,
+    degree_limit: int = 10,
+) -> Health:
+    """Run the health queries through ``fetch`` (renders and runs a query, returns its rows)."""
+    health = summarize(fetch(shape_query(stitcher, main)))
+    if largest and health.profiles:
+        rows: dict[str, dict[str, int]] = {}
+        for main_id, id_type, ids in fetch(largest_profiles_query(stitcher, main, largest)):
+            rows.setdefault(str(main_id), {})[str(id_type)] = int(ids)
+        ranked = sorted(rows.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        health.largest = [(m, sum(t.values()), dict(sorted(t.items()))) for m, t in ranked]
+    if observations is not None and degree_limit and health.profiles:
+        got = fetch(degree_query(stitcher, observations, main, profiles=degree_profiles, limit=degree_limit))
+        health.degrees = [Degree(str(t), str(i), str(m), int(d)) for t, i, m, d in got]
+        # Profiles left out have at most this many ids: their ids' degrees are below it.
+        sizes = [
+            size for size, count in reversed(health.size_histogram) for _ in range(min(count, degree_profiles + 1))
+        ]
+        left_out = sizes[degree_profiles] if len(sizes) > degree_profiles else 0
+        last = health.degrees[-1].degree if len(health.degrees) >= degree_limit else 0
+        health.degrees_complete = left_out == 0 or last >= left_out - 1
+    return health
+
+
+def format_report(title: str, health: Health, *, over: dict[str, int] | None = None, degree_profiles: int = 20) -> str:
+    """The health of one stitcher table as text (``over``: id type -> a per-profile limit to count)."""
+    over = over or {}
+    lines = [title, ""]
+    lines.append(f"profiles {health.profiles:,}   ids {sum(health.ids.values()):,}")
+    lines.append(f"profile size (ids): p50 {health.size_p50:,}   p99 {health.size_p99:,}   max {health.size_max:,}")
+    lines.append("")
+    header = f"{'id type':<20} {'ids':>12} {'profiles':>10} {'max/profile':>12} {'p99':>6} {'profiles 2+':>12}"
+    extra = any(t in over for t in health.ids)
+    lines.append(header + (f" {'over limit':>14}" if extra else ""))
+    for id_type, ids in health.ids.items():
+        histogram = health.per_type.get(id_type, [])
+        row = (
+            f"{id_type:<20} {ids:>12,} {sum(n for _, n in histogram):>10,} {health.max_per_profile(id_type):>12,} "
+            f"{quantile(histogram, 0.99):>6,} {health.profiles_with_more_than(id_type, 1):>12,}"
+        )
+        if extra:
+            limit = over.get(id_type)
+            text = f"{health.profiles_with_more_than(id_type, limit):,} (>{limit})" if limit is not None else "-"
+            row += f" {text:>14}"
+        lines.append(row)
+    if health.largest:
+        lines += ["", "largest profiles:"]
+        for main_id, size, per_type in health.largest:
+            kinds = ", ".join(f"{t} {n}" for t, n in per_type.items())
+            lines.append(f"  {main_id}  {size:,} ids ({kinds})")
+    if health.degrees:
+        scope = "all profiles" if health.degrees_complete else f"the {degree_profiles} largest profiles"
+        lines += ["", f"highest-degree ids (distinct ids seen with them on a row; among {scope}):"]
+        width = max(len(f"{d.other_id_type}:{d.other_id}") for d in health.degrees)
+        for d in health.degrees:
+            name = f"{d.other_id_type}:{d.other_id}"
+            lines.append(f"  {name:<{width}}  degree {d.degree:>6,}  profile {d.main_id}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Databricks SQL over databricks-sql-connector (`pip install profiles-dagster[databricks]`).
+
+pb's siteconfig keys: host, port, http_endpoint, access_token, catalog, schema. Tables are written with
+Databricks' default format (Delta) in `catalog.schema`; names are case-insensitive (stored lower case).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+from sqlglot import exp
+
+from profiles_dagster.sql.dialects import DATABRICKS
+from profiles_dagster.warehouse.base import Session, Warehouse
+
+
+class DatabricksSession(Session):
+    dialect = DATABRICKS
+
+    def _show_tables(self, schema: str, like: str | None = None) -> list[str]:
+        sql = f"SHOW TABLES IN {exp.to_identifier(schema, quoted=True).sql(self.dialect)}"
+        if like is not None:
+            sql += " LIKE " + exp.Literal.string(like).sql(self.dialect)
+        rows = self.query(sql)
+        # (database, tableName, isTemporary): temporary views of this session have no database
+        return [str(r[1]) for r in rows if r[0]]
+
+    def table_exists(self, target: exp.Table) -> bool:
+        schema = target.db or self.schema
+        with contextlib.suppress(Exception):  # SHOW TABLES on a missing schema fails
+            return target.name.lower() in [n.lower() for n in self._show_tables(schema, target.name)]
+        return False
+
+    def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
+        return sorted(n for n in self._show_tables(schema or self.schema) if n.lower().startswith(prefix.lower()))
+
+    def columns(self, table: exp.Table) -> list[tuple[str, str]]:
+        out = []
+        for name, data_type, *_ in self.query(f"DESCRIBE TABLE {table.sql(self.dialect)}"):
+            if not name or str(name).startswith("#"):
+                break  # partition and detail sections follow a blank line
+            out.append((str(name), str(data_type)))
+        return out
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # no multi-statement transactions; every statement is atomic on its own
+        yield
+
+    def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
+        for view, material in views:
+            self.run(
+                exp.Create(
+                    kind="VIEW", this=view.copy(), replace=True, expression=exp.select("*").from_(material.copy())
+                )
+            )
+
+
+class DatabricksWarehouse(Warehouse):
+    host: str = Field(description="server hostname, e.g. dbc-a1b2c3d4-e5f6.cloud.databricks.com")
+    port: int = 443
+    http_path: str = Field(description="the SQL warehouse's HTTP path (pb's http_endpoint)")
+    access_token: str | None = Field(None, description="a personal access token or service principal token")
+    catalog: str | None = None
+
+    kind: ClassVar[str] = "databricks"
+    pb_aliases: ClassVar[dict[str, str]] = {"http_endpoint": "http_path", "server_hostname": "host"}
+    pb_ignored: ClassVar[frozenset[str]] = frozenset({"user"})
+
+    def connect(self) -> Any:
+        from databricks import sql
+
+        kwargs: dict[str, Any] = {"server_hostname": self.host, "http_path": self.http_path}
+        if self.port != 443:
+            kwargs["_port"] = self.port
+        if self.access_token:
+            kwargs["access_token"] = self.access_token
+        if self.catalog:
+            kwargs["catalog"] = self.catalog
+        return sql.connect(**kwargs)
+
+    def open_session(self) -> DatabricksSession:
+        return DatabricksSession(self.connect(), self.output_schema)

@@ -1,0 +1,96 @@
+"""Postgres over psycopg 3 (`pip install profiles-dagster[postgres]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+from sqlglot import exp
+
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.sql.dialects import POSTGRES
+from profiles_dagster.warehouse.base import Session, Warehouse
+
+
+class PostgresSession(Session):
+    """Autocommit; DDL is transactional, so a view swap is DROP + CREATE inside one transaction."""
+
+    dialect = POSTGRES
+
+    def columns(self, table: exp.Table) -> list[tuple[str, str]]:
+        query = (
+            exp.select("column_name", "data_type")
+            .from_(exp.table_("columns", db="information_schema"))
+            .where(
+                exp.and_(
+                    exp.column("table_schema").eq(exp.Literal.string(table.db or self.schema)),
+                    exp.column("table_name").eq(exp.Literal.string(table.name)),
+                )
+            )
+            .order_by("ordinal_position")
+        )
+        return [(str(n), str(t)) for n, t in self.query(self.render(query))]
+
+    def create_schema(self, schema: str) -> None:
+        # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
+        found = self.query(
+            f"SELECT count(*) FROM pg_namespace WHERE nspname = {exp.Literal.string(schema).sql(self.dialect)}"
+        )
+        if not int(found[0][0]):
+            super().create_schema(schema)
+
+    def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
+        # CREATE OR REPLACE VIEW cannot drop or retype columns; DROP + CREATE can, atomically here.
+        with self.transaction():
+            for view, material in views:
+                self.run(exp.Drop(kind="VIEW", tables=[view.copy()], exists=True))
+                self.run(exp.Create(kind="VIEW", this=view.copy(), expression=exp.select("*").from_(material.copy())))
+
+    def ensure_sha1(self) -> None:
+        """Main ids need SHA-1: pgcrypto's digest() (a trusted extension: a database owner may create it)."""
+        if self.query("SELECT count(*) FROM pg_proc WHERE proname = 'digest'")[0][0]:
+            return
+        try:
+            self.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+        except Exception as exc:
+            raise ProfilesError(
+                f"the id stitcher needs the pgcrypto extension for SHA-1 and it could not be created: {exc}",
+                hint="ask an admin to run CREATE EXTENSION pgcrypto; in this database",
+            ) from exc
+
+
+class PostgresWarehouse(Warehouse):
+    """A Postgres database; siteconfig keys as pb writes them: host, port, dbname, user, password, sslmode."""
+
+    host: str = "localhost"
+    port: int = 5432
+    dbname: str = Field(description="database")
+    user: str
+    password: str | None = None
+    sslmode: str | None = Field(None, description="libpq sslmode, e.g. require, verify-full, disable")
+    connect_timeout: int = 30
+
+    kind: ClassVar[str] = "postgres"
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.dbname,
+            "user": self.user,
+            "connect_timeout": self.connect_timeout,
+            "autocommit": True,
+        }
+        if self.password is not None:
+            kwargs["password"] = self.password
+        if self.sslmode:
+            kwargs["sslmode"] = self.sslmode
+        return kwargs
+
+    def open_session(self) -> PostgresSession:
+        import psycopg
+
+        session = PostgresSession(psycopg.connect(**self.connect_kwargs()), self.output_schema)
+        session.ensure_sha1()
+        return session

@@ -1,0 +1,126 @@
+"""Snowflake over snowflake-connector-python via dagster-snowflake (`pip install profiles-dagster[snowflake]`).
+
+Password or key-pair auth (pb's `privateKey` / `privateKeyPassphrase`). Names the product writes are
+folded to upper case like unquoted identifiers (see `profiles_dagster.sql.dialects.snowflake_case`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+from sqlglot import exp
+
+from profiles_dagster.sql.dialects import SNOWFLAKE, fold_upper
+from profiles_dagster.warehouse.base import Session, Warehouse
+
+
+class SnowflakeSession(Session):
+    dialect = SNOWFLAKE
+
+    def __init__(self, connection: Any, schema: str, closer: contextlib.ExitStack | None = None) -> None:
+        super().__init__(connection, schema)
+        self._closer = closer
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer.close()
+        else:
+            self.connection.close()
+
+    def _where(self, table: exp.Table) -> exp.Expression:
+        return exp.and_(
+            exp.column("table_schema").eq(exp.Literal.string(fold_upper(table.db or self.schema))),
+            exp.column("table_name").eq(exp.Literal.string(fold_upper(table.name))),
+        )
+
+    def table_exists(self, target: exp.Table) -> bool:
+        # views are listed in information_schema.views (some stand-ins leave them out of .tables)
+        counts = [
+            exp.select(exp.func("count", exp.Star())).from_(exp.table_(kind, db="information_schema"))
+            for kind in ("tables", "views")
+        ]
+        return any(int(self.query(self.render(q.where(self._where(target))))[0][0]) for q in counts)
+
+    def columns(self, table: exp.Table) -> list[tuple[str, str]]:
+        query = (
+            exp.select("column_name", "data_type")
+            .from_(exp.table_("columns", db="information_schema"))
+            .where(self._where(table))
+            .order_by("ordinal_position")
+        )
+        return [(str(n).lower(), str(t)) for n, t in self.query(self.render(query))]
+
+    def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
+        names: set[str] = set()
+        for kind in ("tables", "views"):
+            query = exp.select("table_name").from_(exp.table_(kind, db="information_schema"))
+            query = query.where(exp.column("table_schema").eq(exp.Literal.string(fold_upper(schema or self.schema))))
+            names.update(str(r[0]) for r in self.query(self.render(query)))
+        return sorted(n for n in names if n.startswith(fold_upper(prefix)) or n.startswith(prefix))
+
+    def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
+        # Snowflake commits each DDL statement on its own; CREATE OR REPLACE VIEW is atomic per view
+        for view, material in views:
+            self.run(
+                exp.Create(
+                    kind="VIEW", this=view.copy(), replace=True, expression=exp.select("*").from_(material.copy())
+                )
+            )
+
+
+class SnowflakeWarehouse(Warehouse):
+    """pb's siteconfig keys: account, user, password or privateKey (+ privateKeyPassphrase), role,
+    warehouse, dbname, schema. `host`, `port` and `protocol` reach a private endpoint (PrivateLink)."""
+
+    account: str
+    user: str
+    password: str | None = None
+    private_key: str | None = Field(None, description="PEM text or its base64; pb's privateKey")
+    private_key_path: str | None = None
+    private_key_password: str | None = Field(None, description="pb's privateKeyPassphrase")
+    authenticator: str | None = None
+    role: str | None = None
+    warehouse: str | None = None
+    database: str = Field(description="pb's dbname")
+    host: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+
+    kind: ClassVar[str] = "snowflake"
+    pb_aliases: ClassVar[dict[str, str]] = {
+        "dbname": "database",
+        "privateKey": "private_key",
+        "privateKeyPassphrase": "private_key_password",
+        "private_key_passphrase": "private_key_password",
+    }
+    pb_ignored: ClassVar[frozenset[str]] = frozenset({"useKeyPairAuth"})
+
+    def dagster_resource(self):
+        """The equivalent `dagster_snowflake.SnowflakeResource` (it handles key-pair auth)."""
+        from dagster_snowflake import SnowflakeResource
+
+        extra = {k: v for k, v in (("host", self.host), ("port", self.port), ("protocol", self.protocol)) if v}
+        fields = {
+            "account": self.account,
+            "user": self.user,
+            "password": self.password,
+            "private_key": self.private_key,
+            "private_key_path": self.private_key_path,
+            "private_key_password": self.private_key_password,
+            "authenticator": self.authenticator,
+            "role": self.role,
+            "warehouse": self.warehouse,
+            "database": fold_upper(self.database),
+            "schema": fold_upper(self.output_schema),
+            "autocommit": True,
+            "additional_snowflake_connection_args": extra or None,
+        }
+        return SnowflakeResource(**{k: v for k, v in fields.items() if v is not None})
+
+    def open_session(self) -> SnowflakeSession:
+        closer = contextlib.ExitStack()
+        connection = closer.enter_context(self.dagster_resource().get_connection())
+        return SnowflakeSession(connection, self.output_schema, closer)

@@ -1,0 +1,79 @@
+"""Runs INSIDE the pyspark venv: Spark SQL on local[2] behind line-delimited JSON over TCP.
+
+Databricks' own protocol has no offline stand-in (pyspark's Thrift server refuses the connector's
+protocol version), so Databricks SQL runs on Spark's engine here and `databricks.SparkConnection`
+gives the tests a DB-API connection over this socket. One request per line:
+{"sql": "..."} -> {"columns": [...], "rows": [[...]]} or {"error": "..."}.
+"""
+
+import datetime
+import decimal
+import json
+import socketserver
+import sys
+import tempfile
+
+
+def encode(value):
+    if isinstance(value, datetime.datetime):
+        return {"$ts": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"$dec": str(value)}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    return value
+
+
+def main(port: int) -> None:
+    from pyspark.sql import SparkSession
+
+    warehouse = tempfile.mkdtemp(prefix="spark-warehouse-")
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("profiles-dagster-databricks-standin")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.warehouse.dir", warehouse)
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.sql("SELECT 1").collect()  # warm up before saying ready
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            for line in self.rfile:
+                request = json.loads(line)
+                try:
+                    frame = spark.sql(request["sql"])
+                    rows = [encode(list(r)) for r in frame.collect()]
+                    reply = {
+                        "columns": frame.columns,
+                        "types": [f.dataType.simpleString() for f in frame.schema.fields],
+                        "rows": rows,
+                    }
+                except Exception as exc:
+                    reply = {"error": f"{type(exc).__name__}: {exc}"}
+                try:
+                    text = json.dumps(reply, default=str)
+                except Exception as exc:
+                    text = json.dumps({"error": f"cannot encode the result: {type(exc).__name__}: {exc}"})
+                self.wfile.write((text + "\n").encode())
+                self.wfile.flush()
+
+    class Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    with Server(("127.0.0.1", port), Handler) as server:
+        print("READY", flush=True)
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
