@@ -52,9 +52,7 @@ class Outputs:
             con.close()
 
     def main_id_of(self, other_id: str, other_id_type: str, view: str = "out.user_default_id_stitcher") -> str:
-        (row,) = self.rows(
-            f"select * from {view} where other_id = '{other_id}' and other_id_type = '{other_id_type}'"
-        )
+        (row,) = self.rows(f"select * from {view} where other_id = '{other_id}' and other_id_type = '{other_id_type}'")
         return row[0]
 
 

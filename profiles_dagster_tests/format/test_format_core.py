@@ -141,9 +141,18 @@ def test_default_stitcher_filters_and_view_by_id(tmp_path: Path) -> None:
     nodes = {(t, i) for t, i, _ in graph}
     # guest, test-9, '' , bad-email and 'say e@z.org' are filtered; 'mytest-1' is kept (anchored regex)
     assert nodes == {
-        ("user_id", "u1"), ("anonymous_id", "a1"), ("anonymous_id", "a2"), ("anonymous_id", "a3"),
-        ("user_id", "u2"), ("user_id", "u3"), ("email", "a@x.com"), ("user_id", "u4"), ("email", "d@y.org"),
-        ("user_id", "u5"), ("anonymous_id", "mytest-1"), ("user_id", "u6"),
+        ("user_id", "u1"),
+        ("anonymous_id", "a1"),
+        ("anonymous_id", "a2"),
+        ("anonymous_id", "a3"),
+        ("user_id", "u2"),
+        ("user_id", "u3"),
+        ("email", "a@x.com"),
+        ("user_id", "u4"),
+        ("email", "d@y.org"),
+        ("user_id", "u5"),
+        ("anonymous_id", "mytest-1"),
+        ("user_id", "u6"),
     }
     main = {(t, i): m for t, i, m in graph}
     first = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))  # tie on first_seen_at: the smaller hash
@@ -163,7 +172,9 @@ def test_default_stitcher_filters_and_view_by_id(tmp_path: Path) -> None:
 def test_entity_vars_where_defaults_and_derived(tmp_path: Path) -> None:
     files = {
         "pb_project.yaml": project("vars"),
-        "models/inputs.yaml": "inputs:\n" + ORDERS_INPUT + """
+        "models/inputs.yaml": "inputs:\n"
+        + ORDERS_INPUT
+        + """
               - name: signups
                 app_defaults:
                   table: raw.signups
@@ -230,7 +241,13 @@ def test_entity_vars_where_defaults_and_derived(tmp_path: Path) -> None:
     view = out.by_key("out.user_feature_view")
     u1, u2, u3 = view[rid("u1", "user_id")], view[rid("u2", "user_id")], view[rid("u3", "user_id")]
     assert out.columns("out.user_feature_view") == [
-        "user_main_id", "avg_completed", "cancel_double", "label", "n_completed", "n_statuses", "revenue",
+        "user_main_id",
+        "avg_completed",
+        "cancel_double",
+        "label",
+        "n_completed",
+        "n_statuses",
+        "revenue",
         "revenue_or_zero",
     ]
     assert (u1["n_completed"], u1["revenue"], u1["revenue_or_zero"]) == (2, Decimal("30.00"), Decimal("30.00"))
@@ -332,8 +349,6 @@ def test_window_vars_and_input_vars(tmp_path: Path) -> None:
     assert (u1["last_amount"], u2["last_amount"]) == (20, 5)
     assert (u1["max_running"], u2["max_running"]) == (60, 5)
     assert (u1["n_big"], u2["n_big"]) == (2, 0)
-    (mapped,) = out.rows(
-        "select table_name from out._profiles_materials where step = 'user/input_vars_mapped/orders'"
-    )
+    (mapped,) = out.rows("select table_name from out._profiles_materials where step = 'user/input_vars_mapped/orders'")
     rows = out.rows(f'select order_id, amount_rank, running_total, big_flag from out."{mapped[0]}" order by 1')
     assert rows == [("o1", 3, 10, 0), ("o2", 1, 40, 1), ("o3", 2, 60, 1), ("o4", 1, 5, 0)]

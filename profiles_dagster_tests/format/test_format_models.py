@@ -110,7 +110,9 @@ def test_sql_templates_table_view_ephemeral_and_multi_sql(tmp_path: Path) -> Non
 
 
 COHORT_PROJECT = {
-    "models/inputs.yaml": "inputs:" + ORDERS_INPUT + """
+    "models/inputs.yaml": "inputs:"
+    + ORDERS_INPUT
+    + """
   - name: identifies
     app_defaults:
       table: raw.identifies

@@ -95,8 +95,10 @@ def test_local_package_with_inputs_map_and_templated_project(tmp_path: Path) -> 
 
 
 def test_remote_package_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "pb_project.yaml": """
+    write(
+        tmp_path,
+        {
+            "pb_project.yaml": """
             name: remote
             schema_version: 99
             connection: test
@@ -105,8 +107,9 @@ def test_remote_package_is_refused_with_what_to_do(tmp_path: Path) -> None:
                 url: "https://github.com/rudderlabs/profiles-corelib/tag/schema_{{best_schema_version}}"
             entities: []
             """,
-        "models/empty.yaml": "",
-    })
+            "models/empty.yaml": "",
+        },
+    )
     with pytest.raises(ProfilesError) as err:
         load_project(tmp_path)
     assert err.value.line == 6 and "schema_99" in err.value.message and "vendor" in (err.value.hint or "")
