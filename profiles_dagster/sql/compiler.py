@@ -92,6 +92,18 @@ class CompileContext:
         """The table an id_type `sql` filter reads: an input (sql models are not allowed there)."""
         return self.input_table(ref.partition("/")[2])
 
+    def time_window(self, name: str) -> exp.Expression | None:
+        """pb reads an input's rows with occurred_at up to the run's end time (inclusive, NULL kept),
+        and from its begin time when one is given."""
+        occurred = self.project.inputs[name].occurred_at_col
+        if not occurred:
+            return None
+        when = exp.cast(col(occurred), exp.DataType.build("timestamp"))
+        within = when.copy() <= self.time_literal(self.end_time)
+        if self.begin_time is not None:
+            within = exp.and_(within, when.copy() >= self.time_literal(self.begin_time))
+        return exp.or_(col(occurred).is_(exp.null()), exp.paren(within))
+
     def time_literal(self, value: datetime | None) -> exp.Expression:
         if value is None:
             return exp.null()
@@ -228,7 +240,9 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
     occurred = inp.occurred_at_col
     order = [exp.Ordered(this=col(occurred))] if occurred else []
     row_id = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=order) if order else None)
-    return exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))
+    query = exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))
+    window = ctx.time_window(inp.name)
+    return query.where(window) if window is not None else query
 
 
 def _observations(step: Step, ctx: CompileContext) -> exp.Query:
@@ -544,8 +558,14 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expressi
 
     def deref(path: str) -> str:
         kind, _, name = path.partition("/")
-        table = ctx.input_table(name) if kind == "inputs" else ctx.materials[("models", name)]
-        return table.sql(ctx.source_dialect)
+        if kind != "inputs":
+            return ctx.materials[("models", name)].sql(ctx.source_dialect)
+        window = ctx.time_window(name)
+        if window is None:
+            return ctx.input_table(name).sql(ctx.source_dialect)
+        # pb hands a sql model an input's rows up to the run's end time, as it does every other step
+        rows = exp.select(exp.Star()).from_(ctx.input_table(name)).where(window)
+        return rows.subquery().sql(ctx.source_dialect)
 
     this = ctx.materials[step.key].sql(ctx.source_dialect)
     rendered = render(

@@ -314,3 +314,49 @@ def test_two_entities_and_sql_id_filter(tmp_path: Path) -> None:
     accounts = dict(out.rows("select account_key, users from out.account_feature_view"))
     assert accounts == {rid("acc1", "account_id"): 2, rid("acc2", "account_id"): 2}
     assert out.columns("out.account_default_id_stitcher")[0] == "account_key"
+
+
+def test_inputs_are_read_up_to_the_end_time(tmp_path: Path) -> None:
+    """pb reads every input, sql models' DeRefs included, up to --end_time (inclusive); NULL times stay."""
+    files = {
+        "pb_project.yaml": project("end_time"),
+        "models/inputs.yaml": "inputs:" + ORDERS_INPUT,
+        "models/models.yaml": """
+            models:
+              - name: per_user
+                model_type: sql_template
+                model_spec:
+                  materialization:
+                    output_type: table
+                  ids:
+                    - select: user_id
+                      type: user_id
+                      entity: user
+                  single_sql: select user_id, count(*) as n from {{ this.DeRef("inputs/orders") }} group by user_id
+            var_groups:
+              - name: vars
+                entity_key: user
+                vars:
+                  - entity_var:
+                      name: orders_seen
+                      select: count(*)
+                      from: inputs/orders
+                  - entity_var:
+                      name: from_model
+                      select: max(n)
+                      from: models/per_user
+            """,
+    }
+    seed = [
+        """create table raw.orders as select * from (values
+            ('u1', 1, timestamp '2025-01-01 00:00:00'),
+            ('u1', 2, timestamp '2025-03-01 00:00:00'),
+            ('u1', 3, null),
+            ('u2', 4, timestamp '2025-03-01 00:00:01'),
+            ('u3', 5, timestamp '2025-02-01 00:00:00')
+        ) t(user_id, amount, ts)""",
+    ]
+    out = run_project(tmp_path, files, seed, end_time="2025-03-01T00:00:00Z")
+    rows = dict(out.rows("select user_main_id, orders_seen from out.user_feature_view"))
+    assert rows == {rid("u1", "user_id"): 3, rid("u3", "user_id"): 1}  # u2 only ordered after the end time
+    assert sorted(out.rows("select * from out.per_user")) == [("u1", 3), ("u3", 1)]
