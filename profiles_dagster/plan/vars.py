@@ -21,6 +21,7 @@ def var_context(project: Project) -> TemplateContext:
     macros = {m.name: (m.inputs, m.value) for m in project.macros.values()}
     return TemplateContext(
         entities=tuple(project.entities),
+        sources=tuple(name for name in project.inputs if name not in project.entities),
         values={
             "end_time_sql": "end_time_sql",
             "begin_time_sql": "begin_time_sql",
@@ -50,7 +51,27 @@ def _error_at(project: Project, var: Var, ref: str, message: str, hint: str | No
     return at.error(message, hint=hint)
 
 
+def _check_input_var_references(project: Project, var: Var) -> None:
+    """`{{ orders.Var("x") }}` names input var x of input orders: a column of the rows the var reads."""
+    ctx = var_context(project)
+    for key in ("select", "where"):
+        text = getattr(var.spec, key)
+        if not text:
+            continue
+        at = var.origin.at(key)
+        for source, name in sorted(find_references(text, ctx, file=at.file, line=at.line, key=at.key).source_vars):
+            known = [v.name for v in project.input_vars(var.entity, f"inputs/{source}")]
+            if var.spec.from_ != f"inputs/{source}":
+                raise at.error(f"'{source}.Var(\"{name}\")' can only be used by a var with `from: inputs/{source}`")
+            if name not in known:
+                raise at.error(
+                    f"input '{source}' has no input var '{name}'",
+                    hint=did_you_mean(name, known) or f"its input vars: {', '.join(known) or 'none'}",
+                )
+
+
 def var_references(project: Project, var: Var) -> tuple[str, ...]:
+    _check_input_var_references(project, var)
     names: set[str] = set()
     for key, refs in _references_by_key(project, var).items():
         for entity, name in refs:

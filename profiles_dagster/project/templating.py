@@ -72,6 +72,9 @@ class TemplateContext:
 
     entities: tuple[str, ...] = ()
     resolve_var: Callable[[str, str], str] = lambda entity, name: name
+    # inputs usable as `orders.Var("x")`: their input vars, which are plain columns of their rows
+    sources: tuple[str, ...] = ()
+    resolve_source_var: Callable[[str, str], str] = lambda source, name: name
     deref: Callable[[str], str] = lambda path: path
     this_name: str = ""
     database_type: str = "duckdb"
@@ -80,6 +83,8 @@ class TemplateContext:
 
     def namespace(self) -> dict[str, Any]:
         ns: dict[str, Any] = dict(self.values)
+        for source in self.sources:
+            ns[source] = EntityRefs(source, self.resolve_source_var)
         for entity in self.entities:
             ns[entity] = EntityRefs(entity, self.resolve_var)
         ns["this"] = ThisRefs(self.deref, self.this_name)
@@ -144,6 +149,7 @@ def render(
 @dataclass
 class References:
     vars: set[tuple[str, str]] = field(default_factory=set)
+    source_vars: set[tuple[str, str]] = field(default_factory=set)
     paths: set[str] = field(default_factory=set)
 
 
@@ -159,9 +165,15 @@ def find_references(text: str, ctx: TemplateContext, **where: Any) -> References
         found.paths.add(path)
         return path
 
+    def record_source_var(source: str, name: str) -> str:
+        found.source_vars.add((source, name))
+        return name
+
     recording = TemplateContext(
         entities=ctx.entities,
         resolve_var=record_var,
+        sources=ctx.sources,
+        resolve_source_var=record_source_var,
         deref=record_path,
         this_name=ctx.this_name,
         database_type=ctx.database_type,

@@ -115,6 +115,7 @@ class CompileContext:
         return TemplateContext(
             entities=tuple(project.entities),
             resolve_var=lambda entity, name: var_placeholder(name),
+            sources=tuple(name for name in project.inputs if name not in project.entities),
             deref=deref or (lambda path: path),
             this_name=this_name,
             database_type=self.dialect,

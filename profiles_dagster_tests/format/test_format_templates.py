@@ -360,3 +360,41 @@ def test_inputs_are_read_up_to_the_end_time(tmp_path: Path) -> None:
     rows = dict(out.rows("select user_main_id, orders_seen from out.user_feature_view"))
     assert rows == {rid("u1", "user_id"): 3, rid("u3", "user_id"): 1}  # u2 only ordered after the end time
     assert sorted(out.rows("select * from out.per_user")) == [("u1", 3), ("u3", 1)]
+
+
+def test_input_var_references_are_checked(tmp_path: Path) -> None:
+    import pytest
+
+    from profiles_dagster import ProfilesError
+    from profiles_dagster.plan.planner import build_plan
+    from profiles_dagster.project.loader import load_project
+    from profiles_dagster_tests.format.harness import write
+
+    write(tmp_path, {
+        "pb_project.yaml": project("input_var_refs"),
+        "models/inputs.yaml": "inputs:" + ORDERS_INPUT,
+        "models/vars.yaml": """
+            var_groups:
+              - name: vars
+                entity_key: user
+                vars:
+                  - input_var:
+                      name: rank_in_user
+                      select: row_number()
+                      from: inputs/orders
+                      window:
+                        partition_by:
+                          - user_main_id
+                        order_by:
+                          - ts
+                  - entity_var:
+                      name: first_amount
+                      select: max(amount)
+                      from: inputs/orders
+                      where: "{{ orders.Var('rank_in_usr') }} = 1"
+            """,
+    })  # fmt: skip
+    with pytest.raises(ProfilesError) as err:
+        build_plan(load_project(tmp_path))
+    assert "no input var 'rank_in_usr'" in err.value.message and "rank_in_user" in (err.value.hint or "")
+    assert err.value.file.endswith("vars.yaml") and err.value.line == 18 and err.value.key.endswith("entity_var.where")
