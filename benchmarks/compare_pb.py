@@ -8,7 +8,8 @@ Postgres server (or Debian's postgresql-15 binaries for --start-postgres).
    benchmarks/_common.py's generator);
 2. runs `pb run` on a copy of the project (pb writes output/ and logs/ into the project folder) into schema
    `pb_out`, then `profiles-dagster run` on another copy into `pd_out`, with the same --end_time; each is a fresh
-   process and its wall clock is what is timed;
+   process and its wall clock is what is timed (pb gets --grep_var_dependencies: without it pb 0.26.4 does not
+   see that a var's `where: order_number = 1` needs the input var order_number, and the example fails);
 3. diffs the outputs: the id stitcher (ids, main ids, the cluster partition compared independently of main ids,
    first_seen_at), every stable view pb created (read from pb's schema: feature views, by-id views, cohorts,
    sql models) column by column and value by value, cohort membership;
@@ -34,6 +35,7 @@ import decimal
 import importlib.util
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -218,10 +220,12 @@ def copy_project(project: Path, target: Path) -> Path:
 
 
 def project_connection(project: Path) -> str:
-    import yaml
-
-    doc = yaml.safe_load((project / "pb_project.yaml").read_text(encoding="utf-8"))
-    return str(doc.get("connection") or "default")
+    """pb_project.yaml's `connection:` (read as text: the file may be templated)."""
+    text = (project / "pb_project.yaml").read_text(encoding="utf-8")
+    match = re.search(r"^connection:\s*['\"]?([^'\"\s#]+)", text, re.MULTILINE)
+    if not match:
+        raise SystemExit(f"{project / 'pb_project.yaml'}: no `connection:`")
+    return match.group(1)
 
 
 def write_site_config(path: Path, connection: str, host: str, db: Database, schema: str) -> Path:
@@ -680,7 +684,7 @@ def print_times(pbs: list[Proc], pds: list[Proc]) -> None:
         if slow:
             print("profiles-dagster's slowest steps: " + ", ".join(f"{p} {sec:.2f}s" for p, _, sec in slow))
     print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
-    if pb is not None and pd is not None and pb.seconds > 0:
+    if pb is not None and pd is not None and not pb.returncode and not pd.returncode:
         ratio = pd.seconds / pb.seconds
         verdict = "met" if ratio <= 0.5 else "NOT met"
         print(

@@ -5,7 +5,8 @@ What the data semantics are (documented here and in the README's "Bad data" sect
   trailing spaces survive exactly as the `select` returns them (trim them in the `select` to drop them);
 - NULL and '' are never ids; a row whose other ids are valid still counts for its profile;
 - duplicate rows are rows: `count(*)` counts both (deduplicate in the input or a sql model);
-- rows dated after `end_time` are not dropped (pb does not either); `date_diff` to them is negative;
+- rows dated after `end_time` are left out, as pb leaves them out (its inputs are read up to the
+  end time); this test's end time lies after its "future" rows, which are future to the wall clock;
 - a TIMESTAMPTZ `occurred_at_col` is compared in UTC (DuckDB sessions run in UTC), so main ids and
   first_seen_at do not depend on the machine's time zone.
 """
@@ -26,7 +27,7 @@ import pytest
 
 from profiles_dagster.cli import main
 
-END_TIME = "2025-11-01T00:00:00Z"
+END_TIME = "2031-01-01T00:00:00Z"  # after the 2030 row: rows past the end time are left out
 
 HOSTILE = [
     "O'Brien",
@@ -252,7 +253,7 @@ def test_future_rows_count_and_time_zones_compare_in_utc(hostile_run: Path) -> N
         ).fetchall()
     )
     con.close()
-    assert future[0] == datetime(2030, 1, 1, tzinfo=UTC) and future[1] < 0
+    assert future[0] == datetime(2030, 1, 1, tzinfo=UTC) and future[1] == 365  # to the 2031-01-01 end time
     assert tz[0] == datetime(2025, 3, 1, 5, 0, tzinfo=UTC)  # 10:00+05:00, not 06:00+00:00
     assert seen == {"tz user": datetime(2025, 3, 1, 5, 0), "tz@example.com": datetime(2025, 3, 1, 5, 0)}
 

@@ -287,14 +287,22 @@ def _numbering(dialect: str, order: list[str], offset: int = 0) -> exp.Expressio
     return _add(window, _num(offset)) if offset else window
 
 
+# Engines where scratch tables are TEMPORARY: DuckDB keeps them in memory (spilling if it must) instead of
+# compressing them into the database file, several times cheaper for the string-keyed ones. Elsewhere
+# temporary tables are tied to sessions or scripts (BigQuery), so scratch tables are ordinary tables in
+# the target's schema, named after the run (leftovers of a killed run are found by their prefix).
+_TEMPORARY_SCRATCH = frozenset({"duckdb"})
+
+
 class _Scratch:
-    """Names, creates and drops scratch tables next to the target; times the phases."""
+    """Names, creates and drops scratch tables (next to the target, or temporary); times the phases."""
 
     def __init__(self, session: SqlSession, target: exp.Table, prefix: str) -> None:
         self.session = session
         self.dialect = session.dialect
-        self.db = target.args.get("db")
-        self.catalog = target.args.get("catalog")
+        self.temporary = str(session.dialect) in _TEMPORARY_SCRATCH
+        self.db = None if self.temporary else target.args.get("db")
+        self.catalog = None if self.temporary else target.args.get("catalog")
         self.prefix = prefix
         self.live: list[str] = []
         self.phases: dict[str, float] = {}
@@ -332,7 +340,8 @@ class _Scratch:
         table = self.table(suffix)
         self.drop(suffix)
         self.live.append(suffix)
-        self.run(exp.Create(kind="TABLE", this=table, expression=query))
+        properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if self.temporary else None
+        self.run(exp.Create(kind="TABLE", this=table, expression=query, properties=properties))
         return table
 
     def drop(self, *suffixes: str) -> None:
@@ -354,6 +363,9 @@ def _count(table: exp.Table | exp.Query, where: exp.Expression | None = None) ->
 
 
 # ------------------------------------------------------------ connected components
+
+# (scratch, edges table, max_rounds=) -> (labels query selecting (x, p) or None, rounds, edges left per round)
+Components = Callable[..., tuple[exp.Query | None, int, tuple[int, ...]]]
 
 
 def _parts(parts: list[tuple[str, bool]], scratch: _Scratch, with_flag: bool = False) -> exp.Query:
@@ -621,6 +633,7 @@ def run_stitcher(
     previous: PreviousGraph | None = None,
     lookback: timedelta = timedelta(days=4),
     full_reason: str = "",
+    components: Components | None = None,
 ) -> StitcherStats:
     """Stitch ids seen together on an input row into profiles and CREATE ``target``.
 
@@ -633,7 +646,8 @@ def run_stitcher(
     With ``previous`` (the last stitcher table of the same definition and its checkpoint) the
     run is incremental when that is exact (see the module docstring), else full; the stats say
     which and why. ``lookback`` sets the window the next run re-reads. ``full_reason`` is
-    reported as the reason of a full run when no ``previous`` is given.
+    reported as the reason of a full run when no ``previous`` is given. ``components`` replaces
+    the connected-components phase (benchmarks compare it with in-memory and naive baselines).
     """
     scratch = _Scratch(session, target, scratch_prefix)
     source = _present(observations)
@@ -644,7 +658,7 @@ def run_stitcher(
             reason = _incremental_blocker(scratch, source, previous.checkpoint)
             if not reason:
                 return _incremental(scratch, source, previous, target, main_id_column, max_rounds, lookback)
-        return _full(scratch, source, target, main_id_column, max_rounds, lookback, reason)
+        return _full(scratch, source, target, main_id_column, max_rounds, lookback, reason, components)
     finally:
         scratch.drop_all()
 
@@ -680,6 +694,7 @@ def _full(
     max_rounds: int,
     lookback: timedelta,
     reason: str,
+    components: Components | None = None,
 ) -> StitcherStats:
     scratch.phase("encode")
     graph = _encode(scratch, source, "")
@@ -693,7 +708,8 @@ def _full(
     scratch.drop("obs")
     n_edges = scratch.scalar(_count(graph.edges))
     scratch.phase("components")
-    labels, rounds, left = _connected_components(scratch, graph.edges, max_rounds=max_rounds)
+    find = components or _connected_components
+    labels, rounds, left = find(scratch, graph.edges, max_rounds=max_rounds)
     scratch.phase("main ids")
     dialect = scratch.dialect
     out = sqlglot.select(
