@@ -256,6 +256,7 @@ def _idstitcher_report(args: argparse.Namespace) -> str:
                 observations=observations,
                 largest=top,
                 degree_limit=top,
+                dialect=session.dialect,
             )
             limits = project.settings.checks.id_stitcher.max_ids_per_profile
             over = {t: int(v.warn if v.warn is not None else v.error) for t, v in limits.items() if (v.warn or v.error)}

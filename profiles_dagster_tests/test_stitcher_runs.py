@@ -10,6 +10,9 @@ from pathlib import Path
 import duckdb
 
 from profiles_dagster.cli import main
+from profiles_dagster.loading import load
+from profiles_dagster.plan.steps import StepKind
+from profiles_dagster.runner import parse_time, run_all
 from profiles_dagster_tests.conftest import END_TIME, EXAMPLE
 
 STITCHER_VIEW = "profiles.user_id_stitcher"
@@ -65,6 +68,19 @@ def test_runs_are_incremental_and_full_refresh_rebuilds_the_same(example_db, cap
     assert len(profiles) == len({r[0] for r in first}) - 1 + 1  # two merged, one new
     assert [(seq, mode) for seq, mode, _, _ in _states(database)] == [(1, "full"), (2, "incremental"), (3, "full")]
     assert all((ids, clusters) == (len(second), len(profiles)) for _, _, ids, clusters in _states(database)[1:])
+    # a run through the API: the stitcher's counts and health are the step's metadata
+    loaded = load(str(EXAMPLE), site_config=str(site))
+    _, results = run_all(loaded.project, loaded.plan, loaded.warehouse, end_time=parse_time(END_TIME))
+    stats = next(r.stats for r in results if r.step.kind is StepKind.ID_STITCHER)
+    assert stats["stitcher_mode"] == "incremental"
+    assert stats["stitcher_changed_main_ids"] == 0 and stats["stitcher_new_ids"] == 0
+    assert stats["stitcher_clusters"] == stats["health_profiles"] == len(profiles)
+    assert stats["health_profile_size_max"] == max(sum(1 for r in second if r[0] == p) for p in profiles)
+    assert {k for k in stats if k.startswith("health_ids_")} == {
+        "health_ids_anonymous_id",
+        "health_ids_email",
+        "health_ids_user_id",
+    }
 
 
 def test_show_idstitcher_report(example_run: Path, capsys) -> None:

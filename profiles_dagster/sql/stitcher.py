@@ -39,6 +39,13 @@ window is harmless, and the result equals a full recompute exactly, provided no 
 before the window start appeared since the previous run. That is checked with one count (the
 number of observations at or before the window start, stored with the checkpoint): if it moved,
 the run is a full one and says why.
+
+What the count cannot see, and so needs a full refresh (``profiles-dagster run --full-refresh``):
+a late row that replaces a deleted one of the same age (the count stays), and rows deleted from
+an input (an incremental run never forgets an id; inputs are assumed to be append-only, as pb
+does). Observations without occurred_at are re-read by every run (an input without
+occurred_at_col is stitched in full each time). On DuckDB an incremental run still writes the
+whole new stitcher table (a table cannot be cloned): that copy is its floor.
 """
 
 from __future__ import annotations
@@ -204,6 +211,12 @@ def _min_present(a: exp.Expression, b: exp.Expression) -> exp.Expression:
         ],
         default=b.copy(),
     )
+
+
+def _differs(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    """``a IS DISTINCT FROM b``, spelled so every engine has it."""
+    same = exp.or_(_eq(a.copy(), b.copy()), exp.and_(_is_null(a.copy()), _is_null(b.copy())))
+    return _eq(_case_pick(same, _num(0), _num(1)), _num(1))  # a = NULL is NULL, not false: CASE settles it
 
 
 def _timestamp(value: datetime) -> exp.Expression:
@@ -712,34 +725,33 @@ def _full(
     labels, rounds, left = find(scratch, graph.edges, max_rounds=max_rounds)
     scratch.phase("main ids")
     dialect = scratch.dialect
-    out = sqlglot.select(
-        exp.alias_(
-            _case_pick(
-                _is_null(_col("main_id", "mn")),
-                main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect),
-                _col("main_id", "mn"),
-            )
-            if labels is not None
-            else main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect),
-            exp.to_identifier(main_id_column),
-        ),
-        _col("other_id", "i"),
-        _col("other_id_type", "i"),
-        exp.alias_(
-            _case_pick(_is_null(_col("node", "k")), _col("first_seen_at", "i"), _col("linked_at", "k")), "valid_at"
-        ),
-        _col("first_seen_at", "i"),
-    ).from_(_as(graph.ids, "i"))
+    own_hash = main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect)
     multi = 0
     n_mains = 0
-    if labels is not None:
-        # Main id per component of 2+ ids: earliest first_seen_at (NULL last), ties by smaller hash.
-        members = (
-            sqlglot.select(exp.alias_(_col("p", "l"), "comp"), _col("first_seen_at", "i"), _col("other_id", "i"))
-            .select(_col("other_id_type", "i"))
+    if labels is None:  # no links: every id is its own profile
+        out = sqlglot.select(
+            exp.alias_(own_hash, exp.to_identifier(main_id_column)),
+            _col("other_id", "i"),
+            _col("other_id_type", "i"),
+            exp.alias_(_col("first_seen_at", "i"), "valid_at"),
+            _col("first_seen_at", "i"),
+        ).from_(_as(graph.ids, "i"))
+    else:
+        # Linked ids (exactly those with a component label) with their component and times.
+        members = scratch.create(
+            "members",
+            sqlglot.select(
+                exp.alias_(_col("x", "l"), "node"),
+                exp.alias_(_col("p", "l"), "comp"),
+                _col("first_seen_at", "i"),
+                _col("linked_at", "k"),
+            )
             .from_(_as(labels, "l"))
             .join(_as(graph.ids, "i"), on=_eq(_col("x", "l"), _col("node", "i")))
+            .join(_as(graph.linked, "k"), on=_eq(_col("x", "l"), _col("node", "k"))),
         )
+        # Main id per component: earliest first_seen_at (NULL last), ties by smaller hash; the
+        # hash only for the earliest members.
         earliest = scratch.create(
             "earliest",
             sqlglot.select(
@@ -747,38 +759,45 @@ def _full(
                 exp.alias_(exp.Min(this=_col("first_seen_at")), "min_seen"),
                 exp.alias_(exp.Count(this=exp.Star()), "size"),
             )
-            .from_(members.subquery("c"))
+            .from_(members.copy())
             .group_by("comp"),
+        )
+        first = (
+            sqlglot.select(_col("comp", "m"), _col("node", "m"))
+            .from_(_as(members, "m"))
+            .join(_as(earliest, "e"), on=_eq(_col("comp", "m"), _col("comp", "e")))
+            .where(exp.or_(_eq(_col("first_seen_at", "m"), _col("min_seen", "e")), _is_null(_col("min_seen", "e"))))
         )
         mains = scratch.create(
             "mains",
-            sqlglot.select(
-                _col("comp", "c"),
-                exp.alias_(
-                    exp.Min(
-                        this=main_id_expression(_col("other_id", "c"), _col("other_id_type", "c"), dialect=dialect)
-                    ),
-                    "main_id",
-                ),
-            )
-            .from_(members.subquery("c"))
-            .join(_as(earliest, "e"), on=_eq(_col("comp", "c"), _col("comp", "e")))
-            .where(
-                exp.or_(
-                    _eq(_col("first_seen_at", "c"), _col("min_seen", "e")),
-                    _is_null(_col("min_seen", "e")),
-                )
-            )
+            sqlglot.select(_col("comp", "c"), exp.alias_(exp.Min(this=own_hash.copy()), "main_id"))
+            .from_(first.subquery("c"))
+            .join(_as(graph.ids, "i"), on=_eq(_col("node", "c"), _col("node", "i")))
             .group_by(_col("comp", "c")),
         )
         multi, n_mains = scratch.row(
             sqlglot.select(exp.Sum(this=_col("size")), exp.Count(this=exp.Star())).from_(earliest.copy())
         )
         multi, n_mains = int(multi or 0), int(n_mains or 0)
-        out = out.join(_as(labels, "l"), on=_eq(_col("node", "i"), _col("x", "l")), join_type="left").join(
-            _as(mains, "mn"), on=_eq(_col("p", "l"), _col("comp", "mn")), join_type="left"
+        scratch.drop("earliest", "linked")
+        out = (
+            sqlglot.select(
+                exp.alias_(
+                    _case_pick(_is_null(_col("main_id", "mn")), own_hash.copy(), _col("main_id", "mn")),
+                    exp.to_identifier(main_id_column),
+                ),
+                _col("other_id", "i"),
+                _col("other_id_type", "i"),
+                exp.alias_(
+                    _case_pick(_is_null(_col("node", "m")), _col("first_seen_at", "i"), _col("linked_at", "m")),
+                    "valid_at",
+                ),
+                _col("first_seen_at", "i"),
+            )
+            .from_(_as(graph.ids, "i"))
+            .join(_as(members, "m"), on=_eq(_col("node", "i"), _col("node", "m")), join_type="left")
+            .join(_as(mains, "mn"), on=_eq(_col("comp", "m"), _col("comp", "mn")), join_type="left")
         )
-    out = out.join(_as(graph.linked, "k"), on=_eq(_col("node", "i"), _col("node", "k")), join_type="left")
     scratch.phase("write")
     scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=out))
     clusters = n_ids - multi + n_mains
@@ -850,153 +869,164 @@ def _incremental(
     )
     # Previous profiles they touch: a super-node each (numbered after the batch's nodes), with
     # their earliest first_seen_at (that of their main id's member) and size (>1: ids are linked).
-    touched = (
+    n_new = n_batch_ids - scratch.scalar(_count(hit))
+    affm = scratch.create(
+        "affm",
+        sqlglot.select(exp.alias_(_numbering(dialect, ["old_main"], offset=n_batch_ids), "sn"), "old_main").from_(
+            sqlglot.select("old_main").distinct().from_(hit.copy()).subquery("t")
+        ),
+    )
+    n_aff = scratch.scalar(_count(affm))
+    aff = scratch.create(
+        "aff",
         sqlglot.select(
-            exp.alias_(_col(main, "p"), "old_main"),
+            _col("sn", "a"),
             exp.alias_(exp.Min(this=_col("first_seen_at", "p")), "old_min_seen"),
             exp.alias_(exp.Count(this=exp.Star()), "old_size"),
         )
         .from_(_as(prev, "p"))
-        .where(_col(main, "p").isin(query=sqlglot.select("old_main").from_(hit.copy())))
-        .group_by(_col(main, "p"))
+        .join(_as(affm, "a"), on=_eq(_col(main, "p"), _col("old_main", "a")))
+        .group_by(_col("sn", "a")),
     )
-    aff = scratch.create(
-        "aff",
-        sqlglot.select(
-            exp.alias_(_numbering(dialect, ["old_main"], offset=n_batch_ids), "sn"),
-            "old_main",
-            "old_min_seen",
-            "old_size",
-        ).from_(touched.subquery("t")),
-    )
-    n_aff = scratch.scalar(_count(aff))
-    # Batch node -> contracted node (its old profile's super-node, or itself when new).
-    cmap = scratch.create(
-        "cmap",
+    # Every batch id: its contracted node (its old profile's super-node, or itself when new) and
+    # its times merged with the old ones (first_seen_at; valid_at from link times old and new).
+    old_linked = exp.GT(this=_col("old_size", "a"), expression=_num(1))
+    old_link_at = _case_pick(old_linked.copy(), _col("old_valid", "h"), exp.null())
+    linked_now = exp.or_(exp.paren(old_linked.copy()), _not_null(_col("node", "k")))
+    seen = _min_present(_col("first_seen_at", "b"), _col("old_seen", "h"))
+    valid = _case_pick(linked_now, _min_present(old_link_at, _col("linked_at", "k")), seen.copy())
+    changed = exp.or_(_differs(seen.copy(), _col("old_seen", "h")), _differs(valid.copy(), _col("old_valid", "h")))
+    bnodes = scratch.create(
+        "bnodes",
         sqlglot.select(
             _col("node", "b"),
-            exp.alias_(exp.Coalesce(this=_col("sn", "a"), expressions=[_col("node", "b")]), "cn"),
+            exp.alias_(exp.Coalesce(this=_col("sn", "m"), expressions=[_col("node", "b")]), "cn"),
+            exp.alias_(_case_pick(_is_null(_col("node", "h")), _num(1), _num(0)), "is_new"),
+            exp.alias_(_case_pick(changed, _num(1), _num(0)), "changed"),
+            exp.alias_(seen, "first_seen_at"),
+            exp.alias_(valid, "valid_at"),
         )
         .from_(_as(graph.ids, "b"))
         .join(_as(hit, "h"), on=_eq(_col("node", "b"), _col("node", "h")), join_type="left")
-        .join(_as(aff, "a"), on=_eq(_col("old_main", "h"), _col("old_main", "a")), join_type="left"),
+        .join(_as(affm, "m"), on=_eq(_col("old_main", "h"), _col("old_main", "m")), join_type="left")
+        .join(_as(aff, "a"), on=_eq(_col("sn", "m"), _col("sn", "a")), join_type="left")
+        .join(_as(graph.linked, "k"), on=_eq(_col("node", "b"), _col("node", "k")), join_type="left"),
     )
+    scratch.drop("hit", "b_linked")
     cu, cv = _col("cn", "x"), _col("cn", "y")
     cedges = scratch.create(
         "cedges",
         sqlglot.select(exp.alias_(_least(cu, cv), "u"), exp.alias_(_greatest(cu.copy(), cv.copy()), "v"))
         .distinct()
         .from_(_as(graph.edges, "e"))
-        .join(_as(cmap, "x"), on=_eq(_col("u", "e"), _col("node", "x")))
-        .join(_as(cmap, "y"), on=_eq(_col("v", "e"), _col("node", "y")))
+        .join(_as(bnodes, "x"), on=_eq(_col("u", "e"), _col("node", "x")))
+        .join(_as(bnodes, "y"), on=_eq(_col("v", "e"), _col("node", "y")))
         .where(exp.NEQ(this=cu.copy(), expression=cv.copy())),
     )
+    scratch.drop("b_edges")
     n_edges = scratch.scalar(_count(cedges))
     scratch.phase("components")
     labels, rounds, left = _connected_components(scratch, cedges, max_rounds=max_rounds, tag="c_")
     scratch.phase("main ids")
-    # Component of every contracted node.
-    nodes = exp.union(
-        sqlglot.select(exp.alias_(_col("cn"), "cn")).from_(cmap.copy()),
-        sqlglot.select(exp.alias_(_col("sn"), "cn")).from_(aff.copy()),
-        distinct=True,
+
+    def component(node: exp.Expression) -> exp.Expression:
+        return exp.Coalesce(this=_col("p", "l"), expressions=[node]) if labels is not None else node
+
+    def with_labels(query: exp.Select, node: exp.Expression) -> exp.Select:
+        if labels is None:
+            return query
+        return query.join(_as(labels, "l"), on=_eq(node, _col("x", "l")), join_type="left")
+
+    # Batch ids and touched old profiles with their final component.
+    bc = scratch.create(
+        "bc",
+        with_labels(
+            sqlglot.select(
+                _col("node", "b"),
+                _col("is_new", "b"),
+                _col("changed", "b"),
+                _col("first_seen_at", "b"),
+                _col("valid_at", "b"),
+                exp.alias_(component(_col("cn", "b")), "comp"),
+            ).from_(_as(bnodes, "b")),
+            _col("cn", "b"),
+        ),
     )
-    comp_q = sqlglot.select(
-        _col("cn", "n"), exp.alias_(exp.Coalesce(this=_col("p", "l"), expressions=[_col("cn", "n")]), "comp")
-    ).from_(nodes.subquery("n"))
-    if labels is not None:
-        comp_q = comp_q.join(_as(labels, "l"), on=_eq(_col("cn", "n"), _col("x", "l")), join_type="left")
-    else:
-        comp_q = sqlglot.select(_col("cn", "n"), exp.alias_(_col("cn", "n"), "comp")).from_(nodes.subquery("n"))
-    comps = scratch.create("comps", comp_q)
-    # Batch ids with merged times: first_seen_at, and valid_at from link times old and new.
-    old_linked = exp.GT(this=_col("old_size", "a"), expression=_num(1))
-    old_link_at = _case_pick(old_linked.copy(), _col("old_valid", "h"), exp.null())
-    linked_now = exp.or_(exp.paren(old_linked.copy()), _not_null(_col("node", "k")))
-    link_at = _min_present(old_link_at, _col("linked_at", "k"))
-    seen = _min_present(_col("first_seen_at", "b"), _col("old_seen", "h"))
-    merged = scratch.create(
-        "merged",
-        sqlglot.select(
-            _col("other_id_type", "b"),
-            _col("other_id", "b"),
-            exp.alias_(_col("comp", "c"), "comp"),
-            exp.alias_(_case_pick(_is_null(_col("node", "h")), _num(1), _num(0)), "is_new"),
-            exp.alias_(seen, "first_seen_at"),
-            exp.alias_(_case_pick(linked_now, link_at, seen.copy()), "valid_at"),
-        )
-        .from_(_as(graph.ids, "b"))
-        .join(_as(cmap, "m"), on=_eq(_col("node", "b"), _col("node", "m")))
-        .join(_as(comps, "c"), on=_eq(_col("cn", "m"), _col("cn", "c")))
-        .join(_as(hit, "h"), on=_eq(_col("node", "b"), _col("node", "h")), join_type="left")
-        .join(_as(aff, "a"), on=_eq(_col("old_main", "h"), _col("old_main", "a")), join_type="left")
-        .join(_as(graph.linked, "k"), on=_eq(_col("node", "b"), _col("node", "k")), join_type="left"),
+    ac = scratch.create(
+        "ac",
+        with_labels(
+            sqlglot.select(
+                _col("old_main", "m"), _col("old_min_seen", "a"), exp.alias_(component(_col("sn", "a")), "comp")
+            )
+            .from_(_as(aff, "a"))
+            .join(_as(affm, "m"), on=_eq(_col("sn", "a"), _col("sn", "m"))),
+            _col("sn", "a"),
+        ),
     )
-    # Candidates for each affected component's main id: every batch id, and each old profile's
+    # Main id per affected component: the earliest of every batch id and of each old profile's
     # main id with its earliest first_seen_at (the other old members cannot beat it).
-    candidates = exp.union(
-        sqlglot.select(
-            "comp",
-            "first_seen_at",
-            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "old_main"),
-            "other_id",
-            "other_id_type",
-        ).from_(merged.copy()),
-        sqlglot.select(
-            _col("comp", "c"),
-            exp.alias_(_col("old_min_seen", "a"), "first_seen_at"),
-            _col("old_main", "a"),
-            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "other_id"),
-            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "other_id_type"),
-        )
-        .from_(_as(aff, "a"))
-        .join(_as(comps, "c"), on=_eq(_col("sn", "a"), _col("cn", "c"))),
-        distinct=False,
-    )
-    cands = scratch.create("cands", candidates)
     earliest = scratch.create(
         "earliest",
         sqlglot.select("comp", exp.alias_(exp.Min(this=_col("first_seen_at")), "min_seen"))
-        .from_(cands.copy())
+        .from_(
+            exp.union(
+                sqlglot.select("comp", "first_seen_at").from_(bc.copy()),
+                sqlglot.select("comp", exp.alias_(_col("old_min_seen"), "first_seen_at")).from_(ac.copy()),
+                distinct=False,
+            ).subquery("c")
+        )
         .group_by("comp"),
+    )
+
+    def is_earliest(seen: exp.Expression) -> exp.Expression:
+        return exp.or_(_eq(seen, _col("min_seen", "e")), _is_null(_col("min_seen", "e")))
+
+    candidates = exp.union(
+        sqlglot.select(
+            _col("comp", "c"),
+            exp.alias_(main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect), "m"),
+        )
+        .from_(_as(bc, "c"))
+        .join(_as(earliest, "e"), on=_eq(_col("comp", "c"), _col("comp", "e")))
+        .join(_as(graph.ids, "i"), on=_eq(_col("node", "c"), _col("node", "i")))
+        .where(is_earliest(_col("first_seen_at", "c"))),
+        sqlglot.select(_col("comp", "a"), exp.alias_(_col("old_main", "a"), "m"))
+        .from_(_as(ac, "a"))
+        .join(_as(earliest, "e"), on=_eq(_col("comp", "a"), _col("comp", "e")))
+        .where(is_earliest(_col("old_min_seen", "a"))),
+        distinct=False,
     )
     mains = scratch.create(
         "mains",
-        sqlglot.select(
-            _col("comp", "c"),
-            exp.alias_(
-                exp.Min(
-                    this=_case_pick(
-                        _is_null(_col("old_main", "c")),
-                        main_id_expression(_col("other_id", "c"), _col("other_id_type", "c"), dialect=dialect),
-                        _col("old_main", "c"),
-                    )
-                ),
-                "main_id",
-            ),
-        )
-        .from_(_as(cands, "c"))
-        .join(_as(earliest, "e"), on=_eq(_col("comp", "c"), _col("comp", "e")))
-        .where(exp.or_(_eq(_col("first_seen_at", "c"), _col("min_seen", "e")), _is_null(_col("min_seen", "e"))))
-        .group_by(_col("comp", "c")),
+        sqlglot.select("comp", exp.alias_(exp.Min(this=_col("m")), "main_id"))
+        .from_(candidates.subquery("c"))
+        .group_by("comp"),
     )
     # Old main id -> new main id, where it changed.
     remap = scratch.create(
         "remap",
         sqlglot.select(_col("old_main", "a"), exp.alias_(_col("main_id", "mn"), "new_main"))
-        .from_(_as(aff, "a"))
-        .join(_as(comps, "c"), on=_eq(_col("sn", "a"), _col("cn", "c")))
-        .join(_as(mains, "mn"), on=_eq(_col("comp", "c"), _col("comp", "mn")))
+        .from_(_as(ac, "a"))
+        .join(_as(mains, "mn"), on=_eq(_col("comp", "a"), _col("comp", "mn")))
         .where(exp.NEQ(this=_col("old_main", "a"), expression=_col("main_id", "mn"))),
     )
     n_changed = scratch.scalar(_count(remap))
-    n_new, n_comps = scratch.row(
-        sqlglot.select(exp.Sum(this=_col("is_new")), exp.Count(this=exp.Distinct(expressions=[_col("comp")]))).from_(
-            merged.copy()
-        )
+    n_comps = scratch.scalar(_count(earliest))
+    # Ids seen again whose times moved: their new times (joined to the previous rows by id).
+    seen_again = scratch.create(
+        "again",
+        sqlglot.select(_col("other_id_type", "i"), _col("other_id", "i"), _col("first_seen_at", "c"))
+        .select(_col("valid_at", "c"))
+        .from_(_as(bc, "c"))
+        .join(_as(graph.ids, "i"), on=_eq(_col("node", "c"), _col("node", "i")))
+        .where(_eq(_col("changed", "c"), _num(1))),
     )
-    n_new, n_comps = int(n_new or 0), int(n_comps or 0)
+    n_again = scratch.scalar(_count(seen_again))
     scratch.phase("write")
+    valid_at, first_seen_at = _col("valid_at", "p"), _col("first_seen_at", "p")
+    if n_again:
+        valid_at = _case_pick(_is_null(_col("other_id", "u")), valid_at, _col("valid_at", "u"))
+        first_seen_at = _case_pick(_is_null(_col("other_id", "u")), first_seen_at, _col("first_seen_at", "u"))
     old_rows = (
         sqlglot.select(
             exp.alias_(
@@ -1004,36 +1034,33 @@ def _incremental(
             ),
             _col("other_id", "p"),
             _col("other_id_type", "p"),
-            exp.alias_(
-                _case_pick(_is_null(_col("other_id", "u")), _col("valid_at", "p"), _col("valid_at", "u")), "valid_at"
-            ),
-            exp.alias_(
-                _case_pick(_is_null(_col("other_id", "u")), _col("first_seen_at", "p"), _col("first_seen_at", "u")),
-                "first_seen_at",
-            ),
+            exp.alias_(valid_at, "valid_at"),
+            exp.alias_(first_seen_at, "first_seen_at"),
         )
         .from_(_as(prev, "p"))
         .join(_as(remap, "r"), on=_eq(_col(main, "p"), _col("old_main", "r")), join_type="left")
-        .join(
-            _as(sqlglot.select("*").from_(merged.copy()).where(_eq(_col("is_new"), _num(0))), "u"),
+    )
+    if n_again:  # only when some time moved: every previous row is looked up by id
+        old_rows = old_rows.join(
+            _as(seen_again, "u"),
             on=exp.and_(
                 _eq(_col("other_id_type", "p"), _col("other_id_type", "u")),
                 _eq(_col("other_id", "p"), _col("other_id", "u")),
             ),
             join_type="left",
         )
-    )
     new_rows = (
         sqlglot.select(
             exp.alias_(_col("main_id", "mn"), exp.to_identifier(main)),
-            _col("other_id", "m"),
-            _col("other_id_type", "m"),
-            _col("valid_at", "m"),
-            _col("first_seen_at", "m"),
+            _col("other_id", "i"),
+            _col("other_id_type", "i"),
+            _col("valid_at", "b"),
+            _col("first_seen_at", "b"),
         )
-        .from_(_as(merged, "m"))
-        .join(_as(mains, "mn"), on=_eq(_col("comp", "m"), _col("comp", "mn")))
-        .where(_eq(_col("is_new", "m"), _num(1)))
+        .from_(_as(bc, "b"))
+        .join(_as(graph.ids, "i"), on=_eq(_col("node", "b"), _col("node", "i")))
+        .join(_as(mains, "mn"), on=_eq(_col("comp", "b"), _col("comp", "mn")))
+        .where(_eq(_col("is_new", "b"), _num(1)))
     )
     scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=exp.union(old_rows, new_rows, distinct=False)))
     ids = previous.checkpoint.ids + n_new
@@ -1227,8 +1254,8 @@ def run_stitcher_step(
     )
     out = stats_metadata(stats)
     started = time.perf_counter()
-    health = stitcher_health.collect(
-        lambda q: session.query(q.sql(session.dialect)), target, main, observations=_present(observations)
+    health = stitcher_health.collect(  # one aggregation of the new table; degrees: show idstitcher-report
+        lambda q: session.query(q.sql(session.dialect)), target, main, dialect=session.dialect
     )
     out.update(health.metadata())
     out["health_seconds"] = round(time.perf_counter() - started, 3)

@@ -6,12 +6,13 @@ linked to many others. The queries here are built as sqlglot trees (render them 
 returns a small result (histograms, top lists), never the table. `summarize` and `degrees` turn
 the rows into numbers, so the run's metadata and `profiles-dagster show idstitcher-report` agree.
 
-- `shape_query`: one scan; histograms of ids per profile and of ids of each type per profile.
-- `largest_profiles_query`: the biggest profiles and how many ids of each type they hold.
+- `shape_query`: one aggregation of the table: histograms of ids per profile and of ids of each
+  type per profile, and the largest profiles with their ids per type. Cheap enough for every run.
 - `degree_query`: the ids with the most distinct ids seen with them on an input row, among the
   ids of the largest profiles. An id's degree is at most its profile's size minus one, so an id
   with a high degree is always in a large profile; the report says when the list is provably the
-  global top (its last degree >= the size of the largest profile left out, minus one).
+  global top (its last degree >= the size of the largest profile left out, minus one). It reads
+  the observations (the inputs) again, so it runs on demand (`show idstitcher-report`), not per run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ __all__ = [
     "collect",
     "degree_query",
     "format_report",
-    "largest_profiles_query",
     "quantile",
     "shape_query",
     "summarize",
@@ -37,6 +37,7 @@ __all__ = [
 
 SIZE = "size"
 TYPE = "type"
+TOP = "top"
 
 
 def _c(name: str, table: str | None = None) -> exp.Column:
@@ -57,28 +58,37 @@ def _as(node: exp.Expression, alias: str) -> exp.Expression:
     return exp.alias_(node.copy(), alias, table=True)
 
 
-def shape_query(stitcher: exp.Table, main: str) -> exp.Query:
-    """Rows ``(kind, other_id_type, ids, profiles)``: kind ``size`` counts profiles by their number of
-    ids (other_id_type NULL); kind ``type`` counts, per id type, profiles by their ids of that type."""
+# Engines that take `WITH x AS MATERIALIZED (...)`: a CTE read twice is computed once.
+_MATERIALIZED_CTES = frozenset({"duckdb", "postgres"})
+
+
+def shape_query(stitcher: exp.Table, main: str, *, largest: int = 5, dialect: str | None = None) -> exp.Query:
+    """One scan of the stitcher table. Rows ``(kind, main_id, other_id_type, ids, profiles)``:
+    kind ``size``: ``profiles`` profiles have ``ids`` ids; kind ``type``: ``profiles`` profiles have
+    ``ids`` ids of ``other_id_type``; kind ``top``: the ``largest`` largest profiles (ties: the smaller
+    main id), ``ids`` of each type."""
     per = (
         sqlglot.select(_main(main), _c("other_id_type"), exp.alias_(_count(), "n"))
         .from_(stitcher.copy())
         .group_by(_main(main), _c("other_id_type"))
     )
     sizes = sqlglot.select(_main(main), exp.alias_(exp.Sum(this=_c("n")), "n")).from_("per").group_by(_main(main))
+    null = exp.cast(exp.null(), "VARCHAR")
     by_size = (
         sqlglot.select(
             exp.alias_(exp.Literal.string(SIZE), "kind"),
-            exp.alias_(exp.cast(exp.null(), "VARCHAR"), "other_id_type"),
+            exp.alias_(null.copy(), "main_id"),
+            exp.alias_(null.copy(), "other_id_type"),
             exp.alias_(_c("n"), "ids"),
             exp.alias_(_count(), "profiles"),
         )
-        .from_(sizes.subquery("s"))
+        .from_("sizes")
         .group_by(_c("n"))
     )
     by_type = (
         sqlglot.select(
             exp.alias_(exp.Literal.string(TYPE), "kind"),
+            exp.alias_(null.copy(), "main_id"),
             _c("other_id_type"),
             exp.alias_(_c("n"), "ids"),
             exp.alias_(_count(), "profiles"),
@@ -86,32 +96,50 @@ def shape_query(stitcher: exp.Table, main: str) -> exp.Query:
         .from_("per")
         .group_by(_c("other_id_type"), _c("n"))
     )
-    return exp.union(by_size, by_type, distinct=False).with_("per", as_=per)
-
-
-def largest_profiles_query(stitcher: exp.Table, main: str, limit: int = 10) -> exp.Query:
-    """Rows ``(main id, other_id_type, ids)`` for the ``limit`` largest profiles (ties: smaller main id)."""
     top = (
-        sqlglot.select(_main(main), exp.alias_(_count(), "size"))
-        .from_(stitcher.copy())
-        .group_by(_main(main))
-        .order_by(exp.Ordered(this=_c("size"), desc=True), _main(main))
-        .limit(limit)
+        sqlglot.select(_main(main))
+        .from_("sizes")
+        .order_by(exp.Ordered(this=_c("n"), desc=True), _main(main))
+        .limit(max(1, largest))
     )
-    return (
-        sqlglot.select(_main(main, "t"), _c("other_id_type", "t"), exp.alias_(_count(), "ids"))
-        .from_(_as(stitcher, "t"))
-        .join(_as(top, "b"), on=exp.EQ(this=_main(main, "t"), expression=_main(main, "b")))
-        .group_by(_main(main, "t"), _c("other_id_type", "t"))
+    by_top = (
+        sqlglot.select(
+            exp.alias_(exp.Literal.string(TOP), "kind"),
+            exp.alias_(_main(main, "p"), "main_id"),
+            _c("other_id_type", "p"),
+            exp.alias_(_c("n", "p"), "ids"),
+            exp.alias_(exp.cast(exp.null(), "BIGINT"), "profiles"),
+        )
+        .from_("per AS p")
+        .join(_as(top, "t"), on=exp.EQ(this=_main(main, "p"), expression=_main(main, "t")))
     )
+    query = exp.union(exp.union(by_size, by_type, distinct=False), by_top, distinct=False)
+    query = query.with_("per", as_=per).with_("sizes", as_=sizes)
+    _materialize(query, dialect)
+    return query
+
+
+def _materialize(query: exp.Query, dialect: str | None) -> None:
+    """Mark the query's CTEs MATERIALIZED where the engine takes it (each is read more than once)."""
+    if dialect is None or str(dialect) not in _MATERIALIZED_CTES:
+        return
+    for cte in query.find_all(exp.CTE):
+        cte.set("materialized", True)
 
 
 def degree_query(
-    stitcher: exp.Table, observations: exp.Query, main: str, *, profiles: int = 20, limit: int = 10
+    stitcher: exp.Table,
+    observations: exp.Query,
+    main: str,
+    *,
+    profiles: int = 20,
+    limit: int = 10,
+    dialect: str | None = None,
 ) -> exp.Query:
     """Rows ``(other_id_type, other_id, main id, degree)``: the ``limit`` ids with the most distinct
     ids seen with them on an input row, among the ids of the ``profiles`` largest profiles (ties:
-    by type and id). ``observations``: the stitcher's input (row_key, other_id_type, other_id, ...)."""
+    by type and id). ``observations``: the stitcher's input (row_key, other_id_type, other_id, ...).
+    Costs a scan of the observations (the inputs)."""
     top = (
         sqlglot.select(_main(main))
         .from_(stitcher.copy())
@@ -150,7 +178,7 @@ def degree_query(
         .from_("seen AS a")
         .join("seen AS b", on=exp.and_(exp.EQ(this=_c("row_key", "a"), expression=_c("row_key", "b")), other))
     )
-    return (
+    query = (
         sqlglot.select(_c("other_id_type"), _c("other_id"), _main(main), exp.alias_(_count(), "degree"))
         .from_(pairs.subquery("p"))
         .group_by(_c("other_id_type"), _c("other_id"), _main(main))
@@ -158,6 +186,8 @@ def degree_query(
         .limit(limit)
         .with_("seen", as_=seen)
     )
+    _materialize(query, dialect)
+    return query
 
 
 # ------------------------------------------------------------------------ summaries (pure Python)
@@ -241,16 +271,21 @@ def summarize(shape_rows: Sequence[tuple]) -> Health:
     health = Health()
     sizes: dict[int, int] = {}
     per_type: dict[str, dict[int, int]] = {}
-    for kind, id_type, ids, profiles in shape_rows:
+    top: dict[str, dict[str, int]] = {}
+    for kind, main_id, id_type, ids, profiles in shape_rows:
         if kind == SIZE:
             sizes[int(ids)] = sizes.get(int(ids), 0) + int(profiles)
-        else:
+        elif kind == TYPE:
             bucket = per_type.setdefault(str(id_type), {})
             bucket[int(ids)] = bucket.get(int(ids), 0) + int(profiles)
+        else:
+            top.setdefault(str(main_id), {})[str(id_type)] = int(ids)
     health.size_histogram = sorted(sizes.items())
     health.profiles = sum(sizes.values())
     health.per_type = {t: sorted(h.items()) for t, h in sorted(per_type.items())}
     health.ids = {t: sum(ids * n for ids, n in h) for t, h in health.per_type.items()}
+    ranked = sorted(top.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    health.largest = [(m, sum(t.values()), dict(sorted(t.items()))) for m, t in ranked]
     return health
 
 
@@ -263,18 +298,16 @@ def collect(
     largest: int = 5,
     degree_profiles: int = 20,
     degree_limit: int = 10,
+    dialect: str | None = None,
 ) -> Health:
-    """Run the health queries through ``fetch`` (renders and runs a query, returns its rows)."""
-    health = summarize(fetch(shape_query(stitcher, main)))
-    if largest and health.profiles:
-        rows: dict[str, dict[str, int]] = {}
-        for main_id, id_type, ids in fetch(largest_profiles_query(stitcher, main, largest)):
-            rows.setdefault(str(main_id), {})[str(id_type)] = int(ids)
-        ranked = sorted(rows.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
-        health.largest = [(m, sum(t.values()), dict(sorted(t.items()))) for m, t in ranked]
+    """Run the health queries through ``fetch`` (renders and runs a query, returns its rows): one
+    aggregation of the stitcher table, and with ``observations`` the degrees (a scan of the inputs)."""
+    health = summarize(fetch(shape_query(stitcher, main, largest=largest, dialect=dialect)))
     if observations is not None and degree_limit and health.profiles:
-        got = fetch(degree_query(stitcher, observations, main, profiles=degree_profiles, limit=degree_limit))
-        health.degrees = [Degree(str(t), str(i), str(m), int(d)) for t, i, m, d in got]
+        query = degree_query(
+            stitcher, observations, main, profiles=degree_profiles, limit=degree_limit, dialect=dialect
+        )
+        health.degrees = [Degree(str(t), str(i), str(m), int(d)) for t, i, m, d in fetch(query)]
         # Profiles left out have at most this many ids: their ids' degrees are below it.
         sizes = [
             size for size, count in reversed(health.size_histogram) for _ in range(min(count, degree_profiles + 1))
