@@ -505,20 +505,59 @@ class Proc:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+# A fresh child's peak RSS as wait4 reports it is at least its parent's RSS when it was spawned (Linux
+# keeps the high-water mark across exec, and Python spawns with vfork): a benchmark that generated
+# 1 GB of data would see every child "peak" at 1 GB. So each child is started by this small launcher,
+# which forks (its copy of a ~10 MiB interpreter is the floor), execs the command, and reports the
+# child's own wall time and rusage on a pipe.
+_LAUNCHER = """
+import json, os, sys, time
+fd = int(sys.argv[1])
+argv = sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        print(f"cannot run {argv[0]}: {exc}", file=sys.stderr)
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with os.fdopen(fd, "w") as out:
+    json.dump({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss}, out)
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run_process(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, check=True) -> Proc:
-    """Run a fresh process; its own CPU time and peak memory come from wait4's rusage (not all children's).
+    """Run a fresh process; its own wall time, CPU time and peak memory (see _LAUNCHER: not its parent's).
 
     CPU seconds are the steadier measure on a shared machine: waiting for a core adds wall time, not CPU."""
+    import json
+
+    read, write = os.pipe()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
+        child = subprocess.Popen(
+            [sys.executable, "-S", "-c", _LAUNCHER, str(write), *argv],
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=cwd,
+            pass_fds=(write,),
+        )
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            report = pipe.read()
+        returncode = child.wait()
         out.seek(0)
         err.seek(0)
-        cpu = usage.ru_utime + usage.ru_stime
-        proc = Proc(argv, seconds, cpu, usage.ru_maxrss / 1024, child.returncode, out.read(), err.read())
+        stats = json.loads(report) if report else {"seconds": 0.0, "cpu": 0.0, "maxrss_kib": 0}
+        proc = Proc(
+            argv, stats["seconds"], stats["cpu"], stats["maxrss_kib"] / 1024, returncode, out.read(), err.read()
+        )
     if check and proc.returncode != 0:
         command = " ".join(argv)
         raise RuntimeError(f"{command} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

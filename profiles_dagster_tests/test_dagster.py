@@ -179,3 +179,28 @@ def test_workspace_has_one_code_location() -> None:
     workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
     assert len(workspace["load_from"]) == 1
     assert (REPO / workspace["load_from"][0]["python_file"]["relative_path"]).is_file()
+
+
+def test_the_cli_path_imports_no_dagster(tmp_path: Path) -> None:
+    """`profiles-dagster` on DuckDB starts without Dagster (about a second of imports); Definitions still get
+    a Dagster resource for the same connection."""
+    site = write_site_config(tmp_path, tmp_path / "w.duckdb")
+    code = (
+        "import sys\n"
+        "from profiles_dagster.cli import main\n"
+        f"assert main(['validate', '-p', {str(EXAMPLE)!r}, '--site-config', {str(site)!r}]) == 0\n"
+        "from profiles_dagster.loading import load\n"
+        f"loaded = load({str(EXAMPLE)!r}, site_config={str(site)!r})\n"
+        "import profiles_dagster\n"
+        "assert not [m for m in sys.modules if m == 'dagster' or m.startswith('dagster.')], 'dagster imported'\n"
+        "print(type(loaded.warehouse).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFILES_")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "DuckDBEngine"
+
+    defs = build_definitions(EXAMPLE, site_config=site, output_dir=tmp_path / "sql")
+    resource = defs.resources["profiles_warehouse"]
+    assert isinstance(resource, DuckDBWarehouse) and isinstance(resource, dg.ConfigurableResource)
+    assert resource.database == str(tmp_path / "w.duckdb")

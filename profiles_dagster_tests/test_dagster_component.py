@@ -126,6 +126,20 @@ def test_the_example_defs_folder_loads_and_materializes(example_db, monkeypatch,
     assert {"user_feature_view", "user_features_by_email", "user_id_stitcher"} <= _views(database)
 
 
+def test_dg_check_defs_at_the_repo_root(tmp_path: Path) -> None:
+    """pyproject.toml's [tool.dg] makes the repo a dg project whose code location is the example."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DAGSTER_HOME": str(tmp_path)}
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PROFILES_SITE_CONFIG", None)  # the example's own siteconfig.yaml
+    check = _dg(["check", "defs"], REPO, env)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    assert "All definitions loaded successfully" in check.stdout + check.stderr
+    listed = _dg(["list", "defs", "--json"], REPO, env)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    keys = {a["asset_key"] for a in json.loads(listed.stdout)["assets"]}
+    assert {"raw/orders", "user/id_stitcher", "user/features"} <= keys
+
+
 def test_workspace_still_has_one_code_location() -> None:
     import yaml
 

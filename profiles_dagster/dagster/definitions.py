@@ -43,6 +43,7 @@ from profiles_dagster.runner import ProfilesRun, StepResult, now_utc, parse_time
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
 from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.resource import as_resource
 
 DEFAULT_RESOURCE_KEY = "profiles_warehouse"
 # what build_definitions(settings=...) and the Component may set; the rest changes plans and stays in the file
@@ -93,7 +94,7 @@ def build_definitions(
         assets=[*assets, *inputs, profiles_asset],
         schedules=schedules,
         sensors=sensors,
-        resources={resource_key: loaded.warehouse},
+        resources={resource_key: as_resource(loaded.warehouse)},
         executor=in_process_executor,  # one writer per DuckDB file; steps run in one op anyway
     )
 

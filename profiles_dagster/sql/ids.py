@@ -24,6 +24,28 @@ def filtered_id(
     '' is always dropped; include regexes are anchored; a value must pass every include filter and
     match no exclude filter.
     """
+    key = None
+    if not any(flt.sql is not None for flt in id_type.filters):  # a sql filter reads a context's table
+        key = repr((id_.select, dialect, [(f.type, f.value, f.regex) for f in id_type.filters]))
+        if (known := _FILTERED.get(key)) is not None:
+            return known.copy()
+    built = _filtered_id(id_, id_type, dialect, origin, source_table)
+    if key is not None and len(_FILTERED) < 10_000:
+        _FILTERED[key] = built.copy()  # our own copy: callers attach and change theirs
+    return built
+
+
+# every step of a run (and the lineage of Definitions) filters the same ids: parse each once
+_FILTERED: dict[str, exp.Expression] = {}
+
+
+def _filtered_id(
+    id_: InputId,
+    id_type: IdType,
+    dialect: str,
+    origin: Origin | None,
+    source_table: Callable[[str], exp.Table] | None,
+) -> exp.Expression:
     where = Where(origin, f"ids.{id_.type}.select")
     value = exp.cast(parse_expression(id_.select, dialect, where), exp.DataType.build("varchar"))
     dropped: list[exp.Expression] = [exp.Is(this=value.copy(), expression=exp.null()), value.copy().eq("")]
@@ -54,4 +76,4 @@ def qualify(tree: exp.Expression, alias: str) -> exp.Expression:
             return exp.column(node.this.copy(), table=exp.to_identifier(alias))
         return node
 
-    return tree.copy().transform(fix)
+    return tree.transform(fix)  # transform copies the tree first: the caller's stays as it was

@@ -52,7 +52,7 @@ def output_columns(query: exp.Query, known: Mapping[str, list[str]] | None = Non
 
 def trace(query: exp.Query, column: str) -> set[Source]:
     """Every (table key, column) the output `column` of `query` is computed from."""
-    return _trace(query, column.lower(), {})
+    return _Tracer().trace(query, column.lower())
 
 
 def step_lineage(
@@ -66,6 +66,7 @@ def step_lineage(
 
     The id stitcher's material is not its query's output: main id and other_id come from the
     observed ids, valid_at and first_seen_at from the observations' time."""
+    tracer = _Tracer()  # one per step: its columns share subqueries, CTEs and their traces
     result: dict[str, list[tuple[K, str]]] = {}
     for column in columns:
         name = column
@@ -77,7 +78,7 @@ def step_lineage(
             else:
                 result[column] = []
                 continue
-        found = trace(query, name)
+        found = tracer.trace(query, name.lower())
         result[column] = sorted(
             {(tables[key], col) for key, col in found if key in tables}, key=lambda d: (str(d[0]), d[1])
         )
@@ -134,90 +135,180 @@ def _excluded(projection: exp.Expression) -> set[str]:
     return names
 
 
-def _from_source(source: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
-    if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
-        cte = ctes.get(source.name.lower()) if not source.db else None
-        if cte is not None:
-            return _trace(cte, column, {k: v for k, v in ctes.items() if k != source.name.lower()})
-        return {(table_key(source), column)}
-    inner = _unwrap(source)
-    if isinstance(inner, exp.Query):
-        return _trace(inner, column, ctes)
-    if isinstance(source, exp.Table):  # a table function (e.g. read_csv): a table of its own
-        return {(table_key(source), column)}
-    return set()
+class _Select:
+    """One select's parts, looked up by column: computed once, whatever the number of columns traced."""
+
+    def __init__(self, select: exp.Select) -> None:
+        self.sources = _sources(select)
+        self.named: dict[str, exp.Expression] = {}
+        self.stars: list[tuple[list[exp.Expression], set[str]]] = []
+        self.names: list[str] = []
+        for projection in select.expressions:
+            targets = _star_targets(projection, self.sources)
+            if targets is None:
+                name = projection.alias_or_name.lower()
+                self.named.setdefault(name, projection)
+                self.names.append(name)
+            else:
+                self.stars.append((targets, _excluded(projection)))
+        self.group = select.args.get("group")
+        # a `*` anywhere: which columns it has cannot be told without a schema
+        self.provided: frozenset[str] | None = None if self.stars else frozenset(self.named)
 
 
-def _provides(source: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> bool | None:
-    """Whether a source has the column: True, False, or None when it cannot be told (a table, a `*`)."""
-    inner = _unwrap(source)
-    if isinstance(inner, exp.Table):
-        cte = ctes.get(inner.name.lower()) if not inner.db else None
-        if cte is None:
+class _Tracer:
+    """The walk, memoised by node: a 300-var step traces each subquery, CTE and column once.
+
+    Nodes are keyed by id() and kept alive by the caches, and the trees are not changed while a
+    tracer lives (one tracer per step_lineage call)."""
+
+    _NO_CTES: dict[str, exp.Expression] = {}  # never changed: the top level's CTE scope
+
+    def __init__(self) -> None:
+        self._selects: dict[int, tuple[exp.Select, _Select]] = {}
+        self._traces: dict[tuple[int, str, int], set[Source]] = {}
+        self._withs: dict[tuple[int, int], tuple[exp.Expression, dict[str, exp.Expression]]] = {}
+        self._without: dict[tuple[int, str], dict[str, exp.Expression]] = {}
+        self._columns: dict[int, tuple[exp.Expression, list[tuple[str, str]]]] = {}
+        self._keep: list[object] = []  # keeps every CTE scope alive, so its id() stays unique
+
+    def trace(self, query: exp.Expression, column: str) -> set[Source]:
+        return self._trace(query, column, self._NO_CTES)
+
+    # -- memoised pieces
+
+    def _select(self, select: exp.Select) -> _Select:
+        found = self._selects.get(id(select))
+        if found is None:
+            found = self._selects[id(select)] = (select, _Select(select))
+        return found[1]
+
+    def _scope(self, query: exp.Expression, ctes: dict[str, exp.Expression]) -> dict[str, exp.Expression]:
+        key = (id(query), id(ctes))
+        found = self._withs.get(key)
+        if found is None:
+            scope = _with(query, ctes)
+            self._keep.append(scope)
+            found = self._withs[key] = (query, scope)
+        return found[1]
+
+    def _minus(self, ctes: dict[str, exp.Expression], name: str) -> dict[str, exp.Expression]:
+        key = (id(ctes), name)
+        found = self._without.get(key)
+        if found is None:
+            found = self._without[key] = {k: v for k, v in ctes.items() if k != name}
+            self._keep.append(found)
+        return found
+
+    def _column_refs(self, expression: exp.Expression) -> list[tuple[str, str]]:
+        """(table alias or '', column) of every column an expression reads, `alias.*` left out."""
+        found = self._columns.get(id(expression))
+        if found is None:
+            refs = [
+                (c.table.lower(), c.name.lower())
+                for c in expression.find_all(exp.Column)
+                if not isinstance(c.this, exp.Star)
+            ]
+            found = self._columns[id(expression)] = (expression, refs)
+        return found[1]
+
+    # -- the walk
+
+    def _from_source(self, source: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+        if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
+            name = source.name.lower()
+            cte = ctes.get(name) if not source.db else None
+            if cte is not None:
+                return self._trace(cte, column, self._minus(ctes, name))
+            return {(table_key(source), column)}
+        inner = _unwrap(source)
+        if isinstance(inner, exp.Query):
+            return self._trace(inner, column, ctes)
+        if isinstance(source, exp.Table):  # a table function (e.g. read_csv): a table of its own
+            return {(table_key(source), column)}
+        return set()
+
+    def _provides(self, source: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> bool | None:
+        """Whether a source has the column: True, False, or None when it cannot be told (a table, a `*`)."""
+        inner = _unwrap(source)
+        if isinstance(inner, exp.Table):
+            cte = ctes.get(inner.name.lower()) if not inner.db else None
+            if cte is None:
+                return None
+            inner = _unwrap(cte)
+        if isinstance(inner, exp.SetOperation):
+            inner = _unwrap(inner.this)
+        if not isinstance(inner, exp.Select):
             return None
-        inner = _unwrap(cte)
-    if isinstance(inner, exp.SetOperation):
-        inner = _unwrap(inner.this)
-    if not isinstance(inner, exp.Select):
-        return None
-    for projection in inner.expressions:
+        select = self._select(inner)
+        if column in select.named and (not select.stars or _first_is_named(inner, column)):
+            return True
+        return None if select.provided is None else False
+
+    def _columns_in(
+        self, expression: exp.Expression, sources: dict[str, exp.Expression], ctes: dict[str, exp.Expression]
+    ) -> set[Source]:
+        out: set[Source] = set()
+        for qualifier, name in self._column_refs(expression):
+            if qualifier:
+                found = sources.get(qualifier)
+                candidates = [found] if found is not None else []
+            else:
+                provides = [(s, self._provides(s, name, ctes)) for s in sources.values()]
+                candidates = [s for s, p in provides if p] or [s for s, p in provides if p is None]
+            for source in candidates:
+                out |= self._from_source(source, name, ctes)
+        return out
+
+    def _trace(self, query: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+        key = (id(query), column, id(ctes))
+        found = self._traces.get(key)
+        if found is None:
+            self._keep.append(query)
+            found = self._traces[key] = self._walk(query, column, ctes)
+        return found
+
+    def _walk(self, query: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+        query = _unwrap(query)
+        ctes = self._scope(query, ctes)
+        if isinstance(query, exp.SetOperation):
+            left = _unwrap(query.this)
+            out = set(self._trace(left, column, ctes))
+            index = _position(left, column)
+            right = _unwrap(query.expression)
+            if index is not None and isinstance(right, exp.Select) and index < len(right.expressions):
+                out |= self._trace(right, right.expressions[index].alias_or_name.lower(), ctes)
+            else:
+                out |= self._trace(right, column, ctes)
+            return out
+        if not isinstance(query, exp.Select):
+            return set()
+        select = self._select(query)
+        projection = select.named.get(column)
+        if projection is not None:
+            found = self._columns_in(projection, select.sources, ctes)
+            if not found and select.group is not None and projection.find(exp.AggFunc):
+                # count(*): no column of its own; it counts the rows of each group
+                found = self._columns_in(select.group, select.sources, ctes)
+            return found
+        out: set[Source] = set()
+        for targets, excluded in select.stars:
+            if column in excluded:
+                continue
+            for source in targets:
+                if self._provides(source, column, ctes) is not False:
+                    out |= self._from_source(source, column, ctes)
+        return out
+
+
+def _first_is_named(select: exp.Select, column: str) -> bool:
+    """Whether the first projection that could be `column` names it (not a `*` before it)."""
+    for projection in select.expressions:
         if _star_targets(projection, {}) is not None:
-            return None
+            return False
         if projection.alias_or_name.lower() == column:
             return True
     return False
-
-
-def _columns_in(expression: exp.Expression, sources: dict[str, exp.Expression], ctes) -> set[Source]:
-    out: set[Source] = set()
-    for column in expression.find_all(exp.Column):
-        if isinstance(column.this, exp.Star):
-            continue
-        name = column.name.lower()
-        if column.table:
-            found = sources.get(column.table.lower())
-            candidates = [found] if found is not None else []
-        else:
-            known = [s for s in sources.values() if _provides(s, name, ctes)]
-            candidates = known or [s for s in sources.values() if _provides(s, name, ctes) is None]
-        for source in candidates:
-            out |= _from_source(source, name, ctes)
-    return out
-
-
-def _trace(query: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
-    query = _unwrap(query)
-    ctes = _with(query, ctes)
-    if isinstance(query, exp.SetOperation):
-        left = _unwrap(query.this)
-        out = _trace(left, column, ctes)
-        index = _position(left, column)
-        right = _unwrap(query.expression)
-        if index is not None and isinstance(right, exp.Select) and index < len(right.expressions):
-            out |= _trace(right, right.expressions[index].alias_or_name.lower(), ctes)
-        else:
-            out |= _trace(right, column, ctes)
-        return out
-    if not isinstance(query, exp.Select):
-        return set()
-    sources = _sources(query)
-    for projection in query.expressions:
-        if _star_targets(projection, sources) is None and projection.alias_or_name.lower() == column:
-            found = _columns_in(projection, sources, ctes)
-            group = query.args.get("group")
-            if not found and group is not None and projection.find(exp.AggFunc):
-                # count(*): no column of its own; it counts the rows of each group
-                found = _columns_in(group, sources, ctes)
-            return found
-    out: set[Source] = set()
-    for projection in query.expressions:
-        targets = _star_targets(projection, sources)
-        if targets is None or column in _excluded(projection):
-            continue
-        for source in targets:
-            if _provides(source, column, ctes) is not False:
-                out |= _from_source(source, column, ctes)
-    return out
 
 
 def _position(query: exp.Expression, column: str) -> int | None:

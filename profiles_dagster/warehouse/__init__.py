@@ -2,7 +2,9 @@
 
 Importing this package imports no warehouse client: each engine's module imports its client
 (psycopg, redshift_connector, snowflake.connector, google.cloud.bigquery, databricks.sql) only
-when a session opens, so a code location that uses one engine never loads the others.
+when a session opens, so a code location that uses one engine never loads the others. Dagster is
+imported with the first resource class (`Warehouse`, `PostgresWarehouse`, ...): the CLI runs DuckDB
+through the plain `DuckDBEngine` and starts without it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.siteconfig import Connection
-from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 # siteconfig `type` -> (module, resource class)
 _ENGINES: dict[str, tuple[str, str]] = {
@@ -25,17 +27,19 @@ _ENGINES: dict[str, tuple[str, str]] = {
 ENGINES = tuple(_ENGINES)
 
 
-def warehouse_class(kind: str) -> type[Warehouse]:
+def warehouse_class(kind: str) -> type[WarehouseEngine]:
+    """The Dagster resource class of an engine (imports Dagster)."""
     module, name = _ENGINES[kind]
     return getattr(importlib.import_module(module), name)
 
 
-def warehouse_for(connection: Connection) -> Warehouse:
-    """The resource for a siteconfig connection."""
+def warehouse_for(connection: Connection) -> WarehouseEngine:
+    """The engine for a siteconfig connection: DuckDB's plain engine, else the engine's resource class.
+    Dagster code turns it into a resource with `profiles_dagster.warehouse.resource.as_resource`."""
     if connection.type == "duckdb":
-        from profiles_dagster.warehouse.duckdb import DuckDBWarehouse
+        from profiles_dagster.warehouse.duckdb import DuckDBEngine
 
-        return DuckDBWarehouse(
+        return DuckDBEngine(
             database=str(connection.settings.get("path") or ":memory:"), output_schema=connection.schema
         )
     if connection.type in _ENGINES:
@@ -49,11 +53,15 @@ def warehouse_for(connection: Connection) -> Warehouse:
 
 
 def __getattr__(name: str):
-    """`from profiles_dagster.warehouse import PostgresWarehouse` etc., imported on first use."""
+    """`from profiles_dagster.warehouse import Warehouse, PostgresWarehouse` etc., imported on first use."""
+    if name == "Warehouse":
+        from profiles_dagster.warehouse.resource import Warehouse
+
+        return Warehouse
     for kind, (_, cls_name) in _ENGINES.items():
         if cls_name == name:
             return warehouse_class(kind)
     raise AttributeError(name)
 
 
-__all__ = ["ENGINES", "Session", "Warehouse", "warehouse_class", "warehouse_for"]
+__all__ = ["ENGINES", "Session", "Warehouse", "WarehouseEngine", "warehouse_class", "warehouse_for"]

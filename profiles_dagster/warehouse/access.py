@@ -15,7 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from profiles_dagster.sql.names import source_table, table
-from profiles_dagster.warehouse.base import Session, Warehouse, _short
+from profiles_dagster.warehouse.base import Session, WarehouseEngine, _short
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class Grants:
         return ()
 
 
-def _principal(warehouse: Warehouse, session: Session) -> tuple[str, str | None]:
+def _principal(warehouse: WarehouseEngine, session: Session) -> tuple[str, str | None]:
     """Who the connection acts as, and its database (catalog / project)."""
     kind = warehouse.kind
     fields: dict[str, Any] = dict(warehouse)
@@ -154,7 +154,7 @@ def _try(session: Session, sql: str) -> str | None:
 
 def check_access(loaded: Any) -> AccessReport:
     """Check the connection of a loaded project (`profiles_dagster.loading.load`) for every privilege a run needs."""
-    warehouse: Warehouse = loaded.warehouse
+    warehouse: WarehouseEngine = loaded.warehouse
     project = loaded.project
     schema = warehouse.output_schema
     with warehouse.session() as session:

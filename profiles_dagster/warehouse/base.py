@@ -9,10 +9,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import sqlglot
-from dagster import ConfigurableResource
 from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.project.siteconfig import is_secret, redact
 
 log = logging.getLogger("profiles_dagster.sql")
 
@@ -60,6 +60,13 @@ class Session:
         finally:
             cursor.close()
 
+    def read_s3(self, name: str, location: str) -> None:
+        """Prepare to read input `name`'s S3 object in place (DuckDB: httpfs); other engines cannot."""
+        raise ProfilesError(
+            f"input '{name}' reads {location}, which profiles-dagster cannot read in place on {self.dialect}",
+            hint="load it into a table and use `table:`",
+        )
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         self.execute("BEGIN")
@@ -89,6 +96,16 @@ class Session:
 
     def drop_table(self, target: exp.Table) -> None:
         self.run(exp.Drop(kind="TABLE", tables=[target.copy()], exists=True))
+
+    def analyze(self, target: exp.Table) -> None:
+        """Planner statistics for a table just built (the id stitcher's scratch tables); a no-op where the
+        engine keeps them itself. Postgres and Redshift override it."""
+
+    @contextlib.contextmanager
+    def large_work(self) -> Iterator[None]:
+        """Around a run of big joins and aggregations (the id stitcher): engines with a per-session memory
+        setting raise it here (Postgres: work_mem) and restore it after."""
+        yield
 
     def table_exists(self, target: exp.Table) -> bool:
         tables = exp.table_("tables", db="information_schema")
@@ -129,8 +146,12 @@ class Session:
                 )
 
 
-class Warehouse(ConfigurableResource):
-    """A Dagster resource that opens `Session`s on one warehouse; the CLI uses it directly too."""
+class WarehouseEngine:
+    """Opens `Session`s on one warehouse: the configuration and logic of every engine, without Dagster.
+
+    A mixin for pydantic models: `Warehouse` (profiles_dagster.warehouse.resource) adds Dagster's
+    ConfigurableResource to it; the CLI runs DuckDB through a plain model (`DuckDBEngine`), so
+    `profiles-dagster` starts without importing Dagster."""
 
     output_schema: str = "profiles"
 
@@ -143,7 +164,7 @@ class Warehouse(ConfigurableResource):
         raise NotImplementedError
 
     @classmethod
-    def from_connection(cls, connection: Any) -> Warehouse:
+    def from_connection(cls, connection: Any) -> WarehouseEngine:
         """The resource for a pb siteconfig target (a `Connection`: its keys as pb writes them)."""
         fields = set(cls.model_fields) - {"output_schema"}
         key_root = f"connections.{connection.name}.outputs.{connection.target}"
@@ -160,17 +181,57 @@ class Warehouse(ConfigurableResource):
                     key=f"{key_root}.{key}",
                     hint=did_you_mean(key, known) or f"{cls.kind} keys: {', '.join(known)}",
                 )
+            env = getattr(connection, "env_refs", {}).get(key)
+            if env and is_secret(key):  # Dagster then shows the variable's name, never the secret
+                from dagster import EnvVar
+
+                value = EnvVar(env)
             kwargs[name] = value
         try:
             return cls(output_schema=connection.schema, **kwargs)
-        except Exception as exc:  # pydantic's or Dagster's validation error
-            raise ProfilesError(
-                f"invalid {cls.kind} connection: {_short(exc)}", file=connection.source, key=key_root
-            ) from exc
+        except Exception as exc:  # pydantic's or Dagster's validation error (it may quote a value)
+            secrets = connection.secret_values() if hasattr(connection, "secret_values") else []
+            error = ProfilesError(
+                f"invalid {cls.kind} connection: {redact(_short(exc), secrets)}", file=connection.source, key=key_root
+            )
+            raise error from (None if redact(str(exc), secrets) != str(exc) else exc)
+
+    def __repr_args__(self):  # repr() shows a secret field as ***, an EnvVar as its name
+        for name, value in super().__repr_args__():
+            hidden = is_secret(name or "") and value is not None and not hasattr(value, "env_var_name")
+            yield name, ("***" if hidden else value)
+
+    def secret_values(self) -> list[Any]:
+        """The values of this resource's secret fields (to keep out of error messages)."""
+        return [getattr(self, name) for name in type(self).model_fields if is_secret(name)]
+
+    def resolved(self) -> WarehouseEngine:
+        """This resource with its EnvVar fields read from the environment. Dagster does that for a run's
+        resources; the CLI, sensors and code that builds a resource by hand use it as built."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        env = {name: v for name, v in values.items() if hasattr(v, "env_var_name") and hasattr(v, "get_value")}
+        if not env:
+            return self
+        for name, var in env.items():
+            if var.get_value() is None:
+                raise ProfilesError(
+                    f"environment variable {var.env_var_name} is not set (the {self.kind} resource's `{name}`)"
+                )
+            values[name] = var.get_value()
+        return type(self)(**values)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        session = self.open_session()
+        warehouse = self.resolved()
+        try:
+            session = warehouse.open_session()
+        except ProfilesError:
+            raise
+        except Exception as exc:  # the client's own error: keep any secret it quotes out of the message
+            secrets = warehouse.secret_values()
+            message = redact(_short(exc), secrets)
+            error = ProfilesError(f"cannot connect to {self.kind}: {message}")
+            raise error from (None if redact(str(exc), secrets) != str(exc) else exc)
         try:
             yield session
         finally:
@@ -196,3 +257,12 @@ def _short(exc: Exception) -> str:
 
 def parse_check(sql: str, dialect: str) -> None:
     sqlglot.parse(sql, read=dialect)
+
+
+def __getattr__(name: str) -> Any:
+    """`Warehouse`, the Dagster resource, imported on first use: the CLI path never imports Dagster."""
+    if name == "Warehouse":
+        from profiles_dagster.warehouse.resource import Warehouse
+
+        return Warehouse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

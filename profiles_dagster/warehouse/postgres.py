@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -11,6 +12,8 @@ from sqlglot import exp
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.sql.dialects import POSTGRES
 from profiles_dagster.warehouse.base import Session, Warehouse
+
+LARGE_WORK_MEM_BYTES = 256 * 2**20  # work_mem while the id stitcher runs
 
 
 class PostgresSession(Session):
@@ -46,6 +49,27 @@ class PostgresSession(Session):
             for view, material in views:
                 self.run(exp.Drop(kind="VIEW", tables=[view.copy()], exists=True))
                 self.run(exp.Create(kind="VIEW", this=view.copy(), expression=exp.select("*").from_(material.copy())))
+
+    def analyze(self, target: exp.Table) -> None:
+        # CREATE TABLE AS leaves no statistics until autovacuum comes by: joins on the table get poor plans
+        self.run(exp.Analyze(tables=[target.copy()]))
+
+    @contextlib.contextmanager
+    def large_work(self) -> Iterator[None]:
+        # the default work_mem (4MB) sends big hash joins and aggregations to disk; raise it, never lower it
+        if self.dialect != POSTGRES:  # Redshift (a subclass) has no work_mem
+            yield
+            return
+        (before, small) = self.query(
+            f"SELECT current_setting('work_mem'), pg_size_bytes(current_setting('work_mem')) < {LARGE_WORK_MEM_BYTES}"
+        )[0]
+        if small:
+            self.execute(f"SET work_mem = '{LARGE_WORK_MEM_BYTES // 2**20}MB'")
+        try:
+            yield
+        finally:
+            if small:
+                self.execute(f"SET work_mem = {exp.Literal.string(str(before)).sql(self.dialect)}")
 
     def ensure_sha1(self) -> None:
         """Main ids need SHA-1: pgcrypto's digest() (a trusted extension: a database owner may create it)."""
