@@ -10,14 +10,15 @@ from datetime import datetime
 from pathlib import Path
 
 from profiles_dagster.describe import SHOW, show
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.loading import load
 from profiles_dagster.offline import check_offline
-from profiles_dagster.plan.planner import build_plan
+from profiles_dagster.plan.planner import build_plan, model_refs
+from profiles_dagster.plan.steps import RunPlan, StepKey
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import find_site_config, load_connection
-from profiles_dagster.runner import ProfilesRun, StepResult, parse_time, run_all
+from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
 
 
@@ -53,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
     compile_ = sub.add_parser("compile", help="write each step's SQL under <project>/output/<target>/seq_no_<n>/")
     _common(compile_, times=True)
+    _add_run_selection(compile_, force=False)
     compile_.set_defaults(handler=_compile)
     run = sub.add_parser("run", help="materialize every step and repoint the pb views")
     _common(run, times=True)
     _add_full_refresh(run)
+    _add_run_selection(run, force=True)
     run.set_defaults(handler=_run)
     show = sub.add_parser("show", help="describe the project: models, dependencies, ...")
     show.add_argument("what", choices=sorted(SHOW), help="what to show")
@@ -122,7 +125,7 @@ def _validate(args: argparse.Namespace) -> int:
         f"{project.name}: {len(project.entities)} entit(y/ies), {len(project.inputs)} input(s), "
         f"{len(project.vars)} var(s), {len(plan.steps)} step(s); SQL of {compiled} step(s) compiles for {dialect}: OK"
     )
-    for note in project.notes:
+    for note in [*project.notes, *plan.notes]:
         print(f"note: {note}")
     return 0
 
@@ -141,13 +144,17 @@ def _offline_dialect(project: Project, args: argparse.Namespace) -> str:
 def _compile(args: argparse.Namespace) -> int:
     loaded = load(args.project_dir, site_config=args.site_config, target=args.target)
     target = loaded.connection.target if loaded.connection else "default"
+    selected = select_model_refs(loaded.plan, args.model_refs)
+    _note_seq_no_times(args)
     with loaded.warehouse.session() as session:
         run = ProfilesRun(
             loaded.project,
             loaded.plan,
             session,
+            selected=selected,
             end_time=parse_time(args.end_time),
             begin_time=parse_time(args.begin_time),
+            seq_no=args.seq_no,
         )
         run.start(check_inputs=False)
         out = loaded.project.root / "output" / target / f"seq_no_{run.seq_no}"
@@ -163,28 +170,73 @@ def _compile(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     loaded = load(args.project_dir, site_config=args.site_config, target=args.target)
     start = time.perf_counter()
+    if args.force and parse_seq_no(args.seq_no) is None:
+        raise ProfilesError("--force rebuilds the materials of an earlier run: give it with --seq_no N")
+    selected = select_model_refs(loaded.plan, args.model_refs)
+    _note_seq_no_times(args)
+    for note in [*loaded.project.notes, *loaded.plan.notes]:
+        print(f"note: {note}")
 
     def show(result: StepResult) -> None:
+        if result.stats.get("kept"):
+            print(f"{result.step.path:<45} {result.table.name:<58} {result.row_count:>10,} rows     kept", flush=True)
+            return
         print(
             f"{result.step.path:<45} {result.table.name:<58} {result.row_count:>10,} rows {result.seconds:>8.2f}s",
             flush=True,
         )
 
+    published: list[str] = []
+    newer: list[int] = []
+
+    def on_publish(views: list[str], newer_run: int | None) -> None:
+        published.extend(views)
+        newer.extend([newer_run] if newer_run else [])
+
     seq_no, results = run_all(
         loaded.project,
         loaded.plan,
         loaded.warehouse,
+        selected=selected,
         end_time=parse_time(args.end_time),
         begin_time=parse_time(args.begin_time),
         on_result=show,
         full_refresh=args.full_refresh,
+        seq_no=args.seq_no,
+        force=args.force,
+        on_publish=on_publish,
     )
-    views = sorted(r.step.view_name for r in results if r.step.view_name)
-    print(
-        f"run seq_no {seq_no}: {len(results)} step(s) in {time.perf_counter() - start:.2f}s; "
-        f"views in schema {loaded.warehouse.output_schema}: {', '.join(views)}"
-    )
+    kept = sum(1 for r in results if r.stats.get("kept"))
+    built = f"{len(results) - kept} step(s) built, {kept} kept from the run" if kept else f"{len(results)} step(s)"
+    head = f"run seq_no {seq_no}: {built} in {time.perf_counter() - start:.2f}s; views in schema "
+    if newer:
+        print(f"{head}{loaded.warehouse.output_schema} stay on the newer complete run {newer[0]}")
+    else:
+        print(f"{head}{loaded.warehouse.output_schema}: {', '.join(sorted(published)) or '(none)'}")
     return 0
+
+
+def _note_seq_no_times(args: argparse.Namespace) -> None:
+    if parse_seq_no(args.seq_no) is not None and (args.end_time or args.begin_time):
+        print(f"note: --seq_no {args.seq_no} reuses that run's end and begin time; --end_time/--begin_time are ignored")
+
+
+def select_model_refs(plan: RunPlan, refs: Sequence[str] | None) -> set[StepKey] | None:
+    """pb's `--model_refs models/a,models/b`: those models' steps and every step they read."""
+    if not refs:
+        return None
+    names = [r.strip() for ref in refs for r in ref.split(",") if r.strip()]
+    by_ref = model_refs(plan)
+    chosen: set[StepKey] = set()
+    for name in names:
+        keys = by_ref.get(name) or by_ref.get(f"models/{name}")
+        if keys is None:
+            raise ProfilesError(
+                f"--model_refs: no model '{name}' in the project",
+                hint=did_you_mean(name, by_ref) or f"models: {', '.join(sorted(by_ref))}",
+            )
+        chosen.update(keys)
+    return chosen | plan.upstream(chosen)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -203,8 +255,37 @@ def _add_full_refresh(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_run_selection(parser: argparse.ArgumentParser, *, force: bool) -> None:
+    parser.add_argument(
+        "--seq_no",
+        "--seq-no",
+        dest="seq_no",
+        help="pb's --seq_no: continue run N (its end/begin time; the steps it completed are kept), `latest`, or "
+        "`new` (default)",
+    )
+    parser.add_argument(
+        "-m",
+        "--model_refs",
+        "--model-refs",
+        dest="model_refs",
+        action="append",
+        metavar="REFS",
+        help="only these models (comma-separated, e.g. models/user_id_stitcher,models/user_feature_view) "
+        "and the steps they read",
+    )
+    if force:
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="with --seq_no: rebuild the run's materials even where it completed them",
+        )
+
+
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=10, help="idstitcher-report: how many ids/profiles to list")
+    parser.add_argument(
+        "--seq_no", "--seq-no", dest="seq_no", help="idstitcher-report: the graph of run N (default: the latest)"
+    )
 
 
 def _idstitcher_report(args: argparse.Namespace) -> str:
@@ -222,13 +303,16 @@ def _idstitcher_report(args: argparse.Namespace) -> str:
     top = max(1, args.top)
     reports = []
     with loaded.warehouse.session() as session:
+        wanted = parse_seq_no(args.seq_no)
         for step in [s for s in plan.steps if s.kind is StepKind.ID_STITCHER]:
-            rows = session.query(
-                session.render(registry.latest_material(schema, project.name, step.path, step.content_hash))
-            )
+            query = registry.latest_material(schema, project.name, step.path, step.content_hash)
+            if isinstance(wanted, int):
+                query = query.where(registry.eq("seq_no", wanted))
+            rows = session.query(session.render(query))
             if not rows or not session.table_exists(table(rows[0][0], schema)):
+                of_run = f" in run {wanted}" if isinstance(wanted, int) else ""
                 raise ProfilesError(
-                    f"{step.path} has no complete material with its current definition in schema {schema}; "
+                    f"{step.path} has no complete material with its current definition{of_run} in schema {schema}; "
                     "run the project first (profiles-dagster run)"
                 )
             name, seq_no = str(rows[0][0]), int(rows[0][1])

@@ -6,16 +6,27 @@ import argparse
 from collections.abc import Callable
 
 from profiles_dagster.errors import ProfilesError
-from profiles_dagster.plan.planner import build_plan
-from profiles_dagster.plan.steps import RunPlan
+from profiles_dagster.plan.planner import build_plan, model_refs
+from profiles_dagster.plan.steps import RunPlan, StepKind
 from profiles_dagster.project.loader import load_project
 
 
 def show_models(plan: RunPlan, *, dot: bool = False) -> str:
-    lines = [f"{'step':<48} {'kind':<18} {'stable view':<32} defined at"]
+    """One line per step, with the pb model reference `--model_refs` takes for it; then the plan's notes."""
+    refs: dict[tuple[str, ...], str] = {}
+    for ref, keys in sorted(model_refs(plan).items(), key=lambda kv: (not kv[0].startswith("models/"), kv[0])):
+        for key in keys:
+            if len(keys) == 1 and ref != "/".join(key):  # a var's ref stands for its var table: not listed
+                refs.setdefault(key, ref)
+    for step in plan.steps:
+        if step.kind is StepKind.ENTITY_VARS:
+            refs[step.key] = f"{step.entity}/all/var_table"
+    lines = [f"{'step':<48} {'kind':<18} {'stable view':<32} {'pb ref (--model_refs)':<36} defined at"]
     for step in plan.steps:
         origin = f"{step.origin.file.name}:{step.origin.line}" if step.origin else "(derived)"
-        lines.append(f"{step.path:<48} {step.kind.value:<18} {step.view_name or '-':<32} {origin}")
+        ref = refs.get(step.key, step.path)
+        lines.append(f"{step.path:<48} {step.kind.value:<18} {step.view_name or '-':<32} {ref:<36} {origin}")
+    lines.extend(f"note: {note}" for note in plan.notes)
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import Connection, find_site_config, load_connection
 from profiles_dagster.project.yaml_source import read_yaml
-from profiles_dagster.warehouse import Warehouse, warehouse_for
+from profiles_dagster.warehouse import WarehouseEngine, warehouse_for
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class LoadedProject:
     project: Project
     plan: RunPlan
     connection: Connection | None
-    warehouse: Warehouse | None
+    warehouse: WarehouseEngine | None
 
 
 def load(
@@ -28,7 +28,7 @@ def load(
     *,
     site_config: str | Path | None = None,
     target: str | None = None,
-    warehouse: Warehouse | None = None,
+    warehouse: WarehouseEngine | None = None,
 ) -> LoadedProject:
     """Load and plan; resolve the connection unless a warehouse resource is given directly."""
     project = load_project(project_dir)

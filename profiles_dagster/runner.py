@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import sqlglot
 from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError
@@ -28,7 +29,7 @@ from profiles_dagster.sql import registry
 from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step, csv_path
 from profiles_dagster.sql.names import material_name, table
 from profiles_dagster.sql.stitcher import run_stitcher_step
-from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 log = logging.getLogger("profiles_dagster")
 
@@ -76,6 +77,8 @@ class ProfilesRun:
         source_dialect: str | None = None,
         lock_wait_seconds: float | None = None,
         full_refresh: bool = False,
+        seq_no: int | str | None = None,
+        force: bool = False,
     ) -> None:
         self.project = project
         self.plan = plan
@@ -100,6 +103,14 @@ class ProfilesRun:
         )
         self.recovered: list[str] = []  # what this run settled for runs killed before it
         self.full_refresh = full_refresh  # rebuild incremental steps (the id stitcher) from all rows
+        # pb's `--seq_no N`: continue run N (its time window, its materials); `latest`: the newest run
+        self.resume = parse_seq_no(seq_no)
+        self.force = force  # with `resume`: rebuild run N's materials even where they are complete
+        self.kept: dict[StepKey, int | None] = {}  # steps whose material run N already completed: their rows
+        self.resumed_status: str | None = None  # run N's status before this run took it over
+        self.resumed_row: dict[str, object] = {}  # and its end of record, put back by `compile --seq_no N`
+        self.newer_run: int | None = None  # a complete run after N: the stable views stay on it
+        self.moved_aside: list[tuple[exp.Table, str]] = []  # `--force`: old materials a view still read
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -109,24 +120,28 @@ class ProfilesRun:
         self.lock.acquire()
         try:
             self.recovered = recover_unfinished_runs(session, self.schema)
-            self.seq_no = int(session.query(session.render(registry.next_seq_no(self.schema)))[0][0]) + 1
-            session.run(
-                registry.insert(
-                    self.schema,
-                    registry.RUNS,
-                    {
-                        "seq_no": self.seq_no,
-                        "project": self.project.name,
-                        "status": "running",
-                        "started_at": now_utc(),
-                        "end_time": self.end_time,
-                        "run_id": self.lock.run_id,
-                        "pid": self.lock.pid,
-                        "host": self.lock.host,
-                        "heartbeat_at": now_utc(),
-                    },
+            if self.resume is not None:
+                self._take_over_run()
+            else:
+                self.seq_no = int(session.query(session.render(registry.next_seq_no(self.schema)))[0][0]) + 1
+                session.run(
+                    registry.insert(
+                        self.schema,
+                        registry.RUNS,
+                        {
+                            "seq_no": self.seq_no,
+                            "project": self.project.name,
+                            "status": "running",
+                            "started_at": now_utc(),
+                            "end_time": self.end_time,
+                            "begin_time": self.begin_time,
+                            "run_id": self.lock.run_id,
+                            "pid": self.lock.pid,
+                            "host": self.lock.host,
+                            "heartbeat_at": now_utc(),
+                        },
+                    )
                 )
-            )
             self.lock.claim(self.seq_no)
         except BaseException:
             if not self.seq_no:
@@ -145,15 +160,101 @@ class ProfilesRun:
         if check_inputs:
             self._check_inputs()
 
+    def _take_over_run(self) -> None:
+        """pb's `--seq_no N`: this run continues run N with N's time window; a missing N is an error."""
+        session = self.session
+        runs = session.query(
+            session.render(
+                registry.select(
+                    self.schema,
+                    registry.RUNS,
+                    registry.eq("project", self.project.name),
+                    ("seq_no", "status", "end_time", "begin_time", "finished_at", "message"),
+                ).order_by("seq_no")
+            )
+        )
+        known = {int(n): (status, end, begin) for n, status, end, begin, _, _ in runs}
+        before = {int(n): (finished, message) for n, _, _, _, finished, message in runs}
+        wanted = max(known, default=0) if self.resume == "latest" else self.resume
+        if wanted not in known:
+            listed = ", ".join(f"{n} ({known[n][0]})" for n in sorted(known)[-10:]) or "none yet"
+            raise ProfilesError(
+                f"run seq_no {self.resume} does not exist for project '{self.project.name}' in output schema "
+                f"'{self.schema}'; its runs: {listed}",
+                hint="leave out --seq_no to start a new run",
+            )
+        self.seq_no = int(wanted)
+        status, end, begin = known[self.seq_no]
+        self.resumed_status = str(status)
+        self.resumed_row = {"status": str(status), "finished_at": _naive(before[self.seq_no][0])}
+        self.resumed_row["message"] = before[self.seq_no][1]
+        # pb reuses the run's time window: its end and begin time, whatever --end_time says
+        self.end_time = _naive(end) or self.end_time
+        self.begin_time = _naive(begin)
+        newer = [n for n, (st, _, _) in known.items() if n > self.seq_no and st == "complete"]
+        self.newer_run = max(newer) if newer else None
+        session.run(
+            registry.update(
+                self.schema,
+                registry.RUNS,
+                {
+                    "status": "running",
+                    "run_id": self.lock.run_id,
+                    "pid": self.lock.pid,
+                    "host": self.lock.host,
+                    "heartbeat_at": now_utc(),
+                    "finished_at": None,
+                    "message": None,
+                },
+                registry.eq("seq_no", self.seq_no),
+            )
+        )
+
+    def _run_material(self, step: Step) -> tuple[str, int | None] | None:
+        """The complete material run `seq_no` wrote for this step's current definition, if its table exists."""
+        rows = self.session.query(
+            self.session.render(
+                registry.select(
+                    self.schema,
+                    registry.MATERIALS,
+                    exp.and_(
+                        registry.eq("seq_no", self.seq_no),
+                        registry.eq("project", self.project.name),
+                        registry.eq("step", step.path),
+                        registry.eq("content_hash", step.content_hash),
+                        registry.eq("status", "complete"),
+                    ),
+                    ("table_name", "row_count"),
+                )
+            )
+        )
+        if rows and self.session.table_exists(table(rows[0][0], self.schema)):
+            return str(rows[0][0]), None if rows[0][1] is None else int(rows[0][1])
+        return None
+
     def _materials(self) -> dict[StepKey, exp.Table]:
-        """New names for selected steps; the latest complete material for the upstream they read."""
+        """New names for selected steps; the latest complete material for the upstream they read.
+
+        Continuing run N (`--seq_no N`), the steps N already completed with their current definition keep
+        their material (unless `force`), and the upstream they read is N's own where N has it.
+        """
         selected = {s.key for s in self.steps}
         materials = {
             s.key: table(material_name(s.model_name, s.content_hash, self.seq_no), self.schema) for s in self.steps
         }
+        if self.resume is not None and not self.force:
+            for step in self.steps:
+                found = self._run_material(step)
+                if found:
+                    materials[step.key] = table(found[0], self.schema)
+                    self.kept[step.key] = found[1]
         missing = []
         reused: list[tuple[Step, str]] = []
         for step in self.plan.ordered(self.plan.upstream(selected) - selected):
+            own = self._run_material(step) if self.resume is not None else None
+            if own:
+                materials[step.key] = table(own[0], self.schema)
+                continue  # run N's own material: already registered as written by N
             rows = self.session.query(
                 self.session.render(
                     registry.latest_material(self.schema, self.project.name, step.path, step.content_hash)
@@ -194,13 +295,14 @@ class ProfilesRun:
         for name in sorted(needed):
             source = self.context.input_table(name)
             if isinstance(source.this, exp.ReadCSV):  # s3 objects are checked by the engine when read
-                exists = (
-                    self.project.inputs[name].spec.app_defaults.s3 is not None or csv_path(self.project, name).is_file()
-                )
+                s3 = self.project.inputs[name].spec.app_defaults.s3
+                if s3 is not None:
+                    self.session.read_s3(name, str(s3))
+                exists = s3 is not None or csv_path(self.project, name).is_file()
             else:
                 exists = self.session.table_exists(source)
+            inp = self.project.inputs[name]
             if not exists:
-                inp = self.project.inputs[name]
                 raise ProfilesError(
                     f"input '{name}' reads table {source.sql(self.session.dialect)}, which does not exist or is not "
                     "readable",
@@ -208,6 +310,19 @@ class ProfilesRun:
                     line=inp.origin.line,
                     key=f"inputs.{name}.app_defaults",
                 )
+            promised = inp.spec.contract.with_columns if inp.spec.contract else []
+            if promised and inp.spec.app_defaults.s3 is None:  # pb's contract: the columns must be there
+                have = {c.lower() for c, _ in self.session.columns(source)}
+                missing = [c.name for c in promised if c.name.lower() not in have]
+                if missing:
+                    at = inp.origin.at("contract.with_columns")
+                    raise ProfilesError(
+                        f"input '{name}' breaks its contract: {source.sql(self.session.dialect)} has no column(s) "
+                        f"{', '.join(missing)}",
+                        file=at.file,
+                        line=at.line,
+                        key=at.key,
+                    )
 
     def compile(self, step: Step) -> StepProgram:
         return compile_step(step, self.context)
@@ -220,10 +335,83 @@ class ProfilesRun:
         for step in self.steps:
             yield self.execute_step(step)
 
+    def keep_step(self, step: Step) -> StepResult:
+        """A step run N already completed (`--seq_no N` without --force): its material, not rebuilt."""
+        target = self.materials[step.key]
+        rows = self.kept.get(step.key)
+        if rows is None:
+            rows = self.session.row_count(target)
+        result = StepResult(step, target, rows, 0.0, "", self.session.columns(target), {"kept": True})
+        self.results.append(result)
+        log.info("%s -> %s: kept from run %d (%d rows)", step.path, target.name, self.seq_no, rows)
+        return result
+
+    def _clear_earlier_attempt(self, step: Step, target: exp.Table) -> None:
+        """Continuing run N: what an earlier attempt of N left for this step is replaced, never read."""
+        session = self.session
+        session.run(
+            registry.update(
+                self.schema,
+                registry.MATERIALS,
+                {"status": "replaced"},
+                exp.and_(
+                    registry.eq("seq_no", self.seq_no),
+                    registry.eq("step", step.path),
+                    exp.column("status").isin(*(exp.Literal.string(s) for s in ("complete", "failed", "running"))),
+                ),
+            )
+        )
+        if step.kind is StepKind.ID_STITCHER:  # its checkpoint row goes with the table it described
+            session.run(
+                exp.delete(table(registry.STITCHER_STATE, self.schema), where=registry.eq("table_name", target.name))
+            )
+        kinds = session.query(
+            session.render(
+                exp.select("table_type")
+                .from_(exp.table_("tables", db="information_schema"))
+                .where(
+                    exp.and_(
+                        exp.column("table_schema").eq(exp.Literal.string(self.schema)),
+                        exp.column("table_name").eq(exp.Literal.string(target.name)),
+                    )
+                )
+            )
+        )
+        for (kind,) in kinds:  # rebuilt in place under pb's name, as pb does
+            drop_kind = "VIEW" if "VIEW" in str(kind).upper() else "TABLE"
+            try:
+                session.run(exp.Drop(kind=drop_kind, tables=[target.copy()], exists=True))
+            except Exception as exc:  # a stable view reads it (Postgres, Redshift): move it aside instead
+                self._move_aside(step, target, drop_kind, exc)
+
+    def _move_aside(self, step: Step, target: exp.Table, kind: str, why: Exception) -> None:
+        """Rename a material a view still reads; the views (bound to the object, not its name) keep reading
+        it until `publish` repoints them, then it is dropped (or by `cleanup`, as a scratch table of this run)."""
+        with contextlib.suppress(Exception):
+            self.session.execute("ROLLBACK")  # the failed DROP may have aborted the transaction
+        aside = f"_pd_{step.content_hash}_{self.seq_no}_replaced"
+        try:
+            self.session.run(exp.Drop(kind=kind, tables=[table(aside, self.schema)], exists=True))
+            rename = sqlglot.parse_one("ALTER TABLE a RENAME TO b")
+            rename.set("this", target.copy())
+            rename.set("kind", kind)
+            rename.args["actions"][0].set("this", exp.to_table(exp.to_identifier(aside, quoted=True).sql()))
+            self.session.run(rename)
+        except Exception as exc:
+            raise ProfilesError(
+                f"cannot rebuild {target.name} of run {self.seq_no} for step '{step.path}': {_first_line(why)}",
+                hint=f"leave out --force to keep run {self.seq_no}'s complete materials, or start a new run",
+            ) from exc
+        self.moved_aside.append((table(aside, self.schema), kind))
+
     def execute_step(self, step: Step) -> StepResult:
+        if step.key in self.kept:
+            return self.keep_step(step)
         session = self.session
         target = self.materials[step.key]
         self.lock.heartbeat()
+        if self.resume is not None:
+            self._clear_earlier_attempt(step, target)
         self._record_start(step, target)
         start = time.perf_counter()
         stats: dict[str, object] = {}
@@ -246,7 +434,7 @@ class ProfilesRun:
                     target=program.target,
                     schema=self.schema,
                     seq_no=self.seq_no,
-                    full_refresh=self.full_refresh,
+                    full_refresh=self.full_refresh or self._stitch_from_scratch(step),
                     table_exists=session.table_exists,
                 )
             else:
@@ -269,6 +457,15 @@ class ProfilesRun:
         self.results.append(result)
         log.info("%s -> %s: %d rows in %.2fs", step.path, program.target.name, rows, seconds)
         return result
+
+    def _stitch_from_scratch(self, step: Step) -> bool:
+        """Continuing run N, an incremental stitcher may only extend a graph of an earlier run than N."""
+        if self.resume is None:
+            return False
+        rows = self.session.query(
+            self.session.render(registry.latest_material(self.schema, self.project.name, step.path, step.content_hash))
+        )
+        return bool(rows) and int(rows[0][1]) >= self.seq_no
 
     def _record_start(self, step: Step, target: exp.Table) -> None:
         """Registered before the table exists: a kill mid-step leaves a `running` row cleanup can find."""
@@ -311,6 +508,9 @@ class ProfilesRun:
         publishing is finished by the next one (roll forward); until then readers see the previous run.
         """
         views = [(table(r.step.view_name, self.schema), r.table) for r in self.results if r.step.view_name]
+        if self.newer_run is not None:  # as pb: the stable views show the newest complete run
+            log.info("run %d is complete; the stable views stay on the newer run %d", self.seq_no, self.newer_run)
+            views = []
         session = self.session
         self.lock.heartbeat()
         with session.transaction():
@@ -326,6 +526,11 @@ class ProfilesRun:
         session.point_views(views)
         session.run(registry.finish_run(self.schema, self.seq_no, "complete", now_utc()))
         self.published = True
+        for aside, kind in self.moved_aside:  # `--force` moved them aside; no view reads them now
+            try:
+                session.run(exp.Drop(kind=kind, tables=[aside], exists=True))
+            except Exception as exc:  # cleanup drops it later (a scratch table of this run)
+                log.warning("could not drop %s: %s", aside.name, _first_line(exc))
         keep = self.project.settings.retention_runs
         if keep:
             try:
@@ -341,9 +546,17 @@ class ProfilesRun:
         return [v.name for v, _ in views]
 
     def finish(self, status: str, message: str | None = None) -> None:
-        """Record the run's final status and give the schema's run lock back."""
+        """Record the run's final status and give the schema's run lock back.
+
+        Compiling an earlier run (`compile --seq_no N`) leaves N's own status as it was.
+        """
         try:
-            self.session.run(registry.finish_run(self.schema, self.seq_no, status, now_utc(), message))
+            if status == "compiled" and self.resumed_status is not None:
+                self.session.run(
+                    registry.update(self.schema, registry.RUNS, self.resumed_row, registry.eq("seq_no", self.seq_no))
+                )
+            else:
+                self.session.run(registry.finish_run(self.schema, self.seq_no, status, now_utc(), message))
         finally:
             self.lock.release()
 
@@ -361,6 +574,33 @@ class ProfilesRun:
             log.warning("could not mark run %s failed", self.seq_no)
 
 
+def parse_seq_no(value: int | str | None) -> int | str | None:
+    """pb's --seq_no: a run's number, `latest`, or `new` (the default: a new run) -> int, "latest" or None."""
+    if value is None or isinstance(value, int):
+        if isinstance(value, int) and value < 1:
+            raise ProfilesError(f"--seq_no must be a run's number (1, 2, ...), `latest` or `new`, got {value}")
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "new"):
+        return None
+    if text == "latest":
+        return "latest"
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ProfilesError(f"--seq_no must be a run's number (1, 2, ...), `latest` or `new`, got '{value}'")
+
+
+def _naive(value: object) -> datetime | None:
+    """A registry timestamp as naive UTC (engines return datetimes, some drivers text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_time(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value  # type: ignore[return-value]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
@@ -369,7 +609,7 @@ def _first_line(exc: BaseException) -> str:
 def run_all(
     project: Project,
     plan: RunPlan,
-    warehouse: Warehouse,
+    warehouse: WarehouseEngine,
     *,
     selected: Iterable[StepKey] | None = None,
     end_time: datetime | None = None,
@@ -377,8 +617,14 @@ def run_all(
     on_result=None,
     lock_wait_seconds: float | None = None,
     full_refresh: bool = False,
+    seq_no: int | str | None = None,
+    force: bool = False,
+    on_publish=None,
 ) -> tuple[int, list[StepResult]]:
-    """Open a session, run the selection, publish; the CLI's whole run."""
+    """Open a session, run the selection, publish; the CLI's whole run.
+
+    `seq_no`/`force`: pb's `--seq_no N [--force]`, continuing run N (see `ProfilesRun`); `on_publish`
+    gets the names of the stable views repointed and the newer complete run that keeps them, if any."""
     wait = project.settings.run_lock.wait_seconds if lock_wait_seconds is None else lock_wait_seconds
     with open_session(warehouse, wait) as session:
         run = ProfilesRun(
@@ -390,13 +636,17 @@ def run_all(
             begin_time=begin_time,
             lock_wait_seconds=lock_wait_seconds,
             full_refresh=full_refresh,
+            seq_no=seq_no,
+            force=force,
         )
         try:
             run.start()
             for result in run.execute():
                 if on_result:
                     on_result(result)
-            run.publish()
+            views = run.publish()
+            if on_publish:
+                on_publish(views, run.newer_run)
         except BaseException as exc:
             run.fail(exc)
             raise

@@ -432,4 +432,123 @@ def build_plan(project: Project) -> RunPlan:
                 hint=did_you_mean(table.spec.entity_key, project.entities),
             )
     steps = list(builder.steps.values())  # insertion order is a topological order
-    return RunPlan(project.name, steps)
+    steps, notes = _apply_enable_status(project, steps)
+    return RunPlan(project.name, steps, notes)
+
+
+@dataclass(frozen=True)
+class _Enabled:
+    name: str
+    status: str
+    origin: Origin
+    keys: tuple[StepKey, ...]  # the model's own step first, then the steps that are part of it
+
+
+def _enable_statuses(project: Project) -> list[_Enabled]:
+    """Models whose `materialization.enable_status` leaves them out of a run (pb's disabled, only_if_necessary)."""
+    found = []
+
+    def status_of(name: str, spec: Any, origin: Origin) -> tuple[str | None, Origin]:
+        """A package override's status (and where it is set), else the model's own enable_status."""
+        if name in project.enable_overrides:
+            return project.enable_overrides[name]
+        mat = getattr(spec, "materialization", None)
+        return (mat.enable_status if mat is not None else None), origin.at("model_spec.materialization.enable_status")
+
+    for model in project.sql_models.values():
+        found.append((model.name, model.spec, model.origin, (("models", model.name),)))
+    for cohort in project.cohorts.values():
+        own = (cohort.entity, "cohort", cohort.name)
+        views = tuple((cohort.entity, "views", v.name) for v in project.cohort_feature_views(cohort.name))
+        found.append((cohort.name, cohort.spec, cohort.origin, (own, (*own, "vars"), *views)))
+    for ft in project.feature_tables.values():
+        found.append((ft.name, ft.spec, ft.origin, ((ft.spec.entity_key, "views", ft.name),)))
+    for entity in project.entities.values():
+        stitcher = entity.stitcher
+        if stitcher is not None and stitcher.spec is not None and stitcher.origin is not None:
+            found.append((stitcher.name, stitcher.spec, stitcher.origin, ((entity.name, "id_stitcher"),)))
+    out = []
+    for name, spec, origin, keys in found:
+        status, where = status_of(name, spec, origin)
+        if status in ("disabled", "only_if_necessary"):
+            out.append(_Enabled(name, status, where, keys))
+    return out
+
+
+def _apply_enable_status(project: Project, steps: list[Step]) -> tuple[list[Step], list[str]]:
+    """pb's enable_status: a `disabled` model is not built, and an `only_if_necessary` one only when a
+    model that is built reads it. A built step reading a disabled model is an error (pb would quietly
+    leave the reader out too), and every model left out is named in a note."""
+    statuses = _enable_statuses(project)
+    if not statuses:
+        return steps, []
+    notes: list[str] = []
+    removed: set[StepKey] = set()
+    for item in statuses:
+        if item.status == "disabled":
+            removed.update(item.keys)
+            notes.append(f"model '{item.name}' ({item.origin}) has enable_status: disabled: not built, as with pb")
+    for step in steps:
+        if step.key in removed:
+            continue
+        for dep in step.deps:
+            if dep in removed:
+                owner = next(i for i in statuses if dep in i.keys)
+                raise owner.origin.error(
+                    f"model '{owner.name}' is disabled, but {step.path} reads it",
+                    hint="enable it (must_have, good_to_have or only_if_necessary) or disable what reads it too",
+                )
+    optional = [i for i in statuses if i.status == "only_if_necessary"]
+    changed = True
+    while changed:
+        changed = False
+        read = {dep for s in steps if s.key not in removed for dep in s.deps}
+        for item in optional:
+            if item.keys[0] not in removed and not any(k in read for k in item.keys):
+                removed.update(item.keys)
+                changed = True
+                notes.append(
+                    f"model '{item.name}' ({item.origin}) has enable_status: only_if_necessary and no built model "
+                    "reads it: not built, as with pb"
+                )
+    return [s for s in steps if s.key not in removed], notes
+
+
+def model_refs(plan: RunPlan) -> dict[str, set[StepKey]]:
+    """pb's model references (`pb show models` paths, as `--model_refs` takes them) -> the steps they stand for.
+
+    `models/<name>` for sql models, id stitchers, cohorts, feature tables and feature views; pb's own
+    paths (`<entity>/all`, `<entity>/all/<var>`, `<entity>/all/<view>`, `inputs/<name>`); and each step's path.
+    """
+    refs: dict[str, set[StepKey]] = {}
+
+    def add(ref: str, *keys: StepKey) -> None:
+        refs.setdefault(ref, set()).update(keys)
+
+    for step in plan.steps:
+        add(step.path, step.key)
+        entity = step.entity or ""
+        if step.kind is StepKind.SQL_MODEL:
+            add(f"models/{step.model_name}", step.key)
+        elif step.kind is StepKind.ID_STITCHER:
+            add(f"models/{step.model_name}", step.key)
+            add(f"{entity}/{step.model_name}", step.key)
+        elif step.kind is StepKind.ALL:
+            add(f"{entity}/all", step.key)
+        elif step.kind is StepKind.INPUT_VARS:
+            add(f"inputs/{step.key[-1]}", step.key)
+        elif step.kind is StepKind.INPUT_VARS_MAPPED:
+            add(f"inputs/{step.key[-1]}/var_table", step.key)
+        elif step.kind is StepKind.ENTITY_VARS:
+            add(f"{entity}/all/var_table", step.key)
+            for pv in step.payload.vars:
+                add(f"{entity}/all/{pv.var.name}", step.key)
+        elif step.kind is StepKind.COHORT:
+            add(f"models/{step.key[-1]}", step.key)
+            add(f"{entity}/{step.key[-1]}", step.key)
+        elif step.kind is StepKind.COHORT_VARS:
+            add(f"models/{step.key[-2]}/var_table", step.key)
+        elif step.kind is StepKind.VIEW:
+            add(f"models/{step.model_name}", step.key)
+            add(f"{entity}/all/{step.model_name}", step.key)
+    return refs

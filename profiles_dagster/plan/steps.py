@@ -48,6 +48,7 @@ class Step:
 class RunPlan:
     project_name: str
     steps: list[Step]  # topological order
+    notes: list[str] = field(default_factory=list)  # models left out as pb leaves them out (enable_status)
 
     def __post_init__(self) -> None:
         self.by_key = {s.key: s for s in self.steps}

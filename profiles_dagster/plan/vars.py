@@ -92,6 +92,14 @@ def order_vars(project: Project, own: list[Var], inherited: list[str] = ()) -> l
         for ref in pv.refs:
             if ref not in by_name and ref not in inherited:
                 known = [*by_name, *inherited]
+                if ref in project.disabled_vars:
+                    raise _error_at(
+                        project,
+                        pv.var,
+                        ref,
+                        f"var '{pv.var.name}' reads var '{ref}', which is not computed: {project.disabled_vars[ref]}",
+                        hint="enable it, or disable this var too (pb would leave it out silently)",
+                    )
                 raise _error_at(
                     project,
                     pv.var,

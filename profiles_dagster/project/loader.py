@@ -45,6 +45,13 @@ def load_project(project_dir: str | Path) -> Project:
     if not project_path.is_file():
         raise ProfilesError(f"no {PROJECT_FILE} in {root}", file=project_path)
     doc = read_yaml(project_path, _render_project_file(project_path))
+    if isinstance(doc.data, dict) and "include_untimed" in doc.data:
+        raise doc.error(
+            "include_untimed is not a key of pb_project.yaml at schema_version 99: pb's migration removed it "
+            "and pb 0.26 rejects it",
+            ("include_untimed",),
+            hint="delete the line; rows whose occurred_at_col is NULL are always read (pb's include_untimed: true)",
+        )
     pb = validate_document(doc, PbProjectFile, doc.data, ())
     if pb.schema_version != SUPPORTED_SCHEMA_VERSION:
         raise doc.error(
@@ -57,6 +64,12 @@ def load_project(project_dir: str | Path) -> Project:
         f"{key} is accepted and not acted on" for key in _TOLERATED_KEYS if getattr(pb, key) is not None
     )
     _load_entities(project, doc)
+    for id_type in pb.id_types:
+        if id_type.extends:
+            project.notes.append(
+                f"id_type '{id_type.name}' extends '{id_type.extends}': only its own filters apply, as with pb 0.26 "
+                "(it does not inherit the extended type's filters)"
+            )
     for folder_index, folder in enumerate(pb.model_folders):
         folder_path = root / folder
         if not folder_path.is_dir():
@@ -64,12 +77,60 @@ def load_project(project_dir: str | Path) -> Project:
         for path in sorted(folder_path.rglob("*.y*ml")):
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_models_file(project, read_yaml(path))
+    owned: list[tuple[set[str], list[Var]]] = []  # per package: the models and vars it brought
     for index, package in enumerate(pb.packages):
+        models_before, vars_before = set(_model_names(project)), len(project.vars)
         _load_package(project, doc, package, index)
+        owned.append((set(_model_names(project)) - models_before, project.vars[vars_before:]))
+    for index, package in enumerate(pb.packages):
+        _apply_overrides(project, doc, package, index, *owned[index])
     _add_default_stitchers(project, doc)
     _check_filter_sources(project, doc)
     _check_references(project)
+    _check_contracts(project)
+    project.notes.extend(_unapplied_keys(project))
     return project
+
+
+def _unapplied_keys(project: Project) -> list[str]:
+    """Keys pb accepts that a run here does not act on: each named, never ignored silently."""
+    notes = []
+    for entity in project.entities.values():
+        spec = entity.stitcher.spec if entity.stitcher else None
+        if spec is not None and spec.max_iterations is not None:
+            notes.append(
+                f"id_stitcher '{entity.stitcher.name}': max_iterations is accepted and not needed "
+                "(the stitcher here always runs to convergence)"
+            )
+        if spec is not None and spec.validity_time is not None:
+            notes.append(f"id_stitcher '{entity.stitcher.name}': validity_time is accepted and not acted on")
+    for model in project.sql_models.values():
+        if model.spec.validity_time is not None:
+            notes.append(f"sql_template '{model.name}': validity_time is accepted and not acted on")
+    optional = sorted(n for n, i in project.inputs.items() if i.spec.contract and i.spec.contract.is_optional)
+    if optional:
+        notes.append(
+            f"contract is_optional on input(s) {', '.join(optional)}: a missing optional input stops the run "
+            "naming it (pb would leave out the models that read it)"
+        )
+    return notes
+
+
+def _check_contracts(project: Project) -> None:
+    """An input's `contract.with_entity_ids` names entities whose ids it declares (its columns are checked
+    against the table when a run starts)."""
+    for inp in project.inputs.values():
+        contract = inp.spec.contract
+        for j, entity in enumerate(contract.with_entity_ids if contract else []):
+            at = inp.origin.at(f"contract.with_entity_ids[{j}]")
+            if entity not in project.entities:
+                raise at.error(f"unknown entity '{entity}'", hint=did_you_mean(entity, project.entities))
+            if not any(i.entity == entity for i in inp.ids):
+                raise at.error(
+                    f"the contract of input '{inp.name}' promises ids of entity '{entity}', but its "
+                    "app_defaults.ids declare none",
+                    hint=f"add an id with `entity: {entity}` or remove it from with_entity_ids",
+                )
 
 
 def _render_project_file(path: Path) -> str:
@@ -103,6 +164,84 @@ def _load_package(project: Project, doc: YamlDocument, package: PackageDef, inde
         for path in sorted((folder / sub).rglob("*.y*ml")):
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_models_file(project, read_yaml(path), aliases)
+
+
+_ENABLE_STATUSES = ("must_have", "good_to_have", "only_if_necessary", "disabled")
+
+
+def _model_names(project: Project) -> list[str]:
+    stitchers = [e.stitcher.name for e in project.entities.values() if e.stitcher]
+    return [*project.sql_models, *project.cohorts, *project.feature_tables, *stitchers]
+
+
+def _apply_overrides(
+    project: Project, doc: YamlDocument, package: PackageDef, index: int, models: set[str], pkg_vars: list[Var]
+) -> None:
+    """pb's package `overrides: [{requested_enable_status, models: [paths]}]`, on the package's own models.
+
+    `models/<name>` sets a model's enable_status (the plan then leaves it out as pb does); an entity var
+    `entity/<entity>/all/<var>` (or `<entity>/all/<var>`) that is `disabled` is not computed (a var reading
+    it is an error; pb would drop that var silently). `only_if_necessary`, `must_have` and `good_to_have`
+    leave a var as it is: its feature view reads it, as in pb 0.26. Other override keys are named in a note."""
+    for j, entry in enumerate(package.overrides or []):
+        base = ("packages", index, "overrides", j)
+        if not isinstance(entry, dict):
+            raise doc.error("an override is a mapping with requested_enable_status and models", base)
+        others = sorted(k for k in entry if k not in ("requested_enable_status", "models"))
+        if others:
+            project.notes.append(
+                f"package '{package.name}' override {j + 1}: {', '.join(others)} accepted and not applied"
+            )
+        status = entry.get("requested_enable_status")
+        if status is None:
+            continue
+        if status not in _ENABLE_STATUSES:
+            raise doc.error(
+                f"requested_enable_status must be one of {', '.join(_ENABLE_STATUSES)}, got '{status}'",
+                (*base, "requested_enable_status"),
+                hint=did_you_mean(str(status), _ENABLE_STATUSES),
+            )
+        for k, path in enumerate(entry.get("models") or []):
+            where = _origin(doc, (*base, "models", k))
+            _override_one(project, package, str(path), status, where, models, pkg_vars)
+
+
+def _override_one(
+    project: Project, package: PackageDef, path: str, status: str, origin: Origin, models: set[str], pkg_vars: list[Var]
+) -> None:
+    parts = path.strip("/").split("/")
+    if parts[0] == "entity":
+        parts = parts[1:]
+    if len(parts) == 2 and parts[0] == "models":
+        name = parts[1]
+        if name not in models:
+            raise origin.error(
+                f"override of '{path}': package '{package.name}' has no model '{name}'",
+                hint=did_you_mean(name, models) or "overrides apply to the package's own models",
+            )
+        project.enable_overrides[name] = (status, origin)
+        return
+    if len(parts) == 3 and parts[0] in project.entities and parts[1] == "all":
+        entity, name = parts[0], parts[2]
+        found = [v for v in pkg_vars if v.entity == entity and v.cohort is None and v.kind == "entity_var"]
+        match = [v for v in found if v.name == name]
+        if not match:
+            raise origin.error(
+                f"override of '{path}': package '{package.name}' has no entity var '{name}' of entity '{entity}'",
+                hint=did_you_mean(name, [v.name for v in found]) or "overrides apply to the package's own vars",
+            )
+        if status == "disabled":
+            project.vars.remove(match[0])
+            project.disabled_vars[name] = f"package '{package.name}' disables it ({origin})"
+            project.notes.append(
+                f"entity var '{name}' ({match[0].origin}) is disabled by package '{package.name}' ({origin}): "
+                "not computed, as with pb"
+            )
+        return
+    raise origin.error(
+        f"override of '{path}': not a model path this project has",
+        hint="use models/<name> or entity/<entity>/all/<var>",
+    )
 
 
 def _origin(doc: YamlDocument, key_path: KeyPath) -> Origin:

@@ -156,6 +156,9 @@ class Project:
     macros: dict[str, MacroDef] = field(default_factory=dict)
     settings: ProfilesDagsterSettings = field(default_factory=ProfilesDagsterSettings)
     notes: list[str] = field(default_factory=list)  # accepted keys pb tolerates but we do not act on
+    # a package's `overrides: [{requested_enable_status, models}]` for models: name -> (status, where set)
+    enable_overrides: dict[str, tuple[str, Origin]] = field(default_factory=dict)
+    disabled_vars: dict[str, str] = field(default_factory=dict)  # var name -> what disabled it (a package)
 
     @property
     def name(self) -> str:
@@ -170,9 +173,11 @@ class Project:
     def feature_views(self, entity: str) -> list[FeatureView]:
         """The default view keyed by the main id, then one per `using_ids` entry."""
         ent = self.entities[entity]
-        views = [FeatureView(f"{entity}_feature_view", entity, None, None)]
+        # pb: the entity's `feature_views.name` names its default view (else `<entity>_feature_view`)
+        default = (ent.spec.feature_views.name if ent.spec.feature_views else None) or f"{entity}_feature_view"
+        views = [FeatureView(default, entity, None, None)]
         for fv in ent.spec.feature_views.using_ids if ent.spec.feature_views else []:
-            views.append(FeatureView(fv.name or f"{entity}_feature_view_with_{fv.id}", entity, None, fv.id))
+            views.append(FeatureView(fv.name or f"{default}_with_{fv.id}", entity, None, fv.id))
         return views
 
     def cohort_feature_views(self, cohort: str) -> list[FeatureView]:

@@ -79,7 +79,6 @@ class PbProjectFile(PbModel):
     entities: list[EntityDef] = []
     id_types: list[IdType] = []
     packages: list[PackageDef] = []
-    include_untimed: bool | None = None
     # Keys pb tolerates; accepted and reported, never acted on silently.
     python_requirements: list[str] | None = None
     retention_period: str | int | None = None
@@ -141,11 +140,14 @@ class InputDef(PbModel):
 # ---- models ----------------------------------------------------------------------------------
 
 
+EnableStatus = Literal["must_have", "good_to_have", "only_if_necessary", "disabled"]
+
+
 class Materialization(PbModel):
     run_type: Literal["incremental", "discrete"] | None = None
     output_type: Literal["table", "view", "ephemeral"] | None = None
-    requested_enable_status: str | None = None
-    enable_status: str | None = None
+    # pb: disabled -> never built; only_if_necessary -> built when another model reads it; else built
+    enable_status: EnableStatus | None = None
 
 
 class EdgeSource(PbModel):

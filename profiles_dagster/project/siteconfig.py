@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,19 +14,65 @@ from profiles_dagster.project.yaml_source import read_yaml
 
 ENV_VAR = "PROFILES_SITE_CONFIG"
 _ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?|\{\{\s*env\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)\s*\}\}")
+# Every siteconfig key that holds a secret, as pb, the clients and this package's resources spell it.
+# Matching ignores case, `_` and `-` (`privateKey` is `private_key`): see `is_secret`.
 SECRET_KEYS = frozenset(
     {
         "password",
-        "access_token",
+        "passcode",  # Snowflake MFA
+        "access_token",  # Databricks
         "token",
-        "private_key",
-        "private_key_passphrase",
-        "credentials",
+        "oauth_token",
+        "private_key",  # Snowflake key-pair: pb's privateKey
+        "private_key_passphrase",  # pb's privateKeyPassphrase
+        "private_key_password",  # dagster-snowflake's name for it
+        "credentials",  # BigQuery service account key
         "credentials_json",
+        "keyfile_json",
         "secret",
         "client_secret",
+        "secret_access_key",  # Redshift IAM (AWS keys)
+        "aws_secret_access_key",
+        "session_token",
+        "aws_session_token",
+        "motherduck_token",
     }
 )
+
+
+# a secret inside another value, e.g. a MotherDuck path `md:db?motherduck_token=...`
+_INLINE_SECRET = re.compile(r"((?:token|password|secret)=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def _norm(key: str) -> str:
+    return key.lower().replace("_", "").replace("-", "")
+
+
+_SECRET_NORMS = frozenset(_norm(k) for k in SECRET_KEYS)
+
+
+def is_secret(key: str) -> bool:
+    """Whether a siteconfig key (or a resource field) holds a secret, however it is spelled."""
+    return _norm(str(key)) in _SECRET_NORMS
+
+
+def redact(text: str, secrets: Iterable[Any]) -> str:
+    """`text` with each secret value (of 4 characters or more) replaced by `***`: for a client's error message."""
+    for value in sorted({v for v in _strings(secrets) if len(v) >= 4}, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """The text in a value: itself, or the items of a list or mapping (a key file given as a mapping)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item)
 
 
 @dataclass(frozen=True)
@@ -37,13 +84,22 @@ class Connection:
     type: str
     settings: dict[str, Any]
     source: Path | None = field(default=None, compare=False)
+    # key -> environment variable, for values written as exactly one reference (`${PG_PASSWORD}`): the
+    # Dagster resource gets an EnvVar for a secret among them, so Dagster shows the name, never the value
+    env_refs: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def schema(self) -> str:
         return str(self.settings.get("schema") or "profiles")
 
     def redacted(self) -> dict[str, Any]:
-        return {k: ("***" if k in SECRET_KEYS else v) for k, v in self.settings.items()}
+        return {
+            k: "***" if is_secret(k) else _INLINE_SECRET.sub(r"\1***", v) if isinstance(v, str) else v
+            for k, v in self.settings.items()
+        }
+
+    def secret_values(self) -> list[Any]:
+        return [v for k, v in self.settings.items() if is_secret(k)]
 
     def __repr__(self) -> str:  # never print secrets
         return f"Connection(name={self.name!r}, target={self.target!r}, type={self.type!r}, settings={self.redacted()})"
@@ -106,10 +162,17 @@ def load_connection(site_config: Path, connection: str, target: str | None = Non
         raise doc.error("a target needs `type`", ("connections", connection, "outputs", chosen))
     wh_type = str(settings.pop("type")).lower()
     resolved = {k: _resolve_env(v, doc, ("connections", connection, "outputs", chosen, k)) for k, v in settings.items()}
+    env_refs = {k: _whole_ref(v) for k, v in settings.items() if _whole_ref(v)}
     if wh_type == "duckdb" and resolved.get("path") not in (None, ":memory:"):
         path = Path(str(resolved["path"])).expanduser()
         resolved["path"] = str(path if path.is_absolute() else (site_config.parent / path).resolve())
-    return Connection(connection, chosen, wh_type, resolved, site_config)
+    return Connection(connection, chosen, wh_type, resolved, site_config, env_refs)
+
+
+def _whole_ref(value: Any) -> str:
+    """The variable's name when a value is exactly one environment reference, else ''."""
+    match = _ENV_REF.fullmatch(value.strip()) if isinstance(value, str) else None
+    return (match.group(1) or match.group(2)) if match else ""
 
 
 def _resolve_env(value: Any, doc, key_path) -> Any:

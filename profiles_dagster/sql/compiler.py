@@ -214,11 +214,11 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
             col("other_id_type", alias).eq(exp.Literal.string(id_.type)),
             col("other_id", alias).eq(qualify(expr, "src")),
         )
-        query = query.join(stitcher.copy().as_(alias), on=on, join_type="left")
+        query = query.join(stitcher.copy().as_(alias), on=on, join_type="left", copy=False)  # ours: no copying
         mains.append(col(main, alias))
     main_expr = mains[0] if len(mains) == 1 else exp.func("coalesce", *mains)
-    return query.select(exp.alias_(main_expr, main)).from_(
-        source.as_("src") if isinstance(source, exp.Table) else source
+    return query.select(exp.alias_(main_expr, main), copy=False).from_(
+        source.as_("src") if isinstance(source, exp.Table) else source, copy=False
     )
 
 

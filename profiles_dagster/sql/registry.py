@@ -38,6 +38,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("host", "VARCHAR"),
         ("heartbeat_at", "TIMESTAMP"),
         ("message", "VARCHAR"),
+        ("begin_time", "TIMESTAMP"),  # pb's --begin_time: `--seq_no N` reuses run N's time window
     ),
     MATERIALS: (
         ("seq_no", "INT"),
