@@ -39,7 +39,7 @@ from sqlglot import exp
 from profiles_dagster.errors import BusyError, ProfilesError
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
-from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 log = logging.getLogger("profiles_dagster")
 
@@ -150,6 +150,8 @@ class RunLock:
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
         stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS,
         poll_seconds: float = 0.5,
+        race_attempts: int = 100,
+        race_seconds: float = 30.0,
     ) -> None:
         self.session = session
         self.schema = schema
@@ -157,6 +159,8 @@ class RunLock:
         self.wait_seconds = wait_seconds
         self.stale_after = timedelta(seconds=stale_after_seconds)
         self.poll_seconds = poll_seconds
+        self.race_attempts = race_attempts
+        self.race_seconds = race_seconds
         self.run_id = uuid.uuid4().hex
         self.pid = os.getpid()
         self.host = socket.gethostname()
@@ -201,21 +205,37 @@ class RunLock:
         return now_utc() - holder.heartbeat_at > self.stale_after
 
     def acquire(self) -> None:
+        """Take the lock, waiting up to `wait_seconds` for a live holder. A lost compare-and-set is retried
+        at once; `race_attempts` of them, or `race_seconds` past the wait, and it is no race any more (the
+        row cannot be written or read back): stop with an error naming the table."""
         session = self.session
-        deadline = time.monotonic() + self.wait_seconds
+        started = time.monotonic()
+        deadline = started + self.wait_seconds
         announced = False
-        lost = 0
+        attempts = 0
         while True:
+            if attempts >= self.race_attempts or (attempts and time.monotonic() >= deadline + self.race_seconds):
+                raise ProfilesError(
+                    f"cannot take the run lock in {self.schema}.{registry.LOCK}: {attempts} attempts failed in "
+                    f"{time.monotonic() - started:.1f}s; the last: {self._error}",
+                    hint=f"the connection must be able to SELECT, INSERT and UPDATE {self.schema}.{registry.LOCK} "
+                    "(see `profiles-dagster validate access`)",
+                )
             current = self.holder()
             if current is None:  # the row comes with the table; someone deleted it: put it back
-                session.run(registry.insert(self.schema, registry.LOCK, {"name": registry.LOCK_NAME, "run_id": None}))
+                attempts += 1
+                self._error = "its row is not there (deleted, or not visible to this connection)"
+                try:
+                    session.run(
+                        registry.insert(self.schema, registry.LOCK, {"name": registry.LOCK_NAME, "run_id": None})
+                    )
+                except Exception as exc:
+                    self._lost(exc)
                 continue
-            if lost > 100:  # not a race any more: the lock row cannot be written
-                raise ProfilesError(f"cannot take the run lock in {self.schema}.{registry.LOCK}: {self._error}")
             if not current.run_id:
                 if self._swap(None):
                     return
-                lost += 1
+                attempts += 1
                 time.sleep(random.uniform(0, 0.05))
                 continue
             if current.run_id == self.run_id:
@@ -227,7 +247,8 @@ class RunLock:
                 if self._swap(current.run_id):
                     self.taken_over.append(current)
                     return
-                lost += 1
+                attempts += 1
+                time.sleep(random.uniform(0, 0.05))
                 continue
             if time.monotonic() >= deadline:
                 waited = f" after waiting {self.wait_seconds:g}s" if self.wait_seconds else ""
@@ -240,6 +261,13 @@ class RunLock:
                 log.info("waiting up to %gs for %s", self.wait_seconds, current.describe())
                 announced = True
             time.sleep(min(self.poll_seconds, max(0.0, deadline - time.monotonic())))
+
+    def _lost(self, exc: Exception) -> None:
+        """A write of the lock row failed: remember why, and end the failed transaction."""
+        log.debug("lost the run lock race: %s", exc)
+        self._error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with contextlib.suppress(Exception):
+            self.session.execute("ROLLBACK")
 
     def _swap(self, expected: str | None) -> bool:
         """Compare-and-set the lock row from `expected` to this lock; True when this lock holds it now."""
@@ -258,10 +286,7 @@ class RunLock:
         try:
             self.session.run(registry.update(self.schema, registry.LOCK, values, self._where(expected)))
         except Exception as exc:  # a concurrent writer won (DuckDB: transaction conflict)
-            log.debug("lost the run lock race: %s", exc)
-            self._error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            with contextlib.suppress(Exception):
-                self.session.execute("ROLLBACK")
+            self._lost(exc)
             _HELD.pop(self.run_id, None)
             return False
         current = self.holder()
@@ -306,7 +331,7 @@ class RunLock:
 
 
 @contextlib.contextmanager
-def open_session(warehouse: Warehouse, wait_seconds: float = 0.0, poll_seconds: float = 0.5) -> Iterator[Session]:
+def open_session(warehouse: WarehouseEngine, wait_seconds: float = 0.0, poll_seconds: float = 0.5) -> Iterator[Session]:
     """`warehouse.session()`, retrying while the warehouse says another process holds it (DuckDB's file lock)."""
     deadline = time.monotonic() + wait_seconds
     while True:

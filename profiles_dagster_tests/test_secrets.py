@@ -23,15 +23,32 @@ from profiles_dagster_tests.conftest import END_TIME, EXAMPLE, load_example_inpu
 PASSWORD = "hunter2-Pa55w0rd-do-not-print"
 TOKEN = "tok-8f3e2c9a-secret-env-value"
 PRIVATE_KEY = "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkq"
-SECRETS = (PASSWORD, TOKEN, PRIVATE_KEY, "MIIEvQIBADANBgkq")
+# every other secret key an engine's siteconfig takes (pb's spelling and the resources'), one value each
+OTHER_SECRETS = {
+    key: f"{key}-value-do-not-print"
+    for key in (
+        "privateKey",
+        "privateKeyPassphrase",
+        "private_key_passphrase",
+        "private_key_password",
+        "passcode",
+        "access_token",
+        "credentials",
+        "secret_access_key",
+        "session_token",
+        "client_secret",
+    )
+}
+SECRETS = (PASSWORD, TOKEN, PRIVATE_KEY, "MIIEvQIBADANBgkq", *OTHER_SECRETS.values())
 
 
 def _site(folder: Path, database: Path, *, extra: str = "") -> Path:
     path = folder / "siteconfig.yaml"
+    others = "".join(f"        {key}: {value}\n" for key, value in OTHER_SECRETS.items())
     path.write_text(
         "connections:\n  example:\n    target: dev\n    outputs:\n      dev:\n        type: duckdb\n"
         f"        path: {database.name}\n        schema: profiles\n        password: {PASSWORD}\n"
-        f"        token: ${{PD_TEST_TOKEN}}\n        private_key: '{PRIVATE_KEY}'\n{extra}",
+        f"        token: ${{PD_TEST_TOKEN}}\n        private_key: '{PRIVATE_KEY}'\n{others}{extra}",
         encoding="utf-8",
     )
     return path
@@ -98,11 +115,10 @@ def test_cli_output_compiled_sql_and_registry_hold_no_secret(secret_project, cap
     for path in sql_files:
         _assert_clean(path.read_text(encoding="utf-8"), str(path))
     con = duckdb.connect(str(database), read_only=True)
-    registry = con.execute(
-        "select string_agg(r::varchar, ' ') from (select * from profiles._profiles_runs union all "
-        "select seq_no, project, step, content_hash, table_name, status, null, null, null, null, null "
-        "from profiles._profiles_materials) r"
-    ).fetchone()[0]
+    registry = " ".join(  # every row of every registry table, whatever its columns
+        con.execute(f"select string_agg(r::varchar, ' ') from profiles.{name} r").fetchone()[0] or ""
+        for name in ("_profiles_runs", "_profiles_materials", "_profiles_lock")
+    )
     con.close()
     _assert_clean(registry, "the run registry")
 
@@ -152,3 +168,32 @@ def test_dagster_event_log_and_metadata_hold_no_secret(secret_project, monkeypat
         for event in result.get_asset_materialization_events():
             _assert_clean(repr(event.event_specific_data.materialization.metadata), "materialization metadata")
         _assert_clean(repr(instance.get_run_by_id(result.run_id)), "the Dagster run record")
+    _assert_clean(repr(resource_snaps(defs)), "the resource configuration Dagster shows")
+
+
+def resource_snaps(defs: dg.Definitions) -> list:
+    """What Dagster's UI shows of each resource: its configured values (an EnvVar as its name)."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    return list(RepositorySnap.from_def(defs.get_repository_def()).resources)
+
+
+def test_a_literal_secret_shows_in_dagster_only_as_an_environment_variable_name(tmp_path: Path) -> None:
+    """A server connection's password written as is in siteconfig.yaml: Dagster's resource view gets an
+    EnvVar name, and the resource still resolves to the password."""
+    root = tmp_path / "project"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("*.duckdb", "output", "data", "defs"))
+    site = tmp_path / "siteconfig.yaml"
+    site.write_text(
+        "connections:\n  example:\n    target: dev\n    outputs:\n      dev:\n        type: postgres\n"
+        "        host: 127.0.0.2\n        port: 5432\n        dbname: db\n        user: me\n"
+        f"        password: {PASSWORD}\n        schema: profiles\n",
+        encoding="utf-8",
+    )
+    defs = build_definitions(root, site_config=site)
+    snaps = repr(resource_snaps(defs))
+    _assert_clean(snaps, "the resource configuration Dagster shows")
+    assert "PROFILES_DAGSTER_SECRET_POSTGRES_PASSWORD_" in snaps  # what shows instead
+    (resource,) = [r for r in defs.resources.values() if hasattr(r, "resolved")]
+    assert resource.resolved().password == PASSWORD
+    _assert_clean(repr(resource), "repr(the resource)")

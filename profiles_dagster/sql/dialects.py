@@ -101,13 +101,26 @@ def snowflake_case(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _is_date(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.DATE)
+
+
+def date_minus_date(node: exp.Expression) -> exp.Expression:
+    """DATE - DATE is whole days (an integer) on DuckDB, Postgres, Redshift and Snowflake, but an INTERVAL on
+    Spark/Databricks and BigQuery; sqlglot leaves the minus as is. Where both sides are cast to DATE (the
+    type is known), write the day difference."""
+    if isinstance(node, exp.Sub) and _is_date(node.this) and _is_date(node.expression):
+        return exp.DateDiff(this=node.this.copy(), expression=node.expression.copy(), unit=exp.var("DAY"))
+    return node
+
+
 # ---- per engine ---------------------------------------------------------------------------------
 
 _POSTGRES_FIXES: list[Fix] = [alias_subqueries]
 _REDSHIFT_FIXES: list[Fix] = [alias_subqueries]
 _SNOWFLAKE_FIXES: list[Fix] = [snowflake_case]
-_BIGQUERY_FIXES: list[Fix] = []
-_DATABRICKS_FIXES: list[Fix] = []
+_BIGQUERY_FIXES: list[Fix] = [date_minus_date]
+_DATABRICKS_FIXES: list[Fix] = [date_minus_date]
 
 DUCKDB = _engine_dialect(DuckDB, "duckdb", [])
 POSTGRES = _engine_dialect(Postgres, "postgres", _POSTGRES_FIXES)

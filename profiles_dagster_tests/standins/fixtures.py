@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,9 +14,9 @@ from profiles_dagster.project.siteconfig import Connection
 from profiles_dagster.warehouse import warehouse_for
 from profiles_dagster.warehouse.base import Warehouse
 
-# Databricks (the pyspark stand-in) is not in the suite yet: its example run has not passed end to end
-# (reading results back failed; see the notes on issue 6). It joins this tuple once it is green.
-ENGINE_NAMES = ("postgres", "redshift", "snowflake", "bigquery")
+ENGINE_NAMES = ("postgres", "redshift", "snowflake", "bigquery", "databricks")
+# PROFILES_DAGSTER_STANDINS=databricks,postgres runs those stand-ins instead (one engine while working on it)
+ENGINE_NAMES = tuple(n for n in os.environ.get("PROFILES_DAGSTER_STANDINS", "").split(",") if n) or ENGINE_NAMES
 
 
 @dataclass
@@ -120,6 +121,15 @@ _STARTERS: dict[str, Callable[[], Iterator[Engine]]] = {
     "redshift": _redshift,
     "snowflake": _snowflake,
 }
+
+
+@pytest.fixture(scope="session")
+def postgres_standin():
+    """One Postgres 15 server for the tests that need a real server but not every engine (secrets, lock)."""
+    from profiles_dagster_tests.standins.postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session", params=ENGINE_NAMES)
