@@ -429,11 +429,11 @@ def print_table(results: list[dict]) -> None:
     for r in results:
         full = " ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())
         inc = " ".join(f"{k} {v:.2f}" for k, v in r["inc_phases"].items())
-        i = r["inc_stats"]
+        s, i = r["stats"], r["inc_stats"]
         print(
             f"  {r['graph']:<7} {fmt_size(r['edges']):>5}: {full} | {inc}  "
-            f"(read {fmt_size(i.observations)} obs, {fmt_size(i.new_ids)} new ids, "
-            f"{i.changed_main_ids} main ids changed)"
+            f"(full: {fmt_size(s.edges)} id pairs, {fmt_size(s.internal_edges)} star edges; incremental: read "
+            f"{fmt_size(i.observations)} obs, {fmt_size(i.new_ids)} new ids, {i.changed_main_ids} main ids changed)"
         )
 
 

@@ -115,6 +115,15 @@ def expected_output(rows: Sequence[Row]) -> list[tuple]:
     return sorted(out, key=_sort_key)
 
 
+def expected_pairs(rows: Sequence[Row]) -> int:
+    """Distinct pairs of distinct ids seen on one row (rows grouped by key; a NULL key links nothing)."""
+    by_key: dict[str, set[IdKey]] = {}
+    for key, _, ids in rows:
+        if key is not None:
+            by_key.setdefault(key, set()).update(ids)
+    return len({(a, b) for ids in by_key.values() for a in ids for b in ids if a < b})
+
+
 def expected_clusters(rows: Sequence[Row]) -> int:
     return len({r[0] for r in expected_output(rows)})
 
@@ -178,6 +187,8 @@ def check(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], **kwargs: object)
     assert got == expected_output(rows)
     assert stats.ids == len({k for _, _, ids in rows for k in ids})
     assert stats.clusters == expected_clusters(rows)
+    assert stats.edges == expected_pairs(rows)
+    assert 0 < stats.internal_edges <= stats.edges or stats.internal_edges == stats.edges == 0
     assert scratch_tables(con) == []
     return stats
 
@@ -316,7 +327,19 @@ def test_null_occurred_at(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_rows_with_many_ids(con: duckdb.DuckDBPyConnection) -> None:
-    check(con, random_rows(11, n_rows=1500, n_ids=3000, max_ids=6))
+    stats = check(con, random_rows(11, n_rows=1500, n_ids=3000, max_ids=6))
+    assert stats.internal_edges < stats.edges  # a row of k ids: k - 1 star edges for k (k - 1) / 2 pairs
+
+
+def test_edges_count_pairs_not_star_edges(con: duckdb.DuckDBPyConnection) -> None:
+    """One row of four ids is six pairs (three star edges); a pair seen again is counted once, also when
+    one row's star holds it and another row links it as two non-hub ids."""
+    ids = [("email", f"e{i}") for i in range(4)]
+    rows: list[Row] = [("r1", T0, ids), ("r2", T0, list(reversed(ids))), ("r3", T0, [ids[2], ids[3], ids[2]])]
+    rows.append(("r4", T0, [("user_id", "u"), ("anon_id", "a")]))
+    stats = check(con, rows)
+    assert (stats.edges, stats.clusters) == (7, 2)
+    assert stats.internal_edges in (4, 5)  # r1's star, r3's pair unless r1's hub is in it, r4
 
 
 def test_one_giant_component(con: duckdb.DuckDBPyConnection) -> None:

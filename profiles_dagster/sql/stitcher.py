@@ -6,9 +6,11 @@ algorithm for every engine. Components are found by randomized contraction with 
 so the number of rounds grows roughly with log(graph size), not with the length of the longest
 chain (label propagation, what most SQL stitchers do, needs one pass per hop and stops early).
 
-**Encoding.** Distinct ``(other_id_type, other_id)`` get dense integer node numbers (the numbering
-is arbitrary: nothing in the result depends on it); each input row with two or more distinct ids
-becomes a star of edges from its smallest node (same connectivity as the full clique).
+**Encoding.** The observations (the input's query, filters and all) are read once into a scratch
+table. Distinct ``(other_id_type, other_id)`` get dense integer node numbers (the numbering is
+arbitrary: nothing in the result depends on it); each input row with two or more distinct ids
+becomes a star of edges from its hub, the id of least first-round priority (same connectivity as
+the full clique, fewer edges). From here to the main ids, only integers move.
 
 **One contraction round**, on an integer edge table ``E(u, v)`` (``u < v``, distinct):
 
@@ -21,6 +23,10 @@ becomes a star of edges from its smallest node (same connectivity as the full cl
    form a forest; pointer jumping finds each tree's root, re-joining only the nodes whose
    parent is not a root yet;
 4. edges are relabelled by root, self-loops dropped, deduplicated; the node -> root map is kept.
+
+The first round of a full run is cheaper: each linked id points to the least-priority hub of the
+rows it is on (1-hop contraction on the rows' cliques), a ``MIN`` the encoding computes anyway, so it
+costs pointer jumping and a relabel but none of the round's two aggregations over the edges.
 
 When no edges remain, the per-round maps are composed from the last round back to the first.
 
@@ -130,9 +136,10 @@ class StitcherStats:
 
     rounds: int  # contraction rounds run
     ids: int  # rows of the stitcher table (distinct ids)
-    edges: int  # distinct edges stitched this run (incremental: of the new observations, contracted)
+    edges: int  # distinct pairs of ids seen on one input row (incremental: in the observations read)
     clusters: int  # profiles (distinct main ids)
     mode: str = "full"  # "full" or "incremental"
+    internal_edges: int = 0  # edges the components start from: stars of the rows (incremental: contracted)
     reason: str = ""  # why this run is a full one
     observations: int = 0  # observation rows read (incremental: the new ones and the look-back window)
     new_ids: int = 0  # ids not in the previous table (full run: all)
@@ -355,6 +362,9 @@ class _Scratch:
         self.live.append(suffix)
         properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if self.temporary else None
         self.run(exp.Create(kind="TABLE", this=table, expression=query, properties=properties))
+        analyze = getattr(self.session, "analyze", None)
+        if analyze is not None:  # Postgres plans joins on a fresh table blind without it
+            analyze(table)
         return table
 
     def drop(self, *suffixes: str) -> None:
@@ -427,6 +437,48 @@ def _pointer_jump(scratch: _Scratch, suffix: str) -> list[tuple[str, bool]]:
     return settled
 
 
+def _contract(scratch: _Scratch, edges: exp.Table, round_no: int, tag: str) -> list[tuple[str, bool]]:
+    """One round: every node points to the node of least priority within two hops, then pointer
+    jumping. Returns the parts of the node -> root map."""
+    directed = exp.union(
+        sqlglot.select(exp.alias_(_col("u"), "a"), exp.alias_(_col("v"), "b")).from_(edges.copy()),
+        sqlglot.select(exp.alias_(_col("v"), "a"), exp.alias_(_col("u"), "b")).from_(edges.copy()),
+        distinct=False,
+    )
+    # m1(x): min key over the closed neighbourhood of x.
+    grouped = (
+        sqlglot.select(
+            exp.alias_(_col("a", "d"), "x"),
+            exp.alias_(_priority_key(_col("a", "d"), round_no), "kx"),
+            exp.alias_(exp.Min(this=_priority_key(_col("b", "d"), round_no)), "kn"),
+        )
+        .from_(directed.subquery("d"))
+        .group_by(_col("a", "d"))
+    )
+    m1 = scratch.create(
+        f"{tag}m1_{round_no}",
+        sqlglot.select("x", exp.alias_(_least(_col("kx"), _col("kn")), "k")).from_(grouped.subquery("g")),
+    )
+    # m2(x) = min of m1 over the open neighbourhood: the min key within two
+    # hops (m1(x) itself is never smaller, since x has a neighbour). The
+    # two-hop reach collapses stars in one round and shrinks chains 5x.
+    parents = f"{tag}pt_{round_no}"
+    parent = _decode_key(exp.Min(this=_col("k", "m")))
+    scratch.create(
+        parents,
+        sqlglot.select(
+            exp.alias_(_col("a", "d"), "x"),
+            exp.alias_(parent, "p"),
+            exp.alias_(_case_pick(exp.NEQ(this=parent.copy(), expression=_col("a", "d")), _num(1), _num(0)), "f"),
+        )
+        .from_(directed.subquery("d"))
+        .join(_as(m1, "m"), on=_eq(_col("b", "d"), _col("x", "m")))
+        .group_by(_col("a", "d")),
+    )
+    scratch.drop(f"{tag}m1_{round_no}")
+    return _pointer_jump(scratch, parents)
+
+
 def _connected_components(
     scratch: _Scratch,
     edges: exp.Table,
@@ -434,9 +486,14 @@ def _connected_components(
     max_rounds: int,
     tag: str = "",
     on_round: Callable[[int, int], None] | None = None,
+    first: str | None = None,
 ) -> tuple[exp.Query | None, int, tuple[int, ...]]:
     """Label every node of the integer edge table ``edges(u, v)`` (u < v,
     distinct, no self-loops) with its component root.
+
+    ``first`` names a scratch table of pointers ``(x, p, f)`` for every node with an edge, made as
+    a round makes them: it stands in for the first round's two aggregations (the encoding gets such
+    pointers for free).
 
     Returns ``(labels, rounds, edges left per round)``: ``labels`` selects ``(x, p)`` for every
     node that has an edge (nodes without edges are their own roots), or is ``None`` if there are
@@ -458,43 +515,10 @@ def _connected_components(
                 "profiles_dagster.yaml)"
             )
         round_no += 1
-        directed = exp.union(
-            sqlglot.select(exp.alias_(_col("u"), "a"), exp.alias_(_col("v"), "b")).from_(current_edges.copy()),
-            sqlglot.select(exp.alias_(_col("v"), "a"), exp.alias_(_col("u"), "b")).from_(current_edges.copy()),
-            distinct=False,
-        )
-        # m1(x): min key over the closed neighbourhood of x.
-        grouped = (
-            sqlglot.select(
-                exp.alias_(_col("a", "d"), "x"),
-                exp.alias_(_priority_key(_col("a", "d"), round_no), "kx"),
-                exp.alias_(exp.Min(this=_priority_key(_col("b", "d"), round_no)), "kn"),
-            )
-            .from_(directed.subquery("d"))
-            .group_by(_col("a", "d"))
-        )
-        m1 = scratch.create(
-            f"{tag}m1_{round_no}",
-            sqlglot.select("x", exp.alias_(_least(_col("kx"), _col("kn")), "k")).from_(grouped.subquery("g")),
-        )
-        # m2(x) = min of m1 over the open neighbourhood: the min key within two
-        # hops (m1(x) itself is never smaller, since x has a neighbour). The
-        # two-hop reach collapses stars in one round and shrinks chains 5x.
-        parents = f"{tag}pt_{round_no}"
-        parent = _decode_key(exp.Min(this=_col("k", "m")))
-        scratch.create(
-            parents,
-            sqlglot.select(
-                exp.alias_(_col("a", "d"), "x"),
-                exp.alias_(parent, "p"),
-                exp.alias_(_case_pick(exp.NEQ(this=parent.copy(), expression=_col("a", "d")), _num(1), _num(0)), "f"),
-            )
-            .from_(directed.subquery("d"))
-            .join(_as(m1, "m"), on=_eq(_col("b", "d"), _col("x", "m")))
-            .group_by(_col("a", "d")),
-        )
-        scratch.drop(f"{tag}m1_{round_no}")
-        parts = _pointer_jump(scratch, parents)
+        if round_no == 1 and first is not None:
+            parts = _pointer_jump(scratch, first)
+        else:
+            parts = _contract(scratch, current_edges, round_no, tag)
         maps.append(parts)
         # Relabel edges by root; drop self-loops; dedupe.
         ru, rv = _col("p", "ru"), _col("p", "rv")
@@ -547,8 +571,10 @@ def _connected_components(
 class _Encoded:
     ids: exp.Table  # node, other_id_type, other_id, first_seen_at
     obs: exp.Table  # row_key, node, occurred_at: every observation
-    edges: exp.Table  # u < v: star edges of rows with 2+ distinct ids, distinct
-    linked: exp.Table  # node, linked_at: ids seen on a row with another id
+    edges: exp.Table  # u < v: star edges (hub, other id) of rows with 2+ distinct ids, distinct
+    linked: exp.Table  # node, linked_at, hub: ids seen on a row with another id (hub: first-round pointer)
+    star_edges: int  # rows of edges
+    pairs: int  # distinct pairs of ids seen on one row: the input's edges (the stars hold fewer)
 
 
 def _present(observations: exp.Query) -> exp.Query:
@@ -559,11 +585,12 @@ def _present(observations: exp.Query) -> exp.Query:
     )
 
 
-def _encode(scratch: _Scratch, source: exp.Table | exp.Query, tag: str) -> _Encoded:
-    """Integer nodes, observations, edges and link times of ``source`` (observation rows)."""
+def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
+    """Integer nodes, observations, edges and link times of ``source`` (a scratch table of observations,
+    read twice here and never again: the input's own query, with its filters, runs once)."""
     grouped = (
         sqlglot.select("other_id_type", "other_id", exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"))
-        .from_(_as(source, "s"))
+        .from_(source.copy())
         .group_by("other_id_type", "other_id")
     )
     ids = scratch.create(
@@ -587,37 +614,96 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, tag: str) -> _Enco
             ),
         ),
     )
-    # Rows linking two or more distinct ids, with their hub (smallest node).
+    # Rows linking two or more distinct ids, with their hub: the id of least priority (in the first
+    # round's order) as a key (priority, node), and their observation count.
+    keyed = sqlglot.select("row_key", exp.alias_(_priority_key(_col("node"), 1), "k")).from_(obs.copy())
     rows = scratch.create(
         f"{tag}rows",
-        sqlglot.select("row_key", exp.alias_(exp.Min(this=_col("node")), "hub"))
-        .from_(obs.copy())
-        .where(_not_null(_col("row_key")))
+        sqlglot.select(
+            "row_key",
+            exp.alias_(exp.Min(this=_col("k")), "hub_key"),
+            exp.alias_(exp.Count(this=exp.Star()), "n"),
+        )
+        .from_(keyed.where(_not_null(_col("row_key"))).subquery("o"))
         .group_by("row_key")
-        .having(exp.LT(this=exp.Min(this=_col("node")), expression=exp.Max(this=_col("node")))),
+        .having(exp.LT(this=exp.Min(this=_col("k")), expression=exp.Max(this=_col("k")))),
     )
     lk = scratch.create(
         f"{tag}lk",
-        sqlglot.select(_col("node", "o"), _col("hub", "r"), _col("occurred_at", "o"))
+        sqlglot.select(_col("node", "o"), _col("hub_key", "r"), _col("occurred_at", "o"))
         .from_(_as(obs, "o"))
         .join(_as(rows, "r"), on=_eq(_col("row_key", "o"), _col("row_key", "r"))),
     )
-    scratch.drop(f"{tag}rows")
+    hub, node = _decode_key(_col("hub_key")), _col("node")
     edges = scratch.create(
         f"{tag}edges",
-        sqlglot.select(exp.alias_(_col("hub"), "u"), exp.alias_(_col("node"), "v"))
+        sqlglot.select(exp.alias_(_least(hub, node), "u"), exp.alias_(_greatest(hub.copy(), node.copy()), "v"))
         .distinct()
         .from_(lk.copy())
-        .where(exp.NEQ(this=_col("node"), expression=_col("hub"))),
+        .where(exp.NEQ(this=node.copy(), expression=hub.copy())),
     )
+    # Each linked id with its first link time and its hub of least priority: the pointers of a first
+    # round of contraction (1-hop, on the rows' cliques), at the price of one MIN().
     linked = scratch.create(
         f"{tag}linked",
-        sqlglot.select("node", exp.alias_(exp.Min(this=_col("occurred_at")), "linked_at"))
+        sqlglot.select(
+            "node",
+            exp.alias_(exp.Min(this=_col("occurred_at")), "linked_at"),
+            exp.alias_(_decode_key(exp.Min(this=_col("hub_key"))), "hub"),
+        )
         .from_(lk.copy())
         .group_by("node"),
     )
     scratch.drop(f"{tag}lk")
-    return _Encoded(ids, obs, edges, linked)
+    n_star = scratch.scalar(_count(edges))
+    pairs = n_star + _pairs_off_star(scratch, obs, rows, edges, tag)
+    scratch.drop(f"{tag}rows")
+    return _Encoded(ids, obs, edges, linked, n_star, pairs)
+
+
+def _pairs_off_star(scratch: _Scratch, obs: exp.Table, rows: exp.Table, edges: exp.Table, tag: str) -> int:
+    """Distinct pairs of ids seen on one row that no star holds. The stars hold every pair with a hub;
+    the others are pairs of non-hub ids of rows with three or more observations: usually few, and
+    without such rows no query runs."""
+    if not scratch.scalar(_count(rows, exp.GT(this=_col("n"), expression=_num(2)))):
+        return 0
+    wide = scratch.create(
+        f"{tag}wide",
+        sqlglot.select(_col("row_key", "o"), _col("node", "o"))
+        .distinct()
+        .from_(_as(obs, "o"))
+        .join(_as(rows, "r"), on=_eq(_col("row_key", "o"), _col("row_key", "r")))
+        .where(
+            exp.and_(
+                exp.GT(this=_col("n", "r"), expression=_num(2)),
+                exp.NEQ(this=_col("node", "o"), expression=_decode_key(_col("hub_key", "r"))),
+            )
+        ),
+    )
+    others = (
+        sqlglot.select(exp.alias_(_col("node", "a"), "u"), exp.alias_(_col("node", "b"), "v"))
+        .distinct()
+        .from_(_as(wide, "a"))
+        .join(
+            _as(wide, "b"),
+            on=exp.and_(
+                _eq(_col("row_key", "a"), _col("row_key", "b")),
+                exp.LT(this=_col("node", "a"), expression=_col("node", "b")),
+            ),
+        )
+    )
+    extra = scratch.scalar(
+        sqlglot.select(exp.Count(this=exp.Star()))
+        .from_(others.subquery("x"))
+        .join(
+            _as(edges, "e"),
+            on=exp.and_(_eq(_col("u", "x"), _col("u", "e")), _eq(_col("v", "x"), _col("v", "e"))),
+            join_type="left",
+        )
+        .where(_is_null(_col("u", "e")))
+    )
+    scratch.drop(f"{tag}wide")
+    return extra
 
 
 def _hash_of(table: str) -> exp.Expression:
@@ -664,16 +750,18 @@ def run_stitcher(
     """
     scratch = _Scratch(session, target, scratch_prefix)
     source = _present(observations)
-    try:
-        reason = full_reason or "no previous stitcher table"
-        if previous is not None:
-            scratch.phase("check")
-            reason = _incremental_blocker(scratch, source, previous.checkpoint)
-            if not reason:
-                return _incremental(scratch, source, previous, target, main_id_column, max_rounds, lookback)
-        return _full(scratch, source, target, main_id_column, max_rounds, lookback, reason, components)
-    finally:
-        scratch.drop_all()
+    large_work = getattr(session, "large_work", None)  # e.g. a larger work_mem on Postgres
+    with large_work() if large_work is not None else contextlib.nullcontext():
+        try:
+            reason = full_reason or "no previous stitcher table"
+            if previous is not None:
+                scratch.phase("check")
+                reason = _incremental_blocker(scratch, source, previous.checkpoint)
+                if not reason:
+                    return _incremental(scratch, source, previous, target, main_id_column, max_rounds, lookback)
+            return _full(scratch, source, target, main_id_column, max_rounds, lookback, reason, components)
+        finally:
+            scratch.drop_all()
 
 
 def _incremental_blocker(scratch: _Scratch, source: exp.Query, checkpoint: Checkpoint) -> str:
@@ -710,7 +798,8 @@ def _full(
     components: Components | None = None,
 ) -> StitcherStats:
     scratch.phase("encode")
-    graph = _encode(scratch, source, "")
+    graph = _encode(scratch, scratch.create("src", source), "")
+    scratch.drop("src")
     n_ids = scratch.scalar(_count(graph.ids))
     if n_ids >= _PACK:
         raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
@@ -719,10 +808,20 @@ def _full(
     watermark = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(graph.obs.copy()))[0])
     checkpoint = _checkpoint_from(scratch, graph.obs, watermark, lookback)
     scratch.drop("obs")
-    n_edges = scratch.scalar(_count(graph.edges))
     scratch.phase("components")
-    find = components or _connected_components
-    labels, rounds, left = find(scratch, graph.edges, max_rounds=max_rounds)
+    if components is not None:
+        labels, rounds, left = components(scratch, graph.edges, max_rounds=max_rounds)
+    else:
+        hub = _col("hub")
+        scratch.create(
+            "pt_1",
+            sqlglot.select(
+                exp.alias_(_col("node"), "x"),
+                exp.alias_(hub, "p"),
+                exp.alias_(_case_pick(exp.NEQ(this=hub.copy(), expression=_col("node")), _num(1), _num(0)), "f"),
+            ).from_(graph.linked.copy()),
+        )
+        labels, rounds, left = _connected_components(scratch, graph.edges, max_rounds=max_rounds, first="pt_1")
     scratch.phase("main ids")
     dialect = scratch.dialect
     own_hash = main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect)
@@ -804,9 +903,10 @@ def _full(
     return StitcherStats(
         rounds=rounds,
         ids=n_ids,
-        edges=n_edges,
+        edges=graph.pairs,
         clusters=clusters,
         mode="full",
+        internal_edges=graph.star_edges,
         reason=reason,
         observations=n_obs,
         new_ids=n_ids,
@@ -1068,9 +1168,10 @@ def _incremental(
     return StitcherStats(
         rounds=rounds,
         ids=ids,
-        edges=n_edges,
+        edges=graph.pairs,
         clusters=clusters,
         mode="incremental",
+        internal_edges=n_edges,
         observations=n_obs,
         new_ids=n_new,
         changed_main_ids=n_changed,
@@ -1184,6 +1285,7 @@ def stats_metadata(stats: StitcherStats) -> dict[str, object]:
         "stitcher_rounds": stats.rounds,
         "stitcher_ids": stats.ids,
         "stitcher_edges": stats.edges,
+        "stitcher_internal_edges": stats.internal_edges,
         "stitcher_clusters": stats.clusters,
         "stitcher_observations_read": stats.observations,
         "stitcher_new_ids": stats.new_ids,
