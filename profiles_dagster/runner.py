@@ -26,9 +26,10 @@ from profiles_dagster.maintenance import cleanup, recover_unfinished_runs
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
 from profiles_dagster.sql import registry
-from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step, csv_path
+from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step, file_table_name
 from profiles_dagster.sql.names import material_name, table
 from profiles_dagster.sql.stitcher import run_stitcher_step
+from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 log = logging.getLogger("profiles_dagster")
@@ -148,6 +149,13 @@ class ProfilesRun:
                 self.lock.release()
             raise
         self.materials = self._materials()
+        # `csv:`/`s3:` inputs the engine cannot read in place: the run loads each into a table of its own
+        self.file_tables = {
+            name: table(file_table_name(name, self.seq_no), self.schema)
+            for name in sorted({n for s in self.steps for n in s.external_inputs})
+            if files.is_file_input(self.project, name)
+            and not session.reads_in_place(files.location(self.project, name))
+        }
         self.context = CompileContext(
             self.project,
             self.plan,
@@ -156,6 +164,7 @@ class ProfilesRun:
             self.materials,
             self.end_time,
             self.begin_time,
+            self.file_tables,
         )
         if check_inputs:
             self._check_inputs()
@@ -294,11 +303,14 @@ class ProfilesRun:
         needed = {name for s in self.steps for name in s.external_inputs}
         for name in sorted(needed):
             source = self.context.input_table(name)
-            if isinstance(source.this, exp.ReadCSV):  # s3 objects are checked by the engine when read
-                s3 = self.project.inputs[name].spec.app_defaults.s3
-                if s3 is not None:
-                    self.session.read_s3(name, str(s3))
-                exists = s3 is not None or csv_path(self.project, name).is_file()
+            if name in self.file_tables:  # a missing file or object stops the load, naming the input
+                self._load_file(name, source)
+                exists = True
+            elif isinstance(source.this, exp.ReadCSV):  # read in place: s3 objects are checked by the engine
+                if self.project.inputs[name].spec.app_defaults.s3 is None:
+                    with files.local_copy(self.project, name):  # the file itself: stops naming it if missing
+                        pass
+                exists = True
             else:
                 exists = self.session.table_exists(source)
             inp = self.project.inputs[name]
@@ -311,7 +323,7 @@ class ProfilesRun:
                     key=f"inputs.{name}.app_defaults",
                 )
             promised = inp.spec.contract.with_columns if inp.spec.contract else []
-            if promised and inp.spec.app_defaults.s3 is None:  # pb's contract: the columns must be there
+            if promised and (inp.spec.app_defaults.s3 is None or name in self.file_tables):  # pb's contract
                 have = {c.lower() for c, _ in self.session.columns(source)}
                 missing = [c.name for c in promised if c.name.lower() not in have]
                 if missing:
@@ -323,6 +335,17 @@ class ProfilesRun:
                         line=at.line,
                         key=at.key,
                     )
+
+    def _load_file(self, name: str, target: exp.Table) -> None:
+        """Load a `csv:`/`s3:` input into its table, once per run (continuing run N: N's table, if loaded)."""
+        if self.resume is not None and self.session.table_exists(target):
+            log.info("input %s: reading %s, loaded by run %d", name, target.name, self.seq_no)
+            return
+        start = time.perf_counter()
+        rows = files.load(self.session, self.project, name, target)
+        seconds = time.perf_counter() - start
+        where = files.location(self.project, name)
+        log.info("input %s: loaded %s into %s: %d rows in %.2fs", name, where, target.name, rows, seconds)
 
     def compile(self, step: Step) -> StepProgram:
         return compile_step(step, self.context)
@@ -526,6 +549,7 @@ class ProfilesRun:
         session.point_views(views)
         session.run(registry.finish_run(self.schema, self.seq_no, "complete", now_utc()))
         self.published = True
+        self._drop_file_tables()
         for aside, kind in self.moved_aside:  # `--force` moved them aside; no view reads them now
             try:
                 session.run(exp.Drop(kind=kind, tables=[aside], exists=True))
@@ -544,6 +568,21 @@ class ProfilesRun:
         except Exception as exc:  # published and complete; a dead holder's lock is taken over by the next run
             log.warning("run %s could not release the run lock: %s", self.seq_no, exc)
         return [v.name for v, _ in views]
+
+    def _drop_file_tables(self) -> None:
+        """The tables this run loaded its `csv:`/`s3:` inputs into, once no material of the run reads them (a
+        view built on an input keeps its table; `cleanup` drops what a failed run left, as scratch tables)."""
+        views = [
+            r.step for r in self.results if r.step.kind is StepKind.SQL_MODEL and r.step.payload.output_type != "table"
+        ]
+        read_by_views = {n for step in views for n in step.external_inputs}
+        for name, loaded in self.file_tables.items():
+            if name in read_by_views:
+                continue
+            try:
+                self.session.drop_table(loaded)
+            except Exception as exc:
+                log.warning("could not drop %s: %s", loaded.name, _first_line(exc))
 
     def finish(self, status: str, message: str | None = None) -> None:
         """Record the run's final status and give the schema's run lock back.

@@ -31,6 +31,7 @@ class EngineRun:
     statements: list[str]
     steps: int
     seconds: float
+    stitcher_types: dict[str, str]
 
 
 def _frame(session, sql: str, standin: Engine) -> pd.DataFrame:
@@ -78,8 +79,10 @@ def engine_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Engi
         tables = {name: _frame(session, sql, engine) for name, sql in queries.items()}
         (var_table,) = [r.table for r in results if r.step.path == "user/entity_vars"]
         tables["var_table"] = _frame(session, f"select * from {session.render(var_table)}", engine)
+        (stitcher,) = [r.table for r in results if r.step.path == "user/id_stitcher"]
+        stitcher_types = {name.lower(): kind.lower() for name, kind in session.columns(stitcher)}
     print(f"\n{engine.name}: {len(results)} steps in {seconds:.1f}s (stand-in started in {engine.start_seconds:.1f}s)")
-    return EngineRun(engine, tables, list(statements), len(results), seconds)
+    return EngineRun(engine, tables, list(statements), len(results), seconds, stitcher_types)
 
 
 def test_id_graph_equals_union_find(engine_run: EngineRun, truth: Truth) -> None:
@@ -90,6 +93,18 @@ def test_id_graph_equals_union_find(engine_run: EngineRun, truth: Truth) -> None
     columns = ["node", "user_main_id", "first_seen_at"]
     assert_frames_equal(actual[columns], expected[columns], "node")
     assert (pd.to_datetime(actual.valid_at) >= pd.to_datetime(actual.first_seen_at)).all()
+
+
+def test_id_graph_string_columns_have_pbs_types(engine_run: EngineRun) -> None:
+    """pb's stitcher table on Postgres: other_id and other_id_type `character varying`, the main id `text`."""
+    if engine_run.engine.name != "postgres":
+        pytest.skip("pb's column types were read on Postgres")
+    types = engine_run.stitcher_types
+    assert (types["other_id"], types["other_id_type"], types["user_main_id"]) == (
+        "character varying",
+        "character varying",
+        "text",
+    ), types
 
 
 def test_all_cohort(engine_run: EngineRun, truth: Truth) -> None:

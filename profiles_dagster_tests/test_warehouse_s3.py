@@ -1,14 +1,15 @@
-"""CSV inputs on S3 (`app_defaults: s3:`): DuckDB reads them in place through httpfs; other engines stop
-with an error naming the input and the engine.
+"""CSV inputs on S3 (`app_defaults: s3:`), against moto's S3 server (standins/s3.py).
 
-DuckDB against moto's S3 server runs in the stand-in venv (DuckDB 1.5.5 + the httpfs wheel; see
-standins/s3.py): the example project with every input on S3 gives the same feature view, row by row, as
-with every input a local `csv:` file.
+DuckDB with httpfs reads them in place: that runs in the stand-in venv (DuckDB 1.5.5 + the httpfs wheel),
+the CLI as a subprocess. Without httpfs (this venv's DuckDB 2.0.0) and on every other engine, the run
+fetches each object with boto3 and loads it into a table first (profiles_dagster/warehouse/files.py). In
+each case the example project with every input on S3 gives the same outputs as with local `csv:` files.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,12 @@ import duckdb
 import pytest
 
 from profiles_dagster.cli import main
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.loading import load
+from profiles_dagster.runner import parse_time, run_all
+from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import END_TIME, EXAMPLE_DATA, project_copy
+from profiles_dagster_tests.test_warehouse_files import assert_runs_equal, run_example
 
 BUCKET = "profiles-inputs"
 INPUTS = ("identifies", "tracks", "pages", "orders")
@@ -100,41 +106,116 @@ def test_a_missing_s3_object_names_the_input(s3_endpoint: str, tmp_path: Path) -
     assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in done.stdout + done.stderr
 
 
-def test_without_httpfs_duckdb_says_which_input_and_what_to_install(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """This venv's DuckDB has no httpfs (no wheel for its version, no download): the run stops naming both."""
-    monkeypatch.setenv("HOME", str(tmp_path))  # no extension installed by hand either
+def _without_httpfs(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This venv's DuckDB has no httpfs (no wheel for its version, no download), nor one installed by hand."""
+    monkeypatch.setenv("HOME", str(home))
     con = duckdb.connect()
     try:
         con.execute("LOAD httpfs")
-        pytest.fail(f"httpfs loads on DuckDB {duckdb.__version__} here: run the moto test in this venv instead")
+        pytest.fail(f"httpfs loads on DuckDB {duckdb.__version__} here: this test needs a DuckDB without it")
     except duckdb.Error:
         pass
     finally:
         con.close()
-    source = {n: f"s3: s3://{BUCKET}/events/{n}.csv" for n in INPUTS}
-    project, site = _duckdb_project(tmp_path, source)
+
+
+def _aws(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    from profiles_dagster_tests.standins.s3 import AWS_ENV
+
+    for key, value in {**AWS_ENV, "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(key, value)
+
+
+def _s3_sources(**other: str) -> dict[str, str]:
+    return {**{n: f"s3: s3://{BUCKET}/events/{n}.csv" for n in INPUTS}, **other}
+
+
+def test_s3_inputs_on_duckdb_without_httpfs_are_loaded_and_equal_local_csv_inputs(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DuckDB 2.0.0 (this venv) cannot read S3 in place: the run fetches each object with boto3 and reads it
+    with DuckDB's own read_csv into a table; every output equals the run on the same files read locally."""
+    from profiles_dagster_tests.standins.s3 import AWS_ENV
+
+    _without_httpfs(tmp_path, monkeypatch)
+    _aws(monkeypatch, s3_endpoint)
+    runs = {}
+    for kind, source in (("csv", {n: f"csv: {EXAMPLE_DATA / f'{n}.csv'}" for n in INPUTS}), ("s3", _s3_sources())):
+        folder = tmp_path / kind
+        folder.mkdir()
+        project, site = _duckdb_project(folder, source)
+        runs[kind] = run_example(project, site)
+    assert_runs_equal(runs["s3"], runs["csv"])
+    creates = [s for s in runs["s3"].statements if re.match(r"CREATE TABLE \S+\.\S*_file_", s, re.IGNORECASE)]
+    assert len(creates) == len(INPUTS)
+    assert not [n for n in runs["s3"].after if n.startswith("_pd_")]  # dropped once the run published
+    assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in caplog.text + "".join(runs["s3"].statements)
+
+
+def test_without_httpfs_or_boto3_duckdb_says_which_input_and_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_httpfs(tmp_path, monkeypatch)
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if not installed: `import boto3` raises ImportError
+    project, site = _duckdb_project(tmp_path, _s3_sources())
     assert main(["run", "-p", str(project), "--site-config", str(site), "--end_time", END_TIME]) == 1
     err = capsys.readouterr().err
     assert f"input 'identifies' reads s3://{BUCKET}/events/identifies.csv" in err, err
-    assert f"DuckDB {duckdb.__version__}" in err and "httpfs" in err
-    assert "pip install duckdb-extension-httpfs" in err
+    assert "inputs.yaml" in err and "boto3" in err and "pip install 'profiles-dagster[s3]'" in err
+    assert "httpfs" in err and f"pip install duckdb-extension-httpfs=={duckdb.__version__}" in err
 
 
-@pytest.mark.parametrize("engine", ["postgres", "redshift", "snowflake", "bigquery", "databricks"])
-def test_other_engines_name_the_s3_input_they_cannot_read(
-    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture
+def test_s3_inputs_on_postgres_equal_local_csv_inputs(
+    s3_endpoint: str,
+    postgres_standin,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    from profiles_dagster_tests.standins.s3 import AWS_ENV
+
+    _aws(monkeypatch, s3_endpoint)
+    server = postgres_standin
+    server.create_database("s3_inputs")
     target = {
-        "postgres": {"host": "127.0.0.1", "port": 1, "dbname": "d", "user": "u"},
-        "redshift": {"host": "127.0.0.1", "port": 1, "dbname": "d", "user": "u"},
-        "snowflake": {"account": "a", "user": "u", "dbname": "d"},
-        "bigquery": {"project_id": "p"},
-        "databricks": {"host": "h", "http_endpoint": "/sql"},
-    }[engine]
-    project, site = project_copy(tmp_path, {"type": engine, **target})
-    _inputs_from(project, {"orders": f"s3: s3://{BUCKET}/events/orders.csv"})
-    assert main(["validate", "-p", str(project), "--site-config", str(site)]) == 1  # offline, in its dialect
-    err = capsys.readouterr().err
-    assert "inputs.yaml" in err and "input 'orders'" in err and engine in err, err
+        "type": "postgres", "host": server.host, "port": server.port, "dbname": "s3_inputs",
+        "user": server.user, "password": server.password, "sslmode": "disable",
+    }  # fmt: skip
+    runs = {}
+    for kind, source in (("csv", {n: f"csv: data/{n}.csv" for n in INPUTS}), ("s3", _s3_sources())):
+        folder = tmp_path / kind
+        folder.mkdir()
+        project, site = project_copy(folder, target, schema=f"profiles_{kind}")
+        _inputs_from(project, source)
+        runs[kind] = run_example(project, site)
+    assert_runs_equal(runs["s3"], runs["csv"])
+    loads = [s for s in runs["s3"].statements if re.match(r"CREATE TABLE \S+\.\S*_file_", s, re.IGNORECASE)]
+    assert len(loads) == len(INPUTS)
+    assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in caplog.text + "".join(runs["s3"].statements)
+
+
+def test_a_missing_s3_object_on_postgres_names_the_input_the_object_and_where_it_is_declared(
+    s3_endpoint: str,
+    postgres_standin,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from profiles_dagster_tests.standins.s3 import AWS_ENV
+
+    _aws(monkeypatch, s3_endpoint)
+    server = postgres_standin
+    server.create_database("s3_missing")
+    target = {
+        "type": "postgres", "host": server.host, "port": server.port, "dbname": "s3_missing",
+        "user": server.user, "password": server.password, "sslmode": "disable",
+    }  # fmt: skip
+    project, site = project_copy(tmp_path, target)
+    url = f"s3://{BUCKET}/events/no_such_file.csv"
+    _inputs_from(project, _s3_sources(orders=f"s3: {url}"))
+    loaded = load(project, site_config=site)
+    with pytest.raises(ProfilesError) as caught:
+        run_all(loaded.project, loaded.plan, loaded.warehouse, end_time=parse_time(END_TIME))
+    error = caught.value
+    assert error.message == f"input 'orders' reads {url}, which does not exist", error
+    assert error.file and error.file.endswith("inputs.yaml") and error.line and error.key.endswith("app_defaults.s3")
+    assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in str(error)

@@ -37,8 +37,12 @@ class ProfilesTranslator:
         return AssetKey([*self.key_prefix, *step.key])
 
     def get_input_asset_key(self, inp: Input, dialect: str) -> AssetKey:
-        """The input's table name split into parts, e.g. `raw.identifies` -> ["raw", "identifies"]."""
-        table = source_table(inp.spec.app_defaults.source, dialect)
+        """The input's table name split into parts, e.g. `raw.identifies` -> ["raw", "identifies"]; a `csv:`
+        or `s3:` file input, whose path makes no key, is `["inputs", <input name>]`."""
+        defaults = inp.spec.app_defaults
+        if defaults.csv is not None or defaults.s3 is not None:
+            return AssetKey(["inputs", inp.name])
+        table = source_table(defaults.source, dialect)
         return AssetKey([part.name for part in table.parts])
 
     def get_group_name(self, step: Step) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +29,7 @@ from profiles_dagster.sql.fragments import (
     var_placeholder,
 )
 from profiles_dagster.sql.ids import filtered_id, qualify
-from profiles_dagster.sql.names import col, ident, source_table
+from profiles_dagster.sql.names import col, ident, source_table, table
 
 INPUT_ROW_ID = "input_row_id"
 
@@ -37,6 +38,13 @@ def csv_path(project: Project, name: str) -> Path:
     """A `csv:` input's file; relative paths are relative to the project folder."""
     path = Path(project.inputs[name].spec.app_defaults.csv or "").expanduser()
     return path if path.is_absolute() else (project.root / path).resolve()
+
+
+def file_table_name(name: str, seq_no: int) -> str:
+    """The table run `seq_no` loads a `csv:`/`s3:` input into where the engine cannot read it in place: named
+    as the run's scratch tables (`_pd_<hex>_<seq_no>_...`), which cleanup and retention drop with the run."""
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"_pd_{digest}_{seq_no}_file_{name}"[:63]  # Postgres keeps 63 bytes of a name
 
 
 # Aggregates that skip NULLs, so `agg(CASE WHEN where THEN x END)` equals `agg(x) ... WHERE where`:
@@ -68,6 +76,7 @@ class CompileContext:
     materials: Mapping[StepKey, exp.Table]
     end_time: datetime
     begin_time: datetime | None = None
+    file_tables: Mapping[str, exp.Table] = field(default_factory=dict)  # `csv:`/`s3:` inputs loaded by the run
 
     def sql(self, node: exp.Expression) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
@@ -78,13 +87,11 @@ class CompileContext:
         defaults = inp.spec.app_defaults
         if defaults.csv is None and defaults.s3 is None:
             return source_table(defaults.source, self.source_dialect)
+        if name in self.file_tables:  # the run loaded it into a table (profiles_dagster/warehouse/files.py)
+            return self.file_tables[name].copy()
         key = "csv" if defaults.csv is not None else "s3"
-        if self.dialect != "duckdb":
-            at = inp.origin.at(f"app_defaults.{key}")
-            raise at.error(
-                f"input '{name}' reads a {key.upper()} file, which profiles-dagster reads in place only on DuckDB; "
-                f"load it into a {self.dialect} table and use `table:`",
-            )
+        if self.dialect != "duckdb":  # compiled outside a run: the table run 0 would load it into
+            return table(file_table_name(name, 0), next((t.db for t in self.materials.values()), None))
         location = str(csv_path(self.project, name)) if key == "csv" else str(defaults.s3)
         return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(location), expressions=[]))
 
@@ -274,7 +281,7 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
         for id_, expr in _ids_of(ctx, ids, entity):
             inner = exp.select(
                 exp.alias_(row_key.copy(), "row_key"),
-                exp.alias_(exp.Literal.string(id_.type), "other_id_type"),
+                exp.alias_(exp.cast(exp.Literal.string(id_.type), "VARCHAR"), "other_id_type"),  # pb: varchar
                 exp.alias_(expr, "other_id"),
                 exp.alias_(occurred_expr.copy(), "occurred_at"),
             ).from_(table.copy())

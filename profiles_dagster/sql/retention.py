@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from profiles_dagster.sql.names import MATERIAL_PREFIX
 
 SCRATCH_PREFIX = "_pd_"
-_MATERIAL = re.compile(re.escape(MATERIAL_PREFIX) + r".+_[0-9a-f]{6,}_(\d+)$")
-_SCRATCH = re.compile(re.escape(SCRATCH_PREFIX) + r"[0-9a-f]+_(\d+)(_.*)?$")
+# case-blind: Snowflake lists unquoted names in upper case
+_MATERIAL = re.compile(re.escape(MATERIAL_PREFIX) + r".+_[0-9a-f]{6,}_(\d+)$", re.IGNORECASE)
+_SCRATCH = re.compile(re.escape(SCRATCH_PREFIX) + r"[0-9a-f]+_(\d+)(_.*)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -158,4 +159,5 @@ def plan_cleanup(
 
 def _mentions(sql: str, name: str) -> bool:
     """Whether a view's SQL names a table: as a whole identifier, quoted or not."""
-    return re.search(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", sql or "") is not None
+    pattern = r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])"
+    return re.search(pattern, sql or "", re.IGNORECASE) is not None

@@ -15,6 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from profiles_dagster.sql.names import source_table, table
+from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session, WarehouseEngine, _short
 
 
@@ -163,6 +164,12 @@ def check_access(loaded: Any) -> AccessReport:
         report = AccessReport(warehouse.kind, principal)
         source_dialect = project.settings.dialect or session.dialect
         for name in sorted(project.inputs):
+            if files.is_file_input(project, name):  # read client-side (or in place on DuckDB), not a grant
+                where = files.location(project, name)
+                error = files.check_readable(project, name)
+                loads = "" if session.reads_in_place(where) else f"; a run loads it into a table in {schema}"
+                report.checks.append(AccessCheck(f"read input '{name}' ({where}{loads})", error is None, error))
+                continue
             source = source_table(project.inputs[name].spec.app_defaults.source, source_dialect)
             probe = exp.select("*").from_(source.copy()).where(exp.false()).limit(0)
             error = _try(session, session.render(probe))

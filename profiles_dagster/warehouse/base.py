@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import sqlglot
@@ -60,12 +61,33 @@ class Session:
         finally:
             cursor.close()
 
-    def read_s3(self, name: str, location: str) -> None:
-        """Prepare to read input `name`'s S3 object in place (DuckDB: httpfs); other engines cannot."""
-        raise ProfilesError(
-            f"input '{name}' reads {location}, which profiles-dagster cannot read in place on {self.dialect}",
-            hint="load it into a table and use `table:`",
-        )
+    def reads_in_place(self, location: str) -> bool:
+        """Whether SQL here reads a `csv:` file or `s3:` object (CSV) in place (DuckDB's read_csv); where not,
+        a run loads it into a table first (`warehouse/files.py`)."""
+        return False
+
+    def load_csv(self, target: exp.Table, path: Path) -> int:
+        """Create `target` from a local CSV file, with the column types DuckDB's read_csv infers (read
+        client-side by an in-process DuckDB), the rows written through `load_rows`; the row count."""
+        from profiles_dagster.warehouse.files import read_csv
+
+        columns, batches = read_csv(path)
+        return self.load_rows(target, columns, batches)
+
+    def load_rows(
+        self, target: exp.Table, columns: Sequence[tuple[str, exp.DataType]], batches: Iterable[Sequence[Sequence]]
+    ) -> int:
+        """Replace `target` with a table of these columns (DuckDB types, written in this dialect) holding the
+        rows, one multi-row INSERT per batch; the row count."""
+        from profiles_dagster.warehouse.files import create_statement, insert_statements
+
+        self.drop_table(target)
+        self.run(create_statement(target, columns, self.dialect))
+        count = 0
+        for insert, rows in insert_statements(target, columns, batches, self.dialect):
+            self.run(insert)
+            count += rows
+        return count
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,8 @@ from sqlglot import exp
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.siteconfig import redact
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
+
+log = logging.getLogger("profiles_dagster")
 
 
 class DuckDBSession(Session):
@@ -35,6 +38,24 @@ class DuckDBSession(Session):
         # DESCRIBE of a query: a table, a view, or a table function (a `csv:` input's read_csv)
         rows = self.connection.execute(f"DESCRIBE SELECT * FROM {table.sql('duckdb')}").fetchall()
         return [(r[0], str(r[1])) for r in rows]
+
+    def reads_in_place(self, location: str) -> bool:
+        """A local CSV file always; an S3 object where the httpfs extension loads (else the run loads it)."""
+        if not location.lower().startswith("s3://"):
+            return True
+        try:
+            self.read_s3("", location)
+        except ProfilesError as exc:
+            log.info("DuckDB cannot read %s in place; the run loads it into a table: %s", location, exc.message)
+            return False
+        return True
+
+    def load_csv(self, target: exp.Table, path: Path) -> int:
+        # DuckDB's own read_csv, as it reads a `csv:` file in place
+        self.drop_table(target)
+        source = exp.Table(this=exp.ReadCSV(this=exp.Literal.string(str(path)), expressions=[]))
+        self.create_table_as(target, exp.select("*").from_(source))
+        return self.row_count(target)
 
     def read_s3(self, name: str, location: str) -> None:
         """Make input `name`'s S3 object readable: DuckDB reads S3 through its httpfs extension, with the

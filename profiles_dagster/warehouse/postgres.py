@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -49,6 +49,27 @@ class PostgresSession(Session):
             for view, material in views:
                 self.run(exp.Drop(kind="VIEW", tables=[view.copy()], exists=True))
                 self.run(exp.Create(kind="VIEW", this=view.copy(), expression=exp.select("*").from_(material.copy())))
+
+    def load_rows(
+        self, target: exp.Table, columns: Sequence[tuple[str, exp.DataType]], batches: Iterable[Sequence[Sequence]]
+    ) -> int:
+        # COPY FROM STDIN (psycopg adapts each value): 100k rows of 5 columns took 0.5 s, 18.8 s as INSERTs
+        if self.dialect != POSTGRES:  # Redshift (a subclass, another client) has no COPY FROM STDIN
+            return super().load_rows(target, columns, batches)
+        from profiles_dagster.warehouse.files import column_list, create_statement
+
+        self.drop_table(target)
+        self.run(create_statement(target, columns, self.dialect))
+        count = 0
+        with (
+            self.connection.cursor() as cursor,
+            cursor.copy(f"COPY {self.render(column_list(target, columns, self.dialect))} FROM STDIN") as copy,
+        ):
+            for batch in batches:
+                for row in batch:
+                    copy.write_row(row)
+                count += len(batch)
+        return count
 
     def analyze(self, target: exp.Table) -> None:
         # CREATE TABLE AS leaves no statistics until autovacuum comes by: joins on the table get poor plans
