@@ -280,22 +280,7 @@ class ProfilesRun:
                 "include them in the selection (or materialize them first)"
             )
         for step, name in reused:  # what this run reads from earlier runs: retention keeps it while needed
-            self.session.run(
-                registry.insert(
-                    self.schema,
-                    registry.MATERIALS,
-                    {
-                        "seq_no": self.seq_no,
-                        "project": self.project.name,
-                        "step": step.path,
-                        "content_hash": step.content_hash,
-                        "table_name": name,
-                        "status": "reused",
-                        "started_at": now_utc(),
-                        "finished_at": now_utc(),
-                    },
-                )
-            )
+            self._insert_material(step, name, "reused", finished=True)
         return materials
 
     def _check_inputs(self) -> None:
@@ -492,21 +477,21 @@ class ProfilesRun:
 
     def _record_start(self, step: Step, target: exp.Table) -> None:
         """Registered before the table exists: a kill mid-step leaves a `running` row cleanup can find."""
-        self.session.run(
-            registry.insert(
-                self.schema,
-                registry.MATERIALS,
-                {
-                    "seq_no": self.seq_no,
-                    "project": self.project.name,
-                    "step": step.path,
-                    "content_hash": step.content_hash,
-                    "table_name": target.name,
-                    "status": "running",
-                    "started_at": now_utc(),
-                },
-            )
-        )
+        self._insert_material(step, target.name, "running")
+
+    def _insert_material(self, step: Step, table_name: str, status: str, *, finished: bool = False) -> None:
+        row = {
+            "seq_no": self.seq_no,
+            "project": self.project.name,
+            "step": step.path,
+            "content_hash": step.content_hash,
+            "table_name": table_name,
+            "status": status,
+            "started_at": now_utc(),
+        }
+        if finished:
+            row["finished_at"] = row["started_at"]
+        self.session.run(registry.insert(self.schema, registry.MATERIALS, row))
 
     def _record(self, step: Step, target: exp.Table, status: str, rows: int | None, seconds: float) -> None:
         self.session.run(

@@ -541,5 +541,29 @@ def test_plan_cleanup_rules() -> None:
         plan_cleanup("p", keep=0, runs=runs, materials=rows, existing=existing)
 
 
+def test_plan_cleanup_matches_names_listed_in_another_case() -> None:
+    """Snowflake lists `Material_a_aaaaaaaa_1` as `MATERIAL_A_AAAAAAAA_1`: the same rules, nothing kept is dropped."""
+    runs = [RunRow(1, "p", "complete"), RunRow(2, "p", "failed"), RunRow(3, "p", "complete")]
+    rows = [
+        MaterialRow(1, "p", "a", "h1", "Material_a_aaaaaaaa_1", "complete"),
+        MaterialRow(2, "p", "a", "h1", "Material_a_aaaaaaaa_2", "complete"),
+        MaterialRow(3, "p", "a", "h1", "Material_a_aaaaaaaa_3", "complete"),
+        MaterialRow(3, "p", "b", "h1", "Material_b_bbbbbbbb_3", "complete"),
+    ]
+    listed = [r.table_name.upper() for r in rows] + ["MATERIAL_B_BBBBBBBB_2", "_PD_AB12CD34_2_E", "_PD_AB12CD34_3_E"]
+    existing = dict.fromkeys(listed, "TABLE")
+    plan = plan_cleanup(
+        "p", keep=1, runs=runs, materials=rows, existing=existing, view_pointers={"v": "Material_a_aaaaaaaa_1"}
+    )
+    assert sorted(d.name for d in plan.drops) == [
+        "MATERIAL_A_AAAAAAAA_2",  # a failed run's
+        "MATERIAL_B_BBBBBBBB_2",  # orphan of the failed run 2
+        "_PD_AB12CD34_2_E",  # stitcher scratch tables of finished runs
+        "_PD_AB12CD34_3_E",
+    ]
+    assert plan.kept["MATERIAL_A_AAAAAAAA_1"] == "view v points at it"
+    assert {"MATERIAL_A_AAAAAAAA_3", "MATERIAL_B_BBBBBBBB_3"} <= set(plan.kept)
+
+
 def test_busy_error_is_a_profiles_error() -> None:
     assert issubclass(BusyError, ProfilesError)

@@ -96,15 +96,13 @@ def test_id_graph_equals_union_find(engine_run: EngineRun, truth: Truth) -> None
 
 
 def test_id_graph_string_columns_have_pbs_types(engine_run: EngineRun) -> None:
-    """pb's stitcher table on Postgres: other_id and other_id_type `character varying`, the main id `text`."""
-    if engine_run.engine.name != "postgres":
-        pytest.skip("pb's column types were read on Postgres")
+    """Text on every engine; on Postgres exactly pb's: other_id and other_id_type `character varying`, the
+    main id `text` (read off pb 0.26.4's own stitcher table)."""
     types = engine_run.stitcher_types
-    assert (types["other_id"], types["other_id_type"], types["user_main_id"]) == (
-        "character varying",
-        "character varying",
-        "text",
-    ), types
+    string_columns = (types["other_id"], types["other_id_type"], types["user_main_id"])
+    assert all(any(word in t for word in ("char", "text", "string")) for t in string_columns), types
+    if engine_run.engine.name == "postgres":
+        assert string_columns == ("character varying", "character varying", "text"), types
 
 
 def test_all_cohort(engine_run: EngineRun, truth: Truth) -> None:

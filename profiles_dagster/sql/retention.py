@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from profiles_dagster.sql.names import MATERIAL_PREFIX
 
@@ -85,6 +85,15 @@ def plan_cleanup(
 ) -> CleanupPlan:
     if keep < 1:
         raise ValueError("keep must be at least 1")
+    # the registry holds names as the run wrote them; an engine may list them in another case (Snowflake:
+    # upper): compare in the listing's spelling, so a kept material is never taken for an orphan
+    spelled = {name.lower(): name for name in existing}
+
+    def as_listed(name: str) -> str:
+        return spelled.get(name.lower(), name)
+
+    materials = [replace(m, table_name=as_listed(m.table_name)) for m in materials]
+    view_pointers = {view: as_listed(material) for view, material in view_pointers.items()}
     runs = list(runs)
     ours = {r.seq_no: r for r in runs if r.project == project}
     # the caller holds the run lock: an unfinished run not named in `running` is dead

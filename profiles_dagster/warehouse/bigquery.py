@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -73,14 +73,6 @@ class BigQuerySession(Session):
     def transaction(self) -> Iterator[None]:
         # BigQuery's transactions cannot hold DDL; every statement here is atomic on its own
         yield
-
-    def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
-        for view, material in views:
-            self.run(
-                exp.Create(
-                    kind="VIEW", this=view.copy(), replace=True, expression=exp.select("*").from_(material.copy())
-                )
-            )
 
     def close(self) -> None:
         self.connection.close()

@@ -7,7 +7,7 @@ Databricks' default format (Delta) in `catalog.schema`; names are case-insensiti
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -49,14 +49,6 @@ class DatabricksSession(Session):
     def transaction(self) -> Iterator[None]:
         # no multi-statement transactions; every statement is atomic on its own
         yield
-
-    def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
-        for view, material in views:
-            self.run(
-                exp.Create(
-                    kind="VIEW", this=view.copy(), replace=True, expression=exp.select("*").from_(material.copy())
-                )
-            )
 
 
 class DatabricksWarehouse(Warehouse):
