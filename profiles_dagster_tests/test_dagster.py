@@ -204,3 +204,45 @@ def test_the_cli_path_imports_no_dagster(tmp_path: Path) -> None:
     resource = defs.resources["profiles_warehouse"]
     assert isinstance(resource, DuckDBWarehouse) and isinstance(resource, dg.ConfigurableResource)
     assert resource.database == str(tmp_path / "w.duckdb")
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings"),
+    [
+        ("postgres", "host: 127.0.0.1\n        dbname: d\n        user: u\n        password: ${PD_TEST_PG_PW}"),
+        ("snowflake", "account: xy12345\n        user: u\n        password: pw\n        dbname: d"),
+        ("bigquery", "project_id: p"),
+    ],
+)
+def test_the_cli_path_on_a_server_engine_imports_no_dagster(tmp_path: Path, kind: str, settings: str) -> None:
+    """Loading a project on a server engine gives its plain engine; Definitions get the engine's resource,
+    a `${VAR}` secret as that EnvVar."""
+    site = tmp_path / "siteconfig.yaml"
+    site.write_text(
+        "connections:\n  example:\n    target: dev\n    outputs:\n      dev:\n"
+        f"        type: {kind}\n        schema: profiles\n        {settings}\n",
+        encoding="utf-8",
+    )
+    code = (
+        "import sys\n"
+        "from profiles_dagster.loading import load\n"
+        f"loaded = load({str(EXAMPLE)!r}, site_config={str(site)!r})\n"
+        "assert not [m for m in sys.modules if m == 'dagster' or m.startswith('dagster.')], 'dagster imported'\n"
+        "print(type(loaded.warehouse).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFILES_")} | {"PD_TEST_PG_PW": "pw"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    engine = done.stdout.strip().splitlines()[-1]
+    assert engine.endswith("Engine") and engine.lower().startswith(kind), engine
+
+    os.environ["PD_TEST_PG_PW"] = "pw"
+    try:
+        defs = build_definitions(EXAMPLE, site_config=site, output_dir=tmp_path / "sql")
+    finally:
+        del os.environ["PD_TEST_PG_PW"]
+    resource = defs.resources["profiles_warehouse"]
+    assert isinstance(resource, dg.ConfigurableResource) and resource.kind == kind
+    assert type(resource).__name__.endswith("Warehouse")
+    if kind == "postgres":
+        assert isinstance(resource.password, dg.EnvVar) and resource.password.env_var_name == "PD_TEST_PG_PW"

@@ -15,6 +15,7 @@ from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.siteconfig import is_secret, load_connection
 from profiles_dagster.warehouse import warehouse_for
 from profiles_dagster.warehouse.postgres import PostgresWarehouse
+from profiles_dagster.warehouse.resource import as_resource
 from profiles_dagster_tests.conftest import END_TIME
 from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import load_example_inputs, project_copy
@@ -101,7 +102,8 @@ def test_secrets_written_as_env_references_reach_the_resource_as_env_vars(
     for n, key in enumerate(keys):
         monkeypatch.setenv(f"PD_TEST_SECRET_{n}", _secret(key))
     site = _site(tmp_path, engine, {key: f"${{PD_TEST_SECRET_{n}}}" for n, key in enumerate(keys)})
-    resource = warehouse_for(load_connection(site, "c"))
+    connection = load_connection(site, "c")
+    resource = as_resource(warehouse_for(connection), connection)  # what build_definitions gives Dagster
     shown = repr(resource_snaps(dg.Definitions(resources={"wh": resource})))
     for n, key in enumerate(keys):
         assert _secret(key) not in shown and _secret(key) not in repr(resource)

@@ -94,7 +94,7 @@ def build_definitions(
         assets=[*assets, *inputs, profiles_asset],
         schedules=schedules,
         sensors=sensors,
-        resources={resource_key: as_resource(loaded.warehouse)},
+        resources={resource_key: as_resource(loaded.warehouse, loaded.connection)},
         executor=in_process_executor,  # one writer per DuckDB file; steps run in one op anyway
     )
 

@@ -34,8 +34,8 @@ def warehouse_class(kind: str) -> type[WarehouseEngine]:
 
 
 def warehouse_for(connection: Connection) -> WarehouseEngine:
-    """The engine for a siteconfig connection: DuckDB's plain engine, else the engine's resource class.
-    Dagster code turns it into a resource with `profiles_dagster.warehouse.resource.as_resource`."""
+    """The plain engine for a siteconfig connection (no Dagster import). Dagster code turns it into a
+    resource with `profiles_dagster.warehouse.resource.as_resource`."""
     if connection.type == "duckdb":
         from profiles_dagster.warehouse.duckdb import DuckDBEngine
 
@@ -43,7 +43,9 @@ def warehouse_for(connection: Connection) -> WarehouseEngine:
             database=str(connection.settings.get("path") or ":memory:"), output_schema=connection.schema
         )
     if connection.type in _ENGINES:
-        return warehouse_class(connection.type).from_connection(connection)
+        module, name = _ENGINES[connection.type]
+        engine = getattr(importlib.import_module(module), name.removesuffix("Warehouse") + "Engine")
+        return engine.from_connection(connection)
     raise ProfilesError(
         f"connection '{connection.name}' has type '{connection.type}', which this version cannot run",
         file=connection.source,

@@ -178,6 +178,8 @@ class WarehouseEngine:
     output_schema: str = "profiles"
 
     kind: ClassVar[str] = ""
+    # Dagster resources take a `${VAR}` secret as an EnvVar (the UI shows its name); plain engines its value
+    env_var_fields: ClassVar[bool] = False
     # pb's siteconfig spelling -> field name, and pb keys this engine accepts but does not need
     pb_aliases: ClassVar[dict[str, str]] = {}
     pb_ignored: ClassVar[frozenset[str]] = frozenset()
@@ -204,7 +206,7 @@ class WarehouseEngine:
                     hint=did_you_mean(key, known) or f"{cls.kind} keys: {', '.join(known)}",
                 )
             env = getattr(connection, "env_refs", {}).get(key)
-            if env and is_secret(key):  # Dagster then shows the variable's name, never the secret
+            if env and is_secret(key) and cls.env_var_fields:  # Dagster shows the variable's name, not the secret
                 from dagster import EnvVar
 
                 value = EnvVar(env)

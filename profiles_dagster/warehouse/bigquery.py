@@ -11,11 +11,11 @@ import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import BIGQUERY
-from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 
 class BigQuerySession(Session):
@@ -78,7 +78,7 @@ class BigQuerySession(Session):
         self.connection.close()
 
 
-class BigQueryWarehouse(Warehouse):
+class BigQueryConfig(WarehouseEngine):
     project_id: str
     location: str | None = None
     credentials: Any = Field(None, description="service account key: a mapping or its JSON text")
@@ -111,3 +111,18 @@ class BigQueryWarehouse(Warehouse):
             project=self.project_id, credentials=self._credentials(), location=self.location, client_options=options
         )
         return BigQuerySession(client, self.output_schema, self.location)
+
+
+class BigQueryEngine(BigQueryConfig, BaseModel):
+    """BigQuery without Dagster: what `profiles-dagster` runs on (Definitions get a `BigQueryWarehouse`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def __getattr__(name: str) -> Any:
+    """`BigQueryWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
+    if name == "BigQueryWarehouse":
+        from profiles_dagster.warehouse.resource import resource_class
+
+        return resource_class(BigQueryConfig, name, __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,11 +10,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import DATABRICKS
-from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 
 class DatabricksSession(Session):
@@ -51,7 +51,7 @@ class DatabricksSession(Session):
         yield
 
 
-class DatabricksWarehouse(Warehouse):
+class DatabricksConfig(WarehouseEngine):
     host: str = Field(description="server hostname, e.g. dbc-a1b2c3d4-e5f6.cloud.databricks.com")
     port: int = 443
     http_path: str = Field(description="the SQL warehouse's HTTP path (pb's http_endpoint)")
@@ -76,3 +76,18 @@ class DatabricksWarehouse(Warehouse):
 
     def open_session(self) -> DatabricksSession:
         return DatabricksSession(self.connect(), self.output_schema)
+
+
+class DatabricksEngine(DatabricksConfig, BaseModel):
+    """Databricks without Dagster: what `profiles-dagster` runs on (Definitions get a `DatabricksWarehouse`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def __getattr__(name: str) -> Any:
+    """`DatabricksWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
+    if name == "DatabricksWarehouse":
+        from profiles_dagster.warehouse.resource import resource_class
+
+        return resource_class(DatabricksConfig, name, __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

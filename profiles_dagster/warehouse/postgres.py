@@ -6,12 +6,12 @@ import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.sql.dialects import POSTGRES
-from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 LARGE_WORK_MEM_BYTES = 256 * 2**20  # work_mem while the id stitcher runs
 
@@ -105,7 +105,7 @@ class PostgresSession(Session):
             ) from exc
 
 
-class PostgresWarehouse(Warehouse):
+class PostgresConfig(WarehouseEngine):
     """A Postgres database; siteconfig keys as pb writes them: host, port, dbname, user, password, sslmode."""
 
     host: str = "localhost"
@@ -139,3 +139,18 @@ class PostgresWarehouse(Warehouse):
         session = PostgresSession(psycopg.connect(**self.connect_kwargs()), self.output_schema)
         session.ensure_sha1()
         return session
+
+
+class PostgresEngine(PostgresConfig, BaseModel):
+    """Postgres without Dagster: what `profiles-dagster` runs on (Definitions get a `PostgresWarehouse`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def __getattr__(name: str) -> Any:
+    """`PostgresWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
+    if name == "PostgresWarehouse":
+        from profiles_dagster.warehouse.resource import resource_class
+
+        return resource_class(PostgresConfig, name, __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from profiles_dagster.sql.dialects import REDSHIFT
-from profiles_dagster.warehouse.base import Warehouse
+from profiles_dagster.warehouse.base import WarehouseEngine
 from profiles_dagster.warehouse.postgres import PostgresSession
 
 
@@ -20,7 +20,7 @@ class RedshiftSession(PostgresSession):
         return None
 
 
-class RedshiftWarehouse(Warehouse):
+class RedshiftConfig(WarehouseEngine):
     """A Redshift cluster or Serverless workgroup.
 
     Password auth: host, port, dbname, user, password (pb's keys). IAM auth: `iam: true` with
@@ -83,3 +83,18 @@ class RedshiftWarehouse(Warehouse):
         connection = redshift_connector.connect(**self.connect_kwargs())
         connection.autocommit = True
         return RedshiftSession(connection, self.output_schema)
+
+
+class RedshiftEngine(RedshiftConfig, BaseModel):
+    """Redshift without Dagster: what `profiles-dagster` runs on (Definitions get a `RedshiftWarehouse`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def __getattr__(name: str) -> Any:
+    """`RedshiftWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
+    if name == "RedshiftWarehouse":
+        from profiles_dagster.warehouse.resource import resource_class
+
+        return resource_class(RedshiftConfig, name, __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

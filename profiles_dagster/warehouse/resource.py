@@ -8,16 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import ClassVar
 
 from dagster import ConfigurableResource, EnvVar
 
-from profiles_dagster.project.siteconfig import is_secret
+from profiles_dagster.project.siteconfig import Connection, is_secret
 from profiles_dagster.warehouse.base import WarehouseEngine
 from profiles_dagster.warehouse.duckdb import DuckDBConfig, DuckDBEngine
 
 
 class Warehouse(WarehouseEngine, ConfigurableResource):
-    """A Dagster resource that opens `Session`s on one warehouse; each engine module subclasses it."""
+    """A Dagster resource that opens `Session`s on one warehouse; each engine has one (`resource_class`)."""
+
+    env_var_fields: ClassVar[bool] = True
+
+
+_RESOURCES: dict[type[WarehouseEngine], type[Warehouse]] = {}
+
+
+def resource_class(config: type[WarehouseEngine], name: str, module: str) -> type[Warehouse]:
+    """The Dagster resource class of an engine's configuration (`PostgresConfig` -> `PostgresWarehouse`), built
+    once: the engine modules define their configuration without Dagster, so the CLI never imports it."""
+    if config not in _RESOURCES:
+        _RESOURCES[config] = type(name, (config, Warehouse), {"__module__": module, "__doc__": config.__doc__})
+    return _RESOURCES[config]
 
 
 class DuckDBWarehouse(DuckDBConfig, Warehouse):
@@ -30,14 +44,22 @@ DuckDBWarehouse.__module__ = "profiles_dagster.warehouse.duckdb"  # where users 
 SECRET_ENV_PREFIX = "PROFILES_DAGSTER_SECRET_"
 
 
-def as_resource(warehouse: WarehouseEngine) -> Warehouse:
-    """The Dagster resource for an engine: the CLI's plain DuckDB engine becomes a `DuckDBWarehouse`;
-    a secret written literally in the siteconfig is moved behind an EnvVar (see `hide_literal_secrets`)."""
+def as_resource(warehouse: WarehouseEngine, connection: Connection | None = None) -> Warehouse:
+    """The Dagster resource for an engine: a plain engine becomes its resource class, built again from its
+    siteconfig `connection` when given (its `${VAR}` secrets then become EnvVars); a secret written
+    literally in the siteconfig is moved behind an EnvVar (see `hide_literal_secrets`)."""
     if isinstance(warehouse, Warehouse):
         return hide_literal_secrets(warehouse)
     if isinstance(warehouse, DuckDBEngine):
         return DuckDBWarehouse(database=warehouse.database, output_schema=warehouse.output_schema)
-    raise TypeError(f"not a warehouse resource: {type(warehouse).__name__}")
+    from profiles_dagster.warehouse import warehouse_class
+
+    cls = warehouse_class(warehouse.kind)
+    if connection is not None and connection.type == warehouse.kind:
+        resource = cls.from_connection(connection)
+    else:
+        resource = cls(**{name: getattr(warehouse, name) for name in type(warehouse).model_fields})
+    return hide_literal_secrets(resource)
 
 
 def hide_literal_secrets(resource: Warehouse) -> Warehouse:

@@ -10,11 +10,11 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import SNOWFLAKE, fold_upper
-from profiles_dagster.warehouse.base import Session, Warehouse
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 
 class SnowflakeSession(Session):
@@ -71,7 +71,7 @@ class SnowflakeSession(Session):
             )
 
 
-class SnowflakeWarehouse(Warehouse):
+class SnowflakeConfig(WarehouseEngine):
     """pb's siteconfig keys: account, user, password or privateKey (+ privateKeyPassphrase), role,
     warehouse, dbname, schema. `host`, `port` and `protocol` reach a private endpoint (PrivateLink)."""
 
@@ -124,3 +124,18 @@ class SnowflakeWarehouse(Warehouse):
         closer = contextlib.ExitStack()
         connection = closer.enter_context(self.dagster_resource().get_connection())
         return SnowflakeSession(connection, self.output_schema, closer)
+
+
+class SnowflakeEngine(SnowflakeConfig, BaseModel):
+    """Snowflake without Dagster: what `profiles-dagster` runs on (Definitions get a `SnowflakeWarehouse`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def __getattr__(name: str) -> Any:
+    """`SnowflakeWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
+    if name == "SnowflakeWarehouse":
+        from profiles_dagster.warehouse.resource import resource_class
+
+        return resource_class(SnowflakeConfig, name, __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
