@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -281,6 +281,20 @@ def _short(exc: Exception) -> str:
 
 def parse_check(sql: str, dialect: str) -> None:
     sqlglot.parse(sql, read=dialect)
+
+
+def lazy_resource(config: type[WarehouseEngine], name: str, module: str) -> Callable[[str], Any]:
+    """An engine module's `__getattr__`: `name` (e.g. `PostgresWarehouse`), the Dagster resource class of
+    `config`, is built on first use, so importing the engine module does not import Dagster."""
+
+    def resource_attribute(attr: str) -> Any:
+        if attr == name:
+            from profiles_dagster.warehouse.resource import resource_class
+
+            return resource_class(config, name, module)
+        raise AttributeError(f"module {module!r} has no attribute {attr!r}")
+
+    return resource_attribute
 
 
 def __getattr__(name: str) -> Any:

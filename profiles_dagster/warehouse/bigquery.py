@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import BIGQUERY
-from profiles_dagster.warehouse.base import Session, WarehouseEngine
+from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
 
 
 class BigQuerySession(Session):
@@ -119,10 +119,4 @@ class BigQueryEngine(BigQueryConfig, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def __getattr__(name: str) -> Any:
-    """`BigQueryWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
-    if name == "BigQueryWarehouse":
-        from profiles_dagster.warehouse.resource import resource_class
-
-        return resource_class(BigQueryConfig, name, __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_resource(BigQueryConfig, "BigQueryWarehouse", __name__)  # the Dagster resource, on first use

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import DATABRICKS
-from profiles_dagster.warehouse.base import Session, WarehouseEngine
+from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
 
 
 class DatabricksSession(Session):
@@ -84,10 +84,4 @@ class DatabricksEngine(DatabricksConfig, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def __getattr__(name: str) -> Any:
-    """`DatabricksWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
-    if name == "DatabricksWarehouse":
-        from profiles_dagster.warehouse.resource import resource_class
-
-        return resource_class(DatabricksConfig, name, __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_resource(DatabricksConfig, "DatabricksWarehouse", __name__)  # the Dagster resource, on first use

@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.sql.dialects import POSTGRES
-from profiles_dagster.warehouse.base import Session, WarehouseEngine
+from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
 
 LARGE_WORK_MEM_BYTES = 256 * 2**20  # work_mem while the id stitcher runs
 
@@ -147,10 +147,4 @@ class PostgresEngine(PostgresConfig, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def __getattr__(name: str) -> Any:
-    """`PostgresWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
-    if name == "PostgresWarehouse":
-        from profiles_dagster.warehouse.resource import resource_class
-
-        return resource_class(PostgresConfig, name, __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_resource(PostgresConfig, "PostgresWarehouse", __name__)  # the Dagster resource, on first use

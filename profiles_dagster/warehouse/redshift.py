@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from profiles_dagster.sql.dialects import REDSHIFT
-from profiles_dagster.warehouse.base import WarehouseEngine
+from profiles_dagster.warehouse.base import WarehouseEngine, lazy_resource
 from profiles_dagster.warehouse.postgres import PostgresSession
 
 
@@ -91,10 +91,4 @@ class RedshiftEngine(RedshiftConfig, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def __getattr__(name: str) -> Any:
-    """`RedshiftWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
-    if name == "RedshiftWarehouse":
-        from profiles_dagster.warehouse.resource import resource_class
-
-        return resource_class(RedshiftConfig, name, __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_resource(RedshiftConfig, "RedshiftWarehouse", __name__)  # the Dagster resource, on first use

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import SNOWFLAKE, fold_upper
-from profiles_dagster.warehouse.base import Session, WarehouseEngine
+from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
 
 
 class SnowflakeSession(Session):
@@ -132,10 +132,4 @@ class SnowflakeEngine(SnowflakeConfig, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def __getattr__(name: str) -> Any:
-    """`SnowflakeWarehouse`, the Dagster resource, built on first use (it imports Dagster)."""
-    if name == "SnowflakeWarehouse":
-        from profiles_dagster.warehouse.resource import resource_class
-
-        return resource_class(SnowflakeConfig, name, __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_resource(SnowflakeConfig, "SnowflakeWarehouse", __name__)  # the Dagster resource, on first use
