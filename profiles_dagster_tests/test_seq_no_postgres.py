@@ -6,7 +6,6 @@ Uses the throwaway Postgres 15 cluster of the stand-in tests; skipped where Post
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,24 +16,19 @@ from profiles_dagster.cli import main
 from profiles_dagster_tests.format.harness import write
 from profiles_dagster_tests.format.test_format_core import rid
 from profiles_dagster_tests.format.test_format_runs import END_2, VARS, files
-from profiles_dagster_tests.standins._venv import StandinError
+from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 
 psycopg = pytest.importorskip("psycopg")
 
 
 @pytest.fixture(scope="module")
-def target() -> Iterator[dict]:
-    from profiles_dagster_tests.standins.postgres import postgres_server
-
-    try:
-        with postgres_server() as server:
-            server.create_database("warehouse")
-            yield {
-                "type": "postgres", "host": server.host, "port": server.port, "dbname": "warehouse",
-                "user": server.user, "password": server.password, "sslmode": "disable",
-            }  # fmt: skip
-    except StandinError as exc:
-        pytest.skip(f"no Postgres stand-in: {exc}")
+def target(postgres_standin) -> dict:  # noqa: F811 - the shared server: it fails, never skips, if it cannot start
+    server = postgres_standin
+    server.create_database("seq_no")
+    return {
+        "type": "postgres", "host": server.host, "port": server.port, "dbname": "seq_no",
+        "user": server.user, "password": server.password, "sslmode": "disable",
+    }  # fmt: skip
 
 
 def connect(target: dict):

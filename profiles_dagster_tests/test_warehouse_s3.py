@@ -22,25 +22,15 @@ from profiles_dagster.loading import load
 from profiles_dagster.runner import parse_time, run_all
 from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import END_TIME, EXAMPLE_DATA, project_copy
-from profiles_dagster_tests.test_warehouse_files import assert_runs_equal, run_example
+from profiles_dagster_tests.test_warehouse_files import assert_runs_equal, inputs_from, run_example
 
 BUCKET = "profiles-inputs"
 INPUTS = ("identifies", "tracks", "pages", "orders")
 
 
-def _inputs_from(project: Path, source: dict[str, str]) -> None:
-    """Point each example input at another source (`s3: ...` or `csv: ...`) instead of its raw table."""
-    path = project / "models" / "inputs.yaml"
-    text = path.read_text(encoding="utf-8")
-    for name, new in source.items():
-        text, n = re.subn(rf"table: raw\.{name}\n", f"{new}\n", text)
-        assert n == 1, name
-    path.write_text(text, encoding="utf-8")
-
-
 def _duckdb_project(folder: Path, source: dict[str, str]) -> tuple[Path, Path]:
     project, site = project_copy(folder, {"type": "duckdb", "path": str(folder / "warehouse.duckdb")})
-    _inputs_from(project, source)
+    inputs_from(project, source)
     return project, site
 
 
@@ -186,7 +176,7 @@ def test_s3_inputs_on_postgres_equal_local_csv_inputs(
         folder = tmp_path / kind
         folder.mkdir()
         project, site = project_copy(folder, target, schema=f"profiles_{kind}")
-        _inputs_from(project, source)
+        inputs_from(project, source)
         runs[kind] = run_example(project, site)
     assert_runs_equal(runs["s3"], runs["csv"])
     loads = [s for s in runs["s3"].statements if re.match(r"CREATE TABLE \S+\.\S*_file_", s, re.IGNORECASE)]
@@ -211,7 +201,7 @@ def test_a_missing_s3_object_on_postgres_names_the_input_the_object_and_where_it
     }  # fmt: skip
     project, site = project_copy(tmp_path, target)
     url = f"s3://{BUCKET}/events/no_such_file.csv"
-    _inputs_from(project, _s3_sources(orders=f"s3: {url}"))
+    inputs_from(project, _s3_sources(orders=f"s3: {url}"))
     loaded = load(project, site_config=site)
     with pytest.raises(ProfilesError) as caught:
         run_all(loaded.project, loaded.plan, loaded.warehouse, end_time=parse_time(END_TIME))
