@@ -17,6 +17,7 @@ import duckdb
 import pytest
 from sqlglot import exp
 
+from profiles_dagster.sql import stitcher as stitcher_module
 from profiles_dagster.sql import stitcher_health as health_sql
 from profiles_dagster.sql.stitcher import (
     Checkpoint,
@@ -41,8 +42,11 @@ DAY = dt.timedelta(days=1)
 LOOKBACK = dt.timedelta(days=4)
 
 
-@pytest.fixture()
-def con(tmp_path: Path):
+@pytest.fixture(params=["row address", "string keys"])
+def con(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """DuckDB patches the previous rows by row address; other engines join on string keys: both are checked."""
+    if request.param == "string keys":
+        monkeypatch.setattr(stitcher_module, "_ROW_ADDRESS", {})
     connection = duckdb.connect(str(tmp_path / "wh.duckdb"))
     connection.execute("CREATE SCHEMA out")
     yield connection

@@ -50,8 +50,10 @@ What the count cannot see, and so needs a full refresh (``profiles-dagster run -
 a late row that replaces a deleted one of the same age (the count stays), and rows deleted from
 an input (an incremental run never forgets an id; inputs are assumed to be append-only, as pb
 does). Observations without occurred_at are re-read by every run (an input without
-occurred_at_col is stitched in full each time). On DuckDB an incremental run still writes the
-whole new stitcher table (a table cannot be cloned): that copy is its floor.
+occurred_at_col is stitched in full each time). An incremental run still writes the whole new
+stitcher table (none of our engines' tables can be cloned cheaply here): that copy is its floor. The
+previous rows are patched by joins on their row address where the engine has one (DuckDB's rowid),
+else on their string keys (the main id, and (type, id) for ids whose times moved).
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ _PACK = 4294967296  # 2**32: key = priority * 2**32 + node; node ids must be < 2
 # Engines whose ROW_NUMBER() accepts an empty OVER (): numbering without a global sort. The others
 # (Snowflake, Spark/Databricks, Redshift) require an ORDER BY, so they number in id order.
 _UNORDERED_NUMBERING = frozenset({"duckdb", "postgres", "bigquery"})
+# A stored row's integer address, stable while the table is not modified (ours never are).
+_ROW_ADDRESS = {"duckdb": "rowid"}
 
 
 class SqlSession(Protocol):
@@ -311,7 +315,9 @@ def _numbering(dialect: str, order: list[str], offset: int = 0) -> exp.Expressio
 # compressing them into the database file, several times cheaper for the string-keyed ones. Elsewhere
 # temporary tables are tied to sessions or scripts (BigQuery), so scratch tables are ordinary tables in
 # the target's schema, named after the run (leftovers of a killed run are found by their prefix).
-_TEMPORARY_SCRATCH = frozenset({"duckdb"})
+# Scratch tables: temporary on DuckDB (in memory, gone with the connection); UNLOGGED on Postgres (no WAL copy of
+# tables dropped minutes later; Postgres' temporary tables live in the small temp_buffers and were slower).
+_SCRATCH_KIND = {"duckdb": "temporary", "postgres": "unlogged"}
 
 
 class _Scratch:
@@ -320,7 +326,8 @@ class _Scratch:
     def __init__(self, session: SqlSession, target: exp.Table, prefix: str) -> None:
         self.session = session
         self.dialect = session.dialect
-        self.temporary = str(session.dialect) in _TEMPORARY_SCRATCH
+        self.kind = _SCRATCH_KIND.get(str(session.dialect), "")
+        self.temporary = self.kind == "temporary"
         self.db = None if self.temporary else target.args.get("db")
         self.catalog = None if self.temporary else target.args.get("catalog")
         self.prefix = prefix
@@ -360,7 +367,10 @@ class _Scratch:
         table = self.table(suffix)
         self.drop(suffix)
         self.live.append(suffix)
-        properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if self.temporary else None
+        properties = None
+        if self.kind:
+            prop = exp.TemporaryProperty() if self.temporary else exp.UnloggedProperty()
+            properties = exp.Properties(expressions=[prop])
         self.run(exp.Create(kind="TABLE", this=table, expression=query, properties=properties))
         analyze = getattr(self.session, "analyze", None)
         if analyze is not None:  # Postgres plans joins on a fresh table blind without it
@@ -950,6 +960,7 @@ def _incremental(
 
     scratch.phase("previous")
     # Batch ids already in the previous table: their old profile and times.
+    address = _ROW_ADDRESS.get(dialect)
     hit = scratch.create(
         "hit",
         sqlglot.select(
@@ -957,6 +968,7 @@ def _incremental(
             exp.alias_(_col(main, "p"), "old_main"),
             exp.alias_(_col("first_seen_at", "p"), "old_seen"),
             exp.alias_(_col("valid_at", "p"), "old_valid"),
+            *([exp.alias_(_col(address, "p"), "rid")] if address else []),
         )
         .from_(_as(graph.ids, "b"))
         .join(
@@ -977,16 +989,22 @@ def _incremental(
         ),
     )
     n_aff = scratch.scalar(_count(affm))
+    old_members: exp.Table | exp.Query = (
+        sqlglot.select(_col("sn", "a"), _col("first_seen_at", "p"))
+        .from_(_as(prev, "p"))
+        .join(_as(affm, "a"), on=_eq(_col(main, "p"), _col("old_main", "a")))
+    )
+    if address:  # keep their row addresses: the write patches rows by address, not by string keys
+        old_members = scratch.create("affrows", old_members.select(exp.alias_(_col(address, "p"), "rid")))
     aff = scratch.create(
         "aff",
         sqlglot.select(
-            _col("sn", "a"),
-            exp.alias_(exp.Min(this=_col("first_seen_at", "p")), "old_min_seen"),
+            "sn",
+            exp.alias_(exp.Min(this=_col("first_seen_at")), "old_min_seen"),
             exp.alias_(exp.Count(this=exp.Star()), "old_size"),
         )
-        .from_(_as(prev, "p"))
-        .join(_as(affm, "a"), on=_eq(_col(main, "p"), _col("old_main", "a")))
-        .group_by(_col("sn", "a")),
+        .from_(_as(old_members, "m"))
+        .group_by("sn"),
     )
     # Every batch id: its contracted node (its old profile's super-node, or itself when new) and
     # its times merged with the old ones (first_seen_at; valid_at from link times old and new).
@@ -1005,6 +1023,7 @@ def _incremental(
             exp.alias_(_case_pick(changed, _num(1), _num(0)), "changed"),
             exp.alias_(seen, "first_seen_at"),
             exp.alias_(valid, "valid_at"),
+            *([_col("rid", "h")] if address else []),
         )
         .from_(_as(graph.ids, "b"))
         .join(_as(hit, "h"), on=_eq(_col("node", "b"), _col("node", "h")), join_type="left")
@@ -1048,6 +1067,7 @@ def _incremental(
                 _col("first_seen_at", "b"),
                 _col("valid_at", "b"),
                 exp.alias_(component(_col("cn", "b")), "comp"),
+                *([_col("rid", "b")] if address else []),
             ).from_(_as(bnodes, "b")),
             _col("cn", "b"),
         ),
@@ -1056,7 +1076,10 @@ def _incremental(
         "ac",
         with_labels(
             sqlglot.select(
-                _col("old_main", "m"), _col("old_min_seen", "a"), exp.alias_(component(_col("sn", "a")), "comp")
+                _col("sn", "a"),
+                _col("old_main", "m"),
+                _col("old_min_seen", "a"),
+                exp.alias_(component(_col("sn", "a")), "comp"),
             )
             .from_(_as(aff, "a"))
             .join(_as(affm, "m"), on=_eq(_col("sn", "a"), _col("sn", "m"))),
@@ -1105,50 +1128,19 @@ def _incremental(
     # Old main id -> new main id, where it changed.
     remap = scratch.create(
         "remap",
-        sqlglot.select(_col("old_main", "a"), exp.alias_(_col("main_id", "mn"), "new_main"))
+        sqlglot.select(_col("sn", "a"), _col("old_main", "a"), exp.alias_(_col("main_id", "mn"), "new_main"))
         .from_(_as(ac, "a"))
         .join(_as(mains, "mn"), on=_eq(_col("comp", "a"), _col("comp", "mn")))
         .where(exp.NEQ(this=_col("old_main", "a"), expression=_col("main_id", "mn"))),
     )
     n_changed = scratch.scalar(_count(remap))
     n_comps = scratch.scalar(_count(earliest))
-    # Ids seen again whose times moved: their new times (joined to the previous rows by id).
-    seen_again = scratch.create(
-        "again",
-        sqlglot.select(_col("other_id_type", "i"), _col("other_id", "i"), _col("first_seen_at", "c"))
-        .select(_col("valid_at", "c"))
-        .from_(_as(bc, "c"))
-        .join(_as(graph.ids, "i"), on=_eq(_col("node", "c"), _col("node", "i")))
-        .where(_eq(_col("changed", "c"), _num(1))),
-    )
-    n_again = scratch.scalar(_count(seen_again))
     scratch.phase("write")
-    valid_at, first_seen_at = _col("valid_at", "p"), _col("first_seen_at", "p")
-    if n_again:
-        valid_at = _case_pick(_is_null(_col("other_id", "u")), valid_at, _col("valid_at", "u"))
-        first_seen_at = _case_pick(_is_null(_col("other_id", "u")), first_seen_at, _col("first_seen_at", "u"))
-    old_rows = (
-        sqlglot.select(
-            exp.alias_(
-                exp.Coalesce(this=_col("new_main", "r"), expressions=[_col(main, "p")]), exp.to_identifier(main)
-            ),
-            _col("other_id", "p"),
-            _col("other_id_type", "p"),
-            exp.alias_(valid_at, "valid_at"),
-            exp.alias_(first_seen_at, "first_seen_at"),
-        )
-        .from_(_as(prev, "p"))
-        .join(_as(remap, "r"), on=_eq(_col(main, "p"), _col("old_main", "r")), join_type="left")
-    )
-    if n_again:  # only when some time moved: every previous row is looked up by id
-        old_rows = old_rows.join(
-            _as(seen_again, "u"),
-            on=exp.and_(
-                _eq(_col("other_id_type", "p"), _col("other_id_type", "u")),
-                _eq(_col("other_id", "p"), _col("other_id", "u")),
-            ),
-            join_type="left",
-        )
+    # The previous rows with their new main ids, and new times for the ids seen again whose times moved.
+    if address:
+        old_rows = _old_rows_by_address(scratch, prev, main, address, remap, n_changed, bc)
+    else:
+        old_rows = _old_rows_by_key(scratch, prev, main, remap, bc, graph.ids)
     new_rows = (
         sqlglot.select(
             exp.alias_(_col("main_id", "mn"), exp.to_identifier(main)),
@@ -1179,6 +1171,84 @@ def _incremental(
         seconds=scratch.seconds(),
         checkpoint=replace(checkpoint, ids=ids, clusters=clusters),
     )
+
+
+_Lookup = tuple[exp.Expression, exp.Expression]  # (table AS alias, ON condition) of a LEFT JOIN
+
+
+def _patched(prev: exp.Table, main: str, moved: _Lookup | None, again: _Lookup | None) -> exp.Select:
+    """The previous rows (alias ``p``) with new main ids (``moved``, alias ``r``: a ``new_main`` column) and
+    new times (``again``, alias ``u``: ``first_seen_at``, ``valid_at`` and ``hit``, non-NULL on a match)."""
+    main_id: exp.Expression = _col(main, "p")
+    valid_at, first_seen_at = _col("valid_at", "p"), _col("first_seen_at", "p")
+    if moved is not None:
+        main_id = exp.Coalesce(this=_col("new_main", "r"), expressions=[main_id])
+    if again is not None:
+        valid_at = _case_pick(_is_null(_col("hit", "u")), valid_at, _col("valid_at", "u"))
+        first_seen_at = _case_pick(_is_null(_col("hit", "u")), first_seen_at, _col("first_seen_at", "u"))
+    query = sqlglot.select(
+        exp.alias_(main_id, exp.to_identifier(main)),
+        _col("other_id", "p"),
+        _col("other_id_type", "p"),
+        exp.alias_(valid_at, "valid_at"),
+        exp.alias_(first_seen_at, "first_seen_at"),
+    ).from_(_as(prev, "p"))
+    for lookup in (moved, again):
+        if lookup is not None:
+            query = query.join(lookup[0], on=lookup[1], join_type="left")
+    return query
+
+
+def _old_rows_by_key(
+    scratch: _Scratch, prev: exp.Table, main: str, remap: exp.Table, bc: exp.Table, ids: exp.Table
+) -> exp.Select:
+    """The previous rows, patched by joins on string keys: the main id, and (type, id) for ids seen again."""
+    again = scratch.create(
+        "again",
+        sqlglot.select(
+            _col("other_id_type", "i"),
+            _col("other_id", "i"),
+            _col("first_seen_at", "c"),
+            _col("valid_at", "c"),
+            exp.alias_(_num(1), "hit"),
+        )
+        .from_(_as(bc, "c"))
+        .join(_as(ids, "i"), on=_eq(_col("node", "c"), _col("node", "i")))
+        .where(_eq(_col("changed", "c"), _num(1))),
+    )
+    n_again = scratch.scalar(_count(again))
+    moved = (_as(remap, "r"), _eq(_col(main, "p"), _col("old_main", "r")))
+    same_id = exp.and_(
+        _eq(_col("other_id_type", "p"), _col("other_id_type", "u")), _eq(_col("other_id", "p"), _col("other_id", "u"))
+    )
+    retimed = (_as(again, "u"), same_id) if n_again else None  # else no row is looked up by id
+    return _patched(prev, main, moved, retimed)
+
+
+def _old_rows_by_address(
+    scratch: _Scratch, prev: exp.Table, main: str, address: str, remap: exp.Table, n_changed: int, bc: exp.Table
+) -> exp.Select:
+    """The previous rows, patched by joins on their row address (an integer): much cheaper than string keys
+    when the previous table is large."""
+    rid = _col(address, "p")
+    moved: _Lookup | None = None
+    if n_changed:
+        rows_moved = scratch.create(
+            "moved",
+            sqlglot.select(_col("rid", "m"), _col("new_main", "r"))
+            .from_(_as(scratch.table("affrows"), "m"))
+            .join(_as(remap, "r"), on=_eq(_col("sn", "m"), _col("sn", "r"))),
+        )
+        moved = (_as(rows_moved, "r"), _eq(rid, _col("rid", "r")))
+    again = scratch.create(
+        "again",
+        sqlglot.select("rid", "first_seen_at", "valid_at", exp.alias_(_num(1), "hit"))
+        .from_(bc.copy())
+        .where(_eq(_col("changed"), _num(1))),
+    )
+    n_again = scratch.scalar(_count(again))
+    retimed = (_as(again, "u"), _eq(rid.copy(), _col("rid", "u"))) if n_again else None
+    return _patched(prev, main, moved, retimed)
 
 
 def _next_checkpoint(
