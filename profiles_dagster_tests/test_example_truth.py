@@ -291,7 +291,8 @@ def test_hand_picked_users_recomputed_from_csvs(truth: et.Truth) -> None:
 
 
 def test_duckdb_loading_matches_truth_reader(truth: et.Truth) -> None:
-    duckdb = pytest.importorskip("duckdb")
+    import duckdb
+
     loading = _load_module("example_loading", PROJECT / "loading.py")
     con = duckdb.connect()
     counts = loading.load_raw(con, DATA)
@@ -311,7 +312,8 @@ def test_duckdb_loading_matches_truth_reader(truth: et.Truth) -> None:
 
 
 def test_mirrored_constants_match_yaml() -> None:
-    yaml = pytest.importorskip("yaml")
+    import yaml
+
     project = yaml.safe_load((PROJECT / "pb_project.yaml").read_text())
     filters = {
         t["name"]: tuple(

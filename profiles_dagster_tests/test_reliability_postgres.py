@@ -2,7 +2,7 @@
 
 DuckDB stops a second process at the file already; Postgres lets both in, so here the `_profiles_lock`
 row alone keeps runs apart, names the running one, and is taken over from a killed one. Uses the
-throwaway Postgres 15 cluster of the stand-in tests; skipped where Postgres or psycopg is missing.
+throwaway Postgres 15 cluster of the stand-in tests, which fails (never skips) when it cannot start.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,26 +19,20 @@ import pytest
 from profiles_dagster.errors import BusyError
 from profiles_dagster.loading import load
 from profiles_dagster.lock import RunLock, ensure_registry
-from profiles_dagster_tests.standins._venv import StandinError
+from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import END_TIME, load_example_inputs, project_copy
 
-pytest.importorskip("psycopg")
 CLI = (sys.executable, "-m", "profiles_dagster.cli")
 
 
 @pytest.fixture(scope="module")
-def target() -> Iterator[dict]:
-    from profiles_dagster_tests.standins.postgres import postgres_server
-
-    try:
-        with postgres_server() as server:
-            server.create_database("warehouse")
-            yield {
-                "type": "postgres", "host": server.host, "port": server.port, "dbname": "warehouse",
-                "user": server.user, "password": server.password, "sslmode": "disable",
-            }  # fmt: skip
-    except StandinError as exc:
-        pytest.skip(f"no Postgres stand-in: {exc}")
+def target(postgres_standin) -> dict:  # noqa: F811 - the shared server: it fails, never skips, if it cannot start
+    server = postgres_standin
+    server.create_database("reliability")
+    return {
+        "type": "postgres", "host": server.host, "port": server.port, "dbname": "reliability",
+        "user": server.user, "password": server.password, "sslmode": "disable",
+    }  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """`run --seq_no N --force` on Postgres, where a stable view pins the material it reads (DROP TABLE is refused):
 run N's materials are moved aside, rebuilt under pb's names, the views repointed, and the old ones dropped.
 
-Uses the throwaway Postgres 15 cluster of the stand-in tests; skipped where Postgres or psycopg is missing.
+Uses the throwaway Postgres 15 cluster of the stand-in tests, which fails (never skips) when it cannot start.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -17,8 +18,6 @@ from profiles_dagster_tests.format.harness import write
 from profiles_dagster_tests.format.test_format_core import rid
 from profiles_dagster_tests.format.test_format_runs import END_2, VARS, files
 from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
-
-psycopg = pytest.importorskip("psycopg")
 
 
 @pytest.fixture(scope="module")
