@@ -13,6 +13,7 @@ import pytest
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.planner import build_plan
 from profiles_dagster.project.loader import load_project
+from profiles_dagster.project.templating import TemplateContext, render
 from profiles_dagster_tests.projects import EXAMPLE_PROJECT, INPUTS, PB_PROJECT, dedent, write_project
 
 
@@ -836,3 +837,14 @@ def test_template_syntax_error_in_a_var_select(tmp_path):
     assert_located(
         err, "vars.yaml", 11, "var_groups[0].vars[1].entity_var.select", "template syntax error: unexpected '}'"
     )
+
+
+def test_a_template_compiled_once_renders_with_each_context():
+    text = '{{ user.Var("x") }} + 1'
+    plain = TemplateContext(entities=("user",))
+    placeholder = TemplateContext(entities=("user",), resolve_var=lambda entity, name: f"__{name}")
+    assert render(text, plain) == "x + 1"
+    assert render(text, placeholder) == "__x + 1"
+    for _ in range(2):  # a broken template fails every time, not only the first
+        with pytest.raises(ProfilesError, match="template syntax error"):
+            render("{{ user.Var('x' }}", plain)

@@ -8,7 +8,8 @@ lineage of every column known before a run; a materialization adds the columns o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from dagster import AssetKey, TableColumnDep, TableColumnLineage
@@ -16,8 +17,10 @@ from sqlglot import exp
 
 from profiles_dagster.plan.steps import RunPlan, StepKey, StepKind
 from profiles_dagster.project.model import Project
+from profiles_dagster.project.templating import TemplateContext
 from profiles_dagster.sql import lineage
 from profiles_dagster.sql.compiler import CompileContext, compile_step
+from profiles_dagster.sql.fragments import Where
 from profiles_dagster.sql.names import table
 
 log = logging.getLogger("profiles_dagster")
@@ -25,10 +28,33 @@ log = logging.getLogger("profiles_dagster")
 STITCHER_OUTPUT = ("other_id", "other_id_type", "valid_at", "first_seen_at")
 
 
+@dataclass
+class _PlaceholderContext(CompileContext):
+    """Parses each distinct fragment once: hundreds of vars share a few selects and wheres, and the
+    entity's and each cohort's var table compile the same vars again. Never changed once made."""
+
+    _fragments: dict[str, exp.Expression] = field(default_factory=dict, repr=False)
+    _templates: TemplateContext | None = field(default=None, repr=False)
+
+    def fragment(self, text: str, where: Where) -> exp.Expression:
+        parsed = self._fragments.get(text)
+        if parsed is None:  # rendering depends on the text alone here: one context, one end_time
+            parsed = self._fragments[text] = super().fragment(text, where)
+        return parsed.copy()  # the compiler attaches and changes the trees it gets
+
+    def template_context(self, deref: Callable[[str], str] | None = None, this_name: str = "") -> TemplateContext:
+        """The one every templated var renders with, made once (it writes SQL for the time values)."""
+        if deref is not None or this_name:  # a sql model's own
+            return super().template_context(deref, this_name)
+        if self._templates is None:
+            self._templates = super().template_context()
+        return self._templates
+
+
 def placeholder_context(project: Project, plan: RunPlan, dialect: str, source_dialect: str) -> CompileContext:
     """A compile context whose materials are named after their step: what the SQL of a run looks like."""
     materials = {step.key: table(f"__profiles_{n}", "__profiles") for n, step in enumerate(plan.steps)}
-    return CompileContext(
+    return _PlaceholderContext(
         project=project,
         plan=plan,
         dialect=dialect,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -127,7 +128,13 @@ def render_text(text: str, ctx: TemplateContext, extra: Mapping[str, Any] | None
     ns = ctx.namespace()
     if extra:
         ns.update(extra)
-    return _ENV.from_string(text).render(ns)
+    return _template(text).render(ns)
+
+
+@lru_cache(maxsize=1024)  # some 4 KiB each
+def _template(text: str) -> jinja2.Template:
+    """Compiled once: a template is rendered to plan its step, to compile it, and again in each context."""
+    return _ENV.from_string(text)
 
 
 def render(

@@ -154,6 +154,19 @@ class _Select:
         self.group = select.args.get("group")
         # a `*` anywhere: which columns it has cannot be told without a schema
         self.provided: frozenset[str] | None = None if self.stars else frozenset(self.named)
+        self.through = _passed_through(select, self.stars)
+
+
+def _passed_through(select: exp.Select, stars: list[tuple[list[exp.Expression], set[str]]]) -> exp.Query | None:
+    """The subquery of `SELECT *, <named> FROM (<subquery>)`, which passes every other column on unchanged
+    (each var layered on the ones before it is one); None for any other select."""
+    if len(stars) != 1 or select.args.get("with_") or select.args.get("with"):
+        return None
+    (targets, excluded) = stars[0]
+    if len(targets) != 1 or excluded or isinstance(targets[0], exp.Table):
+        return None
+    inner = _unwrap(targets[0])
+    return inner if isinstance(inner, exp.Query) else None
 
 
 class _Tracer:
@@ -170,6 +183,7 @@ class _Tracer:
         self._withs: dict[tuple[int, int], tuple[exp.Expression, dict[str, exp.Expression]]] = {}
         self._without: dict[tuple[int, str], dict[str, exp.Expression]] = {}
         self._columns: dict[int, tuple[exp.Expression, list[tuple[str, str]]]] = {}
+        self._tables: dict[int, tuple[exp.Expression, str]] = {}
         self._keep: list[object] = []  # keeps every CTE scope alive, so its id() stays unique
 
     def trace(self, query: exp.Expression, column: str) -> set[Source]:
@@ -204,12 +218,13 @@ class _Tracer:
         """(table alias or '', column) of every column an expression reads, `alias.*` left out."""
         found = self._columns.get(id(expression))
         if found is None:
-            refs = [
-                (c.table.lower(), c.name.lower())
-                for c in expression.find_all(exp.Column)
-                if not isinstance(c.this, exp.Star)
-            ]
-            found = self._columns[id(expression)] = (expression, refs)
+            found = self._columns[id(expression)] = (expression, _column_refs(expression))
+        return found[1]
+
+    def _table_key(self, source: exp.Expression) -> str:
+        found = self._tables.get(id(source))
+        if found is None:
+            found = self._tables[id(source)] = (source, table_key(source))
         return found[1]
 
     # -- the walk
@@ -220,12 +235,12 @@ class _Tracer:
             cte = ctes.get(name) if not source.db else None
             if cte is not None:
                 return self._trace(cte, column, self._minus(ctes, name))
-            return {(table_key(source), column)}
+            return {(self._table_key(source), column)}
         inner = _unwrap(source)
         if isinstance(inner, exp.Query):
             return self._trace(inner, column, ctes)
         if isinstance(source, exp.Table):  # a table function (e.g. read_csv): a table of its own
-            return {(table_key(source), column)}
+            return {(self._table_key(source), column)}
         return set()
 
     def _provides(self, source: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> bool | None:
@@ -269,28 +284,26 @@ class _Tracer:
         return found
 
     def _walk(self, query: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
-        query = _unwrap(query)
-        ctes = self._scope(query, ctes)
-        if isinstance(query, exp.SetOperation):
-            left = _unwrap(query.this)
-            out = set(self._trace(left, column, ctes))
-            index = _position(left, column)
-            right = _unwrap(query.expression)
-            if index is not None and isinstance(right, exp.Select) and index < len(right.expressions):
-                out |= self._trace(right, right.expressions[index].alias_or_name.lower(), ctes)
-            else:
-                out |= self._trace(right, column, ctes)
-            return out
-        if not isinstance(query, exp.Select):
-            return set()
-        select = self._select(query)
-        projection = select.named.get(column)
-        if projection is not None:
-            found = self._columns_in(projection, select.sources, ctes)
-            if not found and select.group is not None and projection.find(exp.AggFunc):
-                # count(*): no column of its own; it counts the rows of each group
-                found = self._columns_in(select.group, select.sources, ctes)
-            return found
+        while True:  # down a chain of pass-through layers in a loop: 300 layered vars are no 300-deep recursion
+            query = _unwrap(query)
+            ctes = self._scope(query, ctes)
+            if isinstance(query, exp.SetOperation):
+                return self._union(query, column, ctes)
+            if not isinstance(query, exp.Select):
+                return set()
+            select = self._select(query)
+            projection = select.named.get(column)
+            if projection is not None:
+                found = self._columns_in(projection, select.sources, ctes)
+                if not found and select.group is not None and projection.find(exp.AggFunc):
+                    # count(*): no column of its own; it counts the rows of each group
+                    found = self._columns_in(select.group, select.sources, ctes)
+                return found
+            if select.through is None:
+                break
+            if self._provides(select.through, column, ctes) is False:
+                return set()
+            query = select.through
         out: set[Source] = set()
         for targets, excluded in select.stars:
             if column in excluded:
@@ -299,6 +312,25 @@ class _Tracer:
                 if self._provides(source, column, ctes) is not False:
                     out |= self._from_source(source, column, ctes)
         return out
+
+    def _union(self, query: exp.SetOperation, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+        """A union's column: the left side's by name, the right side's by position."""
+        left = _unwrap(query.this)
+        out = set(self._trace(left, column, ctes))
+        index = _position(left, column)
+        right = _unwrap(query.expression)
+        if index is not None and isinstance(right, exp.Select) and index < len(right.expressions):
+            out |= self._trace(right, right.expressions[index].alias_or_name.lower(), ctes)
+        else:
+            out |= self._trace(right, column, ctes)
+        return out
+
+
+def _column_refs(expression: exp.Expression) -> list[tuple[str, str]]:
+    # most projections are `alias.column [AS name]`: no tree search for those
+    node = expression.this if isinstance(expression, exp.Alias) else expression
+    columns = [node] if isinstance(node, exp.Column) else expression.find_all(exp.Column)
+    return [(c.table.lower(), c.name.lower()) for c in columns if not isinstance(c.this, exp.Star)]
 
 
 def _first_is_named(select: exp.Select, column: str) -> bool:

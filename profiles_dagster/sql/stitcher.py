@@ -716,8 +716,17 @@ def _pairs_off_star(scratch: _Scratch, obs: exp.Table, rows: exp.Table, edges: e
     return extra
 
 
-def _hash_of(table: str) -> exp.Expression:
-    return main_id_expression(_col("other_id", table), _col("other_id_type", table))
+def _earliest_and_size(members: exp.Table | exp.Query, group: str, earliest: str, size: str) -> exp.Select:
+    """Per ``group`` of ``members``: the earliest first_seen_at (the main id's, NULL only if all are) and the count."""
+    return (
+        sqlglot.select(
+            group,
+            exp.alias_(exp.Min(this=_col("first_seen_at")), earliest),
+            exp.alias_(exp.Count(this=exp.Star()), size),
+        )
+        .from_(_as(members, "m"))
+        .group_by(group)
+    )
 
 
 def _observation_count(scratch: _Scratch, table: exp.Table, after: datetime | None, upto: datetime) -> int:
@@ -861,16 +870,7 @@ def _full(
         )
         # Main id per component: earliest first_seen_at (NULL last), ties by smaller hash; the
         # hash only for the earliest members.
-        earliest = scratch.create(
-            "earliest",
-            sqlglot.select(
-                "comp",
-                exp.alias_(exp.Min(this=_col("first_seen_at")), "min_seen"),
-                exp.alias_(exp.Count(this=exp.Star()), "size"),
-            )
-            .from_(members.copy())
-            .group_by("comp"),
-        )
+        earliest = scratch.create("earliest", _earliest_and_size(members, "comp", "min_seen", "size"))
         first = (
             sqlglot.select(_col("comp", "m"), _col("node", "m"))
             .from_(_as(members, "m"))
@@ -996,16 +996,7 @@ def _incremental(
     )
     if address:  # keep their row addresses: the write patches rows by address, not by string keys
         old_members = scratch.create("affrows", old_members.select(exp.alias_(_col(address, "p"), "rid")))
-    aff = scratch.create(
-        "aff",
-        sqlglot.select(
-            "sn",
-            exp.alias_(exp.Min(this=_col("first_seen_at")), "old_min_seen"),
-            exp.alias_(exp.Count(this=exp.Star()), "old_size"),
-        )
-        .from_(_as(old_members, "m"))
-        .group_by("sn"),
-    )
+    aff = scratch.create("aff", _earliest_and_size(old_members, "sn", "old_min_seen", "old_size"))
     # Every batch id: its contracted node (its old profile's super-node, or itself when new) and
     # its times merged with the old ones (first_seen_at; valid_at from link times old and new).
     old_linked = exp.GT(this=_col("old_size", "a"), expression=_num(1))
