@@ -52,8 +52,9 @@ an input (an incremental run never forgets an id; inputs are assumed to be appen
 does). Observations without occurred_at are re-read by every run (an input without
 occurred_at_col is stitched in full each time). An incremental run still writes the whole new
 stitcher table (none of our engines' tables can be cloned cheaply here): that copy is its floor. The
-previous rows are patched by joins on their row address where the engine has one (DuckDB's rowid),
-else on their string keys (the main id, and (type, id) for ids whose times moved).
+previous rows get their new main ids by a join on the old main id (few rows to look up) and the new
+times of ids seen again by a join on their row address where the engine has one (DuckDB's rowid), else
+on (type, id).
 """
 
 from __future__ import annotations
@@ -989,13 +990,11 @@ def _incremental(
         ),
     )
     n_aff = scratch.scalar(_count(affm))
-    old_members: exp.Table | exp.Query = (
+    old_members = (
         sqlglot.select(_col("sn", "a"), _col("first_seen_at", "p"))
         .from_(_as(prev, "p"))
         .join(_as(affm, "a"), on=_eq(_col(main, "p"), _col("old_main", "a")))
     )
-    if address:  # keep their row addresses: the write patches rows by address, not by string keys
-        old_members = scratch.create("affrows", old_members.select(exp.alias_(_col(address, "p"), "rid")))
     aff = scratch.create("aff", _earliest_and_size(old_members, "sn", "old_min_seen", "old_size"))
     # Every batch id: its contracted node (its old profile's super-node, or itself when new) and
     # its times merged with the old ones (first_seen_at; valid_at from link times old and new).
@@ -1067,7 +1066,6 @@ def _incremental(
         "ac",
         with_labels(
             sqlglot.select(
-                _col("sn", "a"),
                 _col("old_main", "m"),
                 _col("old_min_seen", "a"),
                 exp.alias_(component(_col("sn", "a")), "comp"),
@@ -1119,7 +1117,7 @@ def _incremental(
     # Old main id -> new main id, where it changed.
     remap = scratch.create(
         "remap",
-        sqlglot.select(_col("sn", "a"), _col("old_main", "a"), exp.alias_(_col("main_id", "mn"), "new_main"))
+        sqlglot.select(_col("old_main", "a"), exp.alias_(_col("main_id", "mn"), "new_main"))
         .from_(_as(ac, "a"))
         .join(_as(mains, "mn"), on=_eq(_col("comp", "a"), _col("comp", "mn")))
         .where(exp.NEQ(this=_col("old_main", "a"), expression=_col("main_id", "mn"))),
@@ -1127,11 +1125,11 @@ def _incremental(
     n_changed = scratch.scalar(_count(remap))
     n_comps = scratch.scalar(_count(earliest))
     scratch.phase("write")
-    # The previous rows with their new main ids, and new times for the ids seen again whose times moved.
-    if address:
-        old_rows = _old_rows_by_address(scratch, prev, main, address, remap, n_changed, bc)
-    else:
-        old_rows = _old_rows_by_key(scratch, prev, main, remap, bc, graph.ids)
+    # The previous rows with their new main ids (a join on the old main id: few rows to look up, even when
+    # a giant cluster moves) and new times for the ids seen again whose times moved.
+    moved = (_as(remap, "r"), _eq(_col(main, "p"), _col("old_main", "r"))) if n_changed else None
+    retimed = _retimed(scratch, bc, graph.ids, address)
+    old_rows = _patched(prev, main, moved, retimed)
     new_rows = (
         sqlglot.select(
             exp.alias_(_col("main_id", "mn"), exp.to_identifier(main)),
@@ -1190,56 +1188,26 @@ def _patched(prev: exp.Table, main: str, moved: _Lookup | None, again: _Lookup |
     return query
 
 
-def _old_rows_by_key(
-    scratch: _Scratch, prev: exp.Table, main: str, remap: exp.Table, bc: exp.Table, ids: exp.Table
-) -> exp.Select:
-    """The previous rows, patched by joins on string keys: the main id, and (type, id) for ids seen again."""
-    again = scratch.create(
-        "again",
-        sqlglot.select(
-            _col("other_id_type", "i"),
-            _col("other_id", "i"),
-            _col("first_seen_at", "c"),
-            _col("valid_at", "c"),
-            exp.alias_(_num(1), "hit"),
-        )
-        .from_(_as(bc, "c"))
-        .join(_as(ids, "i"), on=_eq(_col("node", "c"), _col("node", "i")))
-        .where(_eq(_col("changed", "c"), _num(1))),
+def _retimed(scratch: _Scratch, bc: exp.Table, ids: exp.Table, address: str | None) -> _Lookup | None:
+    """The new times of ids seen again whose times moved, looked up by the previous row's address where the
+    engine has one (an integer join), else by (type, id); None when no time moved."""
+    again = sqlglot.select(_col("first_seen_at", "c"), _col("valid_at", "c"), exp.alias_(_num(1), "hit")).from_(
+        _as(bc, "c")
     )
-    n_again = scratch.scalar(_count(again))
-    moved = (_as(remap, "r"), _eq(_col(main, "p"), _col("old_main", "r")))
-    same_id = exp.and_(
+    if address:
+        again = again.select(_col("rid", "c"))
+    else:
+        again = again.select(_col("other_id_type", "i"), _col("other_id", "i")).join(
+            _as(ids, "i"), on=_eq(_col("node", "c"), _col("node", "i"))
+        )
+    table = scratch.create("again", again.where(_eq(_col("changed", "c"), _num(1))))
+    if not scratch.scalar(_count(table)):
+        return None
+    if address:
+        return _as(table, "u"), _eq(_col(address, "p"), _col("rid", "u"))
+    return _as(table, "u"), exp.and_(
         _eq(_col("other_id_type", "p"), _col("other_id_type", "u")), _eq(_col("other_id", "p"), _col("other_id", "u"))
     )
-    retimed = (_as(again, "u"), same_id) if n_again else None  # else no row is looked up by id
-    return _patched(prev, main, moved, retimed)
-
-
-def _old_rows_by_address(
-    scratch: _Scratch, prev: exp.Table, main: str, address: str, remap: exp.Table, n_changed: int, bc: exp.Table
-) -> exp.Select:
-    """The previous rows, patched by joins on their row address (an integer): much cheaper than string keys
-    when the previous table is large."""
-    rid = _col(address, "p")
-    moved: _Lookup | None = None
-    if n_changed:
-        rows_moved = scratch.create(
-            "moved",
-            sqlglot.select(_col("rid", "m"), _col("new_main", "r"))
-            .from_(_as(scratch.table("affrows"), "m"))
-            .join(_as(remap, "r"), on=_eq(_col("sn", "m"), _col("sn", "r"))),
-        )
-        moved = (_as(rows_moved, "r"), _eq(rid, _col("rid", "r")))
-    again = scratch.create(
-        "again",
-        sqlglot.select("rid", "first_seen_at", "valid_at", exp.alias_(_num(1), "hit"))
-        .from_(bc.copy())
-        .where(_eq(_col("changed"), _num(1))),
-    )
-    n_again = scratch.scalar(_count(again))
-    retimed = (_as(again, "u"), _eq(rid.copy(), _col("rid", "u"))) if n_again else None
-    return _patched(prev, main, moved, retimed)
 
 
 def _next_checkpoint(
