@@ -423,6 +423,7 @@ class ProfilesRun:
         self._record_start(step, target)
         start = time.perf_counter()
         stats: dict[str, object] = {}
+        recorded: tuple[int, float] | None = None  # a step's table and registry row, committed together
         try:
             program = self.compile(step)
         except Exception as exc:  # a bug of ours, not the user's: still one clear error, named with the step
@@ -447,8 +448,7 @@ class ProfilesRun:
                 )
             else:
                 sql = program.sql(session.dialect)
-                for statement in program.statements:
-                    session.run(statement)
+                recorded = self._write(step, program, start)
         except ProfilesError:
             self._record(step, target, "failed", None, time.perf_counter() - start)
             raise
@@ -457,14 +457,35 @@ class ProfilesRun:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             where = f" (defined at {step.origin})" if step.origin else ""
             raise ProfilesError(f"step '{step.path}' failed in the warehouse{where}: {message}") from exc
-        seconds = time.perf_counter() - start
-        rows = session.row_count(program.target)
-        self._record(step, program.target, "complete", rows, seconds)
+        if recorded is None:
+            seconds = time.perf_counter() - start
+            rows = session.row_count(program.target)
+            self._record(step, program.target, "complete", rows, seconds)
+        else:
+            rows, seconds = recorded
         self.lock.heartbeat()
         result = StepResult(step, program.target, rows, seconds, sql, session.columns(program.target), stats)
         self.results.append(result)
         log.info("%s -> %s: %d rows in %.2fs", step.path, program.target.name, rows, seconds)
         return result
+
+    def _write(self, step: Step, program: StepProgram, start: float) -> tuple[int, float] | None:
+        """Run a step's statements. Where a step is one CREATE TABLE AS and the engine's DDL is transactional,
+        the table and its registry row commit together (one commit, not two: a killed step leaves its
+        `running` row and no table) and the engine's own row count saves a count(*): (rows, seconds, the
+        commit included; the registry's seconds stop before it)."""
+        session = self.session
+        statements = program.statements
+        if not (session.transactional_ddl and len(statements) == 1 and _creates_table(statements[0])):
+            for statement in statements:
+                session.run(statement)
+            return None
+        with session.transaction():
+            rows = session.run_count(statements[0])
+            if rows is None:
+                rows = session.row_count(program.target)
+            self._record(step, program.target, "complete", rows, time.perf_counter() - start)
+        return rows, time.perf_counter() - start
 
     def _stitch_from_scratch(self, step: Step) -> bool:
         """Continuing run N, an incremental stitcher may only extend a graph of an earlier run than N."""
@@ -623,6 +644,15 @@ def _naive(value: object) -> datetime | None:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
     return value  # type: ignore[return-value]
+
+
+def _creates_table(statement: exp.Expression) -> bool:
+    """CREATE TABLE ... AS <query>: a step's material written by one statement."""
+    return (
+        isinstance(statement, exp.Create)
+        and str(statement.args.get("kind") or "").upper() == "TABLE"
+        and isinstance(statement.expression, exp.Query)
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -32,6 +32,10 @@ from profiles_dagster.sql.ids import filtered_id, qualify
 from profiles_dagster.sql.names import col, ident, source_table, table
 
 INPUT_ROW_ID = "input_row_id"
+# Engines whose ROW_NUMBER() OVER () numbers rows in the order the input is scanned: DuckDB keeps a table's
+# insertion order, Postgres its physical order (the session turns synchronized scans off). pb numbers input rows
+# the same way. Other engines need an ORDER BY (or number in no reproducible order).
+SCAN_ORDER_NUMBERING = frozenset({"duckdb", "postgres"})
 
 
 def csv_path(project: Project, name: str) -> Path:
@@ -219,7 +223,7 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
         alias = f"ids_{n}"
         on = exp.and_(
             col("other_id_type", alias).eq(exp.Literal.string(id_.type)),
-            col("other_id", alias).eq(qualify(expr, "src")),
+            col("other_id", alias).eq(qualify(_graph_key(ctx, id_, expr, entity), "src")),
         )
         query = query.join(stitcher.copy().as_(alias), on=on, join_type="left", copy=False)  # ours: no copying
         mains.append(col(main, alias))
@@ -244,10 +248,14 @@ def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expression:
 
 
 def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
+    """The input's rows in the run's time window, numbered. Where the engine numbers rows in scan order
+    (an empty OVER ()), as pb does, without sorting: the rows stay in the input's order and no sort of the
+    whole input (all its columns) is paid; elsewhere ROW_NUMBER() needs an order, occurred_at's."""
     inp: Input = step.payload
     occurred = inp.occurred_at_col
-    order = [exp.Ordered(this=col(occurred))] if occurred else []
-    row_id = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=order) if order else None)
+    ordered = occurred and str(ctx.dialect) not in SCAN_ORDER_NUMBERING
+    order = exp.Order(expressions=[exp.Ordered(this=col(occurred))]) if ordered else None
+    row_id = exp.Window(this=exp.RowNumber(), order=order)
     query = exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))
     window = ctx.time_window(inp.name)
     return query.where(window) if window is not None else query
@@ -260,40 +268,80 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
     sources = list(stitcher.edge_sources)
     for index, ref in enumerate(sources):
         kind, _, name = ref.partition("/")
-        ids = ctx.project.source_ids(ref, entity)
+        declared = _ids_of(ctx, ctx.project.source_ids(ref, entity), entity)
+        links = len(declared) > 1  # a row with one id links nothing: no row key, the stitcher skips it
         occurred = ctx.project.occurred_at_col(ref)
         if kind == "inputs":
             table: exp.Expression = ctx.materials[(entity, "input_vars", name)].copy()
-        else:
+        elif links:
             numbered = exp.select(exp.alias_(exp.Window(this=exp.RowNumber()), INPUT_ROW_ID), exp.Star()).from_(
                 ctx.materials[("models", name)].copy()
             )
             table = numbered.subquery()
-        row_key = exp.Add(
-            this=exp.Mul(this=col(INPUT_ROW_ID), expression=exp.Literal.number(len(sources))),
-            expression=exp.Literal.number(index),
-        )
+        else:
+            table = ctx.materials[("models", name)].copy()
+        row_key = _row_key(index, len(sources)) if links else exp.cast(exp.null(), exp.DataType.build("bigint"))
         occurred_expr = (
             exp.cast(col(occurred), exp.DataType.build("timestamp"))
             if occurred
             else exp.cast(exp.null(), exp.DataType.build("timestamp"))
         )
-        for id_, expr in _ids_of(ctx, ids, entity):
+        for id_, expr in declared:
+            split = _split_filtered(expr)
             inner = exp.select(
                 exp.alias_(row_key.copy(), "row_key"),
                 exp.alias_(exp.cast(exp.Literal.string(id_.type), "VARCHAR"), "other_id_type"),  # pb: varchar
-                exp.alias_(expr, "other_id"),
+                exp.alias_(expr if split is None else split[0], "other_id"),
                 exp.alias_(occurred_expr.copy(), "occurred_at"),
             ).from_(table.copy())
-            parts.append(
-                exp.select("*").from_(inner.subquery("obs")).where(exp.column("other_id").is_(exp.null()).not_())
-            )
+            parts.append(_kept_ids(inner, split))
     if not parts:
         raise ProfilesError(f"id stitcher of '{entity}' has no edge sources with ids")
     union = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False, copy=False)  # parts are ours: no quadratic copying
     return union
+
+
+def _row_key(index: int, sources: int) -> exp.Expression:
+    """An input row's key among the rows of every edge source: its row id, interleaved by source."""
+    return exp.Add(
+        this=exp.Mul(this=col(INPUT_ROW_ID), expression=exp.Literal.number(sources)),
+        expression=exp.Literal.number(index),
+    )
+
+
+def _split_filtered(expr: exp.Expression) -> tuple[exp.Expression, exp.Expression] | None:
+    """(value, dropped) of `CASE WHEN dropped THEN NULL ELSE value END`, the shape of `ids.filtered_id`."""
+    if not isinstance(expr, exp.Case) or expr.this is not None or expr.args.get("default") is None:
+        return None
+    ifs = expr.args.get("ifs") or []
+    if len(ifs) != 1 or not isinstance(ifs[0].args.get("true"), exp.Null):
+        return None
+    return expr.args["default"], ifs[0].this
+
+
+def _kept_ids(inner: exp.Select, split: tuple[exp.Expression, exp.Expression] | None) -> exp.Query:
+    """The observations of one id whose value passes its id type's filters.
+
+    As `WHERE NOT COALESCE(dropped, FALSE)` over the plain value, the filters (regexes, often) run once
+    per row: filtering the CASE's result from outside, Postgres pushes the predicate down and computes
+    the CASE in the filter and again in the output, twice per predicate."""
+    if split is None:
+        return exp.select("*").from_(inner.subquery("obs")).where(exp.column("other_id").is_(exp.null()).not_())
+    dropped = exp.func("coalesce", exp.paren(split[1].copy()), exp.false())
+    return inner.where(exp.not_(dropped), copy=False)
+
+
+def _graph_key(ctx: CompileContext, id_: InputId, expr: exp.Expression, entity: str) -> exp.Expression:
+    """An id as a join into the id graph reads it. Every node of the graph passed its id type's filters,
+    so an id filtered by values and regexes finds (or misses) its node unfiltered, without running the
+    filters again; `sql` filters read tables, which may change between steps: applied."""
+    split = _split_filtered(expr)
+    filters = ctx.project.entities[entity].id_types[id_.type].filters
+    if split is None or any(f.sql is not None for f in filters):
+        return expr
+    return split[0]
 
 
 def _all(step: Step, ctx: CompileContext) -> exp.Query:

@@ -22,6 +22,10 @@ class Session:
     """One open connection, speaking one sqlglot dialect."""
 
     dialect: ClassVar[str] = ""
+    # whether CREATE TABLE AS joins an open transaction (and rolls back with it): a step's table and its
+    # registry row then commit together, one commit instead of two
+    transactional_ddl: ClassVar[bool] = False
+    written: int | None = None  # rows the last statement wrote, where the engine reports them (see run_count)
 
     def __init__(self, connection: Any, schema: str) -> None:
         self.connection = connection
@@ -109,6 +113,13 @@ class Session:
 
     def run(self, node: exp.Expression) -> None:
         self.execute(self.render(node))
+
+    def run_count(self, node: exp.Expression) -> int | None:
+        """Run a statement; the rows it wrote where the engine says (CREATE TABLE AS), else None: saves a
+        count(*) over a table just written. Engines that know it set `written` in `execute`."""
+        self.written = None
+        self.run(node)
+        return self.written
 
     def create_schema(self, schema: str) -> None:
         self.run(exp.Create(kind="SCHEMA", this=exp.Table(db=exp.to_identifier(schema, quoted=True)), exists=True))

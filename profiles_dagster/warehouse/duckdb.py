@@ -22,10 +22,14 @@ log = logging.getLogger("profiles_dagster")
 
 class DuckDBSession(Session):
     dialect = "duckdb"
+    transactional_ddl = True
 
     def execute(self, sql: str) -> None:
         # fetch everything: DuckDB keeps a partly fetched result open and refuses the next statement
-        self.connection.execute(sql).fetchall()
+        result = self.connection.execute(sql).fetchall()
+        # CREATE TABLE AS (and INSERT) answer with one row, the rows written
+        one = result[0][0] if len(result) == 1 and len(result[0]) == 1 else None
+        self.written = one if isinstance(one, int) else None
 
     def query(self, sql: str) -> list[tuple]:
         return self.connection.execute(sql).fetchall()

@@ -14,12 +14,37 @@ from profiles_dagster.sql.dialects import POSTGRES
 from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
 
 LARGE_WORK_MEM_BYTES = 256 * 2**20  # work_mem while the id stitcher runs
+# default_statistics_target of a run's ANALYZEs (the id stitcher's scratch tables): 10 samples 3,000 rows, the
+# default 100 samples 30,000. At 445k events the stitcher's plans came out the same (EXPLAIN) and its ANALYZEs
+# took 0.17 s instead of 0.57 s.
+ANALYZE_STATISTICS_TARGET = 10
 
 
 class PostgresSession(Session):
     """Autocommit; DDL is transactional, so a view swap is DROP + CREATE inside one transaction."""
 
     dialect = POSTGRES
+
+    @property
+    def transactional_ddl(self) -> bool:  # type: ignore[override]
+        return self.dialect == POSTGRES  # Redshift (a subclass, another client) keeps the default
+
+    def prepare(self) -> None:
+        """Session settings of a run. Synchronized scans let a sequential scan start where a concurrent one
+        is; off, a table is read from its first page, so ROW_NUMBER() OVER () numbers an input's rows the
+        same way every run (pb's input_row_id, and ours). ANALYZE samples less (`ANALYZE_STATISTICS_TARGET`)."""
+        self.execute("SET synchronize_seqscans = off")
+        self.execute(f"SET default_statistics_target = {ANALYZE_STATISTICS_TARGET}")
+
+    def execute(self, sql: str) -> None:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+            # CREATE TABLE AS reports its rows ("SELECT n"); Redshift's client is not relied on for it
+            rowcount = cursor.rowcount if self.dialect == POSTGRES else -1
+            self.written = rowcount if isinstance(rowcount, int) and rowcount >= 0 else None
+        finally:
+            cursor.close()
 
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
         query = (
@@ -138,6 +163,7 @@ class PostgresConfig(WarehouseEngine):
 
         session = PostgresSession(psycopg.connect(**self.connect_kwargs()), self.output_schema)
         session.ensure_sha1()
+        session.prepare()
         return session
 
 
