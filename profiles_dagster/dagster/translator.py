@@ -77,7 +77,9 @@ class ProfilesTranslator:
             return {}
         main = project.entities[step.entity].main_id_column
         out = {main: f"Main id of a {step.entity} profile: 'rid' and a hash of the profile's earliest id"}
-        out["input_row_id"] = "Row number of the input row (ordered by occurred_at_col)"
+        out["input_row_id"] = (
+            "Row number of the input row (scan order on DuckDB and Postgres, as pb numbers it; else by occurred_at_col)"
+        )
         if step.kind is StepKind.ID_STITCHER:
             out.update(_STITCHER_COLUMNS)
         if step.kind is StepKind.VIEW and isinstance(step.payload, tuple):
