@@ -319,6 +319,7 @@ def _numbering(dialect: str, order: list[str], offset: int = 0) -> exp.Expressio
 # Scratch tables: temporary on DuckDB (in memory, gone with the connection); UNLOGGED on Postgres (no WAL copy of
 # tables dropped minutes later; Postgres' temporary tables live in the small temp_buffers and were slower).
 _SCRATCH_KIND = {"duckdb": "temporary", "postgres": "unlogged"}
+_ANALYZE_MIN_ROWS = 10_000  # smaller scratch tables go without planner statistics
 
 
 class _Scratch:
@@ -333,6 +334,7 @@ class _Scratch:
         self.catalog = None if self.temporary else target.args.get("catalog")
         self.prefix = prefix
         self.live: list[str] = []
+        self.written: dict[str, int] = {}  # rows each scratch table was created with, where the engine says
         self.phases: dict[str, float] = {}
         self._phase: tuple[str, float] | None = None
 
@@ -366,17 +368,27 @@ class _Scratch:
 
     def create(self, suffix: str, query: exp.Query) -> exp.Table:
         table = self.table(suffix)
-        self.drop(suffix)
+        if suffix in self.live or not self.temporary:  # a killed run may have left a table of this name
+            self.drop(suffix)
         self.live.append(suffix)
         properties = None
         if self.kind:
             prop = exp.TemporaryProperty() if self.temporary else exp.UnloggedProperty()
             properties = exp.Properties(expressions=[prop])
         self.run(exp.Create(kind="TABLE", this=table, expression=query, properties=properties))
+        written = getattr(self.session, "written", None)  # the CREATE's own row count (DuckDB, Postgres)
+        if isinstance(written, int):
+            self.written[table.name] = written
         analyze = getattr(self.session, "analyze", None)
-        if analyze is not None:  # Postgres plans joins on a fresh table blind without it
+        # Postgres plans joins on a fresh table blind without statistics; a small one it overestimates, harmlessly
+        if analyze is not None and (not isinstance(written, int) or written >= _ANALYZE_MIN_ROWS):
             analyze(table)
         return table
+
+    def rows(self, table: exp.Table) -> int:
+        """Rows of a scratch table: from its CREATE where the engine reported them, else counted."""
+        known = self.written.get(table.name)
+        return known if known is not None else self.scalar(_count(table))
 
     def drop(self, *suffixes: str) -> None:
         for suffix in suffixes:
@@ -510,7 +522,7 @@ def _connected_components(
     node that has an edge (nodes without edges are their own roots), or is ``None`` if there are
     no edges. ``edges`` is left in place; the tables ``labels`` reads stay until ``drop_all``.
     """
-    remaining = scratch.scalar(_count(edges))
+    remaining = scratch.rows(edges)
     if remaining == 0:
         return None, 0, ()
     current_edges = edges
@@ -547,7 +559,7 @@ def _connected_components(
             scratch.drop(current_suffix)
         current_suffix = next_suffix
         current_edges = scratch.table(next_suffix)
-        remaining = scratch.scalar(_count(current_edges))
+        remaining = scratch.rows(current_edges)
         left.append(remaining)
         if on_round is not None:
             on_round(round_no, remaining)
@@ -666,7 +678,7 @@ def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
         .group_by("node"),
     )
     scratch.drop(f"{tag}lk")
-    n_star = scratch.scalar(_count(edges))
+    n_star = scratch.rows(edges)
     pairs = n_star + _pairs_off_star(scratch, obs, rows, edges, tag)
     scratch.drop(f"{tag}rows")
     return _Encoded(ids, obs, edges, linked, n_star, pairs)
@@ -820,10 +832,10 @@ def _full(
     scratch.phase("encode")
     graph = _encode(scratch, scratch.create("src", source), "")
     scratch.drop("src")
-    n_ids = scratch.scalar(_count(graph.ids))
+    n_ids = scratch.rows(graph.ids)
     if n_ids >= _PACK:
         raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
-    n_obs = scratch.scalar(_count(graph.obs))
+    n_obs = scratch.rows(graph.obs)
     scratch.phase("checkpoint")
     watermark = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(graph.obs.copy()))[0])
     checkpoint = _checkpoint_from(scratch, graph.obs, watermark, lookback)
@@ -952,8 +964,8 @@ def _incremental(
     )
     graph = _encode(scratch, batch, "b_")
     scratch.drop("batch")
-    n_batch_ids = scratch.scalar(_count(graph.ids))
-    n_obs = scratch.scalar(_count(graph.obs))
+    n_batch_ids = scratch.rows(graph.ids)
+    n_obs = scratch.rows(graph.obs)
     scratch.phase("checkpoint")
     batch_max = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(graph.obs.copy()))[0])
     checkpoint = _next_checkpoint(scratch, source, graph.obs, previous.checkpoint, batch_max, lookback)
@@ -982,14 +994,14 @@ def _incremental(
     )
     # Previous profiles they touch: a super-node each (numbered after the batch's nodes), with
     # their earliest first_seen_at (that of their main id's member) and size (>1: ids are linked).
-    n_new = n_batch_ids - scratch.scalar(_count(hit))
+    n_new = n_batch_ids - scratch.rows(hit)
     affm = scratch.create(
         "affm",
         sqlglot.select(exp.alias_(_numbering(dialect, ["old_main"], offset=n_batch_ids), "sn"), "old_main").from_(
             sqlglot.select("old_main").distinct().from_(hit.copy()).subquery("t")
         ),
     )
-    n_aff = scratch.scalar(_count(affm))
+    n_aff = scratch.rows(affm)
     old_members = (
         sqlglot.select(_col("sn", "a"), _col("first_seen_at", "p"))
         .from_(_as(prev, "p"))
@@ -1033,7 +1045,7 @@ def _incremental(
         .where(exp.NEQ(this=cu.copy(), expression=cv.copy())),
     )
     scratch.drop("b_edges")
-    n_edges = scratch.scalar(_count(cedges))
+    n_edges = scratch.rows(cedges)
     scratch.phase("components")
     labels, rounds, left = _connected_components(scratch, cedges, max_rounds=max_rounds, tag="c_")
     scratch.phase("main ids")
@@ -1122,8 +1134,8 @@ def _incremental(
         .join(_as(mains, "mn"), on=_eq(_col("comp", "a"), _col("comp", "mn")))
         .where(exp.NEQ(this=_col("old_main", "a"), expression=_col("main_id", "mn"))),
     )
-    n_changed = scratch.scalar(_count(remap))
-    n_comps = scratch.scalar(_count(earliest))
+    n_changed = scratch.rows(remap)
+    n_comps = scratch.rows(earliest)
     scratch.phase("write")
     # The previous rows with their new main ids (a join on the old main id: few rows to look up, even when
     # a giant cluster moves) and new times for the ids seen again whose times moved.
@@ -1201,7 +1213,7 @@ def _retimed(scratch: _Scratch, bc: exp.Table, ids: exp.Table, address: str | No
             _as(ids, "i"), on=_eq(_col("node", "c"), _col("node", "i"))
         )
     table = scratch.create("again", again.where(_eq(_col("changed", "c"), _num(1))))
-    if not scratch.scalar(_count(table)):
+    if not scratch.rows(table):
         return None
     if address:
         return _as(table, "u"), _eq(_col(address, "p"), _col("rid", "u"))
