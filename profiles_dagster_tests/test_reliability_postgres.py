@@ -27,12 +27,7 @@ CLI = (sys.executable, "-m", "profiles_dagster.cli")
 
 @pytest.fixture(scope="module")
 def target(postgres_standin) -> dict:  # noqa: F811 - the shared server: it fails, never skips, if it cannot start
-    server = postgres_standin
-    server.create_database("reliability")
-    return {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "reliability",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    return postgres_standin.target("reliability")
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,7 @@ from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the
 
 @pytest.fixture(scope="module")
 def target(postgres_standin) -> dict:  # noqa: F811 - the shared server: it fails, never skips, if it cannot start
-    server = postgres_standin
-    server.create_database("seq_no")
-    return {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "seq_no",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    return postgres_standin.target("seq_no")
 
 
 def connect(target: dict):

@@ -177,11 +177,7 @@ def test_a_failed_run_leaves_its_file_tables_to_cleanup(postgres_standin, tmp_pa
     """A run stopped after loading some inputs (here: orders breaks its contract) leaves their tables;
     `cleanup` drops them as scratch tables of the failed run."""
     server = postgres_standin
-    server.create_database("csv_cleanup")
-    target = {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "csv_cleanup",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    target = server.target("csv_cleanup")
     project, site = project_copy(tmp_path, target)
     inputs_from(project, csv_sources())
     inputs = project / "models" / "inputs.yaml"
@@ -220,11 +216,7 @@ def test_a_missing_csv_file_names_the_input_the_file_and_where_it_is_declared(
     tmp_path: Path,
 ) -> None:
     server = postgres_standin
-    server.create_database("csv_missing")
-    target = {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "csv_missing",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    target = server.target("csv_missing")
     project, site = project_copy(tmp_path, target)
     inputs_from(project, {**csv_sources(), "pages": "csv: data/no_such_file.csv"})
     loaded = load(project, site_config=site)
@@ -237,11 +229,7 @@ def test_a_missing_csv_file_names_the_input_the_file_and_where_it_is_declared(
 
 def test_validate_access_checks_the_files(postgres_standin, tmp_path: Path, capsys) -> None:  # noqa: F811
     server = postgres_standin
-    server.create_database("csv_access")
-    target = {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "csv_access",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    target = server.target("csv_access")
     project, site = project_copy(tmp_path, target)
     inputs_from(project, csv_sources())
     assert main(["validate", "access", "-p", str(project), "--site-config", str(site)]) == 0, capsys.readouterr()
@@ -260,11 +248,7 @@ def test_dagster_materializes_csv_inputs_on_postgres(postgres_standin, tmp_path:
     from profiles_dagster.dagster import build_definitions
 
     server = postgres_standin
-    server.create_database("csv_dagster")
-    target = {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "csv_dagster",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    target = server.target("csv_dagster")
     project, site = project_copy(tmp_path, target)
     inputs_from(project, csv_sources())
     defs = build_definitions(project, site_config=site, output_dir=tmp_path / "sql")

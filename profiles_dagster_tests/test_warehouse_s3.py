@@ -166,11 +166,7 @@ def test_s3_inputs_on_postgres_equal_local_csv_inputs(
 
     _aws(monkeypatch, s3_endpoint)
     server = postgres_standin
-    server.create_database("s3_inputs")
-    target = {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "s3_inputs",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    target = server.target("s3_inputs")
     runs = {}
     for kind, source in (("csv", {n: f"csv: data/{n}.csv" for n in INPUTS}), ("s3", _s3_sources())):
         folder = tmp_path / kind
@@ -194,11 +190,7 @@ def test_a_missing_s3_object_on_postgres_names_the_input_the_object_and_where_it
 
     _aws(monkeypatch, s3_endpoint)
     server = postgres_standin
-    server.create_database("s3_missing")
-    target = {
-        "type": "postgres", "host": server.host, "port": server.port, "dbname": "s3_missing",
-        "user": server.user, "password": server.password, "sslmode": "disable",
-    }  # fmt: skip
+    target = server.target("s3_missing")
     project, site = project_copy(tmp_path, target)
     url = f"s3://{BUCKET}/events/no_such_file.csv"
     inputs_from(project, _s3_sources(orders=f"s3: {url}"))

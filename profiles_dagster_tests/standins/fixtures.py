@@ -44,11 +44,7 @@ def _postgres() -> Iterator[Engine]:
 
     started = time.perf_counter()
     with postgres_server() as server:
-        server.create_database("warehouse")
-        target = {
-            "type": "postgres", "host": server.host, "port": server.port, "dbname": "warehouse",
-            "user": server.user, "password": server.password, "sslmode": "disable",
-        }  # fmt: skip
+        target = server.target("warehouse")
         yield Engine("postgres", target, time.perf_counter() - started, notes={"server": server})
 
 

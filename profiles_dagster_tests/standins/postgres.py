@@ -77,6 +77,14 @@ class PostgresServer:
             con.execute(f'CREATE DATABASE "{name}"')
         return name
 
+    def target(self, dbname: str) -> dict:
+        """A fresh database, as a siteconfig connection (pb's keys) reaches it."""
+        self.create_database(dbname)
+        return {
+            "type": "postgres", "host": self.host, "port": self.port, "dbname": dbname,
+            "user": self.user, "password": self.password, "sslmode": "disable",
+        }  # fmt: skip
+
 
 @contextlib.contextmanager
 def postgres_server(*, auth: str = "md5", settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
