@@ -12,6 +12,8 @@ so 10M events take about a minute. Timestamps are microsecond-distinct across al
 
 from __future__ import annotations
 
+import compileall
+import functools
 import os
 import re
 import shutil
@@ -564,7 +566,18 @@ def run_process(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path
     return proc
 
 
+@functools.cache
+def compile_bytecode() -> None:
+    """Write the bytecode of the package and the example (`__pycache__/`, ignored by git) before any timed
+    process starts: an installed package has it from pip, while an editable checkout where
+    PYTHONDONTWRITEBYTECODE is set would compile every module again at every start (about 0.1 s here)."""
+    for folder in (REPO / "profiles_dagster", EXAMPLE):
+        compileall.compile_dir(folder, quiet=1)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a timed child process (and the bytecode it will read, see `compile_bytecode`)."""
+    compile_bytecode()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "PROFILES_"))}
     env.update(extra)
     return env

@@ -5,9 +5,7 @@ definitions module as Dagster's code server does, and `dagster definitions valid
 the floors (`python -c pass`, `python -c "import dagster"`) so the part that is ours is visible.
 `build_definitions` alone is timed in-process (after its imports) for both projects.
 PROFILES_SITE_CONFIG points at a temporary siteconfig, so nothing is written into the repo but the
-bytecode of the package and the example (`__pycache__/`, ignored by git): an installed package has it
-from pip, and without it an editable checkout where PYTHONDONTWRITEBYTECODE is set compiles every module
-again on every start (about 0.1 s here), which is not what a deployed code location pays.
+bytecode of the package and the example (`__pycache__/`, ignored by git; see `_common.compile_bytecode`).
 
     python benchmarks/load.py                 # 3 repeats
     python benchmarks/load.py --repeat 5 --profile   # + where build_definitions spends its time
@@ -184,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         big = generate_project(folder / "big", args.inputs, args.vars)
         env = clean_env(PROFILES_SITE_CONFIG=str(site), DAGSTER_HOME=str(folder / "dagster_home"), PYTHONPATH=str(REPO))
         (folder / "dagster_home").mkdir()
-        for code in (REPO / "profiles_dagster", REPO / "example_project", big):
-            compileall.compile_dir(code, quiet=1)
+        compileall.compile_dir(big, quiet=1)  # as the package's and the example's (`clean_env`)
         dagster = str(BIN / "dagster")
         rows = []
         cases = [

@@ -140,19 +140,30 @@ class Session:
         setting raise it here (Postgres: work_mem) and restore it after."""
         yield
 
+    def _where(self, table: exp.Table) -> exp.Expression:
+        """The rows of `table` in an information_schema view (engines that fold names override it)."""
+        return exp.and_(
+            exp.column("table_schema").eq(exp.Literal.string(table.db or self.schema)),
+            exp.column("table_name").eq(exp.Literal.string(table.name)),
+        )
+
     def table_exists(self, target: exp.Table) -> bool:
-        tables = exp.table_("tables", db="information_schema")
         query = (
             exp.select(exp.func("count", exp.Star()))
-            .from_(tables)
-            .where(
-                exp.and_(
-                    exp.column("table_schema").eq(exp.Literal.string(target.db or self.schema)),
-                    exp.column("table_name").eq(exp.Literal.string(target.name)),
-                )
-            )
+            .from_(exp.table_("tables", db="information_schema"))
+            .where(self._where(target))
         )
         return bool(self.query(self.render(query))[0][0])
+
+    def information_schema_columns(self, table: exp.Table) -> list[tuple[str, str]]:
+        """(name, data_type) of a table's columns in order, where information_schema has them."""
+        query = (
+            exp.select("column_name", "data_type")
+            .from_(exp.table_("columns", db="information_schema"))
+            .where(self._where(table))
+            .order_by("ordinal_position")
+        )
+        return [(str(n), str(t)) for n, t in self.query(self.render(query))]
 
     def row_count(self, target: exp.Table) -> int:
         return int(self.query(self.render(exp.select(exp.func("count", exp.Star())).from_(target.copy())))[0][0])

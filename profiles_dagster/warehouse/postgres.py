@@ -47,16 +47,30 @@ class PostgresSession(Session):
             cursor.close()
 
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
+        """From pg_catalog: a run asks after every step, and information_schema.columns, a view with privilege
+        checks over the whole catalog, took 3-4 ms a call on an almost empty database (0.1 s of a small run).
+        format_type without a modifier names a type as information_schema's data_type does (an array as
+        text[] where information_schema says ARRAY)."""
+        attribute, relation, namespace = (
+            exp.table_(name, db="pg_catalog") for name in ("pg_attribute", "pg_class", "pg_namespace")
+        )
         query = (
-            exp.select("column_name", "data_type")
-            .from_(exp.table_("columns", db="information_schema"))
+            exp.select(
+                exp.column("attname", "a"),
+                exp.func("format_type", exp.column("atttypid", "a"), exp.null()),
+            )
+            .from_(attribute.as_("a"))
+            .join(relation.as_("c"), on=exp.column("oid", "c").eq(exp.column("attrelid", "a")))
+            .join(namespace.as_("n"), on=exp.column("oid", "n").eq(exp.column("relnamespace", "c")))
             .where(
                 exp.and_(
-                    exp.column("table_schema").eq(exp.Literal.string(table.db or self.schema)),
-                    exp.column("table_name").eq(exp.Literal.string(table.name)),
+                    exp.column("nspname", "n").eq(exp.Literal.string(table.db or self.schema)),
+                    exp.column("relname", "c").eq(exp.Literal.string(table.name)),
+                    exp.column("attnum", "a") > 0,
+                    exp.not_(exp.column("attisdropped", "a")),
                 )
             )
-            .order_by("ordinal_position")
+            .order_by(exp.column("attnum", "a"))
         )
         return [(str(n), str(t)) for n, t in self.query(self.render(query))]
 

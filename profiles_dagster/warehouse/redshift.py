@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlglot import exp
 
 from profiles_dagster.sql.dialects import REDSHIFT
 from profiles_dagster.warehouse.base import WarehouseEngine, lazy_resource
@@ -18,6 +19,9 @@ class RedshiftSession(PostgresSession):
 
     def ensure_sha1(self) -> None:
         return None
+
+    def columns(self, table: exp.Table) -> list[tuple[str, str]]:
+        return self.information_schema_columns(table)
 
 
 class RedshiftConfig(WarehouseEngine):

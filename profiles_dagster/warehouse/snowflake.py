@@ -45,13 +45,7 @@ class SnowflakeSession(Session):
         return any(int(self.query(self.render(q.where(self._where(target))))[0][0]) for q in counts)
 
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
-        query = (
-            exp.select("column_name", "data_type")
-            .from_(exp.table_("columns", db="information_schema"))
-            .where(self._where(table))
-            .order_by("ordinal_position")
-        )
-        return [(str(n).lower(), str(t)) for n, t in self.query(self.render(query))]
+        return [(name.lower(), kind) for name, kind in self.information_schema_columns(table)]
 
     def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
         names: set[str] = set()
