@@ -505,6 +505,16 @@ class Proc:
     stdout: str
     stderr: str
     extra: dict[str, object] = field(default_factory=dict)
+    started: float = 0.0  # time.perf_counter() when it was started (CLOCK_MONOTONIC: the same clock in every process)
+
+    def mark(self, name: str) -> float | None:
+        """Seconds from the start to a line `<name> <time.perf_counter()>` the process printed, if it did:
+        e.g. when an import returned, before the interpreter's teardown that the wall time includes."""
+        for line in self.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == name:
+                return float(parts[1]) - self.started
+        return None
 
 
 # A fresh child's peak RSS as wait4 reports it is at least its parent's RSS when it was spawned (Linux
@@ -528,7 +538,8 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - start
 with os.fdopen(fd, "w") as out:
-    json.dump({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss}, out)
+    json.dump({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
+               "started": start}, out)
 code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)
 """
@@ -558,7 +569,14 @@ def run_process(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path
         err.seek(0)
         stats = json.loads(report) if report else {"seconds": 0.0, "cpu": 0.0, "maxrss_kib": 0}
         proc = Proc(
-            argv, stats["seconds"], stats["cpu"], stats["maxrss_kib"] / 1024, returncode, out.read(), err.read()
+            argv,
+            stats["seconds"],
+            stats["cpu"],
+            stats["maxrss_kib"] / 1024,
+            returncode,
+            out.read(),
+            err.read(),
+            started=stats.get("started", 0.0),
         )
     if check and proc.returncode != 0:
         command = " ".join(argv)
