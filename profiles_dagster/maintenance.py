@@ -111,6 +111,19 @@ def cleanup(
     try:
         if owned and not dry_run:
             recovered = recover_unfinished_runs(session, schema)
+        materials = [
+            MaterialRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
+            for r in _rows(
+                session,
+                registry.select(
+                    schema,
+                    registry.MATERIALS,
+                    columns=("seq_no", "project", "step", "content_hash", "table_name", "status"),
+                ),
+            )
+        ]
+        # the registry's spelling of a name the engine lists in another case (Snowflake: upper)
+        registered = {m.table_name.lower(): m.table_name for m in materials}
         decided = plan_cleanup(
             project.name,
             keep=keep,
@@ -120,20 +133,10 @@ def cleanup(
                     session, registry.select(schema, registry.RUNS, columns=("seq_no", "project", "status"))
                 )
             ],
-            materials=[
-                MaterialRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
-                for r in _rows(
-                    session,
-                    registry.select(
-                        schema,
-                        registry.MATERIALS,
-                        columns=("seq_no", "project", "step", "content_hash", "table_name", "status"),
-                    ),
-                )
-            ],
-            existing=_objects(session, schema),
+            materials=materials,
+            existing=session.list_objects(schema),
             view_pointers=_view_pointers(session, schema),
-            view_definitions=_view_definitions(session, schema),
+            view_definitions=session.view_definitions(schema),
             current_hashes={s.path: s.content_hash for s in plan.steps},
             running=[own_seq_no] if own_seq_no else [],
         )
@@ -147,7 +150,7 @@ def cleanup(
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 report.errors.append(f"{drop.name}: {first}")
                 continue
-            session.run(registry.mark_dropped(schema, drop.name, now_utc()))
+            session.run(registry.mark_dropped(schema, registered.get(drop.name.lower(), drop.name), now_utc()))
             report.dropped.append(drop.name)
         return report
     finally:
@@ -172,27 +175,3 @@ def _view_pointers(session: Session, schema: str) -> dict[str, str]:
         elif st == "publishing":
             pending[f"{view} (pending, run {seq_no})"] = material
     return {**{v: m for v, (_, m) in current.items()}, **pending}
-
-
-def _objects(session: Session, schema: str) -> dict[str, str]:
-    """Every table and view in the schema: name -> TABLE | VIEW."""
-    query = (
-        exp.select("table_name", "table_type")
-        .from_(exp.table_("tables", db="information_schema"))
-        .where(exp.column("table_schema").eq(exp.Literal.string(schema)))
-    )
-    return {str(n): ("VIEW" if "VIEW" in str(t).upper() else "TABLE") for n, t in _rows(session, query)}
-
-
-def _view_definitions(session: Session, schema: str) -> dict[str, str]:
-    """View name -> SQL, where the engine reports it (information_schema.views); {} where it does not."""
-    query = (
-        exp.select("table_name", "view_definition")
-        .from_(exp.table_("views", db="information_schema"))
-        .where(exp.column("table_schema").eq(exp.Literal.string(schema)))
-    )
-    try:
-        return {str(n): str(d or "") for n, d in _rows(session, query)}
-    except Exception:  # no view_definition on this engine: the registry's pointers still protect views
-        log.debug("view definitions not available; relying on the registry's view pointers")
-        return {}

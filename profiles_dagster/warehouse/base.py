@@ -140,10 +140,14 @@ class Session:
         setting raise it here (Postgres: work_mem) and restore it after."""
         yield
 
+    def _in_schema(self, schema: str | None = None) -> exp.Expression:
+        """The rows of a schema in an information_schema view (engines that fold names override it)."""
+        return exp.column("table_schema").eq(exp.Literal.string(schema or self.schema))
+
     def _where(self, table: exp.Table) -> exp.Expression:
         """The rows of `table` in an information_schema view (engines that fold names override it)."""
         return exp.and_(
-            exp.column("table_schema").eq(exp.Literal.string(table.db or self.schema)),
+            self._in_schema(table.db or self.schema),
             exp.column("table_name").eq(exp.Literal.string(table.name)),
         )
 
@@ -170,14 +174,30 @@ class Session:
 
     def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
         """Tables and views in a schema whose names start with `prefix` (e.g. the materials of a run)."""
-        tables = exp.table_("tables", db="information_schema")
+        return sorted(n for n in self.list_objects(schema) if n.startswith(prefix))
+
+    def list_objects(self, schema: str | None = None) -> dict[str, str]:
+        """Every table and view in a schema, spelled as the engine lists it: name -> TABLE | VIEW."""
         query = (
-            exp.select("table_name")
-            .from_(tables)
-            .where(exp.column("table_schema").eq(exp.Literal.string(schema or self.schema)))
+            exp.select("table_name", "table_type")
+            .from_(exp.table_("tables", db="information_schema"))
+            .where(self._in_schema(schema))
         )
-        names = [str(r[0]) for r in self.query(self.render(query))]
-        return sorted(n for n in names if n.startswith(prefix))
+        return {str(n): ("VIEW" if "VIEW" in str(t).upper() else "TABLE") for n, t in self.query(self.render(query))}
+
+    def view_definitions(self, schema: str | None = None) -> dict[str, str]:
+        """View name -> its SQL, where the engine reports it; {} where it does not (the registry's view
+        pointers still protect what the stable views read)."""
+        query = (
+            exp.select("table_name", "view_definition")
+            .from_(exp.table_("views", db="information_schema"))
+            .where(self._in_schema(schema))
+        )
+        try:
+            return {str(n): str(d or "") for n, d in self.query(self.render(query))}
+        except Exception:  # no information_schema.views here
+            log.debug("view definitions not available in %s", self.dialect, exc_info=True)
+            return {}
 
     def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
         """Repoint stable views at new materials, together: readers see one complete run."""

@@ -57,9 +57,18 @@ class BigQuerySession(Session):
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
         return [(f.name, f.field_type) for f in self.connection.get_table(self._ref(table)).schema]
 
-    def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
-        names = [t.table_id for t in self.connection.list_tables(schema or self.schema)]
-        return sorted(n for n in names if n.startswith(prefix))
+    def list_objects(self, schema: str | None = None) -> dict[str, str]:
+        # a dataset's INFORMATION_SCHEMA is per region; the client lists it directly
+        return {
+            t.table_id: ("VIEW" if t.table_type == "VIEW" else "TABLE")
+            for t in self.connection.list_tables(schema or self.schema)
+        }
+
+    def view_definitions(self, schema: str | None = None) -> dict[str, str]:
+        # the dataset's own INFORMATION_SCHEMA.VIEWS (one query; the table API's view_query is not always set)
+        views = exp.table_("VIEWS", db="INFORMATION_SCHEMA", catalog=schema or self.schema)
+        query = exp.select("table_name", "view_definition").from_(views)
+        return {str(n): str(d or "") for n, d in self.query(self.render(query))}
 
     def create_schema(self, schema: str) -> None:
         from google.cloud import bigquery

@@ -30,9 +30,12 @@ class SnowflakeSession(Session):
         else:
             self.connection.close()
 
+    def _in_schema(self, schema: str | None = None) -> exp.Expression:
+        return exp.column("table_schema").eq(exp.Literal.string(fold_upper(schema or self.schema)))
+
     def _where(self, table: exp.Table) -> exp.Expression:
         return exp.and_(
-            exp.column("table_schema").eq(exp.Literal.string(fold_upper(table.db or self.schema))),
+            self._in_schema(table.db or self.schema),
             exp.column("table_name").eq(exp.Literal.string(fold_upper(table.name))),
         )
 
@@ -48,12 +51,14 @@ class SnowflakeSession(Session):
         return [(name.lower(), kind) for name, kind in self.information_schema_columns(table)]
 
     def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
-        names: set[str] = set()
-        for kind in ("tables", "views"):
-            query = exp.select("table_name").from_(exp.table_(kind, db="information_schema"))
-            query = query.where(exp.column("table_schema").eq(exp.Literal.string(fold_upper(schema or self.schema))))
-            names.update(str(r[0]) for r in self.query(self.render(query)))
-        return sorted(n for n in names if n.startswith(fold_upper(prefix)) or n.startswith(prefix))
+        return sorted(n for n in self.list_objects(schema) if n.startswith(fold_upper(prefix)) or n.startswith(prefix))
+
+    def list_objects(self, schema: str | None = None) -> dict[str, str]:
+        # views are listed in information_schema.views (some stand-ins leave them out of .tables)
+        objects = super().list_objects(schema)
+        views = exp.select("table_name").from_(exp.table_("views", db="information_schema"))
+        objects.update((str(r[0]), "VIEW") for r in self.query(self.render(views.where(self._in_schema(schema)))))
+        return objects
 
     def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
         # Snowflake commits each DDL statement on its own; CREATE OR REPLACE VIEW is atomic per view
