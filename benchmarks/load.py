@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     label,
                     "" if loaded is None else loaded,
-                    f"{loaded - floor_loaded:.2f}" if mine and loaded is not None and floor_loaded else "",
+                    f"{loaded - floor_loaded:.2f}" if mine and loaded is not None and floor_loaded is not None else "",
                     best,
                     median,
                     f"{best - floor:.2f}" if mine else "",

@@ -58,7 +58,7 @@ class BigQuerySession(Session):
         return [(f.name, f.field_type) for f in self.connection.get_table(self._ref(table)).schema]
 
     def list_objects(self, schema: str | None = None) -> dict[str, str]:
-        # a dataset's INFORMATION_SCHEMA is per region; the client lists it directly
+        # the client's table list carries each one's type: no query job for a listing
         return {
             t.table_id: ("VIEW" if t.table_type == "VIEW" else "TABLE")
             for t in self.connection.list_tables(schema or self.schema)

@@ -37,16 +37,20 @@ class DatabricksSession(Session):
     def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
         return sorted(n for n in self._show_tables(schema or self.schema) if n.lower().startswith(prefix.lower()))
 
+    def _show_views(self, schema: str) -> set[str]:
+        # rows: (namespace, viewName, isTemporary): temporary views of this session have no namespace
+        rows = self.query(f"SHOW VIEWS IN {exp.to_identifier(schema, quoted=True).sql(self.dialect)}")
+        return {str(r[1]) for r in rows if r[0]}
+
     def list_objects(self, schema: str | None = None) -> dict[str, str]:
-        # SHOW TABLES lists views too; SHOW VIEWS tells them apart (rows: namespace, viewName, isTemporary)
-        name = exp.to_identifier(schema or self.schema, quoted=True).sql(self.dialect)
-        views = {str(r[1]) for r in self.query(f"SHOW VIEWS IN {name}") if r[0]}
+        # SHOW TABLES lists views too; SHOW VIEWS tells them apart
+        views = self._show_views(schema or self.schema)
         return {n: ("VIEW" if n in views else "TABLE") for n in self._show_tables(schema or self.schema)}
 
     def view_definitions(self, schema: str | None = None) -> dict[str, str]:
         # information_schema.views exists only under Unity Catalog; SHOW CREATE TABLE works for every view
         schema = schema or self.schema
-        views = [n for n, kind in self.list_objects(schema).items() if kind == "VIEW"]
+        views = sorted(self._show_views(schema))
         return {
             n: str(self.query(f"SHOW CREATE TABLE {exp.table_(n, db=schema, quoted=True).sql(self.dialect)}")[0][0])
             for n in views
