@@ -8,9 +8,10 @@ its seq_no, project, when it started, its pid and host.
 A lock left behind by a killed run is taken over safely:
 - same machine (same kernel boot and pid namespace): the holder's process is gone (or a zombie, or
   its pid now belongs to a younger process) -> stale at once;
-- another machine: no heartbeat for `run_lock.stale_after_seconds` (default 3600). The holder
-  writes a heartbeat when each step starts and ends, so a single step longer than that on a server
-  warehouse, run from another machine, would be taken for dead: raise the setting for such projects.
+- another machine: no heartbeat for `run_lock.stale_after_seconds` (default 3600). On a server
+  warehouse a thread of the holder's beats on a connection of its own (`keep_alive`), every tenth of
+  that time, so a step that runs for hours is not taken for dead; without one (the beat thread could
+  not connect) the holder beats when each step starts and ends.
 
 The compare-and-set is one UPDATE ... WHERE run_id IS NULL (or = the stale holder's id), then a read
 of who holds the row: every engine serializes concurrent UPDATEs of one row (or fails one of them, as
@@ -26,10 +27,11 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,6 +173,9 @@ class RunLock:
         self.heartbeat_seconds = min(60.0, stale_after_seconds / 10)
         self._last_beat = time.monotonic()
         self._error = "another run took it"
+        self._beating: threading.Thread | None = None
+        self._stop_beating = threading.Event()
+        self._beat_connected = threading.Event()
 
     def _where(self, run_id: str | None) -> exp.Expression:
         return exp.and_(registry.eq("name", registry.LOCK_NAME), registry.eq("run_id", run_id))
@@ -300,15 +305,61 @@ class RunLock:
         self._update({"seq_no": seq_no, "heartbeat_at": now_utc()})
 
     def heartbeat(self, force: bool = False) -> None:
-        """Tell waiting runs this one is alive; written at most every `heartbeat_seconds` unless forced."""
-        if not self.held:
+        """Tell waiting runs this one is alive; written at most every `heartbeat_seconds` unless forced (and
+        not at all while `keep_alive`'s thread beats: two writers of one row can conflict on some engines)."""
+        if not self.held or self.beating:
             return
         now = time.monotonic()
         if force or now - self._last_beat >= self.heartbeat_seconds:
             self._update({"heartbeat_at": now_utc()})
             self._last_beat = now
 
+    @property
+    def beating(self) -> bool:
+        return self._beating is not None and self._beating.is_alive()
+
+    def keep_alive(self, sessions: Callable[[], contextlib.AbstractContextManager[Session]]) -> None:
+        """Beat every `heartbeat_seconds` from a thread with its own session (from `sessions`) until release.
+
+        The run's own session is busy for as long as a statement runs, which on a large warehouse can be
+        longer than `stale_after_seconds`; the beat must not wait for it. A thread that cannot connect says
+        so once and leaves the beats to the step boundaries."""
+        if not self.held or self.beating:
+            return
+        self._stop_beating.clear()
+        self._beat_connected.clear()
+        self._beating = threading.Thread(
+            target=self._beat, args=(sessions,), name=f"profiles-lock-heartbeat-{self.run_id[:8]}", daemon=True
+        )
+        self._beating.start()
+
+    def _beat(self, sessions: Callable[[], contextlib.AbstractContextManager[Session]]) -> None:
+        where = self._where(self.run_id)
+        try:
+            with sessions() as session:
+                self._beat_connected.set()
+                while not self._stop_beating.wait(self.heartbeat_seconds):
+                    try:
+                        session.run(registry.update(self.schema, registry.LOCK, {"heartbeat_at": now_utc()}, where))
+                    except Exception as exc:  # a conflict with the run's own write: the next beat tries again
+                        log.debug("run lock heartbeat failed: %s", _first_line(exc))
+                        with contextlib.suppress(Exception):
+                            session.execute("ROLLBACK")
+        except Exception as exc:  # connecting failed (the message is the engine's, secrets redacted)
+            if not self._stop_beating.is_set():
+                log.warning("the run lock's heartbeat thread stopped, beating at step boundaries only: %s", exc)
+
+    def _stop(self) -> None:
+        """Stop the beat thread; wait for a beat in flight (the release must not conflict with it), but not
+        for a connection still being opened: a beat after the release matches no row."""
+        thread, self._beating = self._beating, None
+        if thread is not None:
+            self._stop_beating.set()
+            thread.join(timeout=60 if self._beat_connected.is_set() else 0)
+            self._last_beat = time.monotonic()
+
     def release(self) -> None:
+        self._stop()
         if not self.held:
             return
         empty = dict.fromkeys(("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at"))
@@ -317,11 +368,6 @@ class RunLock:
         finally:
             self.held = False
             _HELD.pop(self.run_id, None)
-
-    def release_statement(self):
-        """The release as one statement, for a transaction that also publishes."""
-        empty = dict.fromkeys(("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at"))
-        return registry.update(self.schema, registry.LOCK, empty, self._where(self.run_id))
 
     def _update(self, values: dict[str, object]) -> None:
         self.session.run(registry.update(self.schema, registry.LOCK, values, self._where(self.run_id)))

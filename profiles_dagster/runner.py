@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -80,7 +80,10 @@ class ProfilesRun:
         full_refresh: bool = False,
         seq_no: int | str | None = None,
         force: bool = False,
+        beat_sessions: Callable[[], contextlib.AbstractContextManager[Session]] | None = None,
     ) -> None:
+        """`beat_sessions` opens further sessions on the same warehouse: on a shared one, the run lock's
+        heartbeat thread uses one, so a long step is not taken for a dead run (see `lock.RunLock.keep_alive`)."""
         self.project = project
         self.plan = plan
         self.session = session
@@ -112,6 +115,7 @@ class ProfilesRun:
         self.resumed_row: dict[str, object] = {}  # and its end of record, put back by `compile --seq_no N`
         self.newer_run: int | None = None  # a complete run after N: the stable views stay on it
         self.moved_aside: list[tuple[exp.Table, str]] = []  # `--force`: old materials a view still read
+        self.beat_sessions = beat_sessions
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -144,6 +148,8 @@ class ProfilesRun:
                     )
                 )
             self.lock.claim(self.seq_no)
+            if self.beat_sessions is not None and session.shared:
+                self.lock.keep_alive(self.beat_sessions)
         except BaseException:
             if not self.seq_no:
                 self.lock.release()
@@ -692,6 +698,7 @@ def run_all(
             full_refresh=full_refresh,
             seq_no=seq_no,
             force=force,
+            beat_sessions=warehouse.session,
         )
         try:
             run.start()

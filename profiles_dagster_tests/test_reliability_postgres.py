@@ -12,13 +12,16 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from profiles_dagster import lock as run_lock
 from profiles_dagster.errors import BusyError
 from profiles_dagster.loading import load
 from profiles_dagster.lock import RunLock, ensure_registry
+from profiles_dagster.runner import parse_time, run_all
 from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import END_TIME, load_example_inputs, project_copy
 
@@ -165,3 +168,38 @@ def test_killed_process_lock_is_taken_over(inputs_loaded: dict, tmp_path: Path) 
         "where table_schema = 'killed' and table_name like 'Material%'",
     )
     assert left and all(name.endswith("_2") for (name,) in left)
+
+
+def test_long_step_keeps_its_lock_against_another_machine(
+    inputs_loaded: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose session is busy (here: idle between two steps) for three times `stale_after_seconds` still
+    holds its lock against a run on another machine: a thread of the run beats on a connection of its own."""
+    project, site = _project(tmp_path, inputs_loaded, "longstep", "run_lock:\n  stale_after_seconds: 1\n")
+    loaded = load(project, site_config=site)
+    seen: list[str] = []
+
+    def another_machine_tries(_result) -> None:
+        if seen:
+            return
+        time.sleep(3)  # no beat at a step boundary in this time
+        with loaded.warehouse.session() as other, monkeypatch.context() as patch:
+            patch.setattr(run_lock, "node_id", lambda: "another-machine")  # the holder's pid means nothing here
+            elsewhere = RunLock(other, "longstep", "p", wait_seconds=0, stale_after_seconds=1)
+            try:
+                elsewhere.acquire()
+                seen.append("taken over")
+                elsewhere.release()
+            except BusyError as exc:
+                seen.append(str(exc))
+
+    seq_no, results = run_all(
+        loaded.project, loaded.plan, loaded.warehouse, end_time=parse_time(END_TIME), on_result=another_machine_tries
+    )
+    assert seen and seen[0].startswith("another run is using output schema 'longstep': run seq_no 1 of project"), seen
+    assert len(results) == 19
+    rows = _rows(project, site, "select seq_no, status from longstep._profiles_runs order by 1")
+    assert rows == [(seq_no, "complete")]
+    holder = _rows(project, site, "select run_id from longstep._profiles_lock")
+    assert holder == [(None,)]  # released, and the beat thread wrote nothing after
+    assert not [t for t in threading.enumerate() if t.name.startswith("profiles-lock-heartbeat")]

@@ -8,8 +8,8 @@ the stable views are not repointed (the runner only publishes at the end of a co
 # No `from __future__ import annotations` here: Dagster reads the config class from the annotation.
 
 import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +276,7 @@ def build_profiles_asset(
         )
         # a DuckDB file in use by another run: wait up to run_lock.wait_seconds, as the CLI does
         with open_session(wh, loaded.project.settings.run_lock.wait_seconds) as session:
-            yield from execution.run(session)
+            yield from execution.run(session, wh.session)
 
     return _profiles
 
@@ -309,7 +309,7 @@ class _Execution:
         self.config = config
         self.selected = selected
 
-    def run(self, session: Session) -> Iterator[Any]:
+    def run(self, session: Session, beat_sessions: Callable[[], AbstractContextManager[Session]]) -> Iterator[Any]:
         config = self.config
         end_time = parse_time(config.end_time)
         # checks selected without their step (e.g. "Execute checks" in the UI) look at the latest material
@@ -325,6 +325,7 @@ class _Execution:
             end_time=end_time,
             begin_time=parse_time(config.begin_time),
             full_refresh=config.full_refresh,
+            beat_sessions=beat_sessions,
         )
         try:
             yield from self._steps(run)

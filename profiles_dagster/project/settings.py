@@ -77,8 +77,9 @@ class RunLockSettings(_Settings):
     stale_after_seconds: float = Field(
         3600,
         gt=0,
-        description="a run lock held from another machine without a heartbeat (each step start and end) for this "
-        "long is taken over; on the same machine a dead holder is detected at once",
+        description="a run lock held from another machine without a heartbeat (written every tenth of this, "
+        "at most every minute, by a thread of the run) for this long is taken over; on the same machine a dead "
+        "holder is detected at once",
     )
 
 

@@ -25,6 +25,8 @@ class Session:
     # whether CREATE TABLE AS joins an open transaction (and rolls back with it): a step's table and its
     # registry row then commit together, one commit instead of two
     transactional_ddl: ClassVar[bool] = False
+    # whether processes on other machines reach this warehouse (its run lock needs heartbeats then)
+    shared: ClassVar[bool] = True
     written: int | None = None  # rows the last statement wrote, where the engine reports them (see run_count)
 
     def __init__(self, connection: Any, schema: str) -> None:

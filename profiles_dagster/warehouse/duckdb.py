@@ -23,6 +23,7 @@ log = logging.getLogger("profiles_dagster")
 class DuckDBSession(Session):
     dialect = "duckdb"
     transactional_ddl = True
+    shared = False  # a local file: a second process cannot even open it
 
     def execute(self, sql: str) -> None:
         # fetch everything: DuckDB keeps a partly fetched result open and refuses the next statement
