@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from example_project.loading import load_raw
+from profiles_dagster_tests.standins.fixtures import engine, postgres_standin  # noqa: F401 - one server per session
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "example_project"

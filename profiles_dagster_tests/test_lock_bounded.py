@@ -16,7 +16,6 @@ from profiles_dagster.lock import RunLock, ensure_registry
 from profiles_dagster.sql import registry
 from profiles_dagster.warehouse.duckdb import DuckDBWarehouse
 from profiles_dagster.warehouse.postgres import PostgresWarehouse
-from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 
 
 def _lock_columns() -> str:
@@ -57,7 +56,7 @@ def test_the_time_bound_holds_when_each_attempt_is_slow(tmp_path: Path) -> None:
         assert time.monotonic() - started < 5
 
 
-def test_a_lock_row_that_stays_invisible_stops_with_an_error(postgres_standin) -> None:  # noqa: F811
+def test_a_lock_row_that_stays_invisible_stops_with_an_error(postgres_standin) -> None:
     """Row-level security lets this connection insert the lock row but never see it: the insert is bounded."""
     server = postgres_standin
     server.create_database("lock_rls")

@@ -22,14 +22,13 @@ from profiles_dagster.errors import BusyError
 from profiles_dagster.loading import load
 from profiles_dagster.lock import RunLock, ensure_registry
 from profiles_dagster.runner import parse_time, run_all
-from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import END_TIME, load_example_inputs, project_copy
 
 CLI = (sys.executable, "-m", "profiles_dagster.cli")
 
 
 @pytest.fixture(scope="module")
-def target(postgres_standin) -> dict:  # noqa: F811 - the shared server: it fails, never skips, if it cannot start
+def target(postgres_standin) -> dict:  # the shared server: it fails, never skips, if it cannot start
     return postgres_standin.target("reliability")
 
 

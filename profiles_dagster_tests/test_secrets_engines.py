@@ -17,7 +17,6 @@ from profiles_dagster.warehouse import warehouse_for
 from profiles_dagster.warehouse.postgres import PostgresWarehouse
 from profiles_dagster.warehouse.resource import as_resource
 from profiles_dagster_tests.conftest import END_TIME
-from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import load_example_inputs, project_copy
 from profiles_dagster_tests.test_secrets import resource_snaps
 
@@ -116,7 +115,7 @@ def test_secrets_written_as_env_references_reach_the_resource_as_env_vars(
 
 
 @pytest.fixture(scope="module")
-def pg(postgres_standin) -> dict:  # noqa: F811
+def pg(postgres_standin) -> dict:
     """A database owned by a role whose password is long enough to search every output for."""
     server = postgres_standin
     server.create_database("secrets")

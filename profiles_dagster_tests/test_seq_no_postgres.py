@@ -17,11 +17,10 @@ from profiles_dagster.cli import main
 from profiles_dagster_tests.format.harness import write
 from profiles_dagster_tests.format.test_format_core import rid
 from profiles_dagster_tests.format.test_format_runs import END_2, VARS, files
-from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 
 
 @pytest.fixture(scope="module")
-def target(postgres_standin) -> dict:  # noqa: F811 - the shared server: it fails, never skips, if it cannot start
+def target(postgres_standin) -> dict:  # the shared server: it fails, never skips, if it cannot start
     return postgres_standin.target("seq_no")
 
 

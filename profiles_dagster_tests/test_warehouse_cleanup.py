@@ -17,7 +17,7 @@ from profiles_dagster.maintenance import cleanup
 from profiles_dagster.runner import parse_time, run_all
 from profiles_dagster.sql import registry
 from profiles_dagster_tests.conftest import END_TIME
-from profiles_dagster_tests.standins import Engine, engine  # noqa: F401 - the fixture
+from profiles_dagster_tests.standins import Engine
 from profiles_dagster_tests.standins.example import load_example_inputs, project_copy
 
 SCHEMA = "retention"
@@ -33,12 +33,12 @@ def _view_counts(session) -> dict[str, int]:
     return {view: int(session.query(f"SELECT COUNT(*) FROM {SCHEMA}.{view}")[0][0]) for view in VIEWS}
 
 
-def test_cleanup_keeps_the_last_run_and_what_the_views_read(engine: Engine, tmp_path) -> None:  # noqa: F811
+def test_cleanup_keeps_the_last_run_and_what_the_views_read(engine: Engine, tmp_path) -> None:
     project_dir, site = project_copy(tmp_path, engine.target, schema=SCHEMA)
     loaded = load(project_dir, site_config=site)
     warehouse = engine.adapt(loaded.warehouse) if engine.adapt else loaded.warehouse
     with warehouse.session() as session:
-        load_example_inputs(session)
+        load_example_inputs(session, reuse=True)
     for _ in range(2):
         run_all(loaded.project, loaded.plan, warehouse, end_time=parse_time(END_TIME))
     with warehouse.session() as session:

@@ -19,7 +19,7 @@ from profiles_dagster.runner import parse_time, run_all
 from profiles_dagster.sql.dialects import parses
 from profiles_dagster_tests.conftest import END_TIME, END_TIME_NAIVE, EXAMPLE_DATA
 from profiles_dagster_tests.example_truth import Truth, compute_truth
-from profiles_dagster_tests.standins import Engine, engine  # noqa: F401 - the fixture
+from profiles_dagster_tests.standins import Engine
 from profiles_dagster_tests.standins.example import load_example_inputs, project_copy, recorded
 from profiles_dagster_tests.test_example_results import assert_frames_equal
 
@@ -51,14 +51,14 @@ def truth() -> Truth:
 
 
 @pytest.fixture(scope="module")
-def engine_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> EngineRun:  # noqa: F811
+def engine_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> EngineRun:
     folder = tmp_path_factory.mktemp(f"example_{engine.name}")
     project_dir, site = project_copy(folder, engine.target)
     loaded = load(project_dir, site_config=site)
     warehouse = engine.adapt(loaded.warehouse) if engine.adapt else loaded.warehouse
     assert warehouse.kind == engine.name
     with warehouse.session() as session:
-        load_example_inputs(session)
+        load_example_inputs(session, reuse=True)
         session_class = type(session)
     start = time.perf_counter()
     with recorded(session_class) as statements:

@@ -29,7 +29,7 @@ from profiles_dagster.sql.names import table
 from profiles_dagster.sql.retention import scratch_seq_no
 from profiles_dagster_tests.conftest import END_TIME, END_TIME_NAIVE, EXAMPLE_DATA
 from profiles_dagster_tests.example_truth import Truth, compute_truth
-from profiles_dagster_tests.standins import Engine, engine, postgres_standin  # noqa: F401 - the fixtures
+from profiles_dagster_tests.standins import Engine
 from profiles_dagster_tests.standins.example import project_copy, recorded
 from profiles_dagster_tests.test_example_results import assert_frames_equal
 
@@ -131,7 +131,7 @@ def duckdb_csv_run(tmp_path_factory: pytest.TempPathFactory) -> FileRun:
 
 
 @pytest.fixture(scope="module")
-def engine_csv_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> FileRun:  # noqa: F811
+def engine_csv_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> FileRun:
     folder = tmp_path_factory.mktemp(f"csv_{engine.name}")
     project, site = project_copy(folder, engine.target, schema="profiles_csv")
     inputs_from(project, csv_sources())
@@ -155,7 +155,7 @@ def test_csv_inputs_on_each_engine_equal_the_duckdb_run(
     assert_frames_equal(engine_csv_run.tables["features"], truth.feature_view, "user_main_id")
 
 
-def test_the_run_loads_each_file_once_and_drops_its_tables_after(engine: Engine, engine_csv_run: FileRun) -> None:  # noqa: F811
+def test_the_run_loads_each_file_once_and_drops_its_tables_after(engine: Engine, engine_csv_run: FileRun) -> None:
     creates = [s for s in engine_csv_run.statements if re.match(r"CREATE TABLE \S+\.\S*_FILE_", s, re.IGNORECASE)]
     assert len(creates) == len(INPUTS), creates
     for name in INPUTS:
@@ -173,7 +173,7 @@ def test_file_tables_are_scratch_tables_of_their_run() -> None:
     assert len(file_table_name("x" * 200, 3)) <= 63 and scratch_seq_no(file_table_name("x" * 200, 3)) == 3
 
 
-def test_a_failed_run_leaves_its_file_tables_to_cleanup(postgres_standin, tmp_path: Path) -> None:  # noqa: F811
+def test_a_failed_run_leaves_its_file_tables_to_cleanup(postgres_standin, tmp_path: Path) -> None:
     """A run stopped after loading some inputs (here: orders breaks its contract) leaves their tables;
     `cleanup` drops them as scratch tables of the failed run."""
     server = postgres_standin
@@ -212,7 +212,7 @@ def test_validate_and_compile_name_the_table_a_run_loads(engine_kind: str, tmp_p
 
 
 def test_a_missing_csv_file_names_the_input_the_file_and_where_it_is_declared(
-    postgres_standin,  # noqa: F811
+    postgres_standin,
     tmp_path: Path,
 ) -> None:
     server = postgres_standin
@@ -227,7 +227,7 @@ def test_a_missing_csv_file_names_the_input_the_file_and_where_it_is_declared(
     assert error.file and error.file.endswith("inputs.yaml") and error.line and "app_defaults.csv" in (error.key or "")
 
 
-def test_validate_access_checks_the_files(postgres_standin, tmp_path: Path, capsys) -> None:  # noqa: F811
+def test_validate_access_checks_the_files(postgres_standin, tmp_path: Path, capsys) -> None:
     server = postgres_standin
     target = server.target("csv_access")
     project, site = project_copy(tmp_path, target)
@@ -241,7 +241,7 @@ def test_validate_access_checks_the_files(postgres_standin, tmp_path: Path, caps
     assert "FAIL read input 'orders'" in out and "orders.csv does not exist" in out, out
 
 
-def test_dagster_materializes_csv_inputs_on_postgres(postgres_standin, tmp_path: Path) -> None:  # noqa: F811
+def test_dagster_materializes_csv_inputs_on_postgres(postgres_standin, tmp_path: Path) -> None:
     """The multi-asset runs the same way: the run loads the files before the input var steps read them."""
     import dagster as dg
 
@@ -292,7 +292,7 @@ def _normal(rows: list[tuple]) -> list[tuple]:
     return sorted(out, key=repr)
 
 
-def test_values_arrive_as_duckdb_reads_them(engine: Engine, tmp_path: Path) -> None:  # noqa: F811
+def test_values_arrive_as_duckdb_reads_them(engine: Engine, tmp_path: Path) -> None:
     """Quotes, commas, newlines, backslashes, non-ASCII, NULLs, 64-bit ints, floats, booleans, dates and
     timestamps: the loaded table holds what DuckDB's read_csv reads, in columns of the inferred types."""
     import duckdb

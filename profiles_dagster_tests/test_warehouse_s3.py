@@ -20,7 +20,6 @@ from profiles_dagster.cli import main
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.loading import load
 from profiles_dagster.runner import parse_time, run_all
-from profiles_dagster_tests.standins import postgres_standin  # noqa: F401 - the fixture
 from profiles_dagster_tests.standins.example import END_TIME, EXAMPLE_DATA, project_copy
 from profiles_dagster_tests.test_warehouse_files import assert_runs_equal, inputs_from, run_example
 
@@ -157,7 +156,7 @@ def test_without_httpfs_or_boto3_duckdb_says_which_input_and_what_to_install(
 
 def test_s3_inputs_on_postgres_equal_local_csv_inputs(
     s3_endpoint: str,
-    postgres_standin,  # noqa: F811
+    postgres_standin,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -182,7 +181,7 @@ def test_s3_inputs_on_postgres_equal_local_csv_inputs(
 
 def test_a_missing_s3_object_on_postgres_names_the_input_the_object_and_where_it_is_declared(
     s3_endpoint: str,
-    postgres_standin,  # noqa: F811
+    postgres_standin,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from profiles_dagster.sql.names import table
 from profiles_dagster.sql.stitcher import main_id_expression, run_stitcher
-from profiles_dagster_tests.standins import Engine, engine  # noqa: F401 - the fixture
+from profiles_dagster_tests.standins import Engine
 from profiles_dagster_tests.standins.example import load_table
 from profiles_dagster_tests.test_stitcher import MAIN, T0, Row, expected_output, py_main_id, random_rows, ts
 
@@ -71,7 +71,7 @@ def _text(value) -> str | None:
     return str(pd.Timestamp(value)) if isinstance(value, dt.datetime) else str(value)
 
 
-def test_stitcher_equals_union_find(engine: Engine) -> None:  # noqa: F811
+def test_stitcher_equals_union_find(engine: Engine) -> None:
     rows = cases()
     flat = [
         {"row_key": key, "other_id_type": typ, "other_id": value, "occurred_at": "" if t is None else str(t)}
@@ -111,7 +111,7 @@ def test_stitcher_equals_union_find(engine: Engine) -> None:  # noqa: F811
 
 
 @pytest.mark.parametrize("value", ["a@b.com", "ünïcode-✓", "42"])
-def test_main_id_hash_matches_pb(engine: Engine, value: str) -> None:  # noqa: F811
+def test_main_id_hash_matches_pb(engine: Engine, value: str) -> None:
     with engine.warehouse().session() as session:
         expr = main_id_expression(exp.Literal.string(value), exp.Literal.string("email"), dialect=session.dialect)
         (got,) = session.query(session.render(exp.select(expr)))[0]
