@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlglot import exp
 
 from profiles_dagster.cli import main
 from profiles_dagster.errors import ProfilesError
@@ -316,3 +317,25 @@ def test_values_arrive_as_duckdb_reads_them(engine: Engine, tmp_path: Path) -> N
             rows = [r[:-2] + ((None, None) if r[0] == "back\\slash ü 😀" else r[-2:]) for r in rows]
     assert [n.lower() for n in names] == ["name", "n", "x", "ok", "day", "at"]
     assert _normal(rows) == _normal(expected)
+
+
+@pytest.mark.parametrize("engine", ["bigquery"], indirect=True)
+def test_bigquery_load_job_keeps_instants_and_infinities(engine: Engine, tmp_path: Path) -> None:
+    """BigQuery loads a file's rows with one JSON load job: offsets become the same instants in a TIMESTAMP
+    column, and non-finite floats (not in JSON's grammar) arrive as infinities."""
+    path = tmp_path / "instants.csv"
+    path.write_text("at\n2025-01-02 03:04:05+02\n2024-02-29 23:59:59.5-05:30\n\n", encoding="utf-8")
+    with engine.warehouse("files_instants").session() as session:
+        session.create_schema("files_instants")
+        target = table("instants", "files_instants")
+        assert session.load_csv(target, path) == 3
+        assert session.columns(target) == [("at", "TIMESTAMP")]
+        instants = session.query(f"select * from {session.render(target)}")
+        floats = table("floats", "files_instants")
+        double = exp.DataType.build("DOUBLE")
+        assert session.load_rows(floats, [("x", double)], [[(float("inf"),), (float("-inf"),), (1.25,)]]) == 3
+        values = session.query(f"select x from {session.render(floats)}")
+    assert _normal(instants) == _normal(
+        [(datetime(2025, 1, 2, 1, 4, 5),), (datetime(2024, 3, 1, 5, 29, 59, 500000),), (None,)]
+    )
+    assert sorted(v for (v,) in values) == [float("-inf"), 1.25, float("inf")]

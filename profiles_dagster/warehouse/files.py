@@ -4,8 +4,9 @@ DuckDB reads a CSV file in place (`read_csv`), and an S3 object too when its htt
 other engine (and DuckDB without httpfs) reads a table the run loads once, before the steps that read it:
 the file is read client-side by an in-process DuckDB, so the column types are the ones `read_csv` infers
 on a DuckDB run, and the rows go in through the session (`Session.load_rows`: CREATE TABLE with the engine's
-type names, then multi-row INSERTs rendered by sqlglot). S3 objects are fetched with boto3
-(`pip install 'profiles-dagster[s3]'`), with credentials, region and endpoint from the usual AWS variables.
+type names, then multi-row INSERTs rendered by sqlglot; Postgres copies, BigQuery runs one load job). S3
+objects are fetched with boto3 (`pip install 'profiles-dagster[s3]'`), with credentials, region and endpoint
+from the usual AWS variables.
 
 The table is a scratch table of the run (`sql.compiler.file_table_name`): `profiles-dagster cleanup` and
 retention drop it with the run, unless a view that stays still reads it.
