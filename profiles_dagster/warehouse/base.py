@@ -85,15 +85,22 @@ class Session:
     ) -> int:
         """Replace `target` with a table of these columns (DuckDB types, written in this dialect) holding the
         rows, one multi-row INSERT per batch; the row count."""
-        from profiles_dagster.warehouse.files import create_statement, insert_statements
+        from profiles_dagster.warehouse.files import insert_statements
 
-        self.drop_table(target)
-        self.run(create_statement(target, columns, self.dialect))
+        self.replace_with_empty_table(target, columns)
         count = 0
         for insert, rows in insert_statements(target, columns, batches, self.dialect):
             self.run(insert)
             count += rows
         return count
+
+    def replace_with_empty_table(self, target: exp.Table, columns: Sequence[tuple[str, exp.DataType]]) -> None:
+        """Drop `target` and create it empty, its columns' DuckDB types written in this dialect: where every
+        engine's `load_rows` starts, whatever way it then writes the rows."""
+        from profiles_dagster.warehouse.files import create_statement
+
+        self.drop_table(target)
+        self.run(create_statement(target, columns, self.dialect))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

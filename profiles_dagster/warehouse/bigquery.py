@@ -88,10 +88,9 @@ class BigQuerySession(Session):
         # every engine). Multi-row INSERTs were one DML job per 500 rows: slow and counted against DML quotas.
         from google.cloud import bigquery
 
-        from profiles_dagster.warehouse.files import column_name, create_statement
+        from profiles_dagster.warehouse.files import column_name
 
-        self.drop_table(target)
-        self.run(create_statement(target, columns, self.dialect))
+        self.replace_with_empty_table(target, columns)
         names = [column_name(c, self.dialect).name for c, _ in columns]
         count = 0
         with tempfile.TemporaryFile() as staged:

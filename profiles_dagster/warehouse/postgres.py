@@ -95,10 +95,9 @@ class PostgresSession(Session):
         # COPY FROM STDIN (psycopg adapts each value): 100k rows of 5 columns took 0.5 s, 18.8 s as INSERTs
         if self.dialect != POSTGRES:  # Redshift (a subclass, another client) has no COPY FROM STDIN
             return super().load_rows(target, columns, batches)
-        from profiles_dagster.warehouse.files import column_list, create_statement
+        from profiles_dagster.warehouse.files import column_list
 
-        self.drop_table(target)
-        self.run(create_statement(target, columns, self.dialect))
+        self.replace_with_empty_table(target, columns)
         count = 0
         with (
             self.connection.cursor() as cursor,
