@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
 
+from profiles_dagster.plan.payloads import (
+    AllPayload,
+    CohortPayload,
+    FeaturesPayload,
+    MappedPayload,
+    VarTablePayload,
+    ViewPayload,
+)
 from profiles_dagster.plan.planner import build_plan
-from profiles_dagster.plan.steps import RunPlan, StepKind
+from profiles_dagster.plan.steps import RunPlan, StepKey, StepKind
 from profiles_dagster.project.loader import load_project
+from profiles_dagster.project.model import IdStitcher, Input, SqlModel
 from profiles_dagster_tests.projects import EXAMPLE_PROJECT, copy_example
 
 INPUTS = ("identifies", "tracks", "pages", "orders")
@@ -46,6 +56,53 @@ def test_every_step_is_planned_once(plan):
         *(view(v) for v in ("user_feature_view", "user_features_by_email", "high_value_feature_view")),
         view("high_value_by_email"),
     }
+
+
+def test_step_keys_are_named_and_stay_the_tuples_they_were(plan):
+    built = {
+        StepKey.sql_model("user_daily_orders"): SQL_MODEL,
+        StepKey.input_vars("user", "pages"): ("user", "input_vars", "pages"),
+        StepKey.id_stitcher("user"): STITCHER,
+        StepKey.all("user"): ALL,
+        StepKey.input_vars_mapped("user", "pages"): ("user", "input_vars_mapped", "pages"),
+        StepKey.entity_vars("user"): ENTITY_VARS,
+        StepKey.features("user"): FEATURES,
+        StepKey.cohort("user", "high_value"): COHORT,
+        StepKey.cohort_vars("user", "high_value"): COHORT_VARS,
+        StepKey.view("user", "high_value_by_email"): view("high_value_by_email"),
+    }
+    for key, plain in built.items():
+        assert key == plain and hash(key) == hash(plain) and plan[plain].key == key
+        assert key.path == "/".join(plain) == plan[plain].path
+        assert pickle.loads(pickle.dumps(key)) == key
+    for step in plan.steps:
+        assert isinstance(step.key, StepKey)
+        assert (step.key.kind, step.key.entity) == (step.kind, step.entity)
+    assert StepKey.cohort_vars("user", "high_value").name == "high_value"
+    assert StepKey.sql_model("user_daily_orders").name == "user_daily_orders"
+    assert StepKey.id_stitcher("user").name == ""
+
+
+PAYLOADS = {
+    StepKind.INPUT_VARS: Input,
+    StepKind.SQL_MODEL: SqlModel,
+    StepKind.ID_STITCHER: IdStitcher,
+    StepKind.ALL: AllPayload,
+    StepKind.INPUT_VARS_MAPPED: MappedPayload,
+    StepKind.ENTITY_VARS: VarTablePayload,
+    StepKind.FEATURES: FeaturesPayload,
+    StepKind.COHORT: CohortPayload,
+    StepKind.COHORT_VARS: VarTablePayload,
+    StepKind.VIEW: ViewPayload,
+}
+
+
+def test_each_kind_of_step_carries_its_payload_type(plan):
+    for step in plan.steps:
+        assert type(step.payload) is PAYLOADS[step.kind], step.path
+    with pytest.raises(TypeError, match="user/all"):
+        plan[ALL].payload_as(ViewPayload)
+    assert plan[COHORT].payload_as(CohortPayload).parent_vars == ENTITY_VARS
 
 
 def test_steps_are_in_topological_order(plan):

@@ -25,8 +25,9 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetK
 from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.plan.payloads import ViewPayload
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
-from profiles_dagster.project.model import Project
+from profiles_dagster.project.model import Input, Project
 from profiles_dagster.project.settings import SETTINGS_FILE, ProfilesDagsterSettings, Threshold
 from profiles_dagster.sql import checks as sql
 from profiles_dagster.sql import stitcher_health
@@ -121,8 +122,7 @@ def key_column(step: Step, project: Project) -> str | None:
     if step.kind in (StepKind.FEATURES, StepKind.ALL, StepKind.ENTITY_VARS, StepKind.COHORT, StepKind.COHORT_VARS):
         return main
     if step.kind is StepKind.VIEW:
-        view = step.payload[0] if isinstance(step.payload, tuple) else None
-        return getattr(view, "id_type", None) or main
+        return step.payload_as(ViewPayload).view.id_type or main
     return None
 
 
@@ -144,7 +144,7 @@ def plan_checks(
         if step.kind is StepKind.ID_STITCHER:
             found += _stitcher_checks(step, project, settings)
         if step.kind is StepKind.INPUT_VARS and freshness is not None and _has_threshold(freshness):
-            occurred = step.payload.occurred_at_col if step.payload is not None else None
+            occurred = step.payload_as(Input).occurred_at_col
             if occurred:
                 found.append(_freshness(step, occurred, freshness))
     found += _custom_checks(project, plan, settings, dialect)
@@ -153,7 +153,7 @@ def plan_checks(
         if (check.step, check.name) in seen:
             raise _settings_error(
                 project,
-                f"two checks named '{check.name}' on step '{'/'.join(check.step)}'; give the custom check another name",
+                f"two checks named '{check.name}' on step '{check.step.path}'; give the custom check another name",
                 ("checks", "custom"),
             )
         seen.add((check.step, check.name))

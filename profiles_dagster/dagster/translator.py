@@ -14,6 +14,7 @@ from dagster import (
 )
 
 from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.payloads import ViewPayload
 from profiles_dagster.plan.steps import Step, StepKind
 from profiles_dagster.project.model import Input, Project
 from profiles_dagster.project.settings import SETTINGS_FILE, ProfilesDagsterSettings
@@ -82,8 +83,8 @@ class ProfilesTranslator:
         )
         if step.kind is StepKind.ID_STITCHER:
             out.update(_STITCHER_COLUMNS)
-        if step.kind is StepKind.VIEW and isinstance(step.payload, tuple):
-            id_type = getattr(step.payload[0], "id_type", None)
+        if step.kind is StepKind.VIEW:
+            id_type = step.payload_as(ViewPayload).view.id_type
             if id_type:
                 out[id_type] = f"A {id_type} of the {step.entity}: one row per distinct value"
         for var in project.vars:

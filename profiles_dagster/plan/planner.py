@@ -9,22 +9,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiles_dagster.errors import did_you_mean
+from profiles_dagster.plan.payloads import (
+    AllPayload,
+    CohortPayload,
+    FeaturesPayload,
+    MappedPayload,
+    StepPayload,
+    VarTablePayload,
+    ViewPayload,
+)
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
-from profiles_dagster.plan.vars import PlannedVar, order_vars, var_context
+from profiles_dagster.plan.vars import order_vars, var_context
 from profiles_dagster.project.model import Cohort, FeatureTable, FeatureView, Origin, Project, SqlModel, Var
 from profiles_dagster.project.templating import find_references
 
 PLAN_VERSION = "1"  # bump when generated SQL changes meaning, so materials are not reused across it
-
-
-@dataclass(frozen=True)
-class VarTablePayload:
-    entity: str
-    cohort: str | None
-    vars: tuple[PlannedVar, ...]  # in dependency order
-    inherited: tuple[str, ...]  # entity var names a cohort var table carries along
-    declared: tuple[str, ...]  # own var names in the order the YAML declares them (the column order)
-    inherit_from: StepKey | None = None  # the var table whose columns a cohort's var table carries
 
 
 def _hash(*parts: Any) -> str:
@@ -56,11 +55,11 @@ class _Builder:
         deps: list[StepKey],
         definition: Any,
         *,
+        payload: StepPayload,
         external: tuple[str, ...] = (),
         view: str | None = None,
-        origin=None,
+        origin: Origin | None = None,
         description: str = "",
-        payload: Any = None,
     ) -> StepKey:
         dep_hashes = [self.steps[d].content_hash for d in deps]
         step = Step(
@@ -85,10 +84,10 @@ class _Builder:
         """The step whose material holds rows of `ref` attributed to a main id."""
         kind, _, name = ref.partition("/")
         if kind == "inputs":
-            return (entity, "input_vars_mapped", name)
+            return StepKey.input_vars_mapped(entity, name)
         if name in self.project.sql_models:
             return self.sql_model_keys[name]
-        return (entity, "id_stitcher")
+        return StepKey.id_stitcher(entity)
 
     def sql_models(self) -> None:
         for model in _sql_models_in_order(self.project):
@@ -111,7 +110,7 @@ class _Builder:
                         f"DeRef('{path}'): a sql_template can read inputs/ and other sql_template models",
                     )
             self.sql_model_keys[model.name] = self.add(
-                ("models", model.name),
+                StepKey.sql_model(model.name),
                 StepKind.SQL_MODEL,
                 model.name,
                 None,
@@ -135,7 +134,7 @@ class _Builder:
         id_types = {n: t for n, t in entity.id_types.items()}
         for inp in inputs_with_ids:
             self.add(
-                (name, "input_vars", inp.name),
+                StepKey.input_vars(name, inp.name),
                 StepKind.INPUT_VARS,
                 f"{name}_{inp.name}_input_vars",
                 name,
@@ -149,9 +148,9 @@ class _Builder:
         edge_deps = []
         for src in stitcher.edge_sources:
             kind, _, sname = src.partition("/")
-            edge_deps.append((name, "input_vars", sname) if kind == "inputs" else self.sql_model_keys[sname])
+            edge_deps.append(StepKey.input_vars(name, sname) if kind == "inputs" else self.sql_model_keys[sname])
         stitch_key = self.add(
-            (name, "id_stitcher"),
+            StepKey.id_stitcher(name),
             StepKind.ID_STITCHER,
             stitcher.name,
             name,
@@ -164,7 +163,7 @@ class _Builder:
             payload=stitcher,
         )
         all_key = self.add(
-            (name, "all"),
+            StepKey.all(name),
             StepKind.ALL,
             f"{name}_all",
             name,
@@ -172,42 +171,44 @@ class _Builder:
             entity.main_id_column,
             view=f"{name}_all",
             description=f"ALL cohort: one row per {name}",
+            payload=AllPayload(stitch_key),
         )
         for inp in inputs_with_ids:
             ivars = project.input_vars(name, f"inputs/{inp.name}")
             planned = order_vars(project, ivars)
+            rows_key = StepKey.input_vars(name, inp.name)
             self.add(
-                (name, "input_vars_mapped", inp.name),
+                StepKey.input_vars_mapped(name, inp.name),
                 StepKind.INPUT_VARS_MAPPED,
                 f"{name}_{inp.name}_mapped",
                 name,
-                [(name, "input_vars", inp.name), stitch_key],
+                [rows_key, stitch_key],
                 [pv.var.spec for pv in planned],
                 origin=inp.origin,
                 description=f"{inp.name} rows with {entity.main_id_column} and input vars",
                 external=project.filter_inputs(name),
-                payload=tuple(planned),
+                payload=MappedPayload(inp, rows_key, stitch_key, tuple(planned)),
             )
         for var in project.vars:
-            if var.entity == name and var.kind == "input_var" and not var.spec.from_.startswith("inputs/"):
+            if var.entity == name and var.kind == "input_var" and not (var.spec.from_ or "").startswith("inputs/"):
                 at = var.origin.at("from")
                 raise at.error(
                     "input_vars on models are not supported yet; use an input",
                 )
         entity_vars = project.entity_vars(name)
         var_key = self.var_table(
-            (name, "entity_vars"), f"{name}_var_table", name, None, entity_vars, all_key, [stitch_key]
+            StepKey.entity_vars(name), f"{name}_var_table", name, None, entity_vars, all_key, [stitch_key]
         )
-        features = [pv.var.name for pv in self.steps[var_key].payload.vars if pv.var.is_feature]
+        features = [pv.var.name for pv in self.var_payload(var_key).vars if pv.var.is_feature]
         feat_key = self.add(
-            (name, "features"),
+            StepKey.features(name),
             StepKind.FEATURES,
             f"{name}_feature_table",
             name,
             [var_key],
             features,
             description=f"Feature table of {name}: its is_feature vars",
-            payload=features,
+            payload=FeaturesPayload(var_key, tuple(features)),
         )
         cohort_views = [self.cohort(c, all_key, var_key, stitch_key) for c in _cohorts_in_order(project, name)]
         for view in project.feature_views(name):  # step 12 comes after the cohorts (10, 11)
@@ -218,9 +219,12 @@ class _Builder:
             if table.spec.entity_key == name:
                 self.feature_table(table, var_key)
 
+    def var_payload(self, key: StepKey) -> VarTablePayload:
+        return self.steps[key].payload_as(VarTablePayload)
+
     def var_columns(self, key: StepKey) -> list[str]:
         """Every var column of a var table: inherited ones first, then its own."""
-        payload: VarTablePayload = self.steps[key].payload
+        payload = self.var_payload(key)
         return [*payload.inherited, *payload.declared]
 
     def var_table(
@@ -268,7 +272,7 @@ class _Builder:
         if cohort.extends is None:
             parent, parent_vars = all_key, var_key
         else:
-            parent, parent_vars = (name, "cohort", cohort.extends), (name, "cohort", cohort.extends, "vars")
+            parent, parent_vars = StepKey.cohort(name, cohort.extends), StepKey.cohort_vars(name, cohort.extends)
         known = self.var_columns(parent_vars)
         for n, text in enumerate(_cohort_filter_texts(cohort)):
             at = cohort.origin.at("model_spec")
@@ -281,7 +285,7 @@ class _Builder:
                         hint=did_you_mean(var, known),
                     )
         key = self.add(
-            (name, "cohort", cohort.name),
+            StepKey.cohort(name, cohort.name),
             StepKind.COHORT,
             f"{name}_{cohort.name}",
             name,
@@ -290,11 +294,11 @@ class _Builder:
             view=f"{name}_{cohort.name}",
             origin=cohort.origin,
             description=f"Members of cohort {cohort.name}",
-            payload=(cohort, parent_vars),
+            payload=CohortPayload(cohort, parent, parent_vars),
         )
         own = self.project.entity_vars(name, cohort.name)
         cvars = self.var_table(
-            (name, "cohort", cohort.name, "vars"),
+            StepKey.cohort_vars(name, cohort.name),
             f"{cohort.name}_var_table",
             name,
             cohort.name,
@@ -303,7 +307,7 @@ class _Builder:
             [parent_vars, stitch_key],
             inherit_from=parent_vars,
         )
-        own_features = [pv.var.name for pv in self.steps[cvars].payload.vars if pv.var.is_feature]
+        own_features = [pv.var.name for pv in self.var_payload(cvars).vars if pv.var.is_feature]
         # a derived cohort's views carry the features its ancestors added too
         inherited_features = list(self.cohort_features.get(cohort.extends or "", []))
         self.cohort_features[cohort.name] = [*inherited_features, *own_features]
@@ -328,7 +332,7 @@ class _Builder:
         deps = [source] + ([stitch_key] if view.id_type else [])
         entity = view.entity
         self.add(
-            (entity, "views", view.name),
+            StepKey.view(entity, view.name),
             StepKind.VIEW,
             view.name,
             entity,
@@ -337,12 +341,12 @@ class _Builder:
             view=view.name,
             origin=origin,
             description=f"Feature view keyed by {view.id_type or 'the main id'}",
-            payload=(view, columns, source),
+            payload=ViewPayload(view, tuple(columns), source, stitch_key if view.id_type else None),
         )
 
     def feature_table(self, table: FeatureTable, var_key: StepKey) -> None:
         """pb's feature_table_model: the main id and the listed vars, in the listed order."""
-        known = [pv.var.name for pv in self.steps[var_key].payload.vars]
+        known = [pv.var.name for pv in self.var_payload(var_key).vars]
         for n, name in enumerate(table.spec.features):
             if name not in known:
                 at = table.origin.at(f"model_spec.features[{n}]")
@@ -446,7 +450,7 @@ class _Enabled:
 
 def _enable_statuses(project: Project) -> list[_Enabled]:
     """Models whose `materialization.enable_status` leaves them out of a run (pb's disabled, only_if_necessary)."""
-    found = []
+    found: list[tuple[str, Any, Origin, tuple[StepKey, ...]]] = []
 
     def status_of(name: str, spec: Any, origin: Origin) -> tuple[str | None, Origin]:
         """A package override's status (and where it is set), else the model's own enable_status."""
@@ -456,17 +460,19 @@ def _enable_statuses(project: Project) -> list[_Enabled]:
         return (mat.enable_status if mat is not None else None), origin.at("model_spec.materialization.enable_status")
 
     for model in project.sql_models.values():
-        found.append((model.name, model.spec, model.origin, (("models", model.name),)))
+        found.append((model.name, model.spec, model.origin, (StepKey.sql_model(model.name),)))
     for cohort in project.cohorts.values():
-        own = (cohort.entity, "cohort", cohort.name)
-        views = tuple((cohort.entity, "views", v.name) for v in project.cohort_feature_views(cohort.name))
-        found.append((cohort.name, cohort.spec, cohort.origin, (own, (*own, "vars"), *views)))
+        own = StepKey.cohort(cohort.entity, cohort.name)
+        views = tuple(StepKey.view(cohort.entity, v.name) for v in project.cohort_feature_views(cohort.name))
+        found.append(
+            (cohort.name, cohort.spec, cohort.origin, (own, StepKey.cohort_vars(cohort.entity, cohort.name), *views))
+        )
     for ft in project.feature_tables.values():
-        found.append((ft.name, ft.spec, ft.origin, ((ft.spec.entity_key, "views", ft.name),)))
+        found.append((ft.name, ft.spec, ft.origin, (StepKey.view(ft.spec.entity_key, ft.name),)))
     for entity in project.entities.values():
         stitcher = entity.stitcher
         if stitcher is not None and stitcher.spec is not None and stitcher.origin is not None:
-            found.append((stitcher.name, stitcher.spec, stitcher.origin, ((entity.name, "id_stitcher"),)))
+            found.append((stitcher.name, stitcher.spec, stitcher.origin, (StepKey.id_stitcher(entity.name),)))
     out = []
     for name, spec, origin, keys in found:
         status, where = status_of(name, spec, origin)
@@ -536,18 +542,18 @@ def model_refs(plan: RunPlan) -> dict[str, set[StepKey]]:
         elif step.kind is StepKind.ALL:
             add(f"{entity}/all", step.key)
         elif step.kind is StepKind.INPUT_VARS:
-            add(f"inputs/{step.key[-1]}", step.key)
+            add(f"inputs/{step.key.name}", step.key)
         elif step.kind is StepKind.INPUT_VARS_MAPPED:
-            add(f"inputs/{step.key[-1]}/var_table", step.key)
+            add(f"inputs/{step.key.name}/var_table", step.key)
         elif step.kind is StepKind.ENTITY_VARS:
             add(f"{entity}/all/var_table", step.key)
-            for pv in step.payload.vars:
+            for pv in step.payload_as(VarTablePayload).vars:
                 add(f"{entity}/all/{pv.var.name}", step.key)
         elif step.kind is StepKind.COHORT:
-            add(f"models/{step.key[-1]}", step.key)
-            add(f"{entity}/{step.key[-1]}", step.key)
+            add(f"models/{step.key.name}", step.key)
+            add(f"{entity}/{step.key.name}", step.key)
         elif step.kind is StepKind.COHORT_VARS:
-            add(f"models/{step.key[-2]}/var_table", step.key)
+            add(f"models/{step.key.name}/var_table", step.key)
         elif step.kind is StepKind.VIEW:
             add(f"models/{step.model_name}", step.key)
             add(f"{entity}/all/{step.model_name}", step.key)

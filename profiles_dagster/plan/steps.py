@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
+from profiles_dagster.plan.keys import StepKey, StepKind
+from profiles_dagster.plan.payloads import StepPayload
 from profiles_dagster.project.model import Origin
 
-StepKey = tuple[str, ...]
+__all__ = ["RunPlan", "Step", "StepKey", "StepKind", "StepPayload"]
 
-
-class StepKind(enum.StrEnum):
-    INPUT_VARS = "input_vars"
-    SQL_MODEL = "sql_model"
-    ID_STITCHER = "id_stitcher"
-    ALL = "all"
-    INPUT_VARS_MAPPED = "input_vars_mapped"
-    ENTITY_VARS = "entity_vars"
-    FEATURES = "features"
-    COHORT = "cohort"
-    COHORT_VARS = "cohort_vars"
-    VIEW = "view"
+P = TypeVar("P", bound=StepPayload)
 
 
 @dataclass(frozen=True)
@@ -37,11 +27,20 @@ class Step:
     view_name: str | None = None  # the stable pb view repointed after a complete run
     origin: Origin | None = None
     description: str = ""
-    payload: Any = field(default=None, compare=False, hash=False)
+    # what the step's SQL is built from (payloads.py): left out of equality and hashing, as content_hash stands for it
+    payload: StepPayload = field(compare=False, hash=False, kw_only=True)
 
     @property
     def path(self) -> str:
         return "/".join(self.key)
+
+    def payload_as(self, kind: type[P]) -> P:
+        """The payload as the type its step kind carries; a step of another kind is a programming error."""
+        if not isinstance(self.payload, kind):
+            raise TypeError(
+                f"step {self.path} ({self.kind}) carries {type(self.payload).__name__}, not {kind.__name__}"
+            )
+        return self.payload
 
 
 @dataclass

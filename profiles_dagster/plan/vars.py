@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,7 +85,7 @@ def var_references(project: Project, var: Var) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def order_vars(project: Project, own: list[Var], inherited: list[str] = ()) -> list[PlannedVar]:
+def order_vars(project: Project, own: list[Var], inherited: Sequence[str] = ()) -> list[PlannedVar]:
     """Topological order; references to `inherited` (e.g. entity vars from a cohort) are free."""
     by_name = {v.name: v for v in own}
     planned = {v.name: PlannedVar(v, var_references(project, v)) for v in own}

@@ -14,7 +14,7 @@ from sqlglot import exp
 from profiles_dagster.sql.names import col
 
 
-def _count() -> exp.Expression:
+def _count() -> exp.Expr:
     return exp.func("count", exp.Star())
 
 
@@ -34,22 +34,22 @@ def key_query(material: exp.Table, key: str) -> exp.Query:
     ).from_(material.copy())
 
 
-def latest_event_query(table: exp.Expression, occurred_at: str) -> exp.Query:
+def latest_event_query(table: exp.Expr, occurred_at: str) -> exp.Query:
     """One row: (rows, newest occurred_at value as a timestamp). Cheap on every engine: one scan of a column."""
     newest = exp.Max(this=exp.cast(col(occurred_at), exp.DataType.build("timestamp")))
     return exp.select(exp.alias_(_count(), "row_count"), exp.alias_(newest, "latest")).from_(table.copy())
 
 
-def row_count_query(table: exp.Expression) -> exp.Query:
+def row_count_query(table: exp.Expr) -> exp.Query:
     return exp.select(exp.alias_(_count(), "row_count")).from_(table.copy())
 
 
-def parse_condition(condition: str, dialect: str) -> exp.Expression:
+def parse_condition(condition: str, dialect: str) -> exp.Expr:
     """A user's check condition, in the project's SQL dialect. Raises sqlglot's ParseError."""
     return sqlglot.parse_one(condition, read=dialect)
 
 
-def failing_rows_query(material: exp.Table, condition: exp.Expression) -> exp.Query:
+def failing_rows_query(material: exp.Table, condition: exp.Expr) -> exp.Query:
     """One row: how many rows do not satisfy the condition (NULL counts as passing, as SQL's WHERE NOT has it)."""
     return (
         exp.select(exp.alias_(_count(), "failing_rows"))
@@ -58,7 +58,7 @@ def failing_rows_query(material: exp.Table, condition: exp.Expression) -> exp.Qu
     )
 
 
-def failing_sample_query(material: exp.Table, condition: exp.Expression, key: str | None, limit: int = 5) -> exp.Query:
+def failing_sample_query(material: exp.Table, condition: exp.Expr, key: str | None, limit: int = 5) -> exp.Query:
     """A few key values of the rows that do not satisfy the condition, to name them in the check's metadata."""
     select = exp.select(col(key) if key else exp.Star()).from_(material.copy())
     select = select.where(exp.not_(exp.paren(condition.copy())))

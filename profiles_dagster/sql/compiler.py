@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,12 +12,19 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from profiles_dagster.errors import ProfilesError
-from profiles_dagster.plan.planner import VarTablePayload
+from profiles_dagster.plan.payloads import (
+    AllPayload,
+    CohortPayload,
+    FeaturesPayload,
+    MappedPayload,
+    VarTablePayload,
+    ViewPayload,
+)
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import PlannedVar
 from profiles_dagster.project.gotime import GoTime
-from profiles_dagster.project.model import Cohort, FeatureView, Input, Project, SqlModel
-from profiles_dagster.project.schema import InputId
+from profiles_dagster.project.model import IdStitcher, Input, Project, SqlModel
+from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, render
 from profiles_dagster.sql.fragments import (
     Where,
@@ -82,7 +89,7 @@ class CompileContext:
     begin_time: datetime | None = None
     file_tables: Mapping[str, exp.Table] = field(default_factory=dict)  # `csv:`/`s3:` inputs loaded by the run
 
-    def sql(self, node: exp.Expression) -> str:
+    def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
 
     def input_table(self, name: str) -> exp.Table:
@@ -103,25 +110,25 @@ class CompileContext:
         """The table an id_type `sql` filter reads: an input (sql models are not allowed there)."""
         return self.input_table(ref.partition("/")[2])
 
-    def time_window(self, name: str) -> exp.Expression | None:
+    def time_window(self, name: str) -> exp.Expr | None:
         """pb reads an input's rows with occurred_at up to the run's end time (inclusive, NULL kept),
         and from its begin time when one is given."""
         occurred = self.project.inputs[name].occurred_at_col
         if not occurred:
             return None
         when = exp.cast(col(occurred), exp.DataType.build("timestamp"))
-        within = when.copy() <= self.time_literal(self.end_time)
+        within: exp.Expr = when.copy() <= self.time_literal(self.end_time)
         if self.begin_time is not None:
             within = exp.and_(within, when.copy() >= self.time_literal(self.begin_time))
         return exp.or_(col(occurred).is_(exp.null()), exp.paren(within))
 
-    def time_literal(self, value: datetime | None) -> exp.Expression:
+    def time_literal(self, value: datetime | None) -> exp.Expr:
         if value is None:
             return exp.null()
         text = value.strftime("%Y-%m-%d %H:%M:%S")
         return exp.cast(exp.Literal.string(text), exp.DataType.build("timestamp"))
 
-    def template_context(self, deref=None, this_name: str = "") -> TemplateContext:
+    def template_context(self, deref: Callable[[str], str] | None = None, this_name: str = "") -> TemplateContext:
         project = self.project
         return TemplateContext(
             entities=tuple(project.entities),
@@ -139,7 +146,7 @@ class CompileContext:
             macros={m.name: (m.inputs, m.value) for m in project.macros.values()},
         )
 
-    def fragment(self, text: str, where: Where) -> exp.Expression:
+    def fragment(self, text: str, where: Where) -> exp.Expr:
         """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile."""
         templated = "{{" in text or "{%" in text  # most fragments are plain SQL: no template context to build
         rendered = (
@@ -170,7 +177,7 @@ class StepProgram:
 
     step: Step
     target: exp.Table
-    statements: list[exp.Expression] = field(default_factory=list)
+    statements: list[exp.Expr] = field(default_factory=list)
     observations: exp.Query | None = None  # id stitcher input
 
     def sql(self, dialect: str) -> str:
@@ -186,11 +193,11 @@ class StepProgram:
 def compile_step(step: Step, ctx: CompileContext) -> StepProgram:
     target = ctx.materials[step.key]
     result = _BUILDERS[step.kind](step, ctx)
-    if step.kind is StepKind.ID_STITCHER:
-        return StepProgram(step, target, observations=result)
     if isinstance(result, list):  # multi_sql: the user's own statements
         return StepProgram(step, target, statements=result)
-    kind = "VIEW" if step.kind is StepKind.SQL_MODEL and step.payload.output_type != "table" else "TABLE"
+    if step.kind is StepKind.ID_STITCHER:
+        return StepProgram(step, target, observations=result)
+    kind = "VIEW" if step.kind is StepKind.SQL_MODEL and step.payload_as(SqlModel).output_type != "table" else "TABLE"
     return StepProgram(step, target, statements=[exp.Create(kind=kind, this=target.copy(), expression=result)])
 
 
@@ -201,10 +208,17 @@ def _main(ctx: CompileContext, entity: str) -> str:
     return ctx.project.entities[entity].main_id_column
 
 
-def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[InputId, exp.Expression]]:
+def _entity(step: Step) -> str:
+    """The entity of a step that has one (every kind but a custom SQL model)."""
+    if step.entity is None:
+        raise TypeError(f"step {step.path} belongs to no entity")
+    return step.entity
+
+
+def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[InputId, exp.Expr]]:
     ent = ctx.project.entities[entity]
     # the input or sql model declaring an id, so an unparsable `select` names its file and line
-    owners = (*ctx.project.inputs.values(), *ctx.project.sql_models.values())
+    owners: tuple[Input | SqlModel, ...] = (*ctx.project.inputs.values(), *ctx.project.sql_models.values())
     origin = {id(i): o.origin for o in owners for i in o.ids}
     return [
         (i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, origin.get(id(i)), ctx.filter_source))
@@ -216,7 +230,7 @@ def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[
 def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list[InputId], entity: str) -> exp.Select:
     """The source's rows with the main id of any of their ids (all of one row's ids share a cluster)."""
     main = _main(ctx, entity)
-    stitcher = ctx.materials[(entity, "id_stitcher")]
+    stitcher = ctx.materials[StepKey.id_stitcher(entity)]
     query = exp.select(exp.column(exp.Star(), table="src"))
     mains = []
     for n, (id_, expr) in enumerate(_ids_of(ctx, ids, entity)):
@@ -233,15 +247,15 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
     )
 
 
-def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expression:
+def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expr:
     """Rows of `inputs/x` or `models/x` with the entity's main id column."""
     kind, _, name = ref.partition("/")
     if kind == "inputs":
-        return ctx.materials[(entity, "input_vars_mapped", name)].copy()
+        return ctx.materials[StepKey.input_vars_mapped(entity, name)].copy()
     if name in ctx.project.sql_models:
         model = ctx.project.sql_models[name]
-        return _attributed(ctx, ctx.materials[("models", name)].copy(), model.ids, entity).subquery()
-    return ctx.materials[(entity, "id_stitcher")].copy()
+        return _attributed(ctx, ctx.materials[StepKey.sql_model(name)].copy(), model.ids, entity).subquery()
+    return ctx.materials[StepKey.id_stitcher(entity)].copy()
 
 
 # ---- steps --------------------------------------------------------------------------------------
@@ -251,10 +265,10 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
     """The input's rows in the run's time window, numbered. Where the engine numbers rows in scan order
     (an empty OVER ()), as pb does, without sorting: the rows stay in the input's order and no sort of the
     whole input (all its columns) is paid; elsewhere ROW_NUMBER() needs an order, occurred_at's."""
-    inp: Input = step.payload
+    inp = step.payload_as(Input)
     occurred = inp.occurred_at_col
     ordered = occurred and str(ctx.dialect) not in SCAN_ORDER_NUMBERING
-    order = exp.Order(expressions=[exp.Ordered(this=col(occurred))]) if ordered else None
+    order = exp.Order(expressions=[exp.Ordered(this=col(occurred))]) if ordered and occurred else None
     row_id = exp.Window(this=exp.RowNumber(), order=order)
     query = exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))
     window = ctx.time_window(inp.name)
@@ -262,8 +276,8 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
 
 
 def _observations(step: Step, ctx: CompileContext) -> exp.Query:
-    entity = step.entity
-    stitcher = step.payload
+    entity = _entity(step)
+    stitcher = step.payload_as(IdStitcher)
     parts: list[exp.Query] = []
     sources = list(stitcher.edge_sources)
     for index, ref in enumerate(sources):
@@ -272,14 +286,14 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
         links = len(declared) > 1  # a row with one id links nothing: no row key, the stitcher skips it
         occurred = ctx.project.occurred_at_col(ref)
         if kind == "inputs":
-            table: exp.Expression = ctx.materials[(entity, "input_vars", name)].copy()
+            table: exp.Expr = ctx.materials[StepKey.input_vars(entity, name)].copy()
         elif links:
             numbered = exp.select(exp.alias_(exp.Window(this=exp.RowNumber()), INPUT_ROW_ID), exp.Star()).from_(
-                ctx.materials[("models", name)].copy()
+                ctx.materials[StepKey.sql_model(name)].copy()
             )
             table = numbered.subquery()
         else:
-            table = ctx.materials[("models", name)].copy()
+            table = ctx.materials[StepKey.sql_model(name)].copy()
         row_key = _row_key(index, len(sources)) if links else exp.cast(exp.null(), exp.DataType.build("bigint"))
         occurred_expr = (
             exp.cast(col(occurred), exp.DataType.build("timestamp"))
@@ -303,7 +317,7 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
     return union
 
 
-def _row_key(index: int, sources: int) -> exp.Expression:
+def _row_key(index: int, sources: int) -> exp.Expr:
     """An input row's key among the rows of every edge source: its row id, interleaved by source."""
     return exp.Add(
         this=exp.Mul(this=col(INPUT_ROW_ID), expression=exp.Literal.number(sources)),
@@ -311,7 +325,7 @@ def _row_key(index: int, sources: int) -> exp.Expression:
     )
 
 
-def _split_filtered(expr: exp.Expression) -> tuple[exp.Expression, exp.Expression] | None:
+def _split_filtered(expr: exp.Expr) -> tuple[exp.Expr, exp.Expr] | None:
     """(value, dropped) of `CASE WHEN dropped THEN NULL ELSE value END`, the shape of `ids.filtered_id`."""
     if not isinstance(expr, exp.Case) or expr.this is not None or expr.args.get("default") is None:
         return None
@@ -321,7 +335,7 @@ def _split_filtered(expr: exp.Expression) -> tuple[exp.Expression, exp.Expressio
     return expr.args["default"], ifs[0].this
 
 
-def _kept_ids(inner: exp.Select, split: tuple[exp.Expression, exp.Expression] | None) -> exp.Query:
+def _kept_ids(inner: exp.Select, split: tuple[exp.Expr, exp.Expr] | None) -> exp.Query:
     """The observations of one id whose value passes its id type's filters.
 
     As `WHERE NOT COALESCE(dropped, FALSE)` over the plain value, the filters (regexes, often) run once
@@ -333,7 +347,7 @@ def _kept_ids(inner: exp.Select, split: tuple[exp.Expression, exp.Expression] | 
     return inner.where(exp.not_(dropped), copy=False)
 
 
-def _graph_key(ctx: CompileContext, id_: InputId, expr: exp.Expression, entity: str) -> exp.Expression:
+def _graph_key(ctx: CompileContext, id_: InputId, expr: exp.Expr, entity: str) -> exp.Expr:
     """An id as a join into the id graph reads it. Every node of the graph passed its id type's filters,
     so an id filtered by values and regexes finds (or misses) its node unfiltered, without running the
     filters again; `sql` filters read tables, which may change between steps: applied."""
@@ -345,17 +359,17 @@ def _graph_key(ctx: CompileContext, id_: InputId, expr: exp.Expression, entity: 
 
 
 def _all(step: Step, ctx: CompileContext) -> exp.Query:
-    main = _main(ctx, step.entity)
-    return exp.select(col(main)).distinct().from_(ctx.materials[(step.entity, "id_stitcher")].copy())
+    graph = step.payload_as(AllPayload).id_stitcher
+    main = _main(ctx, _entity(step))
+    return exp.select(col(main)).distinct().from_(ctx.materials[graph].copy())
 
 
 def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
-    entity = step.entity
-    name = step.key[-1]
-    inp = ctx.project.inputs[name]
-    query: exp.Query = _attributed(ctx, ctx.materials[(entity, "input_vars", name)].copy(), inp.ids, entity)
-    planned: tuple[PlannedVar, ...] = step.payload
-    for n, pv in enumerate(planned):
+    payload = step.payload_as(MappedPayload)
+    entity = _entity(step)
+    inp = payload.input
+    query: exp.Query = _attributed(ctx, ctx.materials[payload.input_vars].copy(), inp.ids, entity)
+    for n, pv in enumerate(payload.vars):
         spec = pv.var.spec
         where = Where(pv.var.origin, pv.var.name)
         value = ctx.fragment(spec.select, where)
@@ -375,8 +389,8 @@ def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
 
 
 def _windowed(
-    value: exp.Expression, partition: list[exp.Expression], window, ctx: CompileContext, where: Where
-) -> exp.Expression:
+    value: exp.Expr, partition: list[exp.Expr], window: Window, ctx: CompileContext, where: Where
+) -> exp.Expr:
     """Attach pb's `window:` (partition_by, order_by, frame_clause) to a var's select."""
     order = ", ".join(window.order_by)
     text = "f() OVER (" + (f"ORDER BY {order} " if order else "") + (window.frame_clause or "") + ")"
@@ -389,11 +403,10 @@ def _windowed(
 
 
 def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
-    payload: VarTablePayload = step.payload
+    payload = step.payload_as(VarTablePayload)
     entity = payload.entity
     main = _main(ctx, entity)
-    base_key = (entity, "cohort", payload.cohort) if payload.cohort else (entity, "all")
-    query = exp.select(col(main, "base")).from_(ctx.materials[base_key].copy().as_("base"))
+    query = exp.select(col(main, "base")).from_(ctx.materials[payload.base].copy().as_("base"))
     if payload.inherit_from:
         query = query.select(*(col(name, "ev") for name in payload.inherited), copy=False)
         query = query.join(
@@ -446,12 +459,12 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     return exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)
 
 
-def _with_default(value: exp.Expression, pv: PlannedVar) -> exp.Expression:
+def _with_default(value: exp.Expr, pv: PlannedVar) -> exp.Expr:
     default = pv.var.spec.default_value
     return value if default is None else exp.func("coalesce", value, literal_for(default))
 
 
-def _typed(value: exp.Expression, pv: PlannedVar, ctx: CompileContext) -> exp.Expression:
+def _typed(value: exp.Expr, pv: PlannedVar, ctx: CompileContext) -> exp.Expr:
     """`column_data_type` casts the var's column, as pb does."""
     type_name = pv.var.spec.column_data_type
     if not type_name:
@@ -464,7 +477,7 @@ def _typed(value: exp.Expression, pv: PlannedVar, ctx: CompileContext) -> exp.Ex
 
 
 def _aggregations(
-    ctx: CompileContext, entity: str, sourced: list[PlannedVar], source: exp.Expression | None = None
+    ctx: CompileContext, entity: str, sourced: list[PlannedVar], source: exp.Expr | None = None
 ) -> Iterator[tuple[list[PlannedVar], exp.Select]]:
     """Group vars by source: one aggregate pass per input for plain aggregates, one per window var.
 
@@ -472,10 +485,12 @@ def _aggregations(
     grouped by too, so the var's select can use them outside its aggregates."""
     main = _main(ctx, entity)
     keys = [col(main), *(col(var_placeholder(ref)) for pv in sourced for ref in pv.refs if source is not None)]
-    shared: dict[str, list[tuple[PlannedVar, exp.Expression]]] = {}
+    shared: dict[str, list[tuple[PlannedVar, exp.Expr]]] = {}
     for pv in sourced:
         spec = pv.var.spec
         where = Where(pv.var.origin, pv.var.name)
+        if spec.from_ is None:  # callers pass only vars read from an input or model
+            raise where.error("a var aggregated per source needs `from`")
         value = ctx.fragment(spec.select, where)
         cond = ctx.fragment(spec.where, where) if spec.where else None
         rows = source.copy() if source is not None else _source_rows(ctx, entity, spec.from_)
@@ -493,17 +508,19 @@ def _aggregations(
                 raise where.error("a window var cannot refer to other vars yet")
             yield [pv], sub
             continue
-        rewritten = _filter_aggregates(value, cond) if cond is not None else value
-        if rewritten is None:  # an aggregate that does not skip NULLs: its own pass with WHERE
-            sub = (
-                exp.select(col(main), exp.alias_(value, spec.name))
-                .from_(rows)
-                .where(exp.and_(not_null, exp.paren(cond)))
-                .group_by(*(k.copy() for k in keys))
-            )
-            yield [pv], sub
-            continue
-        shared.setdefault(spec.from_, []).append((pv, rewritten))
+        if cond is not None:
+            rewritten = _filter_aggregates(value, cond)
+            if rewritten is None:  # an aggregate that does not skip NULLs: its own pass with WHERE
+                sub = (
+                    exp.select(col(main), exp.alias_(value, spec.name))
+                    .from_(rows)
+                    .where(exp.and_(not_null, exp.paren(cond)))
+                    .group_by(*(k.copy() for k in keys))
+                )
+                yield [pv], sub
+                continue
+            value = rewritten
+        shared.setdefault(spec.from_, []).append((pv, value))
     for ref, items in shared.items():
         rows = source.copy() if source is not None else _source_rows(ctx, entity, ref)
         sub = exp.select(col(main), *(exp.alias_(v, pv.var.name, copy=False) for pv, v in items)).from_(rows)
@@ -511,18 +528,18 @@ def _aggregations(
         yield [pv for pv, _ in items], sub
 
 
-def _filter_aggregates(value: exp.Expression, cond: exp.Expression) -> exp.Expression | None:
+def _filter_aggregates(value: exp.Expr, cond: exp.Expr) -> exp.Expr | None:
     aggs = [node for node in value.find_all(exp.AggFunc)]
     if not aggs or any(not isinstance(a, _NULL_SKIPPING) for a in aggs) or value.find(exp.Window):
         return None
 
-    def when(arg: exp.Expression) -> exp.Expression:
+    def when(arg: exp.Expr) -> exp.Expr:
         return exp.Case(ifs=[exp.If(this=exp.paren(cond.copy()), true=arg)])
 
     # an entity none of whose rows pass `where` has no rows for this var: NULL, as with a WHERE clause
     any_row = exp.Count(this=when(exp.Literal.number(1))).eq(0)
 
-    def fix(node: exp.Expression) -> exp.Expression:
+    def fix(node: exp.Expr) -> exp.Expr:
         if isinstance(node, _NULL_SKIPPING):
             node = node.copy()
             arg = node.this
@@ -544,31 +561,29 @@ def _filter_aggregates(value: exp.Expression, cond: exp.Expression) -> exp.Expre
 
 
 def _features(step: Step, ctx: CompileContext) -> exp.Query:
-    main = _main(ctx, step.entity)
-    return exp.select(col(main), *(col(f) for f in step.payload)).from_(
-        ctx.materials[(step.entity, "entity_vars")].copy()
-    )
+    payload = step.payload_as(FeaturesPayload)
+    main = _main(ctx, _entity(step))
+    return exp.select(col(main), *(col(f) for f in payload.features)).from_(ctx.materials[payload.entity_vars].copy())
 
 
 def _cohort(step: Step, ctx: CompileContext) -> exp.Query:
     """The parent's members passing every filter; a filter that is NULL drops the member."""
-    cohort, vars_key = step.payload
-    cohort: Cohort
+    payload = step.payload_as(CohortPayload)
+    cohort = payload.cohort
     main = _main(ctx, cohort.entity)
-    parent = (cohort.entity, "all") if cohort.extends is None else (cohort.entity, "cohort", cohort.extends)
     query = (
         exp.select(col(main, "p"))
-        .from_(ctx.materials[parent].copy().as_("p"))
-        .join(ctx.materials[vars_key].copy().as_("v"), on=col(main, "p").eq(col(main, "v")))
+        .from_(ctx.materials[payload.parent].copy().as_("p"))
+        .join(ctx.materials[payload.parent_vars].copy().as_("v"), on=col(main, "p").eq(col(main, "v")))
     )
 
-    def condition(text: str, what: str) -> exp.Expression:
+    def condition(text: str, what: str) -> exp.Expr:
         where = Where(cohort.origin.at("model_spec"), f"{cohort.name}.{what}")
         if not text:
             raise where.error("a filter needs `value` or `sql`")
         return exp.paren(bind_vars(ctx.fragment(text, where), lambda ref: col(ref, "v")))
 
-    def expression(node: object, what: str) -> exp.Expression:
+    def expression(node: object, what: str) -> exp.Expr:
         if isinstance(node, str):
             return condition(node, what)
         if isinstance(node, dict) and len(node) == 1 and next(iter(node)).upper() in ("AND", "OR"):
@@ -590,14 +605,13 @@ def _cohort(step: Step, ctx: CompileContext) -> exp.Query:
 
 
 def _view(step: Step, ctx: CompileContext) -> exp.Query:
-    view, columns, source_key = step.payload
-    view: FeatureView
-    entity = view.entity
-    main = _main(ctx, entity)
-    source = ctx.materials[source_key].copy().as_("f")
-    if view.id_type is None:
+    payload = step.payload_as(ViewPayload)
+    view, columns = payload.view, payload.columns
+    main = _main(ctx, view.entity)
+    source = ctx.materials[payload.source].copy().as_("f")
+    if view.id_type is None or payload.id_stitcher is None:
         return exp.select(col(main, "f"), *(col(c, "f") for c in columns)).from_(source, copy=False)
-    stitcher = ctx.materials[(entity, "id_stitcher")].copy().as_("s")
+    stitcher = ctx.materials[payload.id_stitcher].copy().as_("s")
     return (
         exp.select(exp.alias_(col("other_id", "s"), view.id_type), *(col(c, "f") for c in columns))
         .from_(stitcher, copy=False)
@@ -606,16 +620,17 @@ def _view(step: Step, ctx: CompileContext) -> exp.Query:
     )
 
 
-def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expression]:
+def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
     """single_sql: one SELECT; multi_sql: the user's statements that build `{{ this }}` themselves."""
-    model: SqlModel = step.payload
+    model = step.payload_as(SqlModel)
     key = "single_sql" if model.spec.single_sql else "multi_sql"
-    where = Where(model.origin.at(f"model_spec.{key}"), f"{model.name}.{key}")
+    at = model.origin.at(f"model_spec.{key}")
+    where = Where(at, f"{model.name}.{key}")
 
     def deref(path: str) -> str:
         kind, _, name = path.partition("/")
         if kind != "inputs":
-            return ctx.materials[("models", name)].sql(ctx.source_dialect)
+            return ctx.materials[StepKey.sql_model(name)].sql(ctx.source_dialect)
         window = ctx.time_window(name)
         if window is None:
             return ctx.input_table(name).sql(ctx.source_dialect)
@@ -627,8 +642,8 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expressi
     rendered = render(
         model.spec.single_sql or model.spec.multi_sql or "",
         ctx.template_context(deref=deref, this_name=this),
-        file=where.origin.file,
-        line=where.origin.line,
+        file=at.file,
+        line=at.line,
         key=where.what,
     )
     if model.spec.single_sql:

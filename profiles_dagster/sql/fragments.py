@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlglot
@@ -26,9 +27,9 @@ class Where:
         return ProfilesError(message, file=self.origin.file, line=self.origin.line, key=self.what)
 
 
-def parse_expression(text: str, dialect: str, where: Where) -> exp.Expression:
+def parse_expression(text: str, dialect: str, where: Where) -> exp.Expr:
     try:
-        parsed = sqlglot.parse_one(text, read=dialect, into=exp.Condition)
+        parsed: exp.Expr = sqlglot.parse_one(text, read=dialect, into=exp.Condition)
     except sqlglot.errors.ParseError as exc:
         try:
             parsed = sqlglot.parse_one(text, read=dialect)
@@ -49,7 +50,7 @@ def parse_query(text: str, dialect: str, where: Where) -> exp.Query:
     return statements[0]
 
 
-def parse_statements(text: str, dialect: str, where: Where) -> list[exp.Expression]:
+def parse_statements(text: str, dialect: str, where: Where) -> list[exp.Expr]:
     try:
         statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
     except sqlglot.errors.ParseError as exc:
@@ -70,10 +71,10 @@ def var_placeholder(name: str) -> str:
     return f"{VAR_PREFIX}{name}"
 
 
-def bind_vars(tree: exp.Expression, column_for: callable) -> exp.Expression:
+def bind_vars(tree: exp.Expr, column_for: Callable[[str], exp.Expr]) -> exp.Expr:
     """Replace var placeholders with the column that holds each var."""
 
-    def swap(node: exp.Expression) -> exp.Expression:
+    def swap(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and node.name.startswith(VAR_PREFIX) and not node.table:
             return column_for(node.name[len(VAR_PREFIX) :])
         return node
@@ -81,7 +82,7 @@ def bind_vars(tree: exp.Expression, column_for: callable) -> exp.Expression:
     return tree.transform(swap)
 
 
-def literal_for(value: object) -> exp.Expression:
+def literal_for(value: object) -> exp.Expr:
     """A YAML default_value as SQL: numbers and booleans as literals, strings as SQL or text."""
     if isinstance(value, bool):
         return exp.Boolean(this=value)

@@ -18,7 +18,7 @@ def filtered_id(
     dialect: str,
     origin: Origin | None,
     source_table: Callable[[str], exp.Table] | None = None,
-) -> exp.Expression:
+) -> exp.Expr:
     """CASE WHEN <dropped> THEN NULL ELSE CAST(<select> AS VARCHAR) END, filters applied after select.
 
     '' is always dropped; include regexes are anchored; a value must pass every include filter and
@@ -36,7 +36,7 @@ def filtered_id(
 
 
 # every step of a run (and the lineage of Definitions) filters the same ids: parse each once
-_FILTERED: dict[str, exp.Expression] = {}
+_FILTERED: dict[str, exp.Expr] = {}
 
 
 def _filtered_id(
@@ -45,13 +45,13 @@ def _filtered_id(
     dialect: str,
     origin: Origin | None,
     source_table: Callable[[str], exp.Table] | None,
-) -> exp.Expression:
+) -> exp.Expr:
     where = Where(origin, f"ids.{id_.type}.select")
     value = exp.cast(parse_expression(id_.select, dialect, where), exp.DataType.build("varchar"))
-    dropped: list[exp.Expression] = [exp.Is(this=value.copy(), expression=exp.null()), value.copy().eq("")]
+    dropped: list[exp.Expr] = [exp.Is(this=value.copy(), expression=exp.null()), value.copy().eq("")]
     for flt in id_type.filters:
         if flt.value is not None:
-            match: exp.Expression = value.copy().eq(exp.Literal.string(str(flt.value)))
+            match: exp.Expr = value.copy().eq(exp.Literal.string(str(flt.value)))
         elif flt.regex is not None:
             match = exp.RegexpLike(this=value.copy(), expression=exp.Literal.string(f"^(?:{flt.regex})$"))
         elif flt.sql is not None and source_table is not None:
@@ -67,10 +67,10 @@ def _filtered_id(
     return exp.Case(ifs=[exp.If(this=exp.or_(*dropped), true=exp.null())], default=value)
 
 
-def qualify(tree: exp.Expression, alias: str) -> exp.Expression:
+def qualify(tree: exp.Expr, alias: str) -> exp.Expr:
     """Point unqualified column references at one table alias (joins would make them ambiguous)."""
 
-    def fix(node: exp.Expression) -> exp.Expression:
+    def fix(node: exp.Expr) -> exp.Expr:
         # columns inside a subquery (an id_type sql filter) belong to that subquery
         if isinstance(node, exp.Column) and not node.table and node.find_ancestor(exp.Select) is None:
             return exp.column(node.this.copy(), table=exp.to_identifier(alias))

@@ -9,11 +9,14 @@ under the same name. Pure: no IO, nothing about Dagster.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlglot import exp
 
 from profiles_dagster.plan.steps import StepKind
+
+if TYPE_CHECKING:
+    from profiles_dagster.sql.compiler import StepProgram
 
 K = TypeVar("K")
 Source = tuple[str, str]  # (table key, column name)
@@ -21,7 +24,7 @@ Source = tuple[str, str]  # (table key, column name)
 STITCHER_COLUMNS = {"other_id": "other_id", "valid_at": "occurred_at", "first_seen_at": "occurred_at"}
 
 
-def table_key(table: exp.Expression) -> str:
+def table_key(table: exp.Expr) -> str:
     """How a table is recognized wherever it appears: its parts, lower-cased, alias and quoting ignored."""
     if isinstance(table, exp.Table) and all(isinstance(p, exp.Identifier) for p in table.parts):
         return ".".join(p.name.lower() for p in table.parts)
@@ -30,14 +33,12 @@ def table_key(table: exp.Expression) -> str:
     return bare.sql("duckdb").lower()
 
 
-def program_query(program) -> exp.Query | None:
-    """The query whose rows become the step's material (a `StepProgram` of the compiler), if there is one."""
-    if getattr(program, "observations", None) is not None:
+def program_query(program: StepProgram) -> exp.Query | None:
+    """The query whose rows become the step's material, if there is one."""
+    if program.observations is not None:
         return program.observations
-    if getattr(program, "query", None) is not None:  # older compilers kept the query itself
-        return program.query
     target = table_key(program.target)
-    for statement in reversed(getattr(program, "statements", None) or []):
+    for statement in reversed(program.statements):
         if isinstance(statement, exp.Create | exp.Insert) and isinstance(statement.expression, exp.Query):
             this = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
             if isinstance(this, exp.Table) and table_key(this) == target:
@@ -88,7 +89,7 @@ def step_lineage(
 # ---- the walk ----------------------------------------------------------------------------------------
 
 
-def _with(query: exp.Expression, ctes: dict[str, exp.Expression]) -> dict[str, exp.Expression]:
+def _with(query: exp.Expr, ctes: dict[str, exp.Expr]) -> dict[str, exp.Expr]:
     with_ = query.args.get("with_") or query.args.get("with")
     if not with_:
         return ctes
@@ -98,15 +99,15 @@ def _with(query: exp.Expression, ctes: dict[str, exp.Expression]) -> dict[str, e
     return out
 
 
-def _unwrap(node: exp.Expression) -> exp.Expression:
+def _unwrap(node: exp.Expr) -> exp.Expr:
     while isinstance(node, exp.Subquery | exp.Paren):
         node = node.this
     return node
 
 
-def _sources(select: exp.Select) -> dict[str, exp.Expression]:
+def _sources(select: exp.Select) -> dict[str, exp.Expr]:
     """alias -> table or query, for the FROM clause and the joins of one select."""
-    out: dict[str, exp.Expression] = {}
+    out: dict[str, exp.Expr] = {}
     from_ = select.args.get("from_") or select.args.get("from")
     nodes = [from_.this] if from_ is not None else []
     nodes += [j.this for j in select.args.get("joins") or []]
@@ -116,7 +117,7 @@ def _sources(select: exp.Select) -> dict[str, exp.Expression]:
     return out
 
 
-def _star_targets(projection: exp.Expression, sources: dict[str, exp.Expression]) -> list[exp.Expression] | None:
+def _star_targets(projection: exp.Expr, sources: dict[str, exp.Expr]) -> list[exp.Expr] | None:
     """The sources a `*` or `alias.*` projection passes through; None for any other projection."""
     if isinstance(projection, exp.Star):
         return list(sources.values())
@@ -126,7 +127,7 @@ def _star_targets(projection: exp.Expression, sources: dict[str, exp.Expression]
     return None
 
 
-def _excluded(projection: exp.Expression) -> set[str]:
+def _excluded(projection: exp.Expr) -> set[str]:
     star = projection if isinstance(projection, exp.Star) else projection.this
     names = set()
     for key in ("except_", "except"):
@@ -140,8 +141,8 @@ class _Select:
 
     def __init__(self, select: exp.Select) -> None:
         self.sources = _sources(select)
-        self.named: dict[str, exp.Expression] = {}
-        self.stars: list[tuple[list[exp.Expression], set[str]]] = []
+        self.named: dict[str, exp.Expr] = {}
+        self.stars: list[tuple[list[exp.Expr], set[str]]] = []
         self.names: list[str] = []
         for projection in select.expressions:
             targets = _star_targets(projection, self.sources)
@@ -157,7 +158,7 @@ class _Select:
         self.through = _passed_through(select, self.stars)
 
 
-def _passed_through(select: exp.Select, stars: list[tuple[list[exp.Expression], set[str]]]) -> exp.Query | None:
+def _passed_through(select: exp.Select, stars: list[tuple[list[exp.Expr], set[str]]]) -> exp.Query | None:
     """The subquery of `SELECT *, <named> FROM (<subquery>)`, which passes every other column on unchanged
     (each var layered on the ones before it is one); None for any other select."""
     if len(stars) != 1 or select.args.get("with_") or select.args.get("with"):
@@ -175,18 +176,18 @@ class _Tracer:
     Nodes are keyed by id() and kept alive by the caches, and the trees are not changed while a
     tracer lives (one tracer per step_lineage call)."""
 
-    _NO_CTES: dict[str, exp.Expression] = {}  # never changed: the top level's CTE scope
+    _NO_CTES: dict[str, exp.Expr] = {}  # never changed: the top level's CTE scope
 
     def __init__(self) -> None:
         self._selects: dict[int, tuple[exp.Select, _Select]] = {}
         self._traces: dict[tuple[int, str, int], set[Source]] = {}
-        self._withs: dict[tuple[int, int], tuple[exp.Expression, dict[str, exp.Expression]]] = {}
-        self._without: dict[tuple[int, str], dict[str, exp.Expression]] = {}
-        self._columns: dict[int, tuple[exp.Expression, list[tuple[str, str]]]] = {}
-        self._tables: dict[int, tuple[exp.Expression, str]] = {}
+        self._withs: dict[tuple[int, int], tuple[exp.Expr, dict[str, exp.Expr]]] = {}
+        self._without: dict[tuple[int, str], dict[str, exp.Expr]] = {}
+        self._columns: dict[int, tuple[exp.Expr, list[tuple[str, str]]]] = {}
+        self._tables: dict[int, tuple[exp.Expr, str]] = {}
         self._keep: list[object] = []  # keeps every CTE scope alive, so its id() stays unique
 
-    def trace(self, query: exp.Expression, column: str) -> set[Source]:
+    def trace(self, query: exp.Expr, column: str) -> set[Source]:
         return self._trace(query, column, self._NO_CTES)
 
     # -- memoised pieces
@@ -197,7 +198,7 @@ class _Tracer:
             found = self._selects[id(select)] = (select, _Select(select))
         return found[1]
 
-    def _scope(self, query: exp.Expression, ctes: dict[str, exp.Expression]) -> dict[str, exp.Expression]:
+    def _scope(self, query: exp.Expr, ctes: dict[str, exp.Expr]) -> dict[str, exp.Expr]:
         key = (id(query), id(ctes))
         found = self._withs.get(key)
         if found is None:
@@ -206,7 +207,7 @@ class _Tracer:
             found = self._withs[key] = (query, scope)
         return found[1]
 
-    def _minus(self, ctes: dict[str, exp.Expression], name: str) -> dict[str, exp.Expression]:
+    def _minus(self, ctes: dict[str, exp.Expr], name: str) -> dict[str, exp.Expr]:
         key = (id(ctes), name)
         found = self._without.get(key)
         if found is None:
@@ -214,14 +215,14 @@ class _Tracer:
             self._keep.append(found)
         return found
 
-    def _column_refs(self, expression: exp.Expression) -> list[tuple[str, str]]:
+    def _column_refs(self, expression: exp.Expr) -> list[tuple[str, str]]:
         """(table alias or '', column) of every column an expression reads, `alias.*` left out."""
         found = self._columns.get(id(expression))
         if found is None:
             found = self._columns[id(expression)] = (expression, _column_refs(expression))
         return found[1]
 
-    def _table_key(self, source: exp.Expression) -> str:
+    def _table_key(self, source: exp.Expr) -> str:
         found = self._tables.get(id(source))
         if found is None:
             found = self._tables[id(source)] = (source, table_key(source))
@@ -229,7 +230,7 @@ class _Tracer:
 
     # -- the walk
 
-    def _from_source(self, source: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+    def _from_source(self, source: exp.Expr, column: str, ctes: dict[str, exp.Expr]) -> set[Source]:
         if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
             name = source.name.lower()
             cte = ctes.get(name) if not source.db else None
@@ -243,7 +244,7 @@ class _Tracer:
             return {(self._table_key(source), column)}
         return set()
 
-    def _provides(self, source: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> bool | None:
+    def _provides(self, source: exp.Expr, column: str, ctes: dict[str, exp.Expr]) -> bool | None:
         """Whether a source has the column: True, False, or None when it cannot be told (a table, a `*`)."""
         inner = _unwrap(source)
         if isinstance(inner, exp.Table):
@@ -260,9 +261,7 @@ class _Tracer:
             return True
         return None if select.provided is None else False
 
-    def _columns_in(
-        self, expression: exp.Expression, sources: dict[str, exp.Expression], ctes: dict[str, exp.Expression]
-    ) -> set[Source]:
+    def _columns_in(self, expression: exp.Expr, sources: dict[str, exp.Expr], ctes: dict[str, exp.Expr]) -> set[Source]:
         out: set[Source] = set()
         for qualifier, name in self._column_refs(expression):
             if qualifier:
@@ -275,7 +274,7 @@ class _Tracer:
                 out |= self._from_source(source, name, ctes)
         return out
 
-    def _trace(self, query: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+    def _trace(self, query: exp.Expr, column: str, ctes: dict[str, exp.Expr]) -> set[Source]:
         key = (id(query), column, id(ctes))
         found = self._traces.get(key)
         if found is None:
@@ -283,7 +282,7 @@ class _Tracer:
             found = self._traces[key] = self._walk(query, column, ctes)
         return found
 
-    def _walk(self, query: exp.Expression, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+    def _walk(self, query: exp.Expr, column: str, ctes: dict[str, exp.Expr]) -> set[Source]:
         while True:  # down a chain of pass-through layers in a loop: 300 layered vars are no 300-deep recursion
             query = _unwrap(query)
             ctes = self._scope(query, ctes)
@@ -313,7 +312,7 @@ class _Tracer:
                     out |= self._from_source(source, column, ctes)
         return out
 
-    def _union(self, query: exp.SetOperation, column: str, ctes: dict[str, exp.Expression]) -> set[Source]:
+    def _union(self, query: exp.SetOperation, column: str, ctes: dict[str, exp.Expr]) -> set[Source]:
         """A union's column: the left side's by name, the right side's by position."""
         left = _unwrap(query.this)
         out = set(self._trace(left, column, ctes))
@@ -326,7 +325,7 @@ class _Tracer:
         return out
 
 
-def _column_refs(expression: exp.Expression) -> list[tuple[str, str]]:
+def _column_refs(expression: exp.Expr) -> list[tuple[str, str]]:
     # most projections are `alias.column [AS name]`: no tree search for those
     node = expression.this if isinstance(expression, exp.Alias) else expression
     columns = [node] if isinstance(node, exp.Column) else expression.find_all(exp.Column)
@@ -343,7 +342,7 @@ def _first_is_named(select: exp.Select, column: str) -> bool:
     return False
 
 
-def _position(query: exp.Expression, column: str) -> int | None:
+def _position(query: exp.Expr, column: str) -> int | None:
     if not isinstance(query, exp.Select):
         return None
     for n, projection in enumerate(query.expressions):
@@ -352,9 +351,7 @@ def _position(query: exp.Expression, column: str) -> int | None:
     return None
 
 
-def _outputs(
-    query: exp.Expression, known: dict[str, list[str]], ctes: dict[str, exp.Expression]
-) -> tuple[list[str], bool]:
+def _outputs(query: exp.Expr, known: dict[str, list[str]], ctes: dict[str, exp.Expr]) -> tuple[list[str], bool]:
     query = _unwrap(query)
     ctes = _with(query, ctes)
     if isinstance(query, exp.SetOperation):

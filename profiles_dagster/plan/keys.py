@@ -1,0 +1,111 @@
+"""What names a step: its kind, and its key, the path of its material (`user/input_vars/identifies`)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class StepKind(enum.StrEnum):
+    INPUT_VARS = "input_vars"
+    SQL_MODEL = "sql_model"
+    ID_STITCHER = "id_stitcher"
+    ALL = "all"
+    INPUT_VARS_MAPPED = "input_vars_mapped"
+    ENTITY_VARS = "entity_vars"
+    FEATURES = "features"
+    COHORT = "cohort"
+    COHORT_VARS = "cohort_vars"
+    VIEW = "view"
+
+
+_MODELS = "models"  # the first part of a custom SQL model's key, where an entity's steps have the entity
+_VIEWS = "views"
+_VARS = "vars"
+
+
+class StepKey(tuple[str, ...]):
+    """A step's key, built only by the named constructors below.
+
+    It stays a tuple of the path's parts so it equals, hashes and sorts as the plain tuples callers
+    (tests, `selected=` arguments, the registry's paths split back) already hold: a `plan[("user", "all")]`
+    keeps finding `StepKey.all("user")`, and Dagster's asset key is still the parts in order.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *parts: str) -> StepKey:
+        return super().__new__(cls, parts)
+
+    def __getnewargs__(self) -> tuple[str, ...]:  # pickle and copy pass the parts back
+        return tuple(self)
+
+    # -- one constructor per kind of step ---------------------------------------------------------------
+
+    @classmethod
+    def sql_model(cls, name: str) -> StepKey:
+        return cls(_MODELS, name)
+
+    @classmethod
+    def input_vars(cls, entity: str, input_name: str) -> StepKey:
+        return cls(entity, StepKind.INPUT_VARS.value, input_name)
+
+    @classmethod
+    def id_stitcher(cls, entity: str) -> StepKey:
+        return cls(entity, StepKind.ID_STITCHER.value)
+
+    @classmethod
+    def all(cls, entity: str) -> StepKey:
+        return cls(entity, StepKind.ALL.value)
+
+    @classmethod
+    def input_vars_mapped(cls, entity: str, input_name: str) -> StepKey:
+        return cls(entity, StepKind.INPUT_VARS_MAPPED.value, input_name)
+
+    @classmethod
+    def entity_vars(cls, entity: str) -> StepKey:
+        return cls(entity, StepKind.ENTITY_VARS.value)
+
+    @classmethod
+    def features(cls, entity: str) -> StepKey:
+        return cls(entity, StepKind.FEATURES.value)
+
+    @classmethod
+    def cohort(cls, entity: str, name: str) -> StepKey:
+        return cls(entity, StepKind.COHORT.value, name)
+
+    @classmethod
+    def cohort_vars(cls, entity: str, cohort: str) -> StepKey:
+        return cls(entity, StepKind.COHORT.value, cohort, _VARS)
+
+    @classmethod
+    def view(cls, entity: str, name: str) -> StepKey:
+        return cls(entity, _VIEWS, name)
+
+    # -- reading one --------------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The key as the Dagster asset key, the run registry and the CLI's `-m` spell it."""
+        return "/".join(self)
+
+    @property
+    def entity(self) -> str | None:
+        """The entity the step belongs to; None for a custom SQL model."""
+        return None if self[0] == _MODELS else self[0]
+
+    @property
+    def kind(self) -> StepKind:
+        if self[0] == _MODELS:
+            return StepKind.SQL_MODEL
+        if self[1] == _VIEWS:
+            return StepKind.VIEW
+        if self[1] == StepKind.COHORT.value and len(self) == 4:
+            return StepKind.COHORT_VARS
+        return StepKind(self[1])
+
+    @property
+    def name(self) -> str:
+        """The input, SQL model, cohort or view the key is of ('' for an entity's own steps, e.g. its id stitcher)."""
+        if self[0] == _MODELS:
+            return self[1]
+        return self[2] if len(self) > 2 else ""
