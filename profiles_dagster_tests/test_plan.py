@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import pickle
 from pathlib import Path
 
@@ -103,6 +104,20 @@ def test_each_kind_of_step_carries_its_payload_type(plan):
     with pytest.raises(TypeError, match="user/all"):
         plan[ALL].payload_as(ViewPayload)
     assert plan[COHORT].payload_as(CohortPayload).parent_vars == ENTITY_VARS
+
+
+def test_plan_imports_no_sql_or_dagster():
+    """DESIGN.md's layers: plan/ knows nothing of SQL, warehouses or Dagster."""
+    import profiles_dagster
+
+    banned = ("sqlglot", "dagster", "profiles_dagster.sql", "profiles_dagster.warehouse", "profiles_dagster.dagster")
+    for path in (Path(profiles_dagster.__file__).parent / "plan").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not name.startswith(banned), f"{path.name} imports {name}"
 
 
 def test_steps_are_in_topological_order(plan):

@@ -27,8 +27,8 @@ class StepKey(tuple[str, ...]):
     """A step's key, built only by the named constructors below.
 
     It stays a tuple of the path's parts so it equals, hashes and sorts as the plain tuples callers
-    (tests, `selected=` arguments, the registry's paths split back) already hold: a `plan[("user", "all")]`
-    keeps finding `StepKey.all("user")`, and Dagster's asset key is still the parts in order.
+    (tests, `selected=` arguments) already hold: `plan[("user", "all")]` keeps finding `StepKey.all("user")`,
+    and the translator's Dagster asset key is still the parts in order.
     """
 
     __slots__ = ()
