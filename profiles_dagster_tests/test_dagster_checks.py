@@ -226,6 +226,21 @@ def test_checks_alone_look_at_the_latest_material(example_checked, tmp_path: Pat
     assert "never materialized" in results["user/features:user_main_id_unique"].description
 
 
+def test_stitcher_checks_alone_name_the_largest_profile(example_checked) -> None:
+    """Without the run's statistics, the largest profile comes from the graph's shape, as the run reports it."""
+    defs, result, _ = example_checked
+    only_checks = dg.define_asset_job(
+        "stitcher_checks", selection=dg.AssetSelection.checks_for_assets(dg.AssetKey(["user", "id_stitcher"]))
+    )
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[only_checks]))
+    alone = _evaluations(merged.resolve_job_def("stitcher_checks").execute_in_process())
+    in_run = _evaluations(result)
+    size = alone["user/id_stitcher:max_cluster_size"]
+    assert size.passed
+    expected = in_run["user/id_stitcher:max_cluster_size"].metadata["largest_profile"].value
+    assert size.metadata["largest_profile"].value == expected
+
+
 def test_checks_can_be_turned_off(tmp_path: Path) -> None:
     defs = _defs(tmp_path / "w.duckdb", tmp_path, settings={"checks": {"enabled": False}})
     assert all(not a.check_specs for a in defs.assets if isinstance(a, dg.AssetsDefinition))

@@ -234,14 +234,14 @@ def health(t: CheckTarget, main: str) -> stitcher_health.Health:
 
 
 def _largest(t: CheckTarget, main: str) -> str:
-    """The largest profile, as the run's health names it, else asked of the table."""
+    """The largest profile, as the run's health names it, else as the table's shape (already read) has it."""
     if t.stats.get("health_largest_profile"):
         return str(t.stats["health_largest_profile"])
-    if "largest" not in t.cache:
-        rows = t.session.query(t.session.render(stitcher_health.largest_profiles_query(t.table, main, 1)))
-        size = sum(int(r[2]) for r in rows)
-        t.cache["largest"] = f"{rows[0][0]} ({size} ids)" if rows else ""
-    return t.cache["largest"]
+    largest = health(t, main).largest
+    if not largest:
+        return ""
+    main_id, size, _ = largest[0]
+    return f"{main_id} ({size} ids)"
 
 
 def _stitcher_checks(step: Step, project: Project, settings: ProfilesDagsterSettings) -> list[ProfilesCheck]:
