@@ -20,7 +20,7 @@ class LoadedProject:
     project: Project
     plan: RunPlan
     connection: Connection | None
-    warehouse: WarehouseEngine | None
+    warehouse: WarehouseEngine  # load() resolves one when none is given
 
 
 def load(

@@ -27,7 +27,7 @@ from sqlglot import exp
 from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.plan.payloads import ViewPayload
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
-from profiles_dagster.project.model import Input, Project
+from profiles_dagster.project.model import IdStitcher, Input, Project
 from profiles_dagster.project.settings import SETTINGS_FILE, ProfilesDagsterSettings, Threshold
 from profiles_dagster.sql import checks as sql
 from profiles_dagster.sql import stitcher_health
@@ -245,7 +245,8 @@ def _largest(t: CheckTarget, main: str) -> str:
 
 
 def _stitcher_checks(step: Step, project: Project, settings: ProfilesDagsterSettings) -> list[ProfilesCheck]:
-    main = project.entities[step.entity].main_id_column
+    entity = project.entities[step.payload_as(IdStitcher).entity]
+    main = entity.main_id_column
     limits = settings.checks.id_stitcher
     out: list[ProfilesCheck] = []
     size = limits.max_cluster_size
@@ -275,7 +276,7 @@ def _stitcher_checks(step: Step, project: Project, settings: ProfilesDagsterSett
                 run_size,
             )
         )
-    id_types = project.entities[step.entity].id_types
+    id_types = entity.id_types
     for id_type, threshold in limits.max_ids_per_profile.items():
         if id_type not in id_types:
             raise _settings_error(
@@ -375,7 +376,7 @@ def _custom_checks(
 
 
 def _custom(
-    step: Step, project: Project, name: str, text: str, condition: exp.Expression, severity: Severity
+    step: Step, project: Project, name: str, text: str, condition: exp.Expr, severity: Severity
 ) -> ProfilesCheck:
     key = key_column(step, project)
 

@@ -33,10 +33,10 @@ class _PlaceholderContext(CompileContext):
     """Parses each distinct fragment once: hundreds of vars share a few selects and wheres, and the
     entity's and each cohort's var table compile the same vars again. Never changed once made."""
 
-    _fragments: dict[str, exp.Expression] = field(default_factory=dict, repr=False)
+    _fragments: dict[str, exp.Expr] = field(default_factory=dict, repr=False)
     _templates: TemplateContext | None = field(default=None, repr=False)
 
-    def fragment(self, text: str, where: Where) -> exp.Expression:
+    def fragment(self, text: str, where: Where) -> exp.Expr:
         parsed = self._fragments.get(text)
         if parsed is None:  # rendering depends on the text alone here: one context, one end_time
             parsed = self._fragments[text] = super().fragment(text, where)
@@ -92,7 +92,7 @@ class PlanLineage:
                 continue
             if query is None:
                 continue
-            if step.kind is StepKind.ID_STITCHER:
+            if step.kind is StepKind.ID_STITCHER and main is not None:
                 columns, complete = [main, *STITCHER_OUTPUT], True
             else:
                 columns, complete = lineage.output_columns(query, known)

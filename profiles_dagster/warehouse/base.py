@@ -117,13 +117,13 @@ class Session:
 
     # -- built on them ----------------------------------------------------------------------------------
 
-    def render(self, node: exp.Expression) -> str:
+    def render(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect)
 
-    def run(self, node: exp.Expression) -> None:
+    def run(self, node: exp.Expr) -> None:
         self.execute(self.render(node))
 
-    def run_count(self, node: exp.Expression) -> int | None:
+    def run_count(self, node: exp.Expr) -> int | None:
         """Run a statement; the rows it wrote where the engine says (CREATE TABLE AS), else None: saves a
         count(*) over a table just written. Engines that know it set `written` in `execute`."""
         self.written = None
