@@ -8,14 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from profiles_dagster.plan.payloads import (
-    AllPayload,
-    CohortPayload,
-    FeaturesPayload,
-    MappedPayload,
-    VarTablePayload,
-    ViewPayload,
-)
+from profiles_dagster.plan import payloads
 from profiles_dagster.plan.planner import build_plan
 from profiles_dagster.plan.steps import RunPlan, StepKey, StepKind
 from profiles_dagster.project.loader import load_project
@@ -88,13 +81,13 @@ PAYLOADS = {
     StepKind.INPUT_VARS: Input,
     StepKind.SQL_MODEL: SqlModel,
     StepKind.ID_STITCHER: IdStitcher,
-    StepKind.ALL: AllPayload,
-    StepKind.INPUT_VARS_MAPPED: MappedPayload,
-    StepKind.ENTITY_VARS: VarTablePayload,
-    StepKind.FEATURES: FeaturesPayload,
-    StepKind.COHORT: CohortPayload,
-    StepKind.COHORT_VARS: VarTablePayload,
-    StepKind.VIEW: ViewPayload,
+    StepKind.ALL: payloads.AllPayload,
+    StepKind.INPUT_VARS_MAPPED: payloads.MappedPayload,
+    StepKind.ENTITY_VARS: payloads.VarTablePayload,
+    StepKind.FEATURES: payloads.FeaturesPayload,
+    StepKind.COHORT: payloads.CohortPayload,
+    StepKind.COHORT_VARS: payloads.VarTablePayload,
+    StepKind.VIEW: payloads.ViewPayload,
 }
 
 
@@ -102,8 +95,8 @@ def test_each_kind_of_step_carries_its_payload_type(plan):
     for step in plan.steps:
         assert type(step.payload) is PAYLOADS[step.kind], step.path
     with pytest.raises(TypeError, match="user/all"):
-        plan[ALL].payload_as(ViewPayload)
-    assert plan[COHORT].payload_as(CohortPayload).parent_vars == ENTITY_VARS
+        plan[ALL].payload_as(payloads.ViewPayload)
+    assert plan[COHORT].payload_as(payloads.CohortPayload).parent_vars == ENTITY_VARS
 
 
 def test_plan_imports_no_sql_or_dagster():

@@ -43,6 +43,7 @@ class StepKey(tuple[str, ...]):
 
     @classmethod
     def sql_model(cls, name: str) -> StepKey:
+        """A custom SQL model's: under `models/`, beside the entities, as pb's paths have it."""
         return cls(_MODELS, name)
 
     @classmethod
@@ -55,14 +56,17 @@ class StepKey(tuple[str, ...]):
 
     @classmethod
     def all(cls, entity: str) -> StepKey:
+        """The ALL cohort's: pb's `<entity>/all`."""
         return cls(entity, StepKind.ALL.value)
 
     @classmethod
     def input_vars_mapped(cls, entity: str, input_name: str) -> StepKey:
+        """An input's rows with the entity's main id, and the input vars on them."""
         return cls(entity, StepKind.INPUT_VARS_MAPPED.value, input_name)
 
     @classmethod
     def entity_vars(cls, entity: str) -> StepKey:
+        """The entity's var table; a cohort's has `cohort_vars`."""
         return cls(entity, StepKind.ENTITY_VARS.value)
 
     @classmethod
@@ -75,10 +79,12 @@ class StepKey(tuple[str, ...]):
 
     @classmethod
     def cohort_vars(cls, entity: str, cohort: str) -> StepKey:
+        """A cohort's var table: below its cohort, so the cohort's key prefixes both."""
         return cls(entity, StepKind.COHORT.value, cohort, _VARS)
 
     @classmethod
     def view(cls, entity: str, name: str) -> StepKey:
+        """A feature view's, or a feature table's (pb builds both as views of var columns)."""
         return cls(entity, _VIEWS, name)
 
     # -- reading one --------------------------------------------------------------------------------------
