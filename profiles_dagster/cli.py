@@ -6,9 +6,9 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
+from profiles_dagster.clock import default_end_time
 from profiles_dagster.describe import SHOW, show
 from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.loading import load
@@ -138,7 +138,7 @@ def _offline_dialect(project: Project, args: argparse.Namespace) -> str:
     except ProfilesError:
         if args.site_config:
             raise
-        return project.settings.dialect or "duckdb"
+        return project.settings.sql_dialect("duckdb")
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -329,8 +329,8 @@ def _idstitcher_report(args: argparse.Namespace) -> str:
                     materials[dep.key] = table(found[0][0], schema)
             observations = None
             if all(d.key in materials for d in plan.ordered(plan.upstream({step.key}))):
-                source_dialect = project.settings.dialect or session.dialect
-                context = CompileContext(project, plan, session.dialect, source_dialect, materials, datetime.now())
+                source_dialect = project.settings.sql_dialect(session.dialect)
+                context = CompileContext(project, plan, session.dialect, source_dialect, materials, default_end_time())
                 observations = compile_step(step, context).observations
             main = project.entities[step.entity].main_id_column
             health = health_sql.collect(

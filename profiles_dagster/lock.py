@@ -33,12 +33,13 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlglot import exp
 
-from profiles_dagster.errors import BusyError, ProfilesError
+from profiles_dagster.clock import now_utc
+from profiles_dagster.errors import BusyError, ProfilesError, summary
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
@@ -47,10 +48,6 @@ log = logging.getLogger("profiles_dagster")
 
 DEFAULT_WAIT_SECONDS = 0.0
 DEFAULT_STALE_AFTER_SECONDS = 3600.0
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # -- this process, and whether another one is alive -------------------------------------------------------
@@ -270,7 +267,7 @@ class RunLock:
     def _lost(self, exc: Exception) -> None:
         """A write of the lock row failed: remember why, and end the failed transaction."""
         log.debug("lost the run lock race: %s", exc)
-        self._error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self._error = summary(exc)
         with contextlib.suppress(Exception):
             self.session.execute("ROLLBACK")
 
@@ -342,7 +339,7 @@ class RunLock:
                     try:
                         session.run(registry.update(self.schema, registry.LOCK, {"heartbeat_at": now_utc()}, where))
                     except Exception as exc:  # a conflict with the run's own write: the next beat tries again
-                        log.debug("run lock heartbeat failed: %s", _first_line(exc))
+                        log.debug("run lock heartbeat failed: %s", summary(exc))
                         with contextlib.suppress(Exception):
                             session.execute("ROLLBACK")
         except Exception as exc:  # connecting failed (the message is the engine's, secrets redacted)
@@ -405,15 +402,13 @@ def ensure_registry(session: Session, schema: str) -> None:
         session.create_schema(schema)
     except Exception as exc:  # a concurrent first run may have created it just now
         if not _retry_ok(session, None, schema):
-            raise ProfilesError(f"cannot create output schema '{schema}': {_first_line(exc)}") from exc
+            raise ProfilesError(f"cannot create output schema '{schema}': {summary(exc)}") from exc
     for name, ddl in registry.create_statements(schema):
         try:
             session.run(ddl)
         except Exception as exc:  # as above: fine if the table exists now
             if not _retry_ok(session, name, schema):
-                raise ProfilesError(
-                    f"cannot create the run registry table {schema}.{name}: {_first_line(exc)}"
-                ) from exc
+                raise ProfilesError(f"cannot create the run registry table {schema}.{name}: {summary(exc)}") from exc
     for name in registry.COLUMNS:
         existing = {c for c, _ in session.columns(table(name, schema))}
         for ddl in registry.add_missing_columns(schema, name, existing):
@@ -430,11 +425,6 @@ def _retry_ok(session: Session, name: str | None, schema: str) -> bool:
         return session.table_exists(table(name, schema))
     except Exception:
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["BusyError", "Holder", "ProfilesError", "RunLock", "ensure_registry", "open_session", "process_alive"]

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError
-from profiles_dagster.lock import RunLock, ensure_registry, now_utc
+from profiles_dagster.clock import now_utc
+from profiles_dagster.errors import ProfilesError, summary
+from profiles_dagster.lock import RunLock, ensure_registry
 from profiles_dagster.plan.steps import RunPlan
 from profiles_dagster.project.model import Project
 from profiles_dagster.sql import registry
@@ -147,7 +148,7 @@ def cleanup(
             try:
                 session.run(exp.Drop(kind=drop.kind, tables=[table(drop.name, schema)], exists=True))
             except Exception as exc:  # keep going: one undroppable table must not block the others
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = summary(exc)
                 report.errors.append(f"{drop.name}: {first}")
                 continue
             session.run(registry.mark_dropped(schema, registered.get(drop.name.lower(), drop.name), now_utc()))

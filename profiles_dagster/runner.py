@@ -15,12 +15,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlglot
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.clock import default_end_time, naive_utc, now_utc, parse_time
+from profiles_dagster.errors import ProfilesError, summary
 from profiles_dagster.lock import RunLock, ensure_registry, open_session
 from profiles_dagster.maintenance import cleanup, recover_unfinished_runs
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
@@ -34,6 +35,9 @@ from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 log = logging.getLogger("profiles_dagster")
 
+# the run's public names; the clock's are re-exported for the CLI, Dagster and tests that import them here
+__all__ = ["ProfilesRun", "StepResult", "now_utc", "parse_seq_no", "parse_time", "run_all"]
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -44,23 +48,6 @@ class StepResult:
     sql: str
     columns: list[tuple[str, str]]
     stats: dict[str, object] = field(default_factory=dict)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """pb's --begin_time/--end_time: ISO 8601, `Z` allowed; stored as naive UTC."""
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ProfilesError(f"invalid time '{text}': use ISO 8601, e.g. 2025-11-01T00:00:00Z") from exc
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 class ProfilesRun:
@@ -90,10 +77,10 @@ class ProfilesRun:
         self.schema = session.schema
         keys = set(selected) if selected is not None else set(plan.by_key)
         self.steps = plan.ordered(keys)
-        self.end_time = end_time or now_utc()
+        self.end_time = end_time or default_end_time()
         self.begin_time = begin_time
         # the dialect the project's SQL is written in: profiles_dagster.yaml, else the engine's own
-        self.source_dialect = source_dialect or project.settings.dialect or session.dialect
+        self.source_dialect = source_dialect or project.settings.sql_dialect(session.dialect)
         self.seq_no = 0
         self.results: list[StepResult] = []
         self.published = False
@@ -201,11 +188,11 @@ class ProfilesRun:
         self.seq_no = int(wanted)
         status, end, begin = known[self.seq_no]
         self.resumed_status = str(status)
-        self.resumed_row = {"status": str(status), "finished_at": _naive(before[self.seq_no][0])}
+        self.resumed_row = {"status": str(status), "finished_at": naive_utc(before[self.seq_no][0])}
         self.resumed_row["message"] = before[self.seq_no][1]
         # pb reuses the run's time window: its end and begin time, whatever --end_time says
-        self.end_time = _naive(end) or self.end_time
-        self.begin_time = _naive(begin)
+        self.end_time = naive_utc(end) or self.end_time
+        self.begin_time = naive_utc(begin)
         newer = [n for n, (st, _, _) in known.items() if n > self.seq_no and st == "complete"]
         self.newer_run = max(newer) if newer else None
         session.run(
@@ -413,7 +400,7 @@ class ProfilesRun:
             self.session.run(rename)
         except Exception as exc:
             raise ProfilesError(
-                f"cannot rebuild {target.name} of run {self.seq_no} for step '{step.path}': {_first_line(why)}",
+                f"cannot rebuild {target.name} of run {self.seq_no} for step '{step.path}': {summary(why, named=True)}",
                 hint=f"leave out --force to keep run {self.seq_no}'s complete materials, or start a new run",
             ) from exc
         self.moved_aside.append((table(aside, self.schema), kind))
@@ -437,7 +424,7 @@ class ProfilesRun:
             if isinstance(exc, ProfilesError):
                 raise
             where = f" (defined at {step.origin})" if step.origin else ""
-            raise ProfilesError(f"step '{step.path}' could not be compiled{where}: {_first_line(exc)}") from exc
+            raise ProfilesError(f"step '{step.path}' could not be compiled{where}: {summary(exc, named=True)}") from exc
         try:
             if step.kind is StepKind.ID_STITCHER:
                 sql = program.observations.sql(session.dialect, pretty=True)
@@ -460,7 +447,7 @@ class ProfilesRun:
             raise
         except Exception as exc:  # the engine's own error, named with the step
             self._record(step, target, "failed", None, time.perf_counter() - start)
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = summary(exc)
             where = f" (defined at {step.origin})" if step.origin else ""
             raise ProfilesError(f"step '{step.path}' failed in the warehouse{where}: {message}") from exc
         if recorded is None:
@@ -566,7 +553,7 @@ class ProfilesRun:
             try:
                 session.run(exp.Drop(kind=kind, tables=[aside], exists=True))
             except Exception as exc:  # cleanup drops it later (a scratch table of this run)
-                log.warning("could not drop %s: %s", aside.name, _first_line(exc))
+                log.warning("could not drop %s: %s", aside.name, summary(exc, named=True))
         keep = self.project.settings.retention_runs
         if keep:
             try:
@@ -594,7 +581,7 @@ class ProfilesRun:
             try:
                 self.session.drop_table(loaded)
             except Exception as exc:
-                log.warning("could not drop %s: %s", loaded.name, _first_line(exc))
+                log.warning("could not drop %s: %s", loaded.name, summary(exc, named=True))
 
     def finish(self, status: str, message: str | None = None) -> None:
         """Record the run's final status and give the schema's run lock back.
@@ -618,7 +605,7 @@ class ProfilesRun:
             return
         message = None
         if error is not None:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            message = summary(error)
         try:
             self.finish("failed", message)
         except Exception:  # the original failure matters more than this bookkeeping
@@ -641,17 +628,6 @@ def parse_seq_no(value: int | str | None) -> int | str | None:
     raise ProfilesError(f"--seq_no must be a run's number (1, 2, ...), `latest` or `new`, got '{value}'")
 
 
-def _naive(value: object) -> datetime | None:
-    """A registry timestamp as naive UTC (engines return datetimes, some drivers text)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return parse_time(value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value  # type: ignore[return-value]
-
-
 def _creates_table(statement: exp.Expression) -> bool:
     """CREATE TABLE ... AS <query>: a step's material written by one statement."""
     return (
@@ -659,11 +635,6 @@ def _creates_table(statement: exp.Expression) -> bool:
         and str(statement.args.get("kind") or "").upper() == "TABLE"
         and isinstance(statement.expression, exp.Query)
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def run_all(

@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlglot
 from sqlglot import exp
 
+from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import table
 
 RUNS = "_profiles_runs"
@@ -137,7 +138,7 @@ def _value(v: object) -> exp.Expression:
     if v is None:
         return exp.null()
     if isinstance(v, datetime):
-        return exp.cast(exp.Literal.string(v.strftime("%Y-%m-%d %H:%M:%S.%f")), exp.DataType.build("timestamp"))
+        return timestamp_literal(v)
     if isinstance(v, bool):
         return exp.Literal.number(int(v))
     if isinstance(v, int | float):
