@@ -305,28 +305,31 @@ def _idstitcher_report(args: argparse.Namespace) -> str:
     with loaded.warehouse.session() as session:
         wanted = parse_seq_no(args.seq_no)
         for step in [s for s in plan.steps if s.kind is StepKind.ID_STITCHER]:
-            query = registry.latest_material(schema, project.name, step.path, step.content_hash)
-            if isinstance(wanted, int):
-                query = query.where(registry.eq("seq_no", wanted))
-            rows = session.query(session.render(query))
-            if not rows or not session.table_exists(table(rows[0][0], schema)):
+            found = registry.latest_existing_material(
+                session,
+                session.table_exists,
+                schema,
+                project.name,
+                step.path,
+                step.content_hash,
+                seq_no=wanted if isinstance(wanted, int) else None,
+            )
+            if found is None:
                 of_run = f" in run {wanted}" if isinstance(wanted, int) else ""
                 raise ProfilesError(
                     f"{step.path} has no complete material with its current definition{of_run} in schema {schema}; "
                     "run the project first (profiles-dagster run)"
                 )
-            name, seq_no = str(rows[0][0]), int(rows[0][1])
+            name, seq_no = found.table_name, found.seq_no
             stitched = table(name, schema)
             previous, _ = find_previous(session, schema, project.name, step.path, step.content_hash, lambda t: True)
             point = previous.checkpoint if previous else None
             # the observations, for degrees: compiled against the latest materials of what the stitcher reads
             materials = {step.key: stitched}
             for dep in plan.ordered(plan.upstream({step.key})):
-                found = session.query(
-                    session.render(registry.latest_material(schema, project.name, dep.path, dep.content_hash))
-                )
-                if found:
-                    materials[dep.key] = table(found[0][0], schema)
+                latest = registry.latest_material_row(session, schema, project.name, dep.path, dep.content_hash)
+                if latest is not None:
+                    materials[dep.key] = table(latest.table_name, schema)
             observations = None
             if all(d.key in materials for d in plan.ordered(plan.upstream({step.key}))):
                 source_dialect = project.settings.sql_dialect(session.dialect)

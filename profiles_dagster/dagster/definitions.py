@@ -411,13 +411,11 @@ class _Execution:
         key = self.asset_keys[step.key]
         schema = session.schema
         try:
-            rows = session.query(
-                session.render(registry.latest_material(schema, self.project.name, step.path, step.content_hash))
-            )
+            latest = registry.latest_material_row(session, schema, self.project.name, step.path, step.content_hash)
         except Exception:  # no registry yet: nothing ever ran here
-            rows = []
+            latest = None
         for check in self.checks[step.key]:
-            if not rows:
+            if latest is None:
                 yield AssetCheckResult(
                     asset_key=key,
                     check_name=check.name,
@@ -426,7 +424,7 @@ class _Execution:
                     description=f"{step.path} was never materialized with its current definition",
                 )
                 continue
-            target = CheckTarget(session, step, table(rows[0][0], schema), end_time)
+            target = CheckTarget(session, step, table(latest.table_name, schema), end_time)
             yield check.evaluate(target, key)
 
 

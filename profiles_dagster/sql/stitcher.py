@@ -1272,10 +1272,10 @@ def find_previous(
     table_exists: Callable[[exp.Table], bool],
 ) -> tuple[PreviousGraph | None, str]:
     """The latest complete stitcher table of this definition and its checkpoint, or why there is none."""
-    rows = session.query(registry.latest_material(schema, project, step_path, content_hash).sql(session.dialect))
-    if not rows:
+    latest = registry.latest_material_row(session, schema, project, step_path, content_hash)
+    if latest is None:
         return None, "no previous stitcher table with this definition"
-    name = str(rows[0][0])
+    name = latest.table_name
     previous = table(name, schema)
     if not table_exists(previous):
         return None, f"the previous stitcher table {name} no longer exists"
