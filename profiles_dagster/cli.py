@@ -20,6 +20,7 @@ from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import find_site_config, load_connection
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
+from profiles_dagster.sql.registry import Status
 
 
 def _common(parser: argparse.ArgumentParser, times: bool = False) -> None:
@@ -162,7 +163,7 @@ def _compile(args: argparse.Namespace) -> int:
         for n, step in enumerate(run.steps, start=1):
             path = out / f"{n:02d}_{step.path.replace('/', '__')}.sql"
             path.write_text(run.compiled_sql(step) + "\n", encoding="utf-8")
-        run.finish("compiled")
+        run.finish(Status.COMPILED)
     print(f"compiled {len(run.steps)} step(s) into {out}")
     return 0
 

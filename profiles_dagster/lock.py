@@ -119,6 +119,8 @@ _HELD: weakref.WeakValueDictionary[str, RunLock] = weakref.WeakValueDictionary()
 
 @dataclass(frozen=True)
 class Holder:
+    """The row of `_profiles_lock`: who holds the run lock (an empty `run_id`: nobody)."""
+
     run_id: str
     seq_no: int | None
     project: str | None
@@ -127,6 +129,13 @@ class Holder:
     node: str | None
     acquired_at: datetime | None
     heartbeat_at: datetime | None
+
+    COLUMNS = ("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at")
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Holder:
+        run_id, *rest = row
+        return cls("" if run_id is None else str(run_id), *rest)
 
     def describe(self) -> str:
         what = f"run seq_no {self.seq_no}" if self.seq_no else "a run"
@@ -184,17 +193,14 @@ class RunLock:
                     self.schema,
                     registry.LOCK,
                     registry.eq("name", registry.LOCK_NAME),
-                    ("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at"),
+                    Holder.COLUMNS,
                 )
             )
         )
         if not rows:
             return None
-        held = [r for r in rows if r[0] is not None]
-        if not held:
-            return Holder("", None, None, None, None, None, None, None)
-        r = held[0]
-        return Holder(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        holders = [Holder.from_row(r) for r in rows]
+        return next((h for h in holders if h.run_id), Holder("", None, None, None, None, None, None, None))
 
     def is_stale(self, holder: Holder) -> bool:
         if holder.node == self.node:  # this very process: stale unless one of its runs still holds it
@@ -359,7 +365,7 @@ class RunLock:
         self._stop()
         if not self.held:
             return
-        empty = dict.fromkeys(("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at"))
+        empty = dict.fromkeys(Holder.COLUMNS)
         try:
             self._update(empty)
         finally:

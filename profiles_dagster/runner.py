@@ -263,16 +263,16 @@ class ProfilesRun:
             log.warning("run %s could not release the run lock: %s", self.seq_no, exc)
         return [v.name for v, _ in views]
 
-    def finish(self, status: str, message: str | None = None) -> None:
+    def finish(self, status: Status, message: str | None = None) -> None:
         """Record the run's final status and give the schema's run lock back.
 
         Compiling an earlier run (`compile --seq_no N`) leaves N's own status as it was.
         """
         try:
-            if status == Status.COMPILED and self.resume is not None and self.resume.status is not None:
+            if status is Status.COMPILED and self.resume is not None and self.resume.status is not None:
                 self.record.restore(self.resume.record)
             else:
-                self.record.finish(Status(status), message)
+                self.record.finish(status, message)
         finally:
             self.lock.release()
 

@@ -319,7 +319,8 @@ def latest_material(schema: str, project: str, step: str, content_hash: str, *, 
 class Reader(Protocol):
     """What the lookups below need of a session: its dialect and a query."""
 
-    dialect: str
+    @property
+    def dialect(self) -> str: ...
 
     def query(self, sql: str) -> list[tuple]: ...
 
