@@ -13,11 +13,11 @@ No IO of its own: the one lookup that reads (a step's latest material) takes the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
@@ -145,7 +145,7 @@ class RunRow:
         object.__setattr__(self, "status", Status(self.status))
 
     @classmethod
-    def from_row(cls, row: tuple) -> RunRow:
+    def from_row(cls, row: Sequence[Any]) -> RunRow:
         """A row selected with `COLUMNS` (or a prefix of them)."""
         seq_no, project, status, *rest = row
         return cls(int(seq_no), str(project), Status(str(status)), *rest)
@@ -169,7 +169,7 @@ class MaterialRow:
         object.__setattr__(self, "status", Status(self.status))
 
     @classmethod
-    def from_row(cls, row: tuple) -> MaterialRow:
+    def from_row(cls, row: Sequence[Any]) -> MaterialRow:
         """A row selected with `COLUMNS` (or its first six)."""
         seq_no, project, step, content_hash, table_name, status, *rest = row
         rows = rest[0] if rest else None
@@ -195,7 +195,7 @@ class ViewRow:
     COLUMNS = ("view_name", "table_name", "seq_no")
 
     @classmethod
-    def from_row(cls, row: tuple) -> ViewRow:
+    def from_row(cls, row: Sequence[Any]) -> ViewRow:
         view_name, table_name, seq_no = row
         return cls(str(view_name), str(table_name), int(seq_no))
 
@@ -264,11 +264,11 @@ def insert(schema: str, name: str, row: dict[str, object]) -> exp.Expression:
     )
 
 
-def update(schema: str, name: str, values: dict[str, object], where: exp.Expression) -> exp.Expression:
+def update(schema: str, name: str, values: Mapping[str, object], where: exp.Expr) -> exp.Expression:
     return exp.update(_t(name, schema), {k: _value(v) for k, v in values.items()}, where=where)
 
 
-def select(schema: str, name: str, where: exp.Expression | None = None, columns: tuple[str, ...] = ()) -> exp.Select:
+def select(schema: str, name: str, where: exp.Expr | None = None, columns: tuple[str, ...] = ()) -> exp.Select:
     """The named (default: all) registry columns, in COLUMNS order, so rows zip with `column_names`."""
     query = exp.select(*(columns or column_names(name))).from_(_t(name, schema))
     return query.where(where) if where is not None else query
@@ -322,7 +322,7 @@ class Reader(Protocol):
     @property
     def dialect(self) -> str: ...
 
-    def query(self, sql: str) -> list[tuple]: ...
+    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 
 
 def latest_material_row(
@@ -359,7 +359,9 @@ def mark_dropped(schema: str, table_name: str, at: datetime) -> exp.Expression:
     )
 
 
-def record_views(schema: str, project: str, seq_no: int, views: list[tuple[str, str]], at: datetime) -> list:
+def record_views(
+    schema: str, project: str, seq_no: int, views: list[tuple[str, str]], at: datetime
+) -> list[exp.Expression]:
     """This run's pointers (view_name -> material), appended: a view's current one is its row of the
     latest complete run (or of a run killed while publishing, until a later run finishes it)."""
     if not views:
