@@ -6,9 +6,9 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
+from profiles_dagster.clock import default_end_time
 from profiles_dagster.describe import SHOW, show
 from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.loading import load
@@ -20,6 +20,7 @@ from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import find_site_config, load_connection
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
+from profiles_dagster.sql.registry import Status
 
 
 def _common(parser: argparse.ArgumentParser, times: bool = False) -> None:
@@ -138,7 +139,7 @@ def _offline_dialect(project: Project, args: argparse.Namespace) -> str:
     except ProfilesError:
         if args.site_config:
             raise
-        return project.settings.dialect or "duckdb"
+        return project.settings.sql_dialect("duckdb")
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -162,7 +163,7 @@ def _compile(args: argparse.Namespace) -> int:
         for n, step in enumerate(run.steps, start=1):
             path = out / f"{n:02d}_{step.path.replace('/', '__')}.sql"
             path.write_text(run.compiled_sql(step) + "\n", encoding="utf-8")
-        run.finish("compiled")
+        run.finish(Status.COMPILED)
     print(f"compiled {len(run.steps)} step(s) into {out}")
     return 0
 
@@ -305,32 +306,35 @@ def _idstitcher_report(args: argparse.Namespace) -> str:
     with loaded.warehouse.session() as session:
         wanted = parse_seq_no(args.seq_no)
         for step in [s for s in plan.steps if s.kind is StepKind.ID_STITCHER]:
-            query = registry.latest_material(schema, project.name, step.path, step.content_hash)
-            if isinstance(wanted, int):
-                query = query.where(registry.eq("seq_no", wanted))
-            rows = session.query(session.render(query))
-            if not rows or not session.table_exists(table(rows[0][0], schema)):
+            found = registry.latest_existing_material(
+                session,
+                session.table_exists,
+                schema,
+                project.name,
+                step.path,
+                step.content_hash,
+                seq_no=wanted if isinstance(wanted, int) else None,
+            )
+            if found is None:
                 of_run = f" in run {wanted}" if isinstance(wanted, int) else ""
                 raise ProfilesError(
                     f"{step.path} has no complete material with its current definition{of_run} in schema {schema}; "
                     "run the project first (profiles-dagster run)"
                 )
-            name, seq_no = str(rows[0][0]), int(rows[0][1])
+            name, seq_no = found.table_name, found.seq_no
             stitched = table(name, schema)
             previous, _ = find_previous(session, schema, project.name, step.path, step.content_hash, lambda t: True)
             point = previous.checkpoint if previous else None
             # the observations, for degrees: compiled against the latest materials of what the stitcher reads
             materials = {step.key: stitched}
             for dep in plan.ordered(plan.upstream({step.key})):
-                found = session.query(
-                    session.render(registry.latest_material(schema, project.name, dep.path, dep.content_hash))
-                )
-                if found:
-                    materials[dep.key] = table(found[0][0], schema)
+                latest = registry.latest_material_row(session, schema, project.name, dep.path, dep.content_hash)
+                if latest is not None:
+                    materials[dep.key] = table(latest.table_name, schema)
             observations = None
             if all(d.key in materials for d in plan.ordered(plan.upstream({step.key}))):
-                source_dialect = project.settings.dialect or session.dialect
-                context = CompileContext(project, plan, session.dialect, source_dialect, materials, datetime.now())
+                source_dialect = project.settings.sql_dialect(session.dialect)
+                context = CompileContext(project, plan, session.dialect, source_dialect, materials, default_end_time())
                 observations = compile_step(step, context).observations
             main = project.entities[step.entity].main_id_column
             health = health_sql.collect(

@@ -55,3 +55,13 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     match = closest(name, choices)
     return f"did you mean '{match}'?" if match else None
+
+
+def summary(exc: BaseException, *, named: bool = False) -> str:
+    """An exception in one line for a message or a registry row: drivers put a whole server trace after it.
+
+    `named` prefixes the type (`KeyError: ...`), for our own bugs where the message alone says little."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if named else lines[0]

@@ -33,12 +33,13 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlglot import exp
 
-from profiles_dagster.errors import BusyError, ProfilesError
+from profiles_dagster.clock import now_utc
+from profiles_dagster.errors import BusyError, ProfilesError, summary
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
@@ -47,10 +48,6 @@ log = logging.getLogger("profiles_dagster")
 
 DEFAULT_WAIT_SECONDS = 0.0
 DEFAULT_STALE_AFTER_SECONDS = 3600.0
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # -- this process, and whether another one is alive -------------------------------------------------------
@@ -122,6 +119,8 @@ _HELD: weakref.WeakValueDictionary[str, RunLock] = weakref.WeakValueDictionary()
 
 @dataclass(frozen=True)
 class Holder:
+    """The row of `_profiles_lock`: who holds the run lock (an empty `run_id`: nobody)."""
+
     run_id: str
     seq_no: int | None
     project: str | None
@@ -130,6 +129,13 @@ class Holder:
     node: str | None
     acquired_at: datetime | None
     heartbeat_at: datetime | None
+
+    COLUMNS = ("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at")
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Holder:
+        run_id, *rest = row
+        return cls("" if run_id is None else str(run_id), *rest)
 
     def describe(self) -> str:
         what = f"run seq_no {self.seq_no}" if self.seq_no else "a run"
@@ -187,17 +193,14 @@ class RunLock:
                     self.schema,
                     registry.LOCK,
                     registry.eq("name", registry.LOCK_NAME),
-                    ("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at"),
+                    Holder.COLUMNS,
                 )
             )
         )
         if not rows:
             return None
-        held = [r for r in rows if r[0] is not None]
-        if not held:
-            return Holder("", None, None, None, None, None, None, None)
-        r = held[0]
-        return Holder(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        holders = [Holder.from_row(r) for r in rows]
+        return next((h for h in holders if h.run_id), Holder("", None, None, None, None, None, None, None))
 
     def is_stale(self, holder: Holder) -> bool:
         if holder.node == self.node:  # this very process: stale unless one of its runs still holds it
@@ -270,7 +273,7 @@ class RunLock:
     def _lost(self, exc: Exception) -> None:
         """A write of the lock row failed: remember why, and end the failed transaction."""
         log.debug("lost the run lock race: %s", exc)
-        self._error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self._error = summary(exc)
         with contextlib.suppress(Exception):
             self.session.execute("ROLLBACK")
 
@@ -342,7 +345,7 @@ class RunLock:
                     try:
                         session.run(registry.update(self.schema, registry.LOCK, {"heartbeat_at": now_utc()}, where))
                     except Exception as exc:  # a conflict with the run's own write: the next beat tries again
-                        log.debug("run lock heartbeat failed: %s", _first_line(exc))
+                        log.debug("run lock heartbeat failed: %s", summary(exc))
                         with contextlib.suppress(Exception):
                             session.execute("ROLLBACK")
         except Exception as exc:  # connecting failed (the message is the engine's, secrets redacted)
@@ -362,7 +365,7 @@ class RunLock:
         self._stop()
         if not self.held:
             return
-        empty = dict.fromkeys(("run_id", "seq_no", "project", "pid", "host", "node", "acquired_at", "heartbeat_at"))
+        empty = dict.fromkeys(Holder.COLUMNS)
         try:
             self._update(empty)
         finally:
@@ -405,15 +408,13 @@ def ensure_registry(session: Session, schema: str) -> None:
         session.create_schema(schema)
     except Exception as exc:  # a concurrent first run may have created it just now
         if not _retry_ok(session, None, schema):
-            raise ProfilesError(f"cannot create output schema '{schema}': {_first_line(exc)}") from exc
+            raise ProfilesError(f"cannot create output schema '{schema}': {summary(exc)}") from exc
     for name, ddl in registry.create_statements(schema):
         try:
             session.run(ddl)
         except Exception as exc:  # as above: fine if the table exists now
             if not _retry_ok(session, name, schema):
-                raise ProfilesError(
-                    f"cannot create the run registry table {schema}.{name}: {_first_line(exc)}"
-                ) from exc
+                raise ProfilesError(f"cannot create the run registry table {schema}.{name}: {summary(exc)}") from exc
     for name in registry.COLUMNS:
         existing = {c for c, _ in session.columns(table(name, schema))}
         for ddl in registry.add_missing_columns(schema, name, existing):
@@ -430,11 +431,6 @@ def _retry_ok(session: Session, name: str | None, schema: str) -> bool:
         return session.table_exists(table(name, schema))
     except Exception:
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["BusyError", "Holder", "ProfilesError", "RunLock", "ensure_registry", "open_session", "process_alive"]

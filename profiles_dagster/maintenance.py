@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError
-from profiles_dagster.lock import RunLock, ensure_registry, now_utc
+from profiles_dagster.clock import now_utc
+from profiles_dagster.errors import ProfilesError, summary
+from profiles_dagster.lock import RunLock, ensure_registry
 from profiles_dagster.plan.steps import RunPlan
 from profiles_dagster.project.model import Project
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
-from profiles_dagster.sql.retention import CleanupPlan, MaterialRow, RunRow, plan_cleanup
+from profiles_dagster.sql.registry import MaterialRow, RunRow, Status
+from profiles_dagster.sql.retention import CleanupPlan, plan_cleanup
 from profiles_dagster.warehouse.base import Session
 
 log = logging.getLogger("profiles_dagster")
@@ -36,36 +38,41 @@ def recover_unfinished_runs(session: Session, schema: str, own_seq_no: int | Non
     its materials stay until a cleanup drops them. Returns what was done, for the log.
     """
     notes = []
-    rows = _rows(
-        session,
-        registry.select(
-            schema,
-            registry.RUNS,
-            exp.column("status").isin(exp.Literal.string("running"), exp.Literal.string("publishing")),
-            ("seq_no", "project", "status", "pid", "host", "started_at"),
-        ).order_by("seq_no"),
-    )
-    for seq_no, project, status, pid, host, started_at in rows:
+    unfinished = exp.column("status").isin(*(exp.Literal.string(s) for s in registry.UNFINISHED))
+    runs = [
+        registry.RunRow.from_row(r)
+        for r in _rows(
+            session, registry.select(schema, registry.RUNS, unfinished, registry.RunRow.COLUMNS).order_by("seq_no")
+        )
+    ]
+    for run in runs:
+        seq_no = run.seq_no
         if own_seq_no is not None and seq_no == own_seq_no:
             continue
-        if status == "publishing":
-            pointers = _rows(
-                session,
-                registry.select(schema, registry.VIEWS, registry.eq("seq_no", seq_no), ("view_name", "table_name")),
-            )
-            missing = [m for _, m in pointers if not session.table_exists(table(m, schema))]
+        if run.status is Status.PUBLISHING:
+            pointers = [
+                registry.ViewRow.from_row(r)
+                for r in _rows(
+                    session,
+                    registry.select(schema, registry.VIEWS, registry.eq("seq_no", seq_no), registry.ViewRow.COLUMNS),
+                )
+            ]
+            missing = [p.table_name for p in pointers if not session.table_exists(table(p.table_name, schema))]
             if not missing:
-                session.point_views([(table(v, schema), table(m, schema)) for v, m in pointers])
+                session.point_views([(table(p.view_name, schema), table(p.table_name, schema)) for p in pointers])
                 session.run(
                     registry.finish_run(
-                        schema, seq_no, "complete", now_utc(), "completed by a later run: killed while publishing"
+                        schema, seq_no, Status.COMPLETE, now_utc(), "completed by a later run: killed while publishing"
                     )
                 )
                 notes.append(f"run {seq_no} was killed while publishing its views; finished publishing them")
                 continue
+        pid, host = run.pid, run.host
         message = f"process {pid} on host {host} stopped before the run finished (found by a later run)"
-        session.run(registry.finish_run(schema, seq_no, "killed", now_utc(), message))
-        notes.append(f"run {seq_no} of project '{project}' (pid {pid} on {host}, started {started_at}) was killed")
+        session.run(registry.finish_run(schema, seq_no, Status.KILLED, now_utc(), message))
+        notes.append(
+            f"run {seq_no} of project '{run.project}' (pid {pid} on {host}, started {run.started_at}) was killed"
+        )
     for note in notes:
         log.warning(note)
     return notes
@@ -112,15 +119,8 @@ def cleanup(
         if owned and not dry_run:
             recovered = recover_unfinished_runs(session, schema)
         materials = [
-            MaterialRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
-            for r in _rows(
-                session,
-                registry.select(
-                    schema,
-                    registry.MATERIALS,
-                    columns=("seq_no", "project", "step", "content_hash", "table_name", "status"),
-                ),
-            )
+            MaterialRow.from_row(r)
+            for r in _rows(session, registry.select(schema, registry.MATERIALS, columns=MaterialRow.COLUMNS))
         ]
         # the registry's spelling of a name the engine lists in another case (Snowflake: upper)
         registered = {m.table_name.lower(): m.table_name for m in materials}
@@ -128,10 +128,8 @@ def cleanup(
             project.name,
             keep=keep,
             runs=[
-                RunRow(int(s), str(p), str(st))
-                for s, p, st in _rows(
-                    session, registry.select(schema, registry.RUNS, columns=("seq_no", "project", "status"))
-                )
+                RunRow.from_row(r)
+                for r in _rows(session, registry.select(schema, registry.RUNS, columns=RunRow.COLUMNS[:3]))
             ],
             materials=materials,
             existing=session.list_objects(schema),
@@ -147,7 +145,7 @@ def cleanup(
             try:
                 session.run(exp.Drop(kind=drop.kind, tables=[table(drop.name, schema)], exists=True))
             except Exception as exc:  # keep going: one undroppable table must not block the others
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = summary(exc)
                 report.errors.append(f"{drop.name}: {first}")
                 continue
             session.run(registry.mark_dropped(schema, registered.get(drop.name.lower(), drop.name), now_utc()))
@@ -162,16 +160,33 @@ def _view_pointers(session: Session, schema: str) -> dict[str, str]:
     """Stable view -> material: its latest complete run's pointer, and pending ones of runs killed while
     publishing (which a later run rolls forward)."""
     status = {
-        int(n): str(st)
-        for n, st in _rows(session, registry.select(schema, registry.RUNS, columns=("seq_no", "status")))
+        run.seq_no: run.status
+        for run in map(
+            RunRow.from_row, _rows(session, registry.select(schema, registry.RUNS, columns=RunRow.COLUMNS[:3]))
+        )
     }
     current: dict[str, tuple[int, str]] = {}
     pending: dict[str, str] = {}
-    rows = _rows(session, registry.select(schema, registry.VIEWS, columns=("view_name", "table_name", "seq_no")))
-    for view, material, seq_no in rows:
-        st = status.get(int(seq_no))
-        if st == "complete" and int(seq_no) >= current.get(view, (0, ""))[0]:
-            current[view] = (int(seq_no), material)
-        elif st == "publishing":
+    rows = _rows(session, registry.select(schema, registry.VIEWS, columns=registry.ViewRow.COLUMNS))
+    for row in map(registry.ViewRow.from_row, rows):
+        view, material, seq_no = row.view_name, row.table_name, row.seq_no
+        st = status.get(seq_no)
+        if st is Status.COMPLETE and seq_no >= current.get(view, (0, ""))[0]:
+            current[view] = (seq_no, material)
+        elif st is Status.PUBLISHING:
             pending[f"{view} (pending, run {seq_no})"] = material
     return {**{v: m for v, (_, m) in current.items()}, **pending}
+
+
+def retain_after_run(session: Session, project: Project, plan: RunPlan, lock: RunLock, seq_no: int) -> None:
+    """After a complete run, with its lock: drop materials older than the last `retention_runs` complete runs
+    (unset: keep everything, as pb does). A failed cleanup only leaves extra tables: a warning, not an error."""
+    keep = project.settings.retention_runs
+    if not keep:
+        return
+    try:
+        report = cleanup(session, project, plan, keep=keep, lock=lock, own_seq_no=seq_no)
+        if report.dropped:
+            log.info("retention: dropped %d material(s) older than the last %d runs", len(report.dropped), keep)
+    except Exception as exc:
+        log.warning("retention after run %s failed: %s", seq_no, exc)

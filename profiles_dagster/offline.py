@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlglot
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
+from profiles_dagster.clock import default_end_time
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.steps import RunPlan, Step
 from profiles_dagster.project.model import Project
-from profiles_dagster.runner import now_utc
 from profiles_dagster.sql.compiler import CompileContext, compile_step
 from profiles_dagster.sql.names import material_name, table
 
@@ -18,8 +18,8 @@ PLACEHOLDER_SCHEMA = "profiles"
 def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileContext:
     """Material names of a would-be run (seq_no 0): the SQL is what a run would send, but for names."""
     materials = {s.key: table(material_name(s.model_name, s.content_hash, 0), PLACEHOLDER_SCHEMA) for s in plan.steps}
-    source = project.settings.dialect or dialect
-    return CompileContext(project, plan, dialect, source, materials, now_utc())
+    source = project.settings.sql_dialect(dialect)
+    return CompileContext(project, plan, dialect, source, materials, default_end_time())
 
 
 def check_offline(project: Project, plan: RunPlan, dialect: str) -> int:

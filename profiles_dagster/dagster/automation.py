@@ -28,7 +28,7 @@ from dagster import (
 )
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import ProfilesError, did_you_mean, summary
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.settings import SETTINGS_FILE, ScheduleSettings, SensorSettings
 from profiles_dagster.sql import checks as sql
@@ -126,7 +126,7 @@ def build_input_sensor(
         try:
             now = input_states(warehouse, tables, occurred)
         except Exception as exc:  # a missing table, or a DuckDB file another process is writing
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = summary(exc)
             return SkipReason(f"could not read the inputs: {text}")
         before = json.loads(context.cursor) if context.cursor else None
         cursor = json.dumps(now, sort_keys=True)

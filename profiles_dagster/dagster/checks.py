@@ -24,7 +24,7 @@ import sqlglot.errors
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import ProfilesError, did_you_mean, summary
 from profiles_dagster.plan.payloads import ViewPayload
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import IdStitcher, Input, Project
@@ -98,7 +98,7 @@ class ProfilesCheck:
         try:
             outcome = self.run(target)
         except Exception as exc:  # a broken condition or a warehouse error fails the check, not the whole run
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = summary(exc)
             outcome = Outcome(False, self.severity, {"error": message}, f"could not evaluate: {message}")
         metadata = {**outcome.metadata, "profiles/material": f"{target.table.db}.{target.table.name}"}
         return AssetCheckResult(

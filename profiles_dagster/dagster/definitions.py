@@ -32,6 +32,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from profiles_dagster.clock import default_end_time, parse_time
 from profiles_dagster.dagster.automation import build_input_sensor, build_schedule
 from profiles_dagster.dagster.checks import CheckTarget, ProfilesCheck, plan_checks
 from profiles_dagster.dagster.lineage import PlanLineage, placeholder_context
@@ -41,7 +42,7 @@ from profiles_dagster.loading import LoadedProject, load
 from profiles_dagster.lock import open_session
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.project.settings import ProfilesDagsterSettings
-from profiles_dagster.runner import ProfilesRun, StepResult, now_utc, parse_time
+from profiles_dagster.runner import ProfilesRun, StepResult
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
 from profiles_dagster.warehouse.base import Session, Warehouse
@@ -215,7 +216,7 @@ def build_automation(
 
 
 def _source_dialect(loaded: LoadedProject) -> str:
-    return loaded.project.settings.dialect or loaded.warehouse.kind
+    return loaded.project.settings.sql_dialect(loaded.warehouse.kind)
 
 
 @_old_heap_frozen()
@@ -314,7 +315,7 @@ class _Execution:
         end_time = parse_time(config.end_time)
         # checks selected without their step (e.g. "Execute checks" in the UI) look at the latest material
         for key in [k for k in self.checks if k not in self.selected]:
-            yield from self._check_latest(session, self.plan[key], end_time or now_utc())
+            yield from self._check_latest(session, self.plan[key], end_time or default_end_time())
         if not self.selected:
             return
         run = ProfilesRun(
@@ -410,13 +411,11 @@ class _Execution:
         key = self.asset_keys[step.key]
         schema = session.schema
         try:
-            rows = session.query(
-                session.render(registry.latest_material(schema, self.project.name, step.path, step.content_hash))
-            )
+            latest = registry.latest_material_row(session, schema, self.project.name, step.path, step.content_hash)
         except Exception:  # no registry yet: nothing ever ran here
-            rows = []
+            latest = None
         for check in self.checks[step.key]:
-            if not rows:
+            if latest is None:
                 yield AssetCheckResult(
                     asset_key=key,
                     check_name=check.name,
@@ -425,7 +424,7 @@ class _Execution:
                     description=f"{step.path} was never materialized with its current definition",
                 )
                 continue
-            target = CheckTarget(session, step, table(rows[0][0], schema), end_time)
+            target = CheckTarget(session, step, table(latest.table_name, schema), end_time)
             yield check.evaluate(target, key)
 
 

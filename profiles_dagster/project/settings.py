@@ -98,6 +98,10 @@ class ProfilesDagsterSettings(_Settings):
     )
     run_lock: RunLockSettings = RunLockSettings()
 
+    def sql_dialect(self, engine: str) -> str:
+        """The dialect the project's SQL is written in: `dialect:` when set, else the engine's own."""
+        return self.dialect or engine
+
 
 def load_settings(project_dir: Path) -> ProfilesDagsterSettings:
     """The settings file if present, else defaults; errors are located like pb's own."""

@@ -36,6 +36,7 @@ from profiles_dagster.sql.fragments import (
     var_placeholder,
 )
 from profiles_dagster.sql.ids import filtered_id, qualify
+from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, source_table, table
 
 INPUT_ROW_ID = "input_row_id"
@@ -125,8 +126,7 @@ class CompileContext:
     def time_literal(self, value: datetime | None) -> exp.Expr:
         if value is None:
             return exp.null()
-        text = value.strftime("%Y-%m-%d %H:%M:%S")
-        return exp.cast(exp.Literal.string(text), exp.DataType.build("timestamp"))
+        return timestamp_literal(value.replace(microsecond=0))  # pb's times are whole seconds
 
     def template_context(self, deref: Callable[[str], str] | None = None, this_name: str = "") -> TemplateContext:
         project = self.project

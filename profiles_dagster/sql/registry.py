@@ -1,4 +1,6 @@
-"""The run registry kept in the output schema, as SQL (no IO here).
+"""The run registry kept in the output schema: its tables, statuses and typed rows, as SQL.
+
+No IO of its own: the one lookup that reads (a step's latest material) takes the session as a `Reader`.
 
 - `_profiles_runs`: one row per run (seq_no, status, timings, the process that ran it).
   Status: running -> publishing -> complete, or failed / killed (found dead by a later run) / compiled.
@@ -11,11 +13,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
 
+from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import table
 
 RUNS = "_profiles_runs"
@@ -24,6 +31,24 @@ VIEWS = "_profiles_views"
 LOCK = "_profiles_lock"
 LOCK_NAME = "run"
 STITCHER_STATE = "_profiles_stitcher_state"
+
+
+class Status(StrEnum):
+    """A run's or a material's status, stored as its text (a StrEnum: the values in the tables are unchanged)."""
+
+    RUNNING = "running"  # a run or material under way (or killed: a later run finds it dead)
+    PUBLISHING = "publishing"  # a run whose views are being repointed: rolled forward if killed
+    COMPLETE = "complete"
+    FAILED = "failed"
+    KILLED = "killed"  # a run found dead by a later one
+    COMPILED = "compiled"  # `profiles-dagster compile`: SQL written, nothing run
+    REUSED = "reused"  # an earlier run's material this run read (retention keeps it while needed)
+    REJECTED = "rejected"  # a material a blocking check failed: never reused as an upstream
+    REPLACED = "replaced"  # `--seq_no N`: an earlier attempt of run N at this step
+    DROPPED = "dropped"  # dropped by retention or `cleanup`
+
+
+UNFINISHED = (Status.RUNNING, Status.PUBLISHING)
 
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     RUNS: (
@@ -88,6 +113,93 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class RunRow:
+    """A row of `_profiles_runs`, as the code reads it (columns beyond the first three are read where needed)."""
+
+    seq_no: int
+    project: str
+    status: Status
+    end_time: datetime | None = None
+    begin_time: datetime | None = None
+    finished_at: datetime | None = None
+    message: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    started_at: datetime | None = None
+
+    COLUMNS = (
+        "seq_no",
+        "project",
+        "status",
+        "end_time",
+        "begin_time",
+        "finished_at",
+        "message",
+        "pid",
+        "host",
+        "started_at",
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> RunRow:
+        """A row selected with `COLUMNS` (or a prefix of them)."""
+        seq_no, project, status, *rest = row
+        return cls(int(seq_no), str(project), Status(str(status)), *rest)
+
+
+@dataclass(frozen=True)
+class MaterialRow:
+    """A row of `_profiles_materials`: one material a run wrote or reused."""
+
+    seq_no: int
+    project: str
+    step: str
+    content_hash: str
+    table_name: str
+    status: Status
+    row_count: int | None = None
+
+    COLUMNS = ("seq_no", "project", "step", "content_hash", "table_name", "status", "row_count")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> MaterialRow:
+        """A row selected with `COLUMNS` (or its first six)."""
+        seq_no, project, step, content_hash, table_name, status, *rest = row
+        rows = rest[0] if rest else None
+        return cls(
+            int(seq_no),
+            str(project),
+            str(step),
+            str(content_hash),
+            str(table_name),
+            Status(str(status)),
+            None if rows is None else int(rows),
+        )
+
+
+@dataclass(frozen=True)
+class ViewRow:
+    """A row of `_profiles_views`: where a publishing run pointed a stable view."""
+
+    view_name: str
+    table_name: str
+    seq_no: int
+
+    COLUMNS = ("view_name", "table_name", "seq_no")
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ViewRow:
+        view_name, table_name, seq_no = row
+        return cls(str(view_name), str(table_name), int(seq_no))
+
+
 def _t(name: str, schema: str) -> exp.Table:
     return table(name, schema)
 
@@ -137,7 +249,7 @@ def _value(v: object) -> exp.Expression:
     if v is None:
         return exp.null()
     if isinstance(v, datetime):
-        return exp.cast(exp.Literal.string(v.strftime("%Y-%m-%d %H:%M:%S.%f")), exp.DataType.build("timestamp"))
+        return timestamp_literal(v)
     if isinstance(v, bool):
         return exp.Literal.number(int(v))
     if isinstance(v, int | float):
@@ -152,11 +264,11 @@ def insert(schema: str, name: str, row: dict[str, object]) -> exp.Expression:
     )
 
 
-def update(schema: str, name: str, values: dict[str, object], where: exp.Expression) -> exp.Expression:
+def update(schema: str, name: str, values: Mapping[str, object], where: exp.Expr) -> exp.Expression:
     return exp.update(_t(name, schema), {k: _value(v) for k, v in values.items()}, where=where)
 
 
-def select(schema: str, name: str, where: exp.Expression | None = None, columns: tuple[str, ...] = ()) -> exp.Select:
+def select(schema: str, name: str, where: exp.Expr | None = None, columns: tuple[str, ...] = ()) -> exp.Select:
     """The named (default: all) registry columns, in COLUMNS order, so rows zip with `column_names`."""
     query = exp.select(*(columns or column_names(name))).from_(_t(name, schema))
     return query.where(where) if where is not None else query
@@ -188,38 +300,68 @@ def finish_material(
         schema,
         MATERIALS,
         {"status": status, "row_count": rows, "seconds": round(seconds, 6), "finished_at": finished_at},
-        exp.and_(eq("seq_no", seq_no), eq("step", step), eq("status", "running")),
+        exp.and_(eq("seq_no", seq_no), eq("step", step), eq("status", Status.RUNNING)),
     )
 
 
-def latest_material(schema: str, project: str, step: str, content_hash: str) -> exp.Query:
-    """The newest complete (not dropped) material of a step with the same definition."""
+def latest_material(schema: str, project: str, step: str, content_hash: str, *, seq_no: int | None = None) -> exp.Query:
+    """The newest complete (not dropped) material of a step with the same definition (of run `seq_no`)."""
+    where = [eq("project", project), eq("step", step), eq("content_hash", content_hash), eq("status", Status.COMPLETE)]
+    if seq_no is not None:
+        where.append(eq("seq_no", seq_no))
     return (
-        exp.select("table_name", "seq_no")
-        .from_(_t(MATERIALS, schema))
-        .where(
-            exp.and_(
-                eq("project", project),
-                eq("step", step),
-                eq("content_hash", content_hash),
-                eq("status", "complete"),
-            )
-        )
+        select(schema, MATERIALS, exp.and_(*where), MaterialRow.COLUMNS)
         .order_by(exp.Ordered(this=exp.column("seq_no"), desc=True))
         .limit(1)
     )
+
+
+class Reader(Protocol):
+    """What the lookups below need of a session: its dialect and a query."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+
+def latest_material_row(
+    reader: Reader, schema: str, project: str, step: str, content_hash: str, *, seq_no: int | None = None
+) -> MaterialRow | None:
+    """The registry's newest complete material of a step's current definition (of run `seq_no`), whether or
+    not its table is still there."""
+    query = latest_material(schema, project, step, content_hash, seq_no=seq_no)
+    rows = reader.query(query.sql(dialect=reader.dialect))
+    return MaterialRow.from_row(rows[0]) if rows else None
+
+
+def latest_existing_material(
+    reader: Reader,
+    table_exists: Callable[[exp.Table], bool],
+    schema: str,
+    project: str,
+    step: str,
+    content_hash: str,
+    *,
+    seq_no: int | None = None,
+) -> MaterialRow | None:
+    """That newest material if its table still exists: what a run reuses (a dropped table is not read)."""
+    found = latest_material_row(reader, schema, project, step, content_hash, seq_no=seq_no)
+    return found if found is not None and table_exists(_t(found.table_name, schema)) else None
 
 
 def mark_dropped(schema: str, table_name: str, at: datetime) -> exp.Expression:
     return update(
         schema,
         MATERIALS,
-        {"status": "dropped", "finished_at": at},
-        exp.and_(eq("table_name", table_name), exp.column("status").neq(_s("dropped"))),
+        {"status": Status.DROPPED, "finished_at": at},
+        exp.and_(eq("table_name", table_name), exp.column("status").neq(_s(Status.DROPPED))),
     )
 
 
-def record_views(schema: str, project: str, seq_no: int, views: list[tuple[str, str]], at: datetime) -> list:
+def record_views(
+    schema: str, project: str, seq_no: int, views: list[tuple[str, str]], at: datetime
+) -> list[exp.Expression]:
     """This run's pointers (view_name -> material), appended: a view's current one is its row of the
     latest complete run (or of a run killed while publishing, until a later run finishes it)."""
     if not views:

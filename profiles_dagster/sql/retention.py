@@ -20,28 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from profiles_dagster.sql.names import MATERIAL_PREFIX
+from profiles_dagster.sql.registry import UNFINISHED, MaterialRow, RunRow, Status
+
+__all__ = ["CleanupPlan", "Drop", "MaterialRow", "RunRow", "material_seq_no", "plan_cleanup", "scratch_seq_no"]
 
 SCRATCH_PREFIX = "_pd_"
 # case-blind: Snowflake lists unquoted names in upper case
 _MATERIAL = re.compile(re.escape(MATERIAL_PREFIX) + r".+_[0-9a-f]{6,}_(\d+)$", re.IGNORECASE)
 _SCRATCH = re.compile(re.escape(SCRATCH_PREFIX) + r"[0-9a-f]+_(\d+)(_.*)?$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RunRow:
-    seq_no: int
-    project: str
-    status: str
-
-
-@dataclass(frozen=True)
-class MaterialRow:
-    seq_no: int
-    project: str
-    step: str
-    content_hash: str
-    table_name: str
-    status: str  # running | complete | failed | reused | dropped
 
 
 @dataclass(frozen=True)
@@ -99,13 +85,13 @@ def plan_cleanup(
     # the caller holds the run lock: an unfinished run not named in `running` is dead
     running = set(running)
     ours = {
-        n: RunRow(n, r.project, "killed") if r.status in ("running", "publishing") and n not in running else r
+        n: replace(r, status=Status.KILLED) if r.status in UNFINISHED and n not in running else r
         for n, r in ours.items()
     }
-    complete = sorted((r.seq_no for r in ours.values() if r.status == "complete"), reverse=True)
+    complete = sorted((r.seq_no for r in ours.values() if r.status is Status.COMPLETE), reverse=True)
     plan = CleanupPlan(keep_runs=sorted(complete[:keep]))
     kept_runs = set(plan.keep_runs)
-    rows = [m for m in materials if m.project == project and m.status != "dropped"]
+    rows = [m for m in materials if m.project == project and m.status is not Status.DROPPED]
     kept = plan.kept
 
     def keep_table(name: str, why: str) -> None:
@@ -115,13 +101,14 @@ def plan_cleanup(
         keep_table(material, f"view {view} points at it")
     for m in rows:
         if m.seq_no in kept_runs:
-            keep_table(m.table_name, f"{'read' if m.status == 'reused' else 'written'} by kept run {m.seq_no}")
+            keep_table(m.table_name, f"{'read' if m.status is Status.REUSED else 'written'} by kept run {m.seq_no}")
         elif m.seq_no in running:
             keep_table(m.table_name, f"run {m.seq_no} is running")
     latest: dict[str, MaterialRow] = {}
     latest_current: dict[str, MaterialRow] = {}
     for m in sorted(rows, key=lambda m: m.seq_no):
-        if m.status not in ("complete", "reused") or ours.get(m.seq_no, RunRow(0, "", "")).status != "complete":
+        run = ours.get(m.seq_no)
+        if m.status not in (Status.COMPLETE, Status.REUSED) or run is None or run.status is not Status.COMPLETE:
             continue
         latest[m.step] = m
         if current_hashes.get(m.step) == m.content_hash:
@@ -135,7 +122,7 @@ def plan_cleanup(
             continue
         run = ours.get(m.seq_no)
         status = run.status if run else "unknown"
-        why = f"run {m.seq_no} ({status})" + (" is older than the kept runs" if status == "complete" else "")
+        why = f"run {m.seq_no} ({status})" + (" is older than the kept runs" if status is Status.COMPLETE else "")
         candidates.setdefault(m.table_name, Drop(m.table_name, existing[m.table_name], why))
     known = {m.table_name for m in rows} | {m.table_name for m in materials}
     for name, kind in existing.items():

@@ -70,10 +70,12 @@ from typing import Protocol
 import sqlglot
 from sqlglot import exp
 
+from profiles_dagster.clock import now_utc
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.steps import Step
 from profiles_dagster.project.model import Project
 from profiles_dagster.sql import registry, stitcher_health
+from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import table
 
 __all__ = [
@@ -232,7 +234,7 @@ def _differs(a: exp.Expression, b: exp.Expression) -> exp.Expression:
 
 
 def _timestamp(value: datetime) -> exp.Expression:
-    return exp.cast(exp.Literal.string(value.strftime("%Y-%m-%d %H:%M:%S.%f")), exp.DataType.build("timestamp"))
+    return timestamp_literal(value)
 
 
 def _as_datetime(value: object) -> datetime | None:
@@ -1270,10 +1272,10 @@ def find_previous(
     table_exists: Callable[[exp.Table], bool],
 ) -> tuple[PreviousGraph | None, str]:
     """The latest complete stitcher table of this definition and its checkpoint, or why there is none."""
-    rows = session.query(registry.latest_material(schema, project, step_path, content_hash).sql(session.dialect))
-    if not rows:
+    latest = registry.latest_material_row(session, schema, project, step_path, content_hash)
+    if latest is None:
         return None, "no previous stitcher table with this definition"
-    name = str(rows[0][0])
+    name = latest.table_name
     previous = table(name, schema)
     if not table_exists(previous):
         return None, f"the previous stitcher table {name} no longer exists"
@@ -1307,7 +1309,7 @@ def checkpoint_record(
             "rows_before": point.rows_before,
             "ids": point.ids,
             "clusters": point.clusters,
-            "recorded_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+            "recorded_at": now_utc(),
         },
     )
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlglot import exp
 
+from profiles_dagster.errors import summary
 from profiles_dagster.sql.names import source_table, table
 from profiles_dagster.warehouse import files
-from profiles_dagster.warehouse.base import Session, WarehouseEngine, _short
+from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _try(session: Session, sql: str) -> str | None:
     try:
         session.execute(sql)
     except Exception as exc:
-        return _short(exc)
+        return summary(exc)
     return None
 
 
@@ -162,7 +163,7 @@ def check_access(loaded: Any) -> AccessReport:
         principal, database = _principal(warehouse, session)
         grants = Grants(warehouse.kind, principal, database)
         report = AccessReport(warehouse.kind, principal)
-        source_dialect = project.settings.dialect or session.dialect
+        source_dialect = project.settings.sql_dialect(session.dialect)
         for name in sorted(project.inputs):
             if files.is_file_input(project, name):  # read client-side (or in place on DuckDB), not a grant
                 where = files.location(project, name)
@@ -188,7 +189,7 @@ def check_access(loaded: Any) -> AccessReport:
         try:
             session.create_schema(schema)
         except Exception as exc:
-            error = _short(exc)
+            error = summary(exc)
         report.checks.append(
             AccessCheck(
                 f"create schema {schema} if missing",
@@ -234,7 +235,7 @@ def _write_checks(session: Session, schema: str, grants: Grants) -> list[AccessC
                 action()
                 checks.append(AccessCheck(f"{what} in {schema}", True))
             except Exception as exc:
-                checks.append(AccessCheck(f"{what} in {schema}", False, _short(exc), fix))
+                checks.append(AccessCheck(f"{what} in {schema}", False, summary(exc), fix))
                 break
     finally:
         with contextlib.suppress(Exception):

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import sqlglot
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import ProfilesError, did_you_mean, summary
 from profiles_dagster.project.siteconfig import is_secret, redact
 
 log = logging.getLogger("profiles_dagster.sql")
@@ -267,7 +267,7 @@ class WarehouseEngine:
         except Exception as exc:  # pydantic's or Dagster's validation error (it may quote a value)
             secrets = connection.secret_values() if hasattr(connection, "secret_values") else []
             error = ProfilesError(
-                f"invalid {cls.kind} connection: {redact(_short(exc), secrets)}", file=connection.source, key=key_root
+                f"invalid {cls.kind} connection: {redact(summary(exc), secrets)}", file=connection.source, key=key_root
             )
             raise error from (None if redact(str(exc), secrets) != str(exc) else exc)
 
@@ -304,7 +304,7 @@ class WarehouseEngine:
             raise
         except Exception as exc:  # the client's own error: keep any secret it quotes out of the message
             secrets = warehouse.secret_values()
-            message = redact(_short(exc), secrets)
+            message = redact(summary(exc), secrets)
             error = ProfilesError(f"cannot connect to {self.kind}: {message}")
             raise error from (None if redact(str(exc), secrets) != str(exc) else exc)
         try:
@@ -319,15 +319,10 @@ def timed_execute(session: Session, sql: str, label: str) -> float:
     try:
         session.execute(sql)
     except Exception as exc:  # every engine raises its own error classes
-        raise ProfilesError(f"{label} failed in the warehouse: {_short(exc)}") from exc
+        raise ProfilesError(f"{label} failed in the warehouse: {summary(exc)}") from exc
     elapsed = time.perf_counter() - start
     log.debug("%s: %.3fs", label, elapsed)
     return elapsed
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def parse_check(sql: str, dialect: str) -> None:

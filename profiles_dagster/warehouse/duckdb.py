@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.errors import ProfilesError, summary
 from profiles_dagster.project.siteconfig import redact
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
@@ -74,7 +74,7 @@ class DuckDBSession(Session):
             try:
                 self.execute(f"CREATE OR REPLACE TEMPORARY SECRET profiles_dagster_s3 (TYPE s3, {options})")
             except Exception as exc:
-                message = redact(_first_line(exc), secret.values())
+                message = redact(summary(exc), secret.values())
                 raise ProfilesError(
                     f"input '{name}' reads {location}: DuckDB refused the S3 settings: {message}"
                 ) from None
@@ -89,7 +89,7 @@ class DuckDBSession(Session):
                 self.execute(statement)
                 return
             except duckdb.Error as exc:
-                errors.append(_first_line(exc))
+                errors.append(summary(exc))
         raise ProfilesError(
             f"input '{name}' reads {location}, which DuckDB {duckdb.__version__} reads through its httpfs extension, "
             f"and that extension is not installed: {errors[0]}",
@@ -167,11 +167,6 @@ def _httpfs_wheel_loads() -> list[str]:
     return [f"LOAD {exp.Literal.string(str(f)).sql('duckdb')}" for f in files]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 _TOKEN = re.compile(r"((?:token|password|secret)=)[^&\s'\"]+", re.IGNORECASE)
 
 
@@ -182,7 +177,7 @@ def _busy(database: str, exc: Exception) -> Exception:  # a ProfilesError
     text = _TOKEN.sub(r"\1***", str(exc))
     database = _TOKEN.sub(r"\1***", database)  # MotherDuck paths carry a token
     if "could not set lock" not in text.lower():
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        first = _TOKEN.sub(r"\1***", summary(exc))
         return ProfilesError(f"cannot open the DuckDB file {database}: {first}")
     holder = re.search(r"held in (.*?) \(PID (\d+)\)", text)
     who = f"process {holder.group(2)} ({holder.group(1)})" if holder else "another process"

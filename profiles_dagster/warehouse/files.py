@@ -28,10 +28,11 @@ from urllib.parse import urlsplit
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.errors import ProfilesError, summary
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import redact
 from profiles_dagster.sql.compiler import csv_path
+from profiles_dagster.sql.literals import timestamp_literal
 
 if TYPE_CHECKING:
     from profiles_dagster.warehouse.base import Session
@@ -106,7 +107,7 @@ def _s3_failure(project: Project, name: str, url: str, exc: Exception) -> Profil
         return _error(project, name, f"input '{name}' reads {url}, which does not exist")
     if code == "NoSuchBucket":
         return _error(project, name, f"input '{name}' reads {url}, whose bucket does not exist")
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = summary(exc)
     secrets = [os.environ.get(k) for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")]
     return _error(project, name, f"input '{name}' cannot read {url}: {redact(text, [s for s in secrets if s])}")
 
@@ -188,7 +189,7 @@ def load(session: Session, project: Project, name: str, target: exp.Table) -> in
         except ProfilesError:
             raise
         except Exception as exc:  # DuckDB cannot parse the file, or the engine refused a statement
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = summary(exc)
             raise _error(
                 project, name, f"input '{name}' ({location(project, name)}) could not be loaded into a table: {text}"
             ) from exc
@@ -217,10 +218,7 @@ def literal(value: Any, dtype: exp.DataType) -> exp.Expression:
             return exp.Literal.number(repr(value))
         return exp.cast(exp.Literal.string(str(value)), dtype.copy())  # 'nan', 'inf'
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-            return exp.cast(exp.Literal.string(value.isoformat(sep=" ") + "+00:00"), dtype.copy())
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), dtype.copy())
+        return timestamp_literal(value, dtype)
     if isinstance(value, dt.date | dt.time):
         return exp.cast(exp.Literal.string(value.isoformat()), dtype.copy())
     if isinstance(value, str) and dtype.this in _TEXT:
