@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlglot import exp
 
 from profiles_dagster.errors import BusyError, ProfilesError
 from profiles_dagster.lock import RunLock, ensure_registry
@@ -19,7 +20,7 @@ from profiles_dagster.warehouse.postgres import PostgresWarehouse
 
 
 def _lock_columns() -> str:
-    return ", ".join(f"{c} {t}" for c, t in registry.COLUMNS[registry.LOCK])
+    return ", ".join(f"{c} {exp.DataType(this=t).sql('duckdb')}" for c, t in registry.COLUMNS[registry.LOCK])
 
 
 def test_an_update_that_always_fails_stops_with_an_error_naming_the_table(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-import sqlglot
 from sqlglot import exp
 
 from profiles_dagster.sql.literals import timestamp_literal
@@ -50,65 +49,72 @@ class Status(StrEnum):
 
 UNFINISHED = (Status.RUNNING, Status.PUBLISHING)
 
-COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+# Column types as sqlglot types, rendered in each engine's spelling; instants are stored naive, in UTC.
+_INT = exp.DType.INT
+_BIGINT = exp.DType.BIGINT
+_DOUBLE = exp.DType.DOUBLE
+_TEXT = exp.DType.TEXT
+_TIMESTAMP = exp.DType.TIMESTAMPNTZ
+
+COLUMNS: dict[str, tuple[tuple[str, exp.DType], ...]] = {
     RUNS: (
-        ("seq_no", "INT"),
-        ("project", "VARCHAR"),
-        ("status", "VARCHAR"),
-        ("started_at", "TIMESTAMP"),
-        ("finished_at", "TIMESTAMP"),
-        ("end_time", "TIMESTAMP"),
-        ("run_id", "VARCHAR"),
-        ("pid", "INT"),
-        ("host", "VARCHAR"),
-        ("heartbeat_at", "TIMESTAMP"),
-        ("message", "VARCHAR"),
-        ("begin_time", "TIMESTAMP"),  # pb's --begin_time: `--seq_no N` reuses run N's time window
+        ("seq_no", _INT),
+        ("project", _TEXT),
+        ("status", _TEXT),
+        ("started_at", _TIMESTAMP),
+        ("finished_at", _TIMESTAMP),
+        ("end_time", _TIMESTAMP),
+        ("run_id", _TEXT),
+        ("pid", _INT),
+        ("host", _TEXT),
+        ("heartbeat_at", _TIMESTAMP),
+        ("message", _TEXT),
+        ("begin_time", _TIMESTAMP),  # pb's --begin_time: `--seq_no N` reuses run N's time window
     ),
     MATERIALS: (
-        ("seq_no", "INT"),
-        ("project", "VARCHAR"),
-        ("step", "VARCHAR"),
-        ("content_hash", "VARCHAR"),
-        ("table_name", "VARCHAR"),
-        ("status", "VARCHAR"),
-        ("row_count", "BIGINT"),
-        ("seconds", "DOUBLE"),
-        ("finished_at", "TIMESTAMP"),
-        ("started_at", "TIMESTAMP"),
+        ("seq_no", _INT),
+        ("project", _TEXT),
+        ("step", _TEXT),
+        ("content_hash", _TEXT),
+        ("table_name", _TEXT),
+        ("status", _TEXT),
+        ("row_count", _BIGINT),
+        ("seconds", _DOUBLE),
+        ("finished_at", _TIMESTAMP),
+        ("started_at", _TIMESTAMP),
     ),
     VIEWS: (
-        ("view_name", "VARCHAR"),
-        ("table_name", "VARCHAR"),
-        ("seq_no", "INT"),
-        ("project", "VARCHAR"),
-        ("published_at", "TIMESTAMP"),
+        ("view_name", _TEXT),
+        ("table_name", _TEXT),
+        ("seq_no", _INT),
+        ("project", _TEXT),
+        ("published_at", _TIMESTAMP),
     ),
     LOCK: (
-        ("name", "VARCHAR"),
-        ("run_id", "VARCHAR"),
-        ("seq_no", "INT"),
-        ("project", "VARCHAR"),
-        ("pid", "INT"),
-        ("host", "VARCHAR"),
-        ("node", "VARCHAR"),
-        ("acquired_at", "TIMESTAMP"),
-        ("heartbeat_at", "TIMESTAMP"),
+        ("name", _TEXT),
+        ("run_id", _TEXT),
+        ("seq_no", _INT),
+        ("project", _TEXT),
+        ("pid", _INT),
+        ("host", _TEXT),
+        ("node", _TEXT),
+        ("acquired_at", _TIMESTAMP),
+        ("heartbeat_at", _TIMESTAMP),
     ),
     # the id stitcher's checkpoint per stitcher material: what its next incremental run starts from
     STITCHER_STATE: (
-        ("table_name", "VARCHAR"),
-        ("seq_no", "INT"),
-        ("project", "VARCHAR"),
-        ("step", "VARCHAR"),
-        ("content_hash", "VARCHAR"),
-        ("mode", "VARCHAR"),
-        ("watermark", "TIMESTAMP"),
-        ("window_start", "TIMESTAMP"),
-        ("rows_before", "BIGINT"),
-        ("ids", "BIGINT"),
-        ("clusters", "BIGINT"),
-        ("recorded_at", "TIMESTAMP"),
+        ("table_name", _TEXT),
+        ("seq_no", _INT),
+        ("project", _TEXT),
+        ("step", _TEXT),
+        ("content_hash", _TEXT),
+        ("mode", _TEXT),
+        ("watermark", _TIMESTAMP),
+        ("window_start", _TIMESTAMP),
+        ("rows_before", _BIGINT),
+        ("ids", _BIGINT),
+        ("clusters", _BIGINT),
+        ("recorded_at", _TIMESTAMP),
     ),
 }
 
@@ -208,35 +214,38 @@ def _s(value: str) -> exp.Literal:
     return exp.Literal.string(value)
 
 
-def create_statements(schema: str) -> list[tuple[str, exp.Expression]]:
+def _column(name: str, type_: exp.DType) -> exp.ColumnDef:
+    return exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType(this=type_))
+
+
+def create_statements(schema: str) -> list[tuple[str, exp.Create]]:
     """(table, CREATE TABLE IF NOT EXISTS) per registry table. The lock table is created with its one
     row in the same statement, so two first runs racing cannot leave two lock rows."""
     out = []
     for name, columns in COLUMNS.items():
         if name == LOCK:
-            values = ", ".join(
-                f"CAST({_s(LOCK_NAME).sql() if c == 'name' else 'NULL'} AS {t}) AS {c}" for c, t in columns
+            row = exp.select(
+                *(
+                    exp.alias_(exp.cast(_s(LOCK_NAME) if c == "name" else exp.null(), exp.DataType(this=t)), c)
+                    for c, t in columns
+                )
             )
-            ddl = sqlglot.parse_one(f"CREATE TABLE IF NOT EXISTS t AS SELECT {values}", read="duckdb")
+            ddl = exp.Create(kind="TABLE", exists=True, this=_t(name, schema), expression=row)
         else:
-            ddl = sqlglot.parse_one(
-                f"CREATE TABLE IF NOT EXISTS t ({', '.join(f'{c} {t}' for c, t in columns)})", read="duckdb"
-            )
-        ddl.this.set("this", _t(name, schema))
+            schema_ = exp.Schema(this=_t(name, schema), expressions=[_column(c, t) for c, t in columns])
+            ddl = exp.Create(kind="TABLE", exists=True, this=schema_)
         out.append((name, ddl))
     return out
 
 
-def add_missing_columns(schema: str, name: str, existing: set[str]) -> list[exp.Expression]:
+def add_missing_columns(schema: str, name: str, existing: set[str]) -> list[exp.Alter]:
     """ALTER TABLE statements bringing a registry table written by an older version up to date."""
     lowered = {c.lower() for c in existing}
-    out = []
-    for column, type_ in COLUMNS[name]:
-        if column not in lowered:
-            ddl = sqlglot.parse_one(f"ALTER TABLE t ADD COLUMN {column} {type_}", read="duckdb")
-            ddl.set("this", _t(name, schema))
-            out.append(ddl)
-    return out
+    return [
+        exp.Alter(this=_t(name, schema), kind="TABLE", actions=[_column(column, type_)])
+        for column, type_ in COLUMNS[name]
+        if column not in lowered
+    ]
 
 
 def next_seq_no(schema: str) -> exp.Query:
@@ -260,7 +269,8 @@ def _value(v: object) -> exp.Expression:
 def insert(schema: str, name: str, row: dict[str, object]) -> exp.Expression:
     return exp.insert(
         exp.values([tuple(_value(v) for v in row.values())]),
-        exp.Schema(this=_t(name, schema), expressions=[exp.to_identifier(k) for k in row]),
+        _t(name, schema),
+        columns=list(row),
     )
 
 
@@ -367,11 +377,7 @@ def record_views(
     if not views:
         return []
     rows = exp.values([tuple(_value(x) for x in (v, m, seq_no, project, at)) for v, m in views])
-    return [
-        exp.insert(
-            rows, exp.Schema(this=_t(VIEWS, schema), expressions=[exp.to_identifier(c) for c in column_names(VIEWS)])
-        )
-    ]
+    return [exp.insert(rows, _t(VIEWS, schema), columns=column_names(VIEWS))]
 
 
 def stitcher_checkpoint(schema: str, table_name: str) -> exp.Query:
