@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlglot import exp
 
 from profiles_dagster.plan.steps import StepKind
+from profiles_dagster.sql.dialects import KEY_DIALECT
 
 K = TypeVar("K")
 Source = tuple[str, str]  # (table key, column name)
@@ -27,7 +28,7 @@ def table_key(table: exp.Expression) -> str:
         return ".".join(p.name.lower() for p in table.parts)
     bare = table.copy()
     bare.set("alias", None)
-    return bare.sql("duckdb").lower()
+    return bare.sql(KEY_DIALECT).lower()
 
 
 def program_query(program) -> exp.Query | None:
