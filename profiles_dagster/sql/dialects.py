@@ -1,7 +1,7 @@
 """The SQL dialect of each engine: sqlglot's generator plus product-owned fixes where its transpile is wrong.
 
 A session's `dialect` is an `EngineDialect`: a `str` equal to sqlglot's name for the engine (so
-templates, comparisons such as `dialect == "postgres"` and error messages see the plain name) that is
+templates (`warehouse.DatabaseType()`), settings and error messages see the plain name) that is
 at the same time an instance of a sqlglot `Dialect` subclass. sqlglot accepts a Dialect instance
 wherever it takes a dialect name, so every `node.sql(dialect=session.dialect)` anywhere in the product
 (steps, the id stitcher, the run registry) renders through the fixes below, and parsing with it reads
