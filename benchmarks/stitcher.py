@@ -49,6 +49,7 @@ from sqlglot import exp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from profiles_dagster.sql.stitcher import PreviousGraph, StitcherStats, run_stitcher
+from profiles_dagster.warehouse.duckdb import DuckDBSession
 
 MAIN = "user_main_id"
 BASE_DAYS = 365
@@ -58,21 +59,6 @@ INCREMENT = 0.15  # new edges relative to the base graph
 
 class SkippedError(Exception):
     """A baseline stopped early (the naive loop over its time cap)."""
-
-
-class Session:
-    """The stitcher's SqlSession over a DuckDB connection."""
-
-    dialect = "duckdb"
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-    def execute(self, sql: str) -> None:
-        self.con.execute(sql).fetchall()
-
-    def query(self, sql: str) -> list[tuple]:
-        return self.con.execute(sql).fetchall()
 
 
 # ------------------------------------------------------------------------------ input generation
@@ -307,7 +293,7 @@ def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
     started = time.perf_counter()
     try:
         stats = run_stitcher(
-            Session(con),
+            DuckDBSession(con, "main"),
             observations=query,
             target=exp.table_(target, quoted=True),
             main_id_column=MAIN,

@@ -7,11 +7,12 @@ first_seen_at and valid_at rules.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -20,6 +21,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from profiles_dagster.sql.dialects import DUCKDB, dialect_for
 from profiles_dagster.sql.stitcher import (
     Checkpoint,
     PreviousGraph,
@@ -28,6 +30,8 @@ from profiles_dagster.sql.stitcher import (
     main_id_expression,
     run_stitcher,
 )
+from profiles_dagster.warehouse.base import Session
+from profiles_dagster.warehouse.duckdb import DuckDBSession
 
 SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 MAIN = "user_main_id"
@@ -37,22 +41,49 @@ IdKey = tuple[str, str]  # (other_id_type, other_id)
 Row = tuple[str | None, dt.datetime | None, list[IdKey]]  # (row_key, occurred_at, ids)
 
 
-class DuckSession:
-    """Tiny SqlSession adapter over a DuckDB connection; records statements."""
+class RecordingSession(Session):
+    """The one fake session of the stitcher's tests: the real `Session` (every method the stitcher may
+    call), rendering for any engine's dialect, recording each statement and hook call in order. Statements
+    run on a DuckDB connection when one is given (without reporting rows written, so every scratch table
+    gets its `analyze` call), else `answer` scripts the replies to queries."""
 
-    dialect = "duckdb"
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-        self.statements: list[str] = []
+    def __init__(
+        self,
+        dialect: str = DUCKDB,
+        connection: duckdb.DuckDBPyConnection | None = None,
+        answer: Callable[[str], list[tuple]] | None = None,
+    ) -> None:
+        super().__init__(connection, "out")
+        self.dialect = dialect  # type: ignore[misc]
+        self.answer = answer
+        self.statements: list[str] = []  # SQL only
+        self.events: list[str] = []  # SQL and hook calls
 
     def execute(self, sql: str) -> None:
         self.statements.append(sql)
-        self.con.execute(sql)
+        self.events.append(sql)
+        if self.connection is not None:
+            self.connection.execute(sql)
+        else:  # scripted: a run that does not stop fails here
+            assert len(self.statements) < 800
 
     def query(self, sql: str) -> list[tuple]:
         self.statements.append(sql)
-        return self.con.execute(sql).fetchall()
+        self.events.append(sql)
+        if self.answer is not None:
+            return self.answer(sql)
+        return self.connection.execute(sql).fetchall()
+
+    def analyze(self, target: exp.Table) -> None:
+        self.events.append(f"analyze {target.name}")
+
+    @contextlib.contextmanager
+    def large_work(self) -> Iterator[None]:
+        self.events.append("large_work on")
+        try:
+            yield
+        finally:
+            self.events.append("large_work off")
 
 
 # ----------------------------------------------------------------- independent model
@@ -163,7 +194,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def stitch(
     con: duckdb.DuckDBPyConnection, table: str = "obs", target: str = "stitched", **kwargs: object
 ) -> tuple[StitcherStats, list[tuple]]:
-    session = DuckSession(con)
+    session = DuckDBSession(con, "out")
     stats = run_stitcher(
         session,
         observations=observations_query(table),
@@ -404,35 +435,36 @@ def test_output_schema(con: duckdb.DuckDBPyConnection) -> None:
     ]
 
 
-class ScriptedSession:
-    """Renders for another dialect and answers queries by what they ask, so every statement kind
-    (two rounds, pending jumps, map composition, an incremental run) is produced."""
-
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        self.statements: list[str] = []
-
-    def execute(self, sql: str) -> None:
-        self.statements.append(sql)
-        assert len(self.statements) < 800
-
-    def query(self, sql: str) -> list[tuple]:
-        self.statements.append(sql)
-        if "MAX(" in sql.upper() and "OCCURRED_AT" in sql.upper():
-            return [(dt.datetime(2024, 1, 9),)]
-        edges_round = re.search(r"edges_r(\d+)", sql)
-        if edges_round:  # edges left after round n
-            return [(3 if edges_round.group(1) == "1" else 0,)]
-        pointers = re.search(r"pt_\d+(?:_j(\d+))?", sql)
-        if pointers and re.search(r"f\W* = 1", sql):  # pending nodes: two jumps, then none
-            return [(2 if int(pointers.group(1) or 0) < 2 else 0,)]
-        return [(5, 3)]
+def scripted_answer(sql: str) -> list[tuple]:
+    """Answers the stitcher's queries by what they ask, so every statement kind (two rounds, pending
+    jumps, map composition, an incremental run) is produced."""
+    if "MAX(" in sql.upper() and "OCCURRED_AT" in sql.upper():
+        return [(dt.datetime(2024, 1, 9),)]
+    edges_round = re.search(r"edges_r(\d+)", sql, re.IGNORECASE)  # Snowflake folds names to upper case
+    if edges_round:  # edges left after round n
+        return [(3 if edges_round.group(1) == "1" else 0,)]
+    pointers = re.search(r"pt_\d+(?:_j(\d+))?", sql, re.IGNORECASE)
+    if pointers and re.search(r"f\W* = 1", sql, re.IGNORECASE):  # pending nodes: two jumps, then none
+        return [(2 if int(pointers.group(1) or 0) < 2 else 0,)]
+    return [(5, 3)]
 
 
-@pytest.mark.parametrize("dialect", ["duckdb", "snowflake", "bigquery", "postgres", "spark", "databricks", "redshift"])
+# (engine, the sqlglot dialect whose parser must accept its statements): Databricks' SQL is Spark's too
+@pytest.mark.parametrize(
+    ("engine", "dialect"),
+    [
+        ("duckdb", "duckdb"),
+        ("snowflake", "snowflake"),
+        ("bigquery", "bigquery"),
+        ("postgres", "postgres"),
+        ("databricks", "spark"),
+        ("databricks", "databricks"),
+        ("redshift", "redshift"),
+    ],
+)
 @pytest.mark.parametrize("incremental", [False, True])
-def test_statements_render_for_warehouses(dialect: str, incremental: bool) -> None:
-    session = ScriptedSession(dialect)
+def test_statements_render_for_warehouses(engine: str, dialect: str, incremental: bool) -> None:
+    session = RecordingSession(dialect_for(engine), answer=scripted_answer)
     previous = None
     if incremental:
         checkpoint = Checkpoint(dt.datetime(2024, 1, 8), dt.datetime(2024, 1, 4), 5, 10, 4)
@@ -447,12 +479,13 @@ def test_statements_render_for_warehouses(dialect: str, incremental: bool) -> No
     )
     assert stats.mode == ("incremental" if incremental else "full")
     assert stats.rounds == 2
-    joined = "\n".join(session.statements)
+    # names compared case-blind: Snowflake's dialect folds the names the product writes to upper case
+    joined = "\n".join(session.statements).lower()
     for needle in ("_m1_2", "_labels_1", "_pt_1_j2", "CREATE TABLE", "DROP TABLE IF EXISTS"):
-        assert needle in joined
+        assert needle.lower() in joined
     if incremental:
         for needle in ("tmp_stitch_hit", "tmp_stitch_remap", "UNION ALL"):
-            assert needle in joined
+            assert needle.lower() in joined
     for sql in session.statements:
-        assert any(name in sql for name in ("tmp_stitch", "Material_user_id_stitcher", "src_db.obs"))
+        assert any(name in sql.lower() for name in ("tmp_stitch", "material_user_id_stitcher", "src_db.obs"))
         sqlglot.parse_one(sql, read=dialect)  # renders to SQL the dialect's parser accepts

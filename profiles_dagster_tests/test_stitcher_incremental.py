@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -26,10 +27,10 @@ from profiles_dagster.sql.stitcher import (
     parse_lookback,
     run_stitcher,
 )
+from profiles_dagster.warehouse.duckdb import DuckDBSession
 from profiles_dagster_tests.test_stitcher import (
     MAIN,
     T0,
-    DuckSession,
     Row,
     _sort_key,
     expected_output,
@@ -46,7 +47,10 @@ LOOKBACK = dt.timedelta(days=4)
 def con(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """DuckDB patches the previous rows by row address; other engines join on string keys: both are checked."""
     if request.param == "string keys":
-        monkeypatch.setattr(stitcher_module, "_ROW_ADDRESS", {})
+        engine_traits = stitcher_module.traits_of
+        monkeypatch.setattr(
+            stitcher_module, "traits_of", lambda dialect: replace(engine_traits(dialect), row_address=None)
+        )
     connection = duckdb.connect(str(tmp_path / "wh.duckdb"))
     connection.execute("CREATE SCHEMA out")
     yield connection
@@ -78,7 +82,7 @@ class Stitcher:
         self.runs += 1
         name = f"run_{self.runs}"
         stats = run_stitcher(
-            DuckSession(self.con),
+            DuckDBSession(self.con, "out"),
             observations=observations_query(),
             target=exp.table_(name, db="out", quoted=True),
             main_id_column=MAIN,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
 
 import duckdb
 from sqlglot import exp
@@ -16,7 +15,7 @@ from profiles_dagster.sql.stitcher import run_stitcher
 from profiles_dagster.warehouse.postgres import PostgresSession
 from profiles_dagster_tests.standins.postgres import postgres_server
 from profiles_dagster_tests.test_stitcher import (
-    DuckSession,
+    RecordingSession,
     expected_output,
     load_observations,
     observations_query,
@@ -24,34 +23,11 @@ from profiles_dagster_tests.test_stitcher import (
 )
 
 
-class HookedSession(DuckSession):
-    """Records statements and hook calls in one list, in order."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        super().__init__(con)
-        self.events: list[str] = []
-
-    def execute(self, sql: str) -> None:
-        self.events.append(sql)
-        super().execute(sql)
-
-    def analyze(self, target: exp.Table) -> None:
-        self.events.append(f"analyze {target.name}")
-
-    @contextlib.contextmanager
-    def large_work(self) -> Iterator[None]:
-        self.events.append("large_work on")
-        try:
-            yield
-        finally:
-            self.events.append("large_work off")
-
-
 def test_scratch_tables_analyzed_inside_large_work(tmp_path) -> None:
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
     rows = random_rows(5, n_rows=400, n_ids=300, max_ids=4)
     load_observations(con, rows)
-    session = HookedSession(con)
+    session = RecordingSession(connection=con)
     run_stitcher(
         session,
         observations=observations_query(),

@@ -163,7 +163,8 @@ def load_connection(site_config: Path, connection: str, target: str | None = Non
     wh_type = str(settings.pop("type")).lower()
     resolved = {k: _resolve_env(v, doc, ("connections", connection, "outputs", chosen, k)) for k, v in settings.items()}
     env_refs = {k: _whole_ref(v) for k, v in settings.items() if _whole_ref(v)}
-    if wh_type == "duckdb" and resolved.get("path") not in (None, ":memory:"):
+    # A target's `path` is a local file (DuckDB's database; no other engine has the key): relative to this file
+    if resolved.get("path") not in (None, ":memory:"):
         path = Path(str(resolved["path"])).expanduser()
         resolved["path"] = str(path if path.is_absolute() else (site_config.parent / path).resolve())
     return Connection(connection, chosen, wh_type, resolved, site_config, env_refs)

@@ -101,9 +101,9 @@ def read_yaml(path: Path, text: str | None = None) -> YamlDocument:
     return doc
 
 
-# libyaml composes a project's files about 10x faster than PyYAML's pure-Python parser (a tenth of a second
-# for 300 vars); the pure-Python parser still reads text it might judge differently (non-printable characters)
-# and words every error, so what is accepted and what errors say stay the same
+# libyaml composes a project's files much faster than PyYAML's pure-Python parser; the pure-Python parser
+# still reads text it might judge differently (non-printable characters) and words every error, so what is
+# accepted and what errors say stay the same
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 
 

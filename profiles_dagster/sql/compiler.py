@@ -26,6 +26,7 @@ from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import IdStitcher, Input, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, render
+from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
     Where,
     bind_vars,
@@ -40,10 +41,6 @@ from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, source_table, table
 
 INPUT_ROW_ID = "input_row_id"
-# Engines whose ROW_NUMBER() OVER () numbers rows in the order the input is scanned: DuckDB keeps a table's
-# insertion order, Postgres its physical order (the session turns synchronized scans off). pb numbers input rows
-# the same way. Other engines need an ORDER BY (or number in no reproducible order).
-SCAN_ORDER_NUMBERING = frozenset({"duckdb", "postgres"})
 
 
 def csv_path(project: Project, name: str) -> Path:
@@ -102,7 +99,7 @@ class CompileContext:
         if name in self.file_tables:  # the run loaded it into a table (profiles_dagster/warehouse/files.py)
             return self.file_tables[name].copy()
         key = "csv" if defaults.csv is not None else "s3"
-        if self.dialect != "duckdb":  # compiled outside a run: the table run 0 would load it into
+        if not traits_of(self.dialect).reads_csv_in_place:  # outside a run: the table run 0 would load it into
             return table(file_table_name(name, 0), next((t.db for t in self.materials.values()), None))
         location = str(csv_path(self.project, name)) if key == "csv" else str(defaults.s3)
         return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(location), expressions=[]))
@@ -267,7 +264,7 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
     whole input (all its columns) is paid; elsewhere ROW_NUMBER() needs an order, occurred_at's."""
     inp = step.payload_as(Input)
     occurred = inp.occurred_at_col
-    ordered = occurred and str(ctx.dialect) not in SCAN_ORDER_NUMBERING
+    ordered = occurred and not traits_of(ctx.dialect).scan_order_numbering
     order = exp.Order(expressions=[exp.Ordered(this=col(occurred))]) if ordered and occurred else None
     row_id = exp.Window(this=exp.RowNumber(), order=order)
     query = exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))

@@ -1,7 +1,7 @@
 """The SQL dialect of each engine: sqlglot's generator plus product-owned fixes where its transpile is wrong.
 
 A session's `dialect` is an `EngineDialect`: a `str` equal to sqlglot's name for the engine (so
-templates, comparisons such as `dialect == "postgres"` and error messages see the plain name) that is
+templates (`warehouse.DatabaseType()`), settings and error messages see the plain name) that is
 at the same time an instance of a sqlglot `Dialect` subclass. sqlglot accepts a Dialect instance
 wherever it takes a dialect name, so every `node.sql(dialect=session.dialect)` anywhere in the product
 (steps, the id stitcher, the run registry) renders through the fixes below, and parsing with it reads
@@ -10,12 +10,18 @@ the engine's SQL exactly like sqlglot's own dialect does.
 Fixes are expression transforms applied to a copy of the tree before generation (`FIXES`), plus a few
 generator overrides. Each fix names the sqlglot behaviour it corrects; the differential tests (the
 same plan on DuckDB and on each engine's stand-in, compared value by value) are what found them.
+
+Each dialect also carries its engine's `EngineTraits` (`dialect.traits`): every fact about the engine
+that the pure layers (compiler, id stitcher, health queries) need, so they ask a trait, never an engine
+name. The traits object has no defaults: an engine that forgets one fails when this module loads.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import sqlglot
 from sqlglot import exp
@@ -30,26 +36,72 @@ from sqlglot.dialects.snowflake import Snowflake
 Fix = Callable[[exp.Expression], exp.Expression]
 
 
+class Sha1Hex(exp.Expression, exp.Func):
+    """The lowercase hex text of a string's SHA-1 (pb's main ids): engine-neutral, each engine's `sha1_hex`
+    trait writes its own form. Through a plain sqlglot dialect it renders as `SHA1(..)`, the form of the
+    engines whose SHA1 returns hex text."""
+
+    arg_types = {"this": True}
+    _sql_names = ["SHA1"]
+
+
+ScratchTables = Literal["temporary", "unlogged", "plain"]
+
+
+@dataclass(frozen=True)
+class EngineTraits:
+    """What the pure layers need to know about an engine. No field has a default: forgetting one is an
+    error when the engine's dialect is defined (module load), not a silent fallback."""
+
+    # ROW_NUMBER() OVER () numbers rows in the order the input is scanned (DuckDB keeps a table's insertion
+    # order, Postgres its physical order with synchronized scans off), as pb numbers input rows: the
+    # input_row_id needs no sort then. Elsewhere it needs an ORDER BY to be reproducible.
+    scan_order_numbering: bool
+    # ROW_NUMBER() accepts an empty OVER () at all (in no particular order): the id stitcher's dense node
+    # numbers, whose order does not matter, skip a global sort. Snowflake, Databricks and Redshift demand
+    # an ORDER BY.
+    empty_over_numbering: bool
+    # A stored row's integer address column, stable while the table is not modified (DuckDB's rowid), or
+    # None: the incremental stitcher joins on it instead of (type, id).
+    row_address: str | None
+    # How the id stitcher's scratch tables are created: TEMPORARY (DuckDB: in memory, spilling if it must,
+    # instead of compressed into the database file), UNLOGGED (Postgres: no WAL copy of tables dropped
+    # minutes later; its temporary tables live in the small temp_buffers), or plain tables next to the
+    # target (where temporary tables are tied to sessions or scripts, e.g. BigQuery).
+    scratch_tables: ScratchTables
+    # `WITH x AS MATERIALIZED (...)` is accepted: a CTE read twice is computed once.
+    materialized_ctes: bool
+    # SQL reads a local `csv:` file or `s3:` object in place (read_csv); elsewhere a run loads it into a
+    # table first, and SQL compiled outside a run reads the table run 0 would load.
+    reads_csv_in_place: bool
+    # The engine's spelling of `Sha1Hex` (lowercase hex SHA-1 text), a fix applied before generation.
+    sha1_hex: Fix
+
+
 class EngineDialect(str):
     """Marker base: an engine's dialect, both its sqlglot name and a sqlglot Dialect instance."""
 
     __slots__ = ()
+    traits: EngineTraits
 
 
-def _engine_dialect(base: type[Dialect], name: str, fixes: list[Fix]) -> EngineDialect:
+def _engine_dialect(base: type[Dialect], name: str, fixes: list[Fix], traits: EngineTraits) -> EngineDialect:
+    every_fix = [*fixes, traits.sha1_hex]
+
     class Generator(base.generator_class):  # type: ignore[name-defined,misc]
         def preprocess(self, expression: exp.Expression) -> exp.Expression:
-            for fix in fixes:
+            for fix in every_fix:
                 expression = expression.transform(fix, copy=False)
-            return super().preprocess(expression)
+            fixed: exp.Expression = super().preprocess(expression)
+            return fixed
 
     fixed = type(f"Profiles{base.__name__}", (base,), {"Generator": Generator, "__module__": __name__})
 
-    def __new__(cls, value: str = name):  # noqa: N807
+    def __new__(cls: type[Any], value: str = name) -> Any:  # noqa: N807
         return str.__new__(cls, value)
 
-    def __init__(self, value: str = name) -> None:  # noqa: N807
-        fixed.__init__(self)
+    def __init__(self: Any, value: str = name) -> None:  # noqa: N807
+        base.__init__(self)
 
     named = type(
         f"{base.__name__}Engine",
@@ -64,9 +116,11 @@ def _engine_dialect(base: type[Dialect], name: str, fixes: list[Fix]) -> EngineD
             "__repr__": lambda self: f"EngineDialect({str.__str__(self)!r})",
             "__reduce__": lambda self: (dialect_for, (str.__str__(self),)),
             "__module__": __name__,
+            "traits": traits,
         },
     )
-    return named(name)
+    engine: EngineDialect = named(name)
+    return engine
 
 
 # ---- fixes ---------------------------------------------------------------------------------------
@@ -114,6 +168,34 @@ def date_minus_date(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _sha1_hex_as(form: Callable[[exp.Expression], exp.Expression]) -> Fix:
+    """A fix writing each `Sha1Hex` as `form(argument)`, nested ones included (a transform does not look
+    inside the node a fix returns, so the argument is fixed first)."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, Sha1Hex):
+            return form(node.this.transform(fix, copy=False))
+        return node
+
+    return fix
+
+
+# SHA1() returns lowercase hex text: DuckDB, Snowflake, Redshift, Spark/Databricks.
+sha1_hex_text = _sha1_hex_as(lambda value: exp.SHA(this=value))
+# BigQuery: SHA1 returns BYTES; TO_HEX writes them as lowercase hex.
+sha1_hex_of_bytes = _sha1_hex_as(lambda value: exp.LowerHex(this=exp.SHA(this=value)))
+# Postgres: no built-in SHA-1; pgcrypto's DIGEST gives bytes, ENCODE(.., 'hex') lowercase hex.
+sha1_hex_pgcrypto = _sha1_hex_as(
+    lambda value: exp.Anonymous(
+        this="ENCODE",
+        expressions=[
+            exp.Anonymous(this="DIGEST", expressions=[value, exp.Literal.string("sha1")]),
+            exp.Literal.string("hex"),
+        ],
+    )
+)
+
+
 # ---- per engine ---------------------------------------------------------------------------------
 
 _POSTGRES_FIXES: list[Fix] = [alias_subqueries]
@@ -122,12 +204,90 @@ _SNOWFLAKE_FIXES: list[Fix] = [snowflake_case]
 _BIGQUERY_FIXES: list[Fix] = [date_minus_date]
 _DATABRICKS_FIXES: list[Fix] = [date_minus_date]
 
-DUCKDB = _engine_dialect(DuckDB, "duckdb", [])
-POSTGRES = _engine_dialect(Postgres, "postgres", _POSTGRES_FIXES)
-REDSHIFT = _engine_dialect(Redshift, "redshift", _REDSHIFT_FIXES)
-SNOWFLAKE = _engine_dialect(Snowflake, "snowflake", _SNOWFLAKE_FIXES)
-BIGQUERY = _engine_dialect(BigQuery, "bigquery", _BIGQUERY_FIXES)
-DATABRICKS = _engine_dialect(Databricks, "databricks", _DATABRICKS_FIXES)
+DUCKDB = _engine_dialect(
+    DuckDB,
+    "duckdb",
+    [],
+    EngineTraits(
+        scan_order_numbering=True,
+        empty_over_numbering=True,
+        row_address="rowid",
+        scratch_tables="temporary",
+        materialized_ctes=True,
+        reads_csv_in_place=True,
+        sha1_hex=sha1_hex_text,
+    ),
+)
+POSTGRES = _engine_dialect(
+    Postgres,
+    "postgres",
+    _POSTGRES_FIXES,
+    EngineTraits(
+        scan_order_numbering=True,
+        empty_over_numbering=True,
+        row_address=None,
+        scratch_tables="unlogged",
+        materialized_ctes=True,
+        reads_csv_in_place=False,
+        sha1_hex=sha1_hex_pgcrypto,
+    ),
+)
+REDSHIFT = _engine_dialect(
+    Redshift,
+    "redshift",
+    _REDSHIFT_FIXES,
+    EngineTraits(
+        scan_order_numbering=False,
+        empty_over_numbering=False,
+        row_address=None,
+        scratch_tables="plain",
+        materialized_ctes=False,
+        reads_csv_in_place=False,
+        sha1_hex=sha1_hex_text,
+    ),
+)
+SNOWFLAKE = _engine_dialect(
+    Snowflake,
+    "snowflake",
+    _SNOWFLAKE_FIXES,
+    EngineTraits(
+        scan_order_numbering=False,
+        empty_over_numbering=False,
+        row_address=None,
+        scratch_tables="plain",
+        materialized_ctes=False,
+        reads_csv_in_place=False,
+        sha1_hex=sha1_hex_text,
+    ),
+)
+BIGQUERY = _engine_dialect(
+    BigQuery,
+    "bigquery",
+    _BIGQUERY_FIXES,
+    EngineTraits(
+        scan_order_numbering=False,
+        empty_over_numbering=True,
+        row_address=None,
+        scratch_tables="plain",
+        materialized_ctes=False,
+        reads_csv_in_place=False,
+        sha1_hex=sha1_hex_of_bytes,
+    ),
+)
+DATABRICKS = _engine_dialect(
+    Databricks,
+    "databricks",
+    _DATABRICKS_FIXES,
+    EngineTraits(
+        scan_order_numbering=False,
+        empty_over_numbering=False,
+        row_address=None,
+        scratch_tables="plain",
+        materialized_ctes=False,
+        reads_csv_in_place=False,
+        sha1_hex=sha1_hex_text,
+    ),
+)
 
 _BY_NAME = {str(d): d for d in (DUCKDB, POSTGRES, REDSHIFT, SNOWFLAKE, BIGQUERY, DATABRICKS)}
 
@@ -137,13 +297,38 @@ def dialect_for(name: str) -> EngineDialect:
     return _BY_NAME[name]
 
 
-def render(node: exp.Expression, name: str, **options) -> str:
+def traits_of(dialect: str) -> EngineTraits:
+    """The traits of an engine, from its dialect (or the dialect's name)."""
+    if isinstance(dialect, EngineDialect):
+        return dialect.traits
+    return dialect_for(dialect).traits
+
+
+# The dialect in which the product writes a table reference as a neutral key (lineage's table_key): any
+# one fixed dialect would do; DuckDB's keeps names as written.
+KEY_DIALECT = DUCKDB
+
+
+def render(node: exp.Expression, name: str, **options: Any) -> str:
     return node.sql(dialect=dialect_for(name), **options)
 
 
-def parses(sql: str, name: str) -> list[exp.Expression]:
+def parses(sql: str, name: str) -> list[exp.Expr]:
     """Every generated statement must parse back in its dialect (sqlglot's stock parser)."""
     return [s for s in sqlglot.parse(sql, read=name) if s is not None]
 
 
-__all__ = ["BIGQUERY", "DATABRICKS", "DUCKDB", "POSTGRES", "REDSHIFT", "SNOWFLAKE", "EngineDialect", "dialect_for"]
+__all__ = [
+    "BIGQUERY",
+    "DATABRICKS",
+    "DUCKDB",
+    "KEY_DIALECT",
+    "POSTGRES",
+    "REDSHIFT",
+    "SNOWFLAKE",
+    "EngineDialect",
+    "EngineTraits",
+    "Sha1Hex",
+    "dialect_for",
+    "traits_of",
+]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlglot import exp
 
 from profiles_dagster.plan.steps import StepKind
+from profiles_dagster.sql.dialects import KEY_DIALECT
 
 if TYPE_CHECKING:
     from profiles_dagster.sql.compiler import StepProgram
@@ -30,7 +31,7 @@ def table_key(table: exp.Expr) -> str:
         return ".".join(p.name.lower() for p in table.parts)
     bare = table.copy()
     bare.set("alias", None)
-    return bare.sql("duckdb").lower()
+    return bare.sql(KEY_DIALECT).lower()
 
 
 def program_query(program: StepProgram) -> exp.Query | None:

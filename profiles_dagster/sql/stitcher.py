@@ -65,7 +65,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
@@ -73,15 +73,18 @@ from sqlglot import exp
 from profiles_dagster.clock import now_utc
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.steps import Step
-from profiles_dagster.project.model import Project
+from profiles_dagster.project.model import IdStitcher, Project
 from profiles_dagster.sql import registry, stitcher_health
+from profiles_dagster.sql.dialects import EngineTraits, Sha1Hex, traits_of
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import table
+
+if TYPE_CHECKING:  # sql/ runs no SQL itself: the session is the warehouse layer's, passed in
+    from profiles_dagster.warehouse.base import Session
 
 __all__ = [
     "Checkpoint",
     "PreviousGraph",
-    "SqlSession",
     "StitcherRoundLimitError",
     "StitcherStats",
     "checkpoint_record",
@@ -100,22 +103,6 @@ _UUID_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 _PRIME = 2147483647  # 2**31 - 1
 _MUL = 1103515245
 _PACK = 4294967296  # 2**32: key = priority * 2**32 + node; node ids must be < 2**32
-
-# Engines whose ROW_NUMBER() accepts an empty OVER (): numbering without a global sort. The others
-# (Snowflake, Spark/Databricks, Redshift) require an ORDER BY, so they number in id order.
-_UNORDERED_NUMBERING = frozenset({"duckdb", "postgres", "bigquery"})
-# A stored row's integer address, stable while the table is not modified (ours never are).
-_ROW_ADDRESS = {"duckdb": "rowid"}
-
-
-class SqlSession(Protocol):
-    """Minimal warehouse connection the stitcher needs."""
-
-    dialect: str
-
-    def execute(self, sql: str) -> None: ...
-
-    def query(self, sql: str) -> list[tuple]: ...
 
 
 @dataclass(frozen=True)
@@ -163,7 +150,7 @@ class StitcherRoundLimitError(RuntimeError):
 # --------------------------------------------------------------------------- helpers
 
 
-def _num(value: int) -> exp.Literal:
+def _num(value: int) -> exp.Expr:
     return exp.Literal.number(value)
 
 
@@ -171,51 +158,51 @@ def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table)
 
 
-def _eq(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _eq(a: exp.Expr, b: exp.Expr) -> exp.Expr:
     return exp.EQ(this=a, expression=b)
 
 
-def _as(table: exp.Table | exp.Query, alias: str) -> exp.Expression:
+def _as(table: exp.Table | exp.Query, alias: str) -> exp.Expr:
     """A table or query usable in FROM/JOIN under ``alias``."""
     if isinstance(table, exp.Query):
         return table.copy().subquery(alias)
     return exp.alias_(table.copy(), alias, table=True)
 
 
-def _is_null(value: exp.Expression) -> exp.Expression:
+def _is_null(value: exp.Expr) -> exp.Expr:
     return exp.Is(this=value, expression=exp.null())
 
 
-def _not_null(value: exp.Expression) -> exp.Expression:
+def _not_null(value: exp.Expr) -> exp.Expr:
     return exp.Not(this=_is_null(value))
 
 
-def _mod(this: exp.Expression, modulus: int) -> exp.Expression:
+def _mod(this: exp.Expr, modulus: int) -> exp.Expr:
     return exp.Mod(this=exp.paren(this, copy=False), expression=_num(modulus))
 
 
-def _mul(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _mul(a: exp.Expr, b: exp.Expr) -> exp.Expr:
     return exp.Mul(this=exp.paren(a, copy=False), expression=exp.paren(b, copy=False))
 
 
-def _add(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _add(a: exp.Expr, b: exp.Expr) -> exp.Expr:
     return exp.Add(this=a, expression=b)
 
 
-def _case_pick(cond: exp.Expression, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _case_pick(cond: exp.Expr, a: exp.Expr, b: exp.Expr) -> exp.Expr:
     return exp.Case(ifs=[exp.If(this=cond, true=a)], default=b)
 
 
-def _least(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _least(a: exp.Expr, b: exp.Expr) -> exp.Expr:
     """LEAST for non-NULL operands; CASE avoids per-dialect LEAST NULL semantics."""
     return _case_pick(exp.LT(this=a, expression=b), a, b.copy())
 
 
-def _greatest(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _greatest(a: exp.Expr, b: exp.Expr) -> exp.Expr:
     return _case_pick(exp.GT(this=a, expression=b), a, b.copy())
 
 
-def _min_present(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _min_present(a: exp.Expr, b: exp.Expr) -> exp.Expr:
     """The smaller of two values ignoring NULLs (as MIN() does over a column)."""
     return exp.Case(
         ifs=[
@@ -227,13 +214,13 @@ def _min_present(a: exp.Expression, b: exp.Expression) -> exp.Expression:
     )
 
 
-def _differs(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def _differs(a: exp.Expr, b: exp.Expr) -> exp.Expr:
     """``a IS DISTINCT FROM b``, spelled so every engine has it."""
     same = exp.or_(_eq(a.copy(), b.copy()), exp.and_(_is_null(a.copy()), _is_null(b.copy())))
     return _eq(_case_pick(same, _num(0), _num(1)), _num(1))  # a = NULL is NULL, not false: CASE settles it
 
 
-def _timestamp(value: datetime) -> exp.Expression:
+def _timestamp(value: datetime) -> exp.Expr:
     return timestamp_literal(value)
 
 
@@ -250,38 +237,20 @@ def _as_datetime(value: object) -> datetime | None:
     return value
 
 
-def _sha1_hex(value: exp.Expression, dialect: str | None) -> exp.Expression:
-    """Lowercase hex SHA-1 of a string; the one place for per-dialect SHA-1 fixes."""
-    if dialect == "bigquery":  # SHA1 returns BYTES there; TO_HEX is lowercase
-        return exp.LowerHex(this=exp.SHA(this=value))
-    if dialect in ("postgres",):  # no built-in SHA-1; needs the pgcrypto extension
-        digest = exp.Anonymous(this="DIGEST", expressions=[value, exp.Literal.string("sha1")])
-        return exp.Anonymous(this="ENCODE", expressions=[digest, exp.Literal.string("hex")])
-    return exp.SHA(this=value)
-
-
-def _prefix32(value: exp.Expression) -> exp.Expression:
+def _prefix32(value: exp.Expr) -> exp.Expr:
     return exp.Substring(this=value, start=_num(1), length=_num(32))
 
 
-def main_id_expression(
-    other_id: exp.Expression, other_id_type: exp.Expression, *, dialect: str | None = None
-) -> exp.Expression:
+def main_id_expression(other_id: exp.Expr, other_id_type: exp.Expr) -> exp.Expr:
     """pb-compatible main id of an id:
-    ``'rid' || left(sha1(left(sha1(SALT || other_id), 32) || other_id_type), 32)``.
-
-    ``dialect`` only matters for warehouses whose SHA-1 is not hex text
-    (BigQuery, Postgres); the default form is right for DuckDB, Snowflake,
-    Spark/Databricks and Redshift.
-    """
-    inner = _prefix32(
-        _sha1_hex(exp.DPipe(this=exp.Literal.string(_UUID_SALT), expression=other_id, safe=True), dialect)
-    )
-    outer = _prefix32(_sha1_hex(exp.DPipe(this=inner, expression=other_id_type, safe=True), dialect))
+    ``'rid' || left(sha1(left(sha1(SALT || other_id), 32) || other_id_type), 32)``, ``sha1`` being the
+    lowercase hex text of SHA-1 (`Sha1Hex`), which each engine's dialect spells its own way."""
+    inner = _prefix32(Sha1Hex(this=exp.DPipe(this=exp.Literal.string(_UUID_SALT), expression=other_id, safe=True)))
+    outer = _prefix32(Sha1Hex(this=exp.DPipe(this=inner, expression=other_id_type, safe=True)))
     return exp.DPipe(this=exp.Literal.string("rid"), expression=outer, safe=True)
 
 
-def _priority_key(node: exp.Expression, round_no: int) -> exp.Expression:
+def _priority_key(node: exp.Expr, round_no: int) -> exp.Expr:
     """Pseudo-random, deterministic priority of ``node`` in round ``round_no``,
     packed as ``priority * 2**32 + node`` so MIN() over keys names one node.
 
@@ -302,35 +271,29 @@ def _priority_key(node: exp.Expression, round_no: int) -> exp.Expression:
     return _add(_mul(priority, _num(_PACK)), node.copy())
 
 
-def _decode_key(key: exp.Expression) -> exp.Expression:
+def _decode_key(key: exp.Expr) -> exp.Expr:
     return _mod(key, _PACK)
 
 
-def _numbering(dialect: str, order: list[str], offset: int = 0) -> exp.Expression:
+def _numbering(traits: EngineTraits, order: list[str], offset: int = 0) -> exp.Expr:
     """Dense numbers 1.. (+ offset) for the rows of a query: without a global sort where the engine allows."""
     window = exp.Window(this=exp.RowNumber())
-    if str(dialect) not in _UNORDERED_NUMBERING:
+    if not traits.empty_over_numbering:  # the engine demands an order: id order
         window.set("order", exp.Order(expressions=[exp.Ordered(this=_col(c)) for c in order]))
     return _add(window, _num(offset)) if offset else window
 
 
-# Engines where scratch tables are TEMPORARY: DuckDB keeps them in memory (spilling if it must) instead of
-# compressing them into the database file, several times cheaper for the string-keyed ones. Elsewhere
-# temporary tables are tied to sessions or scripts (BigQuery), so scratch tables are ordinary tables in
-# the target's schema, named after the run (leftovers of a killed run are found by their prefix).
-# Scratch tables: temporary on DuckDB (in memory, gone with the connection); UNLOGGED on Postgres (no WAL copy of
-# tables dropped minutes later; Postgres' temporary tables live in the small temp_buffers and were slower).
-_SCRATCH_KIND = {"duckdb": "temporary", "postgres": "unlogged"}
 _ANALYZE_MIN_ROWS = 10_000  # smaller scratch tables go without planner statistics
 
 
 class _Scratch:
     """Names, creates and drops scratch tables (next to the target, or temporary); times the phases."""
 
-    def __init__(self, session: SqlSession, target: exp.Table, prefix: str) -> None:
+    def __init__(self, session: Session, target: exp.Table, prefix: str) -> None:
         self.session = session
         self.dialect = session.dialect
-        self.kind = _SCRATCH_KIND.get(str(session.dialect), "")
+        self.traits = traits_of(session.dialect)
+        self.kind = self.traits.scratch_tables  # see EngineTraits.scratch_tables
         self.temporary = self.kind == "temporary"
         self.db = None if self.temporary else target.args.get("db")
         self.catalog = None if self.temporary else target.args.get("catalog")
@@ -357,10 +320,10 @@ class _Scratch:
         catalog = self.catalog.copy() if isinstance(self.catalog, exp.Expression) else self.catalog
         return exp.Table(this=exp.to_identifier(f"{self.prefix}_{suffix}", quoted=True), db=db, catalog=catalog)
 
-    def run(self, statement: exp.Expression) -> None:
+    def run(self, statement: exp.Expr) -> None:
         self.session.execute(statement.sql(dialect=self.dialect))
 
-    def row(self, query: exp.Query) -> tuple:
+    def row(self, query: exp.Query) -> tuple[Any, ...]:
         rows = self.session.query(query.sql(dialect=self.dialect))
         return tuple(rows[0]) if rows else ()
 
@@ -374,17 +337,16 @@ class _Scratch:
             self.drop(suffix)
         self.live.append(suffix)
         properties = None
-        if self.kind:
+        if self.kind != "plain":
             prop = exp.TemporaryProperty() if self.temporary else exp.UnloggedProperty()
             properties = exp.Properties(expressions=[prop])
         self.run(exp.Create(kind="TABLE", this=table, expression=query, properties=properties))
-        written = getattr(self.session, "written", None)  # the CREATE's own row count (DuckDB, Postgres)
-        if isinstance(written, int):
+        written = self.session.written  # the CREATE's own row count, where the engine says (DuckDB, Postgres)
+        if written is not None:
             self.written[table.name] = written
-        analyze = getattr(self.session, "analyze", None)
         # Postgres plans joins on a fresh table blind without statistics; a small one it overestimates, harmlessly
-        if analyze is not None and (not isinstance(written, int) or written >= _ANALYZE_MIN_ROWS):
-            analyze(table)
+        if written is None or written >= _ANALYZE_MIN_ROWS:
+            self.session.analyze(table)
         return table
 
     def rows(self, table: exp.Table) -> int:
@@ -405,7 +367,7 @@ class _Scratch:
                 self.drop(suffix)
 
 
-def _count(table: exp.Table | exp.Query, where: exp.Expression | None = None) -> exp.Query:
+def _count(table: exp.Table | exp.Query, where: exp.Expr | None = None) -> exp.Query:
     query = sqlglot.select(exp.Count(this=exp.Star())).from_(_as(table, "c"))
     return query.where(where) if where is not None else query
 
@@ -421,7 +383,7 @@ def _parts(parts: list[tuple[str, bool]], scratch: _Scratch, with_flag: bool = F
     selects: list[exp.Query] = []
     for suffix, done_only in parts:
         columns = ["x", "p", "f"] if with_flag else ["x", "p"]
-        query = sqlglot.select(*columns).from_(scratch.table(suffix))
+        query: exp.Query = sqlglot.select(*columns).from_(scratch.table(suffix))
         if done_only:
             query = query.where(_eq(_col("f"), _num(0)))
         selects.append(query)
@@ -621,7 +583,7 @@ def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
     ids = scratch.create(
         f"{tag}ids",
         sqlglot.select(
-            exp.alias_(_numbering(scratch.dialect, ["other_id_type", "other_id"]), "node"),
+            exp.alias_(_numbering(scratch.traits, ["other_id_type", "other_id"]), "node"),
             "other_id_type",
             "other_id",
             "first_seen_at",
@@ -746,7 +708,7 @@ def _earliest_and_size(members: exp.Table | exp.Query, group: str, earliest: str
 
 def _observation_count(scratch: _Scratch, table: exp.Table, after: datetime | None, upto: datetime) -> int:
     """Observations of an encoded table with ``after < occurred_at <= upto``."""
-    cond: exp.Expression = exp.LTE(this=_col("occurred_at"), expression=_timestamp(upto))
+    cond: exp.Expr = exp.LTE(this=_col("occurred_at"), expression=_timestamp(upto))
     if after is not None:
         cond = exp.and_(exp.GT(this=_col("occurred_at"), expression=_timestamp(after)), cond)
     return scratch.scalar(_count(table, cond))
@@ -756,7 +718,7 @@ def _observation_count(scratch: _Scratch, table: exp.Table, after: datetime | No
 
 
 def run_stitcher(
-    session: SqlSession,
+    session: Session,
     *,
     observations: exp.Query,
     target: exp.Table,
@@ -784,8 +746,7 @@ def run_stitcher(
     """
     scratch = _Scratch(session, target, scratch_prefix)
     source = _present(observations)
-    large_work = getattr(session, "large_work", None)  # e.g. a larger work_mem on Postgres
-    with large_work() if large_work is not None else contextlib.nullcontext():
+    with session.large_work():  # e.g. a larger work_mem on Postgres
         try:
             reason = full_reason or "no previous stitcher table"
             if previous is not None:
@@ -857,8 +818,7 @@ def _full(
         )
         labels, rounds, left = _connected_components(scratch, graph.edges, max_rounds=max_rounds, first="pt_1")
     scratch.phase("main ids")
-    dialect = scratch.dialect
-    own_hash = main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect)
+    own_hash = main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"))
     multi = 0
     n_mains = 0
     if labels is None:  # no links: every id is its own profile
@@ -950,7 +910,6 @@ def _incremental(
     max_rounds: int,
     lookback: timedelta,
 ) -> StitcherStats:
-    dialect = scratch.dialect
     prev = previous.table
     main = main_id_column
     window_start = previous.checkpoint.window_start
@@ -975,7 +934,7 @@ def _incremental(
 
     scratch.phase("previous")
     # Batch ids already in the previous table: their old profile and times.
-    address = _ROW_ADDRESS.get(dialect)
+    address = scratch.traits.row_address
     hit = scratch.create(
         "hit",
         sqlglot.select(
@@ -999,9 +958,9 @@ def _incremental(
     n_new = n_batch_ids - scratch.rows(hit)
     affm = scratch.create(
         "affm",
-        sqlglot.select(exp.alias_(_numbering(dialect, ["old_main"], offset=n_batch_ids), "sn"), "old_main").from_(
-            sqlglot.select("old_main").distinct().from_(hit.copy()).subquery("t")
-        ),
+        sqlglot.select(
+            exp.alias_(_numbering(scratch.traits, ["old_main"], offset=n_batch_ids), "sn"), "old_main"
+        ).from_(sqlglot.select("old_main").distinct().from_(hit.copy()).subquery("t")),
     )
     n_aff = scratch.rows(affm)
     old_members = (
@@ -1052,10 +1011,10 @@ def _incremental(
     labels, rounds, left = _connected_components(scratch, cedges, max_rounds=max_rounds, tag="c_")
     scratch.phase("main ids")
 
-    def component(node: exp.Expression) -> exp.Expression:
+    def component(node: exp.Expr) -> exp.Expr:
         return exp.Coalesce(this=_col("p", "l"), expressions=[node]) if labels is not None else node
 
-    def with_labels(query: exp.Select, node: exp.Expression) -> exp.Select:
+    def with_labels(query: exp.Select, node: exp.Expr) -> exp.Select:
         if labels is None:
             return query
         return query.join(_as(labels, "l"), on=_eq(node, _col("x", "l")), join_type="left")
@@ -1104,13 +1063,13 @@ def _incremental(
         .group_by("comp"),
     )
 
-    def is_earliest(seen: exp.Expression) -> exp.Expression:
+    def is_earliest(seen: exp.Expr) -> exp.Expr:
         return exp.or_(_eq(seen, _col("min_seen", "e")), _is_null(_col("min_seen", "e")))
 
     candidates = exp.union(
         sqlglot.select(
             _col("comp", "c"),
-            exp.alias_(main_id_expression(_col("other_id", "i"), _col("other_id_type", "i"), dialect=dialect), "m"),
+            exp.alias_(main_id_expression(_col("other_id", "i"), _col("other_id_type", "i")), "m"),
         )
         .from_(_as(bc, "c"))
         .join(_as(earliest, "e"), on=_eq(_col("comp", "c"), _col("comp", "e")))
@@ -1176,14 +1135,15 @@ def _incremental(
     )
 
 
-_Lookup = tuple[exp.Expression, exp.Expression]  # (table AS alias, ON condition) of a LEFT JOIN
+_Lookup = tuple[exp.Expr, exp.Expr]  # (table AS alias, ON condition) of a LEFT JOIN
 
 
 def _patched(prev: exp.Table, main: str, moved: _Lookup | None, again: _Lookup | None) -> exp.Select:
     """The previous rows (alias ``p``) with new main ids (``moved``, alias ``r``: a ``new_main`` column) and
     new times (``again``, alias ``u``: ``first_seen_at``, ``valid_at`` and ``hit``, non-NULL on a match)."""
-    main_id: exp.Expression = _col(main, "p")
-    valid_at, first_seen_at = _col("valid_at", "p"), _col("first_seen_at", "p")
+    main_id: exp.Expr = _col(main, "p")
+    valid_at: exp.Expr = _col("valid_at", "p")
+    first_seen_at: exp.Expr = _col("first_seen_at", "p")
     if moved is not None:
         main_id = exp.Coalesce(this=_col("new_main", "r"), expressions=[main_id])
     if again is not None:
@@ -1264,7 +1224,7 @@ def parse_lookback(text: str) -> timedelta:
 
 
 def find_previous(
-    session: SqlSession,
+    session: Session,
     schema: str,
     project: str,
     step_path: str,
@@ -1291,7 +1251,7 @@ def find_previous(
 
 def checkpoint_record(
     schema: str, *, table_name: str, seq_no: int, project: str, step_path: str, content_hash: str, stats: StitcherStats
-) -> exp.Expression:
+) -> exp.Expr:
     """The registry row that lets the next run continue from this stitcher table."""
     point = stats.checkpoint or Checkpoint(None, None, 0, stats.ids, stats.clusters)
     return registry.insert(
@@ -1347,7 +1307,7 @@ def stats_metadata(stats: StitcherStats) -> dict[str, object]:
 
 
 def run_stitcher_step(
-    session: SqlSession,
+    session: Session,
     project: Project,
     step: Step,
     *,
@@ -1361,7 +1321,7 @@ def run_stitcher_step(
     """The id-stitcher step of a run: incremental from the previous table when allowed and exact,
     its checkpoint recorded in the registry, and run metadata (counts, health)."""
     settings = project.settings.id_stitcher
-    spec = step.payload.spec if step.payload is not None else None
+    spec = step.payload_as(IdStitcher).spec
     lookback = parse_lookback((spec.incremental_timedelta if spec else None) or settings.lookback)
     discrete = bool(spec and spec.materialization and spec.materialization.run_type == "discrete")
     previous: PreviousGraph | None = None
@@ -1374,6 +1334,7 @@ def run_stitcher_step(
     else:
         exists = table_exists or (lambda t: True)
         previous, reason = find_previous(session, schema, project.name, step.path, step.content_hash, exists)
+    assert step.entity is not None, step.path  # a stitcher step belongs to an entity
     main = project.entities[step.entity].main_id_column
     stats = run_stitcher(
         session,

@@ -20,9 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
+
+from profiles_dagster.sql.dialects import traits_of
 
 __all__ = [
     "Degree",
@@ -48,18 +51,14 @@ def _main(main: str, table: str | None = None) -> exp.Column:
     return exp.column(exp.to_identifier(main), table=table)
 
 
-def _count() -> exp.Expression:
+def _count() -> exp.Expr:
     return exp.Count(this=exp.Star())
 
 
-def _as(node: exp.Expression, alias: str) -> exp.Expression:
+def _as(node: exp.Expr, alias: str) -> exp.Expr:
     if isinstance(node, exp.Query):
         return node.copy().subquery(alias)
     return exp.alias_(node.copy(), alias, table=True)
-
-
-# Engines that take `WITH x AS MATERIALIZED (...)`: a CTE read twice is computed once.
-_MATERIALIZED_CTES = frozenset({"duckdb", "postgres"})
 
 
 def shape_query(stitcher: exp.Table, main: str, *, largest: int = 5, dialect: str | None = None) -> exp.Query:
@@ -121,7 +120,7 @@ def shape_query(stitcher: exp.Table, main: str, *, largest: int = 5, dialect: st
 
 def _materialize(query: exp.Query, dialect: str | None) -> None:
     """Mark the query's CTEs MATERIALIZED where the engine takes it (each is read more than once)."""
-    if dialect is None or str(dialect) not in _MATERIALIZED_CTES:
+    if dialect is None or not traits_of(dialect).materialized_ctes:
         return
     for cte in query.find_all(exp.CTE):
         cte.set("materialized", True)
@@ -266,7 +265,7 @@ class Health:
         return out
 
 
-def summarize(shape_rows: Sequence[tuple]) -> Health:
+def summarize(shape_rows: Sequence[tuple[Any, ...]]) -> Health:
     """A Health from `shape_query` rows."""
     health = Health()
     sizes: dict[int, int] = {}
@@ -290,7 +289,7 @@ def summarize(shape_rows: Sequence[tuple]) -> Health:
 
 
 def collect(
-    fetch: Callable[[exp.Query], list[tuple]],
+    fetch: Callable[[exp.Query], list[tuple[Any, ...]]],
     stitcher: exp.Table,
     main: str,
     *,

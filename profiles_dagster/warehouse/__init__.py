@@ -36,12 +36,6 @@ def warehouse_class(kind: str) -> type[WarehouseEngine]:
 def warehouse_for(connection: Connection) -> WarehouseEngine:
     """The plain engine for a siteconfig connection (no Dagster import). Dagster code turns it into a
     resource with `profiles_dagster.warehouse.resource.as_resource`."""
-    if connection.type == "duckdb":
-        from profiles_dagster.warehouse.duckdb import DuckDBEngine
-
-        return DuckDBEngine(
-            database=str(connection.settings.get("path") or ":memory:"), output_schema=connection.schema
-        )
     if connection.type in _ENGINES:
         module, name = _ENGINES[connection.type]
         engine = getattr(importlib.import_module(module), name.removesuffix("Warehouse") + "Engine")

@@ -18,6 +18,7 @@ from profiles_dagster.errors import summary
 from profiles_dagster.sql.names import source_table, table
 from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
+from profiles_dagster.warehouse.grants import Grants
 
 
 @dataclass(frozen=True)
@@ -55,97 +56,6 @@ class AccessReport:
         return "\n".join(lines)
 
 
-# -- GRANT statements per engine --------------------------------------------------------------------
-
-
-def _name(parts: list[str | None], quote: str = '"') -> str:
-    return ".".join(f"{quote}{p}{quote}" if not p.replace("_", "").isalnum() else p for p in parts if p)
-
-
-class Grants:
-    """The statements an admin runs; `principal` is the user or role the connection acts as."""
-
-    def __init__(self, kind: str, principal: str, database: str | None) -> None:
-        self.kind, self.principal, self.database = kind, principal, database
-
-    def read(self, source: exp.Table, schema: str) -> tuple[str, ...]:
-        k, who = self.kind, self.principal
-        name = source.name
-        db = source.catalog or self.database
-        if k in ("postgres", "redshift"):
-            return (
-                f"GRANT USAGE ON SCHEMA {_name([schema])} TO {who};",
-                f"GRANT SELECT ON {_name([schema, name])} TO {who};",
-            )
-        if k == "snowflake":
-            return (
-                f"GRANT USAGE ON DATABASE {_name([db])} TO ROLE {who};",
-                f"GRANT USAGE ON SCHEMA {_name([db, schema])} TO ROLE {who};",
-                f"GRANT SELECT ON ALL TABLES IN SCHEMA {_name([db, schema])} TO ROLE {who};",
-                f"GRANT SELECT ON ALL VIEWS IN SCHEMA {_name([db, schema])} TO ROLE {who};",
-            )
-        if k == "bigquery":
-            ref = _name([db, schema, name], "`")
-            return (f'GRANT `roles/bigquery.dataViewer` ON TABLE {ref} TO "{who}";',)
-        if k == "databricks":
-            return (
-                f"GRANT USE CATALOG ON CATALOG {_name([db], '`')} TO `{who}`;" if db else "",
-                f"GRANT USE SCHEMA ON SCHEMA {_name([db, schema], '`')} TO `{who}`;",
-                f"GRANT SELECT ON TABLE {_name([db, schema, name], '`')} TO `{who}`;",
-            )
-        return ()
-
-    def write(self, schema: str, exists: bool) -> tuple[str, ...]:
-        k, who, db = self.kind, self.principal, self.database
-        if k in ("postgres", "redshift"):
-            if not exists:  # the owner of the schema may do everything in it
-                return (f"CREATE SCHEMA IF NOT EXISTS {_name([schema])} AUTHORIZATION {who};",)
-            return (f"GRANT USAGE, CREATE ON SCHEMA {_name([schema])} TO {who};",)
-        if k == "snowflake":
-            create_db = () if exists else (f"GRANT CREATE SCHEMA ON DATABASE {_name([db])} TO ROLE {who};",)
-            return (
-                f"GRANT USAGE ON DATABASE {_name([db])} TO ROLE {who};",
-                *create_db,
-                f"GRANT USAGE, CREATE TABLE, CREATE VIEW ON SCHEMA {_name([db, schema])} TO ROLE {who};",
-            )
-        if k == "bigquery":
-            ref = _name([db, schema], "`")
-            return (
-                f'GRANT `roles/bigquery.dataEditor` ON SCHEMA {ref} TO "{who}";',
-                f"-- and on the project (gcloud): roles/bigquery.jobUser for {who}"
-                + ("" if exists else f"; creating dataset {schema} needs roles/bigquery.dataEditor on the project"),
-            )
-        if k == "databricks":
-            create = () if exists else (f"GRANT CREATE SCHEMA ON CATALOG {_name([db], '`')} TO `{who}`;",)
-            return (
-                *create,
-                f"GRANT USE SCHEMA, CREATE TABLE, MODIFY, SELECT ON SCHEMA {_name([db, schema], '`')} TO `{who}`;",
-            )
-        return ()
-
-
-def _principal(warehouse: WarehouseEngine, session: Session) -> tuple[str, str | None]:
-    """Who the connection acts as, and its database (catalog / project)."""
-    kind = warehouse.kind
-    fields: dict[str, Any] = dict(warehouse)
-    if kind == "snowflake":
-        role = fields.get("role")
-        if not role:
-            with contextlib.suppress(Exception):
-                role = session.query("SELECT CURRENT_ROLE()")[0][0]
-        return str(role or "<role>"), str(fields.get("database") or "").upper() or None
-    if kind == "bigquery":
-        email = getattr(getattr(session.connection, "_credentials", None), "service_account_email", None)
-        who = f"serviceAccount:{email}" if email else "serviceAccount:<service account email>"
-        return who, fields.get("project_id")
-    if kind == "databricks":
-        who = None
-        with contextlib.suppress(Exception):
-            who = session.query("SELECT current_user()")[0][0]
-        return str(who or "<user or group>"), fields.get("catalog")
-    return str(fields.get("user") or "<user>"), fields.get("dbname")
-
-
 def _try(session: Session, sql: str) -> str | None:
     try:
         session.execute(sql)
@@ -160,9 +70,8 @@ def check_access(loaded: Any) -> AccessReport:
     project = loaded.project
     schema = warehouse.output_schema
     with warehouse.session() as session:
-        principal, database = _principal(warehouse, session)
-        grants = Grants(warehouse.kind, principal, database)
-        report = AccessReport(warehouse.kind, principal)
+        grants = warehouse.access_grants(session)  # the engine's syntax and who the connection acts as
+        report = AccessReport(warehouse.kind, grants.principal)
         source_dialect = project.settings.sql_dialect(session.dialect)
         for name in sorted(project.inputs):
             if files.is_file_input(project, name):  # read client-side (or in place on DuckDB), not a grant

@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError, did_you_mean, summary
 from profiles_dagster.project.siteconfig import is_secret, redact
+from profiles_dagster.warehouse.grants import Grants
 
 log = logging.getLogger("profiles_dagster.sql")
 
@@ -72,6 +73,15 @@ class Session:
         a run loads it into a table first (`warehouse/files.py`)."""
         return False
 
+    def read_in_place_hint(self) -> str:
+        """What would let this engine read an `s3:` object in place, told when the client-side download cannot
+        run (no boto3); '' where SQL never reads files in place."""
+        return ""
+
+    def column_type(self, dtype: exp.DataType) -> exp.DataType:
+        """The type a loaded column of this (DuckDB) type gets here: the same one, where the engine agrees."""
+        return dtype
+
     def load_csv(self, target: exp.Table, path: Path) -> int:
         """Create `target` from a local CSV file, with the column types DuckDB's read_csv infers (read
         client-side by an in-process DuckDB), the rows written through `load_rows`; the row count."""
@@ -100,7 +110,7 @@ class Session:
         from profiles_dagster.warehouse.files import create_statement
 
         self.drop_table(target)
-        self.run(create_statement(target, columns, self.dialect))
+        self.run(create_statement(target, [(c, self.column_type(t)) for c, t in columns], self.dialect))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -237,6 +247,10 @@ class WarehouseEngine:
 
     def open_session(self) -> Session:
         raise NotImplementedError
+
+    def access_grants(self, session: Session) -> Grants:
+        """Who the connection acts as and the GRANTs it would need (`validate access`): none here."""
+        return Grants("<user>", None)
 
     @classmethod
     def from_connection(cls, connection: Any) -> WarehouseEngine:

@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from profiles_dagster.sql.dialects import BIGQUERY
 from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
+from profiles_dagster.warehouse.grants import Grants, quoted_name
 
 
 class BigQuerySession(Session):
@@ -137,6 +138,22 @@ def _json_value(value: Any) -> Any:
     return str(value)  # DATE, TIME and NUMERIC as their ISO / decimal text
 
 
+class BigQueryGrants(Grants):
+    """BigQuery's syntax: IAM roles on a table or dataset, to a service account; jobs need a project role."""
+
+    def read(self, source: exp.Table, schema: str) -> tuple[str, ...]:
+        ref = quoted_name([source.catalog or self.database, schema, source.name], "`")
+        return (f'GRANT `roles/bigquery.dataViewer` ON TABLE {ref} TO "{self.principal}";',)
+
+    def write(self, schema: str, exists: bool) -> tuple[str, ...]:
+        ref, who = quoted_name([self.database, schema], "`"), self.principal
+        return (
+            f'GRANT `roles/bigquery.dataEditor` ON SCHEMA {ref} TO "{who}";',
+            f"-- and on the project (gcloud): roles/bigquery.jobUser for {who}"
+            + ("" if exists else f"; creating dataset {schema} needs roles/bigquery.dataEditor on the project"),
+        )
+
+
 class BigQueryConfig(WarehouseEngine):
     project_id: str
     location: str | None = None
@@ -161,6 +178,11 @@ class BigQueryConfig(WarehouseEngine):
         if self.keyfile:
             return service_account.Credentials.from_service_account_file(self.keyfile)
         return None  # Application Default Credentials
+
+    def access_grants(self, session: Session) -> Grants:
+        email = getattr(getattr(session.connection, "_credentials", None), "service_account_email", None)
+        who = f"serviceAccount:{email}" if email else "serviceAccount:<service account email>"
+        return BigQueryGrants(who, self.project_id)
 
     def open_session(self) -> BigQuerySession:
         from google.cloud import bigquery

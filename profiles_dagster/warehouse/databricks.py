@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from profiles_dagster.sql.dialects import DATABRICKS
 from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
+from profiles_dagster.warehouse.grants import Grants, quoted_name
 
 
 class DatabricksSession(Session):
@@ -70,6 +71,26 @@ class DatabricksSession(Session):
         yield
 
 
+class DatabricksGrants(Grants):
+    """Unity Catalog's syntax: privileges on the catalog, schema and table, to a user or group."""
+
+    def read(self, source: exp.Table, schema: str) -> tuple[str, ...]:
+        db, who = source.catalog or self.database, self.principal
+        return (
+            f"GRANT USE CATALOG ON CATALOG {quoted_name([db], '`')} TO `{who}`;" if db else "",
+            f"GRANT USE SCHEMA ON SCHEMA {quoted_name([db, schema], '`')} TO `{who}`;",
+            f"GRANT SELECT ON TABLE {quoted_name([db, schema, source.name], '`')} TO `{who}`;",
+        )
+
+    def write(self, schema: str, exists: bool) -> tuple[str, ...]:
+        db, who = self.database, self.principal
+        create = () if exists else (f"GRANT CREATE SCHEMA ON CATALOG {quoted_name([db], '`')} TO `{who}`;",)
+        return (
+            *create,
+            f"GRANT USE SCHEMA, CREATE TABLE, MODIFY, SELECT ON SCHEMA {quoted_name([db, schema], '`')} TO `{who}`;",
+        )
+
+
 class DatabricksConfig(WarehouseEngine):
     host: str = Field(description="server hostname, e.g. dbc-a1b2c3d4-e5f6.cloud.databricks.com")
     port: int = 443
@@ -92,6 +113,12 @@ class DatabricksConfig(WarehouseEngine):
         if self.catalog:
             kwargs["catalog"] = self.catalog
         return sql.connect(**kwargs)
+
+    def access_grants(self, session: Session) -> Grants:
+        who = None
+        with contextlib.suppress(Exception):
+            who = session.query("SELECT current_user()")[0][0]
+        return DatabricksGrants(str(who or "<user or group>"), self.catalog)
 
     def open_session(self) -> DatabricksSession:
         return DatabricksSession(self.connect(), self.output_schema)

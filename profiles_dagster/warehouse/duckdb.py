@@ -15,13 +15,14 @@ from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError, summary
 from profiles_dagster.project.siteconfig import redact
+from profiles_dagster.sql.dialects import DUCKDB
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
 
 log = logging.getLogger("profiles_dagster")
 
 
 class DuckDBSession(Session):
-    dialect = "duckdb"
+    dialect = DUCKDB
     transactional_ddl = True
     shared = False  # a local file: a second process cannot even open it
 
@@ -54,6 +55,14 @@ class DuckDBSession(Session):
             log.info("DuckDB cannot read %s in place; the run loads it into a table: %s", location, exc.message)
             return False
         return True
+
+    def read_in_place_hint(self) -> str:
+        import duckdb
+
+        return (
+            f"; or let DuckDB read it in place through its httpfs extension (`INSTALL httpfs` where the internet "
+            f"is reachable, or `pip install duckdb-extension-httpfs=={duckdb.__version__}` where a wheel exists)"
+        )
 
     def load_csv(self, target: exp.Table, path: Path) -> int:
         # DuckDB's own read_csv, as it reads a `csv:` file in place
@@ -106,6 +115,11 @@ class DuckDBConfig(WarehouseEngine):
 
     kind: ClassVar[str] = "duckdb"
 
+    @classmethod
+    def from_connection(cls, connection: Any) -> WarehouseEngine:
+        """pb's DuckDB target: its `path` (resolved against siteconfig's folder), in memory without one."""
+        return cls(database=str(connection.settings.get("path") or ":memory:"), output_schema=connection.schema)
+
     def open_session(self) -> DuckDBSession:
         import duckdb
 
@@ -117,9 +131,9 @@ class DuckDBConfig(WarehouseEngine):
             raise _busy(self.database, exc) from None
         # timestamps with a time zone become UTC wall time, on every machine (as --end_time is read)
         connection.execute("SET TimeZone = 'UTC'")
-        # DuckDB 1.3+'s dict_fsst string compression: writing a 1M-row input var table took ~35% longer with it
-        # (reads no faster), a whole 1M-event run ~25% more CPU, for half the file size; materials are rewritten
-        # every run, so it is off (the user's own tables keep theirs: only new writes are affected)
+        # DuckDB 1.3+'s dict_fsst string compression makes writing materials markedly slower (reads no faster)
+        # for a smaller file; materials are rewritten every run, so it is off (the user's own tables keep
+        # theirs: only new writes are affected)
         with contextlib.suppress(duckdb.Error):  # a DuckDB without the method or the setting
             connection.execute("SET disabled_compression_methods = 'dict_fsst'")
         return DuckDBSession(connection, self.output_schema)

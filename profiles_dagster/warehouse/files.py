@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 500  # rows per INSERT statement
 MAX_STATEMENT_CHARS = 500_000  # about; BigQuery's limit for a query's text is 1,024K characters
-_TEXT = (exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR, exp.DataType.Type.NVARCHAR)
+TEXT_TYPES = (exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR, exp.DataType.Type.NVARCHAR)
 
 
 def is_file_input(project: Project, name: str) -> bool:
@@ -82,14 +82,7 @@ def _s3_parts(url: str) -> tuple[str, str]:
 
 
 def _boto3_missing(session: Session | None, project: Project, name: str, url: str) -> ProfilesError:
-    also = ""
-    if session is not None and session.dialect == "duckdb":
-        import duckdb
-
-        also = (
-            f"; or let DuckDB read it in place through its httpfs extension (`INSTALL httpfs` where the internet "
-            f"is reachable, or `pip install duckdb-extension-httpfs=={duckdb.__version__}` where a wheel exists)"
-        )
+    also = session.read_in_place_hint() if session is not None else ""
     return _error(
         project,
         name,
@@ -198,13 +191,6 @@ def load(session: Session, project: Project, name: str, target: exp.Table) -> in
 # -- writing rows ---------------------------------------------------------------------------------------
 
 
-def column_type(dtype: exp.DataType, dialect: str) -> exp.DataType:
-    """The engine's type for a column of this (DuckDB) type; Redshift's VARCHAR is 256 bytes unless sized."""
-    if str(dialect) == "redshift" and dtype.this in _TEXT and not dtype.expressions:
-        return exp.DataType.build("VARCHAR(65535)")
-    return dtype
-
-
 def literal(value: Any, dtype: exp.DataType) -> exp.Expression:
     """One value, as a literal of its column's type."""
     if value is None:
@@ -221,7 +207,7 @@ def literal(value: Any, dtype: exp.DataType) -> exp.Expression:
         return timestamp_literal(value, dtype)
     if isinstance(value, dt.date | dt.time):
         return exp.cast(exp.Literal.string(value.isoformat()), dtype.copy())
-    if isinstance(value, str) and dtype.this in _TEXT:
+    if isinstance(value, str) and dtype.this in TEXT_TYPES:
         return exp.Literal.string(value)
     return exp.cast(exp.Literal.string(str(value)), dtype.copy())
 
@@ -235,7 +221,8 @@ def column_name(name: str, dialect: str) -> exp.Identifier:
 
 
 def create_statement(target: exp.Table, columns: Sequence[tuple[str, exp.DataType]], dialect: str) -> exp.Create:
-    defs = [exp.ColumnDef(this=column_name(c, dialect), kind=column_type(t, dialect)) for c, t in columns]
+    """CREATE TABLE with these columns, their types as the engine stores them (`Session.column_type`)."""
+    defs = [exp.ColumnDef(this=column_name(c, dialect), kind=t) for c, t in columns]
     return exp.Create(kind="TABLE", this=exp.Schema(this=target.copy(), expressions=defs))
 
 

@@ -1,4 +1,4 @@
-"""Postgres over psycopg 3 (`pip install profiles-dagster[postgres]`)."""
+"""Postgres over psycopg 3 (`pip install profiles-dagster[postgres]`), and what Redshift shares with it."""
 
 from __future__ import annotations
 
@@ -12,22 +12,44 @@ from sqlglot import exp
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.sql.dialects import POSTGRES
 from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
+from profiles_dagster.warehouse.grants import Grants, quoted_name
 
 LARGE_WORK_MEM_BYTES = 256 * 2**20  # work_mem while the id stitcher runs
 # default_statistics_target of a run's ANALYZEs (the id stitcher's scratch tables): 10 samples 3,000 rows, the
-# default 100 samples 30,000. At 445k events the stitcher's plans came out the same (EXPLAIN) and its ANALYZEs
-# took 0.17 s instead of 0.57 s.
+# default 100 samples 30,000; the stitcher's plans came out the same (EXPLAIN) with the smaller sample, and
+# its ANALYZEs are faster.
 ANALYZE_STATISTICS_TARGET = 10
 
 
-class PostgresSession(Session):
-    """Autocommit; DDL is transactional, so a view swap is DROP + CREATE inside one transaction."""
+class PostgresFamilySession(Session):
+    """What Postgres and Redshift (another client, a Postgres-shaped catalog) share: the schema check in
+    pg_namespace, a view swap as DROP + CREATE inside one transaction, ANALYZE after building a table."""
+
+    def create_schema(self, schema: str) -> None:
+        # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
+        found = self.query(
+            f"SELECT count(*) FROM pg_namespace WHERE nspname = {exp.Literal.string(schema).sql(self.dialect)}"
+        )
+        if not int(found[0][0]):
+            super().create_schema(schema)
+
+    def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
+        # CREATE OR REPLACE VIEW cannot drop or retype columns; DROP + CREATE can, atomically here.
+        with self.transaction():
+            for view, material in views:
+                self.run(exp.Drop(kind="VIEW", tables=[view.copy()], exists=True))
+                self.run(exp.Create(kind="VIEW", this=view.copy(), expression=exp.select("*").from_(material.copy())))
+
+    def analyze(self, target: exp.Table) -> None:
+        # CREATE TABLE AS leaves no statistics until autovacuum comes by: joins on the table get poor plans
+        self.run(exp.Analyze(tables=[target.copy()]))
+
+
+class PostgresSession(PostgresFamilySession):
+    """Autocommit; DDL is transactional, so a step's table and its registry row commit together."""
 
     dialect = POSTGRES
-
-    @property
-    def transactional_ddl(self) -> bool:  # type: ignore[override]
-        return self.dialect == POSTGRES  # Redshift (a subclass, another client) keeps the default
+    transactional_ddl = True
 
     def prepare(self) -> None:
         """Session settings of a run. Synchronized scans let a sequential scan start where a concurrent one
@@ -40,17 +62,16 @@ class PostgresSession(Session):
         cursor = self.connection.cursor()
         try:
             cursor.execute(sql)
-            # CREATE TABLE AS reports its rows ("SELECT n"); Redshift's client is not relied on for it
-            rowcount = cursor.rowcount if self.dialect == POSTGRES else -1
+            rowcount = cursor.rowcount  # CREATE TABLE AS reports its rows ("SELECT n")
             self.written = rowcount if isinstance(rowcount, int) and rowcount >= 0 else None
         finally:
             cursor.close()
 
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
-        """From pg_catalog: a run asks after every step, and information_schema.columns, a view with privilege
-        checks over the whole catalog, took 3-4 ms a call on an almost empty database (0.1 s of a small run).
-        format_type without a modifier names a type as information_schema's data_type does (an array as
-        text[] where information_schema says ARRAY)."""
+        """From pg_catalog: a run asks after every step, and information_schema.columns is a view with privilege
+        checks over the whole catalog, slow even on an almost empty database. format_type without a modifier
+        names a type as information_schema's data_type does (an array as text[] where information_schema
+        says ARRAY)."""
         attribute, relation, namespace = (
             exp.table_(name, db="pg_catalog") for name in ("pg_attribute", "pg_class", "pg_namespace")
         )
@@ -74,27 +95,10 @@ class PostgresSession(Session):
         )
         return [(str(n), str(t)) for n, t in self.query(self.render(query))]
 
-    def create_schema(self, schema: str) -> None:
-        # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
-        found = self.query(
-            f"SELECT count(*) FROM pg_namespace WHERE nspname = {exp.Literal.string(schema).sql(self.dialect)}"
-        )
-        if not int(found[0][0]):
-            super().create_schema(schema)
-
-    def point_views(self, views: Sequence[tuple[exp.Table, exp.Table]]) -> None:
-        # CREATE OR REPLACE VIEW cannot drop or retype columns; DROP + CREATE can, atomically here.
-        with self.transaction():
-            for view, material in views:
-                self.run(exp.Drop(kind="VIEW", tables=[view.copy()], exists=True))
-                self.run(exp.Create(kind="VIEW", this=view.copy(), expression=exp.select("*").from_(material.copy())))
-
     def load_rows(
         self, target: exp.Table, columns: Sequence[tuple[str, exp.DataType]], batches: Iterable[Sequence[Sequence]]
     ) -> int:
-        # COPY FROM STDIN (psycopg adapts each value): 100k rows of 5 columns took 0.5 s, 18.8 s as INSERTs
-        if self.dialect != POSTGRES:  # Redshift (a subclass, another client) has no COPY FROM STDIN
-            return super().load_rows(target, columns, batches)
+        # COPY FROM STDIN (psycopg adapts each value): many times faster than multi-row INSERTs
         from profiles_dagster.warehouse.files import column_list
 
         self.replace_with_empty_table(target, columns)
@@ -109,16 +113,9 @@ class PostgresSession(Session):
                 count += len(batch)
         return count
 
-    def analyze(self, target: exp.Table) -> None:
-        # CREATE TABLE AS leaves no statistics until autovacuum comes by: joins on the table get poor plans
-        self.run(exp.Analyze(tables=[target.copy()]))
-
     @contextlib.contextmanager
     def large_work(self) -> Iterator[None]:
         # the default work_mem (4MB) sends big hash joins and aggregations to disk; raise it, never lower it
-        if self.dialect != POSTGRES:  # Redshift (a subclass) has no work_mem
-            yield
-            return
         (before, small) = self.query(
             f"SELECT current_setting('work_mem'), pg_size_bytes(current_setting('work_mem')) < {LARGE_WORK_MEM_BYTES}"
         )[0]
@@ -141,6 +138,21 @@ class PostgresSession(Session):
                 f"the id stitcher needs the pgcrypto extension for SHA-1 and it could not be created: {exc}",
                 hint="ask an admin to run CREATE EXTENSION pgcrypto; in this database",
             ) from exc
+
+
+class PostgresGrants(Grants):
+    """Postgres' and Redshift's syntax: privileges on the schema and its tables, to a user."""
+
+    def read(self, source: exp.Table, schema: str) -> tuple[str, ...]:
+        return (
+            f"GRANT USAGE ON SCHEMA {quoted_name([schema])} TO {self.principal};",
+            f"GRANT SELECT ON {quoted_name([schema, source.name])} TO {self.principal};",
+        )
+
+    def write(self, schema: str, exists: bool) -> tuple[str, ...]:
+        if not exists:  # the owner of the schema may do everything in it
+            return (f"CREATE SCHEMA IF NOT EXISTS {quoted_name([schema])} AUTHORIZATION {self.principal};",)
+        return (f"GRANT USAGE, CREATE ON SCHEMA {quoted_name([schema])} TO {self.principal};",)
 
 
 class PostgresConfig(WarehouseEngine):
@@ -170,6 +182,9 @@ class PostgresConfig(WarehouseEngine):
         if self.sslmode:
             kwargs["sslmode"] = self.sslmode
         return kwargs
+
+    def access_grants(self, session: Session) -> Grants:
+        return PostgresGrants(str(self.user or "<user>"), self.dbname)
 
     def open_session(self) -> PostgresSession:
         import psycopg

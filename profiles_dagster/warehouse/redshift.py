@@ -8,20 +8,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import REDSHIFT
-from profiles_dagster.warehouse.base import WarehouseEngine, lazy_resource
-from profiles_dagster.warehouse.postgres import PostgresSession
+from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
+from profiles_dagster.warehouse.files import TEXT_TYPES
+from profiles_dagster.warehouse.grants import Grants
+from profiles_dagster.warehouse.postgres import PostgresFamilySession, PostgresGrants
 
 
-class RedshiftSession(PostgresSession):
-    """Postgres-shaped (information_schema, transactional DDL, DROP + CREATE view swap); SHA1 is built in."""
+class RedshiftSession(PostgresFamilySession):
+    """Postgres-shaped (information_schema, DROP + CREATE view swap, ANALYZE); SHA1 is built in. Its client does
+    not report the rows a statement wrote, and its DDL commits on its own."""
 
     dialect = REDSHIFT
 
-    def ensure_sha1(self) -> None:
-        return None
-
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
         return self.information_schema_columns(table)
+
+    def column_type(self, dtype: exp.DataType) -> exp.DataType:
+        """Redshift's VARCHAR is 256 bytes unless sized: a loaded text column gets the largest size."""
+        if dtype.this in TEXT_TYPES and not dtype.expressions:
+            return exp.DataType.build("VARCHAR(65535)")
+        return dtype
 
 
 class RedshiftConfig(WarehouseEngine):
@@ -80,6 +86,9 @@ class RedshiftConfig(WarehouseEngine):
         else:
             kwargs.update(user=self.user, password=self.password)
         return kwargs
+
+    def access_grants(self, session: Session) -> Grants:
+        return PostgresGrants(str(self.user or "<user>"), self.dbname)
 
     def open_session(self) -> RedshiftSession:
         import redshift_connector

@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from profiles_dagster.sql.dialects import SNOWFLAKE, fold_upper
 from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
+from profiles_dagster.warehouse.grants import Grants, quoted_name
 
 
 class SnowflakeSession(Session):
@@ -70,6 +71,28 @@ class SnowflakeSession(Session):
             )
 
 
+class SnowflakeGrants(Grants):
+    """Snowflake's syntax: privileges go to a role, through the database and the schema."""
+
+    def read(self, source: exp.Table, schema: str) -> tuple[str, ...]:
+        db, who = source.catalog or self.database, self.principal
+        return (
+            f"GRANT USAGE ON DATABASE {quoted_name([db])} TO ROLE {who};",
+            f"GRANT USAGE ON SCHEMA {quoted_name([db, schema])} TO ROLE {who};",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA {quoted_name([db, schema])} TO ROLE {who};",
+            f"GRANT SELECT ON ALL VIEWS IN SCHEMA {quoted_name([db, schema])} TO ROLE {who};",
+        )
+
+    def write(self, schema: str, exists: bool) -> tuple[str, ...]:
+        db, who = self.database, self.principal
+        create_db = () if exists else (f"GRANT CREATE SCHEMA ON DATABASE {quoted_name([db])} TO ROLE {who};",)
+        return (
+            f"GRANT USAGE ON DATABASE {quoted_name([db])} TO ROLE {who};",
+            *create_db,
+            f"GRANT USAGE, CREATE TABLE, CREATE VIEW ON SCHEMA {quoted_name([db, schema])} TO ROLE {who};",
+        )
+
+
 class SnowflakeConfig(WarehouseEngine):
     """pb's siteconfig keys: account, user, password or privateKey (+ privateKeyPassphrase), role,
     warehouse, dbname, schema. `host`, `port` and `protocol` reach a private endpoint (PrivateLink)."""
@@ -118,6 +141,13 @@ class SnowflakeConfig(WarehouseEngine):
             "additional_snowflake_connection_args": extra or None,
         }
         return SnowflakeResource(**{k: v for k, v in fields.items() if v is not None})
+
+    def access_grants(self, session: Session) -> Grants:
+        role = self.role
+        if not role:  # the connection's default role
+            with contextlib.suppress(Exception):
+                role = session.query("SELECT CURRENT_ROLE()")[0][0]
+        return SnowflakeGrants(str(role or "<role>"), str(self.database or "").upper() or None)
 
     def open_session(self) -> SnowflakeSession:
         closer = contextlib.ExitStack()
