@@ -21,6 +21,7 @@ from profiles_dagster.project.siteconfig import find_site_config, load_connectio
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
 from profiles_dagster.sql.registry import Status
+from profiles_dagster.warehouse import EMBEDDED_ENGINE
 
 
 def _common(parser: argparse.ArgumentParser, times: bool = False) -> None:
@@ -139,7 +140,7 @@ def _offline_dialect(project: Project, args: argparse.Namespace) -> str:
     except ProfilesError:
         if args.site_config:
             raise
-        return project.settings.sql_dialect("duckdb")
+        return project.settings.sql_dialect(EMBEDDED_ENGINE)
 
 
 def _compile(args: argparse.Namespace) -> int:

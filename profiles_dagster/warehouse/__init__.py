@@ -25,6 +25,7 @@ _ENGINES: dict[str, tuple[str, str]] = {
     "databricks": ("profiles_dagster.warehouse.databricks", "DatabricksWarehouse"),
 }
 ENGINES = tuple(_ENGINES)
+EMBEDDED_ENGINE = "duckdb"  # runs with no server: what a project without a siteconfig compiles for
 
 
 def warehouse_class(kind: str) -> type[WarehouseEngine]:
