@@ -1,6 +1,6 @@
 """Nothing lost under faults: the registry, the run lock, atomic publication, retention and cleanup.
 
-Kills of a real run process are in test_reliability_kill.py.
+Kills of a real run process are in test_runner_kill.py.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from profiles_dagster.errors import ProfilesError
 from profiles_dagster.loading import load
 from profiles_dagster.runner import parse_time, run_all
 from profiles_dagster_tests.standins.example import END_TIME, EXAMPLE_DATA, project_copy
-from profiles_dagster_tests.test_warehouse_files import assert_runs_equal, inputs_from, run_example
+from profiles_dagster_tests.warehouse.test_files import assert_runs_equal, inputs_from, run_example
 
 BUCKET = "profiles-inputs"
 INPUTS = ("identifies", "tracks", "pages", "orders")

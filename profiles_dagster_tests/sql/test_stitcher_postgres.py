@@ -14,7 +14,7 @@ from sqlglot import exp
 from profiles_dagster.sql.stitcher import run_stitcher
 from profiles_dagster.warehouse.postgres import PostgresSession
 from profiles_dagster_tests.standins.postgres import postgres_server
-from profiles_dagster_tests.test_stitcher import (
+from profiles_dagster_tests.sql.test_stitcher import (
     RecordingSession,
     expected_output,
     load_observations,

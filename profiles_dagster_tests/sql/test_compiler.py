@@ -17,7 +17,7 @@ from profiles_dagster.sql.dialects import dialect_for
 from profiles_dagster_tests.conftest import END_TIME, load_example_inputs, write_site_config
 from profiles_dagster_tests.projects import copy_example
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
+EXAMPLE = Path(__file__).resolve().parents[2] / "example_project"
 
 
 @pytest.fixture(scope="module")

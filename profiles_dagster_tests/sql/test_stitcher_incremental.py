@@ -28,7 +28,7 @@ from profiles_dagster.sql.stitcher import (
     run_stitcher,
 )
 from profiles_dagster.warehouse.duckdb import DuckDBSession
-from profiles_dagster_tests.test_stitcher import (
+from profiles_dagster_tests.sql.test_stitcher import (
     MAIN,
     T0,
     Row,
