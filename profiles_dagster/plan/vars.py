@@ -9,7 +9,7 @@ from datetime import datetime
 from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import Project, Var
-from profiles_dagster.project.templating import TemplateContext, find_references
+from profiles_dagster.project.templating import TemplateContext, find_references, project_macros
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,6 @@ class PlannedVar:
 
 
 def var_context(project: Project) -> TemplateContext:
-    macros = {m.name: (m.inputs, m.value) for m in project.macros.values()}
     return TemplateContext(
         entities=tuple(project.entities),
         sources=tuple(name for name in project.inputs if name not in project.entities),
@@ -29,7 +28,7 @@ def var_context(project: Project) -> TemplateContext:
             "end_time": GoTime(datetime(2000, 1, 1)),
             "begin_time": GoTime(datetime(2000, 1, 1)),
         },
-        macros=macros,
+        macros=project_macros(project),
     )
 
 

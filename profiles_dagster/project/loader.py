@@ -315,6 +315,7 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
     for i, macro in enumerate(parsed.macros):
         _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
         project.macros[macro.name] = macro
+        project.macro_origins[macro.name] = _origin(doc, ("macros", i, "value"))
 
 
 def _apply_input_aliases(parsed: ModelsFile, aliases: dict[str, str]) -> ModelsFile:

@@ -154,6 +154,7 @@ class Project:
     feature_tables: dict[str, FeatureTable] = field(default_factory=dict)
     vars: list[Var] = field(default_factory=list)
     macros: dict[str, MacroDef] = field(default_factory=dict)
+    macro_origins: dict[str, Origin] = field(default_factory=dict)  # where each macro's value is written
     settings: ProfilesDagsterSettings = field(default_factory=ProfilesDagsterSettings)
     notes: list[str] = field(default_factory=list)  # accepted keys pb tolerates but we do not act on
     # a package's `overrides: [{requested_enable_status, models}]` for models: name -> (status, where set)

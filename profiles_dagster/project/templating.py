@@ -1,7 +1,10 @@
 """pb's templates (pongo2) rendered with Jinja2: `{{ user.Var("x") }}`, `this.DeRef(...)`, macros.
 
-The renderer knows nothing of SQL: callers pass in what each reference should become, and a
-recording pass finds what a template refers to, so the planner can order the steps.
+Every template is first translated from pongo2 to Jinja2 (`pongo2.py`) so that pb's operators,
+`with` forms and filters keep pb's meaning. The renderer knows nothing of SQL: callers pass in what
+each reference should become, and a recording pass finds what a template refers to, so the planner
+can order the steps. An error names the file and line of the template that holds it, a macro's
+own when it sits in a macro.
 """
 
 from __future__ import annotations
@@ -9,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from profiles_dagster.errors import ProfilesError
+from profiles_dagster.project import pongo2_runtime
+from profiles_dagster.project.pongo2 import Pongo2SyntaxError, translate
+
+if TYPE_CHECKING:
+    from profiles_dagster.project.model import Project
 
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
@@ -21,7 +31,7 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=True,
     extensions=["jinja2.ext.do"],
 )
-_ENV.filters["isnil"] = lambda value: value is None or isinstance(value, jinja2.Undefined)
+pongo2_runtime.install(_ENV)
 
 
 class EntityRefs:
@@ -80,7 +90,8 @@ class TemplateContext:
     this_name: str = ""
     database_type: str = "duckdb"
     values: Mapping[str, Any] = field(default_factory=dict)
-    macros: Mapping[str, tuple[list[str], str]] = field(default_factory=dict)
+    # name -> (params, body) or a Macro, which also says where the macro is defined
+    macros: Mapping[str, Macro | tuple[list[str], str]] = field(default_factory=dict)
 
     def namespace(self) -> dict[str, Any]:
         ns: dict[str, Any] = dict(self.values)
@@ -90,40 +101,81 @@ class TemplateContext:
             ns[entity] = EntityRefs(entity, self.resolve_var)
         ns["this"] = ThisRefs(self.deref, self.this_name)
         ns["warehouse"] = WarehouseRefs(self.database_type)
-        for name, (params, body) in self.macros.items():
-            ns[name] = _macro(name, params, body, self)
+        for name, macro in self.macros.items():
+            ns[name] = _macro(name, macro if isinstance(macro, Macro) else Macro(*macro), self)
         return ns
 
 
-def _macro(name: str, params: list[str], body: str, ctx: TemplateContext) -> Any:
-    if not params:
+@dataclass(frozen=True)
+class Macro:
+    """A pb macro (`macros: [{name, inputs, value}]`) and where its value is written."""
+
+    params: list[str]
+    body: str
+    file: str | Path | None = None
+    line: int | None = None
+    key: str | None = None
+
+
+def project_macros(project: Project) -> dict[str, Macro]:
+    """A project's macros with where each is written, as templates call them."""
+    macros = {}
+    for name, macro in project.macros.items():
+        origin = project.macro_origins.get(name)
+        where = (origin.file, origin.line, origin.key) if origin else (None, None, None)
+        macros[name] = Macro(macro.inputs, macro.value, *where)
+    return macros
+
+
+class MacroError(ProfilesError):
+    """A template problem inside a macro's body, located in the macro's own file."""
+
+
+def _macro(name: str, macro: Macro, ctx: TemplateContext) -> Any:
+    if not macro.params:
         # pb lets zero-argument macros be used bare: {{ frame_clause }}
-        return _BareMacro(body, ctx)
+        return _BareMacro(name, macro, ctx)
 
     def call(*args: Any) -> str:
-        if len(args) != len(params):
-            raise ValueError(f"macro {name} takes {len(params)} argument(s), got {len(args)}")
+        if len(args) != len(macro.params):
+            raise ValueError(f"macro {name} takes {len(macro.params)} argument(s), got {len(args)}")
         # pb renders templates nested inside macro arguments
-        values = {p: render_text(str(a), ctx) for p, a in zip(params, args, strict=True)}
-        return render_text(body, ctx, extra=values)
+        values = {p: render_text(pongo2_runtime.to_string(a), ctx) for p, a in zip(macro.params, args, strict=True)}
+        return _render_macro(name, macro, ctx, values)
 
     return call
 
 
+def _render_macro(name: str, macro: Macro, ctx: TemplateContext, values: Mapping[str, Any]) -> str:
+    try:
+        return render_text(macro.body, ctx, extra=values)
+    except MacroError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, ProfilesError) or macro.file is None:
+            raise
+        problem = _describe(exc, macro.body, macro.line)
+        if problem is None:
+            raise
+        message, line = problem
+        raise MacroError(f"in macro '{name}': {message}", file=macro.file, line=line, key=macro.key) from exc
+
+
 class _BareMacro:
-    def __init__(self, body: str, ctx: TemplateContext) -> None:
-        self._body = body
+    def __init__(self, name: str, macro: Macro, ctx: TemplateContext) -> None:
+        self._name = name
+        self._macro = macro
         self._ctx = ctx
 
     def __str__(self) -> str:
-        return render_text(self._body, self._ctx)
+        return _render_macro(self._name, self._macro, self._ctx, {})
 
     def __call__(self) -> str:
         return str(self)
 
 
 def render_text(text: str, ctx: TemplateContext, extra: Mapping[str, Any] | None = None) -> str:
-    if "{{" not in text and "{%" not in text:
+    if "{{" not in text and "{%" not in text and "{#" not in text:
         return text
     ns = ctx.namespace()
     if extra:
@@ -134,7 +186,41 @@ def render_text(text: str, ctx: TemplateContext, extra: Mapping[str, Any] | None
 @lru_cache(maxsize=1024)  # some 4 KiB each
 def _template(text: str) -> jinja2.Template:
     """Compiled once: a template is rendered to plan its step, to compile it, and again in each context."""
-    return _ENV.from_string(text)
+    return _ENV.from_string(translate(text))
+
+
+def _template_line(text: str, line: int, start: int | None) -> int | None:
+    """The file line of a template's line: a multi-line template is a block scalar starting below its key."""
+    if start is None:
+        return None
+    return start + line if "\n" in text.rstrip("\n") else start
+
+
+def _failing_line(tb: TracebackType | None) -> int | None:
+    """The template line Jinja2 was running when it raised (its rewritten frames say so)."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _describe(exc: BaseException, text: str, start: int | None) -> tuple[str, int | None] | None:
+    """A template problem's message and file line, or None when it is no template problem."""
+    if isinstance(exc, Pongo2SyntaxError):
+        kind, message, line = "template syntax error", exc.message, exc.line
+    elif isinstance(exc, jinja2.TemplateSyntaxError):
+        kind, message, line = "template syntax error", exc.message or str(exc), exc.lineno
+    elif isinstance(exc, jinja2.UndefinedError):
+        kind, message, line = "undefined in template", exc.message or str(exc), _failing_line(exc.__traceback__)
+    elif isinstance(exc, jinja2.TemplateError | ValueError | TypeError | AttributeError):
+        kind, message, line = "template error", str(exc), _failing_line(exc.__traceback__)
+    else:
+        return None
+    if line is None or "\n" not in text.rstrip("\n"):
+        return f"{kind}: {message}", start
+    return f"{kind} (line {line} of the template): {message}", _template_line(text, line, start)
 
 
 def render(
@@ -143,14 +229,20 @@ def render(
     """Render, turning any template problem into a located ProfilesError."""
     try:
         return render_text(text, ctx)
+    except MacroError as exc:
+        caller = f"{file}:{line}" if file is not None and line is not None else (str(file) if file else None)
+        where = " ".join(part for part in (caller, key) if part)
+        called = f"called from {where}" if where else None
+        hint = "; ".join(part for part in (exc.hint, called) if part) or None
+        raise MacroError(exc.message, file=exc.file, line=exc.line, key=exc.key, hint=hint) from exc
     except ProfilesError:
         raise
-    except jinja2.TemplateSyntaxError as exc:
-        raise ProfilesError(f"template syntax error: {exc.message}", file=file, line=line, key=key) from exc
-    except jinja2.UndefinedError as exc:
-        raise ProfilesError(f"undefined in template: {exc.message}", file=file, line=line, key=key) from exc
-    except (jinja2.TemplateError, ValueError, TypeError, AttributeError) as exc:
-        raise ProfilesError(f"template error: {exc}", file=file, line=line, key=key) from exc
+    except Exception as exc:
+        problem = _describe(exc, text, line)
+        if problem is None:
+            raise
+        message, at = problem
+        raise ProfilesError(message, file=file, line=at, key=key) from exc
 
 
 @dataclass

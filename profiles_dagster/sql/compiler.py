@@ -25,7 +25,7 @@ from profiles_dagster.plan.vars import PlannedVar
 from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import IdStitcher, Input, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
-from profiles_dagster.project.templating import TemplateContext, render
+from profiles_dagster.project.templating import TemplateContext, project_macros, render
 from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
     Where,
@@ -140,7 +140,7 @@ class CompileContext:
                 "end_time": GoTime(self.end_time),
                 "begin_time": GoTime(self.begin_time) if self.begin_time else None,
             },
-            macros={m.name: (m.inputs, m.value) for m in project.macros.values()},
+            macros=project_macros(project),
         )
 
     def fragment(self, text: str, where: Where) -> exp.Expr:

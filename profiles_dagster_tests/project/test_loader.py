@@ -835,7 +835,11 @@ def test_template_syntax_error_in_a_var_select(tmp_path):
         """,
     )
     assert_located(
-        err, "vars.yaml", 11, "var_groups[0].vars[1].entity_var.select", "template syntax error: unexpected '}'"
+        err,
+        "vars.yaml",
+        11,
+        "var_groups[0].vars[1].entity_var.select",
+        "template syntax error: expected ')', got the end of the tag",
     )
 
 
