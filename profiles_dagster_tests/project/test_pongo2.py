@@ -287,3 +287,58 @@ def test_error_inside_a_macro_names_the_macro_file_and_line_and_the_caller() -> 
         30,
         "in macro 'undefined': undefined in template: 'missing' is undefined",
     )
+
+
+# ---- values pb itself computes -------------------------------------------------------------------
+
+# Read back from pb 0.26.4: `{% with r = EXPR %}{{ user.Var("z"|add:r) }}{% endwith %}` in a var makes
+# `pb show models` fail naming the model "z" + the value, as pongo2 prints it.
+PB_OBSERVED = [
+    ("!3", "0"),
+    ("!0", "1"),
+    ("!0.0", "1.100000"),
+    ("!1.5", "0.000000"),
+    ("1.5", "1.500000"),
+    ("true || false && false", "True"),
+    ("false and true or true", "False"),
+    ('!"b" == "c"', "False"),
+    ("1 == 1.0", "False"),
+    ('"1" == 1', "False"),
+    ("7 / 2", "3"),
+    ("-7 / 2", "-3"),
+    ("-7 % 3", "-1"),
+    ("2 + 3 * 4", "14"),
+    ('"10" < "9"', "False"),
+    ("2 ^ 3", "8.000000"),
+    ('"x" || ""', "True"),
+    ('"x" && 5', "True"),
+    ('""|default:"d"', "d"),
+    ('0|default:"z"', "z"),
+    ('5|stringformat:"%03d"', "005"),
+    ('2.5|stringformat:"%.2f"', "2.50"),
+    ('"3.7"|integer', "3"),
+    ('"2"|float', "2.000000"),
+    ('"a b c"|cut:" "', "abc"),
+    ('"abc"|join:"-"', "a-b-c"),
+    ('"abc"|length', "3"),
+    ('"AbC"|lower|upper', "ABC"),
+    ("3|add:4", "7"),
+    ("1.5 + 1", "2.500000"),
+    ('"a" in "cat"', "True"),
+    ('!""', "True"),
+    ("true", "True"),
+    ("1 <> 1", "False"),
+    ("-2 + 5", "3"),
+    ("!1 == 0", "True"),
+]
+
+
+@pytest.mark.parametrize(("expression", "pb_value"), PB_OBSERVED)
+def test_values_match_what_pb_computes(expression: str, pb_value: str) -> None:
+    assert out("{% with r = " + expression + " %}{{ r }}{% endwith %}") == pb_value
+
+
+def test_a_minus_after_an_operator_is_a_syntax_error_as_in_pb() -> None:
+    # pb: "Expected either a number, string, keyword or identifier" near '-'
+    with pytest.raises(ProfilesError, match="expected a value, got '-'"):
+        out("{{ 7 % -3 }}")
