@@ -137,7 +137,7 @@ def _render_project_file(path: Path) -> str:
     """pb templates pb_project.yaml itself (package URLs use `{{best_schema_version}}`)."""
     text = read_text(path)
     context = TemplateContext(values={"best_schema_version": SUPPORTED_SCHEMA_VERSION})
-    return render(text, context, file=path, line=1, key=None)
+    return render(text, context, file=path, line=1, key=None, first_line=1)
 
 
 def _load_package(project: Project, doc: YamlDocument, package: PackageDef, index: int) -> None:

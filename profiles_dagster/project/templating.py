@@ -189,8 +189,10 @@ def _template(text: str) -> jinja2.Template:
     return _ENV.from_string(translate(text))
 
 
-def _template_line(text: str, line: int, start: int | None) -> int | None:
+def _template_line(text: str, line: int, start: int | None, first_line: int | None) -> int | None:
     """The file line of a template's line: a multi-line template is a block scalar starting below its key."""
+    if first_line is not None:
+        return first_line + line - 1
     if start is None:
         return None
     return start + line if "\n" in text.rstrip("\n") else start
@@ -206,7 +208,9 @@ def _failing_line(tb: TracebackType | None) -> int | None:
     return line
 
 
-def _describe(exc: BaseException, text: str, start: int | None) -> tuple[str, int | None] | None:
+def _describe(
+    exc: BaseException, text: str, start: int | None, first_line: int | None = None
+) -> tuple[str, int | None] | None:
     """A template problem's message and file line, or None when it is no template problem."""
     if isinstance(exc, Pongo2SyntaxError):
         kind, message, line = "template syntax error", exc.message, exc.line
@@ -220,13 +224,23 @@ def _describe(exc: BaseException, text: str, start: int | None) -> tuple[str, in
         return None
     if line is None or "\n" not in text.rstrip("\n"):
         return f"{kind}: {message}", start
-    return f"{kind} (line {line} of the template): {message}", _template_line(text, line, start)
+    return f"{kind} (line {line} of the template): {message}", _template_line(text, line, start, first_line)
 
 
 def render(
-    text: str, ctx: TemplateContext, *, file: Any = None, line: int | None = None, key: str | None = None
+    text: str,
+    ctx: TemplateContext,
+    *,
+    file: Any = None,
+    line: int | None = None,
+    key: str | None = None,
+    first_line: int | None = None,
 ) -> str:
-    """Render, turning any template problem into a located ProfilesError."""
+    """Render, turning any template problem into a located ProfilesError.
+
+    `line` is where the template's key is; `first_line`, when known, the file line of the template's
+    own first line (1 for a whole file).
+    """
     try:
         return render_text(text, ctx)
     except MacroError as exc:
@@ -238,7 +252,7 @@ def render(
     except ProfilesError:
         raise
     except Exception as exc:
-        problem = _describe(exc, text, line)
+        problem = _describe(exc, text, line, first_line)
         if problem is None:
             raise
         message, at = problem

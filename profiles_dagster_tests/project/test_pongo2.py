@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from profiles_dagster.errors import ProfilesError
+from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.pongo2 import Pongo2SyntaxError, translate
 from profiles_dagster.project.templating import Macro, MacroError, TemplateContext, find_references, render
 
@@ -342,3 +343,12 @@ def test_a_minus_after_an_operator_is_a_syntax_error_as_in_pb() -> None:
     # pb: "Expected either a number, string, keyword or identifier" near '-'
     with pytest.raises(ProfilesError, match="expected a value, got '-'"):
         out("{{ 7 % -3 }}")
+
+
+def test_error_in_pb_project_yaml_names_its_own_line(tmp_path: Path) -> None:
+    # pb templates pb_project.yaml itself: line 3 of the template is line 3 of the file
+    (tmp_path / "pb_project.yaml").write_text("name: p\nschema_version: 99\nconnection: {{ best_schema_version || }}\n")
+    with pytest.raises(ProfilesError) as info:
+        load_project(tmp_path)
+    assert (Path(info.value.file or "").name, info.value.line) == ("pb_project.yaml", 3)
+    assert "line 3 of the template" in info.value.message
