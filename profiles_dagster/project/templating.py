@@ -57,9 +57,11 @@ class ThisRefs:
         self._deref = deref
         self._name = name
 
-    def DeRef(self, path: str, **kwargs: Any) -> str:  # noqa: N802 - pb's spelling
+    def DeRef(self, path: str | None = None, **kwargs: Any) -> str:  # noqa: N802 - pb's spelling
         if kwargs:
             raise ValueError(f"DeRef keyword arguments {sorted(kwargs)} are not supported")
+        if path is None:
+            raise ValueError("DeRef needs the path of an input or model")
         return self._deref(path)
 
     def __str__(self) -> str:

@@ -352,3 +352,10 @@ def test_error_in_pb_project_yaml_names_its_own_line(tmp_path: Path) -> None:
         load_project(tmp_path)
     assert (Path(info.value.file or "").name, info.value.line) == ("pb_project.yaml", 3)
     assert "line 3 of the template" in info.value.message
+
+
+def test_deref_keyword_arguments_and_a_missing_path_are_refused_by_name() -> None:
+    with pytest.raises(ProfilesError, match=r"DeRef keyword arguments \['dependency'\] are not supported"):
+        out('{% with m = this.DeRef("models/x", dependency="optional") %}{{ m }}{% endwith %}')
+    with pytest.raises(ProfilesError, match="DeRef keyword arguments"):
+        out("{%- set last = this.DeRef(pre_existing=true, prereqs=[1, 2]) -%}{{ last }}")
