@@ -49,6 +49,7 @@ _UNSUPPORTED_TAGS = frozenset(
         "widthratio",
     }
 )
+_JINJA_LITERALS = frozenset({"True", "False", "None", "none"})
 _PLAIN_END_TAGS = frozenset({"else", "endif", "endfor", "endwith", "endmacro"})
 
 
@@ -402,7 +403,8 @@ class _Parser:
         token = self.accept("name")
         if token is None:
             raise self.error("expected a value")
-        result = token.value
+        # Jinja2 reads these names as literals; to pongo2 they are names like any other (pb: unknown)
+        result = f"pb_unknown({token.value!r})" if token.value in _JINJA_LITERALS else token.value
         while True:
             if self.accept("symbol", "."):
                 part = self.accept("name") or self.accept("number") or self.accept("keyword")

@@ -131,6 +131,11 @@ def pb_contains(container: Any, item: Any) -> bool:
     return False
 
 
+def pb_unknown(name: str) -> Any:
+    """A name Jinja2 would read as a literal (`True`, `None`): pongo2 looks it up, and pb knows no such name."""
+    raise jinja2.UndefinedError(f"{name!r} is undefined")
+
+
 def pb_negative(value: Any) -> Any:
     if _is_int(value) or _is_float(value):
         return -value
@@ -297,6 +302,7 @@ def install(env: jinja2.Environment) -> None:
         pb_compare=pb_compare,
         pb_contains=pb_contains,
         pb_negative=pb_negative,
+        pb_unknown=pb_unknown,
         pb_arith=pb_arith,
         pb_iter=pb_iter,
         pb_items=pb_items,

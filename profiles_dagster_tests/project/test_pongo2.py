@@ -359,3 +359,10 @@ def test_deref_keyword_arguments_and_a_missing_path_are_refused_by_name() -> Non
         out('{% with m = this.DeRef("models/x", dependency="optional") %}{{ m }}{% endwith %}')
     with pytest.raises(ProfilesError, match="DeRef keyword arguments"):
         out("{%- set last = this.DeRef(pre_existing=true, prereqs=[1, 2]) -%}{{ last }}")
+
+
+def test_python_spellings_of_literals_are_names_to_pongo2() -> None:
+    # pongo2's literals are `true` and `false`; `True` or `None` are names, unknown to pb
+    assert out("{{ true }} {{ false }}") == "True False"
+    with pytest.raises(ProfilesError, match="'None' is undefined"):
+        out("{% if x == None %}y{% endif %}", x=1)
