@@ -381,7 +381,9 @@ def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
             value = exp.Case(ifs=[exp.If(this=cond, true=value)])
         if spec.default_value is not None:
             value = exp.func("coalesce", value, literal_for(spec.default_value))
-        query = exp.select(exp.Star(), exp.alias_(value, spec.name)).from_(query.subquery(f"iv_{n}"))
+        query = exp.select(exp.Star(), exp.alias_(value, spec.name)).from_(
+            query.subquery(f"iv_{n}", copy=False), copy=False
+        )
     return query
 
 
@@ -416,6 +418,7 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     # the rest follow in dependency order, each a layer over what is computed so far.
     # `query` is ours alone: build it in place (copy=False), or hundreds of vars copy the tree quadratically
     batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs]
+    ctes: list[exp.CTE] = []
     for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched)):
         alias = f"agg_{n}"
         on = col(main, "base").eq(col(main, alias))
@@ -430,21 +433,25 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
                 query.subquery(f"layer_{n}", copy=False), copy=False
             )
             continue
-        # a sourced var that reads other vars: its rows carry those vars under their placeholder names
+        # a sourced var that reads other vars: its rows carry those vars under their placeholder names.
+        # The vars so far are read twice (for those rows, and to carry every column on): named once as a
+        # CTE and referred to by name, or each such var would copy the query built so far twice
+        so_far = f"vars_{len(ctes)}"
+        ctes.append(exp.CTE(this=query, alias=exp.TableAlias(this=ident(so_far))))
         rows = (
             exp.select(
                 exp.column(exp.Star(), table="src"),
                 *(exp.alias_(col(ref, "cur"), var_placeholder(ref)) for ref in pv.refs),
             )
             .from_(_source_rows(ctx, entity, pv.var.spec.from_).as_("src"))
-            .join(query.subquery("cur"), on=col(main, "src").eq(col(main, "cur")))
+            .join(exp.Table(this=ident(so_far)).as_("cur"), on=col(main, "src").eq(col(main, "cur")))
         )
         ((columns, sub),) = _aggregations(ctx, entity, [pv], source=rows.subquery("rows"))
         query = (
             exp.select(
                 exp.column(exp.Star(), table="prev"), exp.alias_(_with_default(col(pv.var.name, "a"), pv), pv.var.name)
             )
-            .from_(query.subquery("prev", copy=False), copy=False)
+            .from_(exp.Table(this=ident(so_far)).as_("prev"), copy=False)
             .join(sub.subquery("a", copy=False), on=col(main, "prev").eq(col(main, "a")), join_type="left", copy=False)
         )
     own = {pv.var.name: pv for pv in payload.vars}
@@ -453,7 +460,10 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
         *(col(n) for n in payload.inherited),
         *(_typed(col(n), own[n], ctx) for n in payload.declared),
     ]
-    return exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)
+    result = exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)
+    if ctes:
+        result.set("with_", exp.With(expressions=ctes))
+    return result
 
 
 def _with_default(value: exp.Expr, pv: PlannedVar) -> exp.Expr:
