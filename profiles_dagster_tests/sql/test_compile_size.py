@@ -57,10 +57,10 @@ def test_chained_sourced_vars_compile_to_sql_linear_in_their_number(tmp_path: Pa
 
 
 def test_lineage_of_a_long_chain_needs_no_deep_recursion(tmp_path: Path) -> None:
-    _, program = _var_table_sql(chained_vars(tmp_path, 300))
+    _, program = _var_table_sql(chained_vars(tmp_path, 400))
     query = lineage.program_query(program)
     assert query is not None
     columns, _ = lineage.output_columns(query)
     mapped = lineage.table_key(next(t for t in query.find_all(exp.Table) if "mapped" in t.name))
     found = lineage.step_lineage(program.step.kind, query, columns, {mapped: "tracks"})
-    assert found["v299"] == [("tracks", "user_main_id")]
+    assert found["v399"] == [("tracks", "user_main_id")]
