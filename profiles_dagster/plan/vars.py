@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,15 +32,28 @@ def var_context(project: Project) -> TemplateContext:
     )
 
 
+def _fragments(var: Var) -> Iterator[tuple[str, str]]:
+    """(key, SQL) of each of the var's fragments that may refer to other vars: a window orders and
+    partitions by them too (a var without `from` ranks over the entity's other vars)."""
+    spec = var.spec
+    for key in ("select", "where"):
+        text = getattr(spec, key)
+        if text:
+            yield key, text
+    if spec.window is not None:
+        for n, text in enumerate(spec.window.partition_by):
+            yield f"window.partition_by[{n}]", text
+        for n, text in enumerate(spec.window.order_by):
+            yield f"window.order_by[{n}]", text
+
+
 def _references_by_key(project: Project, var: Var) -> dict[str, set[tuple[str, str]]]:
-    """The (entity, var) references of the var's select and where, each located at its own key."""
+    """The (entity, var) references of the var's select, where and window, each located at its own key."""
     ctx = var_context(project)
     found: dict[str, set[tuple[str, str]]] = {}
-    for key in ("select", "where"):
-        text = getattr(var.spec, key)
-        if text:
-            at = var.origin.at(key)
-            found[key] = find_references(text, ctx, file=at.file, line=at.line, key=at.key).vars
+    for key, text in _fragments(var):
+        at = var.origin.at(key)
+        found[key] = find_references(text, ctx, file=at.file, line=at.line, key=at.key).vars
     return found
 
 

@@ -143,20 +143,21 @@ class CompileContext:
             macros=project_macros(project),
         )
 
+    def rendered(self, text: str, where: Where) -> str:
+        """A user's SQL text with its template rendered (var references become placeholders)."""
+        if "{{" not in text and "{%" not in text:  # most fragments are plain SQL: no template context to build
+            return text
+        return render(
+            text,
+            self.template_context(),
+            file=where.origin.file if where.origin else None,
+            line=where.origin.line if where.origin else None,
+            key=where.what,
+        )
+
     def fragment(self, text: str, where: Where) -> exp.Expr:
         """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile."""
-        templated = "{{" in text or "{%" in text  # most fragments are plain SQL: no template context to build
-        rendered = (
-            render(
-                text,
-                self.template_context(),
-                file=where.origin.file if where.origin else None,
-                line=where.origin.line if where.origin else None,
-                key=where.what,
-            )
-            if templated
-            else text
-        )
+        rendered = self.rendered(text, where)
         parsed = parse_expression(rendered, self.source_dialect, where)
         if self.dialect != self.source_dialect:
             try:
@@ -367,30 +368,41 @@ def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
     inp = payload.input
     query: exp.Query = _attributed(ctx, ctx.materials[payload.input_vars].copy(), inp.ids, entity)
     for n, pv in enumerate(payload.vars):
-        spec = pv.var.spec
-        where = Where(pv.var.origin, pv.var.name)
-        value = ctx.fragment(spec.select, where)
-        value = bind_vars(value, lambda ref: col(ref))
-        cond = ctx.fragment(spec.where, where) if spec.where else None
-        if spec.window:
-            partition = [ctx.fragment(p, where) for p in spec.window.partition_by]
-            if cond is not None:
-                partition.insert(0, exp.paren(cond.copy()))
-            value = _windowed(value, partition, spec.window, ctx, where)
-        if cond is not None:
-            value = exp.Case(ifs=[exp.If(this=cond, true=value)])
-        if spec.default_value is not None:
-            value = exp.func("coalesce", value, literal_for(spec.default_value))
-        query = exp.select(exp.Star(), exp.alias_(value, spec.name)).from_(query.subquery(f"iv_{n}"))
+        value = bind_vars(_row_value(pv, ctx), lambda ref: col(ref))
+        query = exp.select(exp.Star(), exp.alias_(value, pv.var.name)).from_(
+            query.subquery(f"iv_{n}", copy=False), copy=False
+        )
     return query
+
+
+def _row_value(pv: PlannedVar, ctx: CompileContext) -> exp.Expr:
+    """A var computed row by row over the rows it reads (an input var over its input's rows, a var without
+    `from` over the entity var table's): its select, windowed over the rows passing `where` if it has a
+    window, NULL where `where` does not hold, then its default. Var references stay placeholders."""
+    spec = pv.var.spec
+    where = Where(pv.var.origin, pv.var.name)
+    value = ctx.fragment(spec.select, where)
+    cond = ctx.fragment(spec.where, where) if spec.where else None
+    if spec.window:
+        # the rows failing `where` form partitions of their own, so a rank counts only the rows that pass
+        partition = [ctx.fragment(p, where) for p in spec.window.partition_by]
+        if cond is not None:
+            partition.insert(0, exp.paren(cond.copy()))
+        value = _windowed(value, partition, spec.window, ctx, where)
+    if cond is not None:
+        value = exp.Case(ifs=[exp.If(this=cond, true=value)])
+    if spec.default_value is not None:
+        value = exp.func("coalesce", value, literal_for(spec.default_value))
+    return value
 
 
 def _windowed(
     value: exp.Expr, partition: list[exp.Expr], window: Window, ctx: CompileContext, where: Where
 ) -> exp.Expr:
     """Attach pb's `window:` (partition_by, order_by, frame_clause) to a var's select."""
-    order = ", ".join(window.order_by)
-    text = "f() OVER (" + (f"ORDER BY {order} " if order else "") + (window.frame_clause or "") + ")"
+    order = ", ".join(ctx.rendered(o, where) for o in window.order_by)
+    frame = ctx.rendered(window.frame_clause, where) if window.frame_clause else ""
+    text = "f() OVER (" + (f"ORDER BY {order} " if order else "") + frame + ")"
     shell = parse_expression(text, ctx.source_dialect, where)
     if not isinstance(shell, exp.Window):
         raise where.error("window order_by/frame_clause do not form a window clause")
@@ -416,6 +428,7 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     # the rest follow in dependency order, each a layer over what is computed so far.
     # `query` is ours alone: build it in place (copy=False), or hundreds of vars copy the tree quadratically
     batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs]
+    ctes: list[exp.CTE] = []
     for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched)):
         alias = f"agg_{n}"
         on = col(main, "base").eq(col(main, alias))
@@ -424,27 +437,31 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
             *(exp.alias_(_with_default(col(pv.var.name, alias), pv), pv.var.name) for pv in columns), copy=False
         )
     for n, pv in enumerate(pv for pv in payload.vars if not (pv.var.spec.from_ and not pv.refs)):
-        if not pv.var.spec.from_:
-            value = bind_vars(ctx.fragment(pv.var.spec.select, Where(pv.var.origin, pv.var.name)), lambda r: col(r))
-            query = exp.select(exp.Star(), exp.alias_(_with_default(value, pv), pv.var.name)).from_(
+        if not pv.var.spec.from_:  # over the var table's rows, one per main id, as pb computes it
+            value = bind_vars(_row_value(pv, ctx), lambda r: col(r))
+            query = exp.select(exp.Star(), exp.alias_(value, pv.var.name)).from_(
                 query.subquery(f"layer_{n}", copy=False), copy=False
             )
             continue
-        # a sourced var that reads other vars: its rows carry those vars under their placeholder names
+        # a sourced var that reads other vars: its rows carry those vars under their placeholder names.
+        # The vars so far are read twice (for those rows, and to carry every column on): named once as a
+        # CTE and referred to by name, or each such var would copy the query built so far twice
+        so_far = f"vars_{len(ctes)}"
+        ctes.append(exp.CTE(this=query, alias=exp.TableAlias(this=ident(so_far))))
         rows = (
             exp.select(
                 exp.column(exp.Star(), table="src"),
                 *(exp.alias_(col(ref, "cur"), var_placeholder(ref)) for ref in pv.refs),
             )
             .from_(_source_rows(ctx, entity, pv.var.spec.from_).as_("src"))
-            .join(query.subquery("cur"), on=col(main, "src").eq(col(main, "cur")))
+            .join(exp.Table(this=ident(so_far)).as_("cur"), on=col(main, "src").eq(col(main, "cur")))
         )
         ((columns, sub),) = _aggregations(ctx, entity, [pv], source=rows.subquery("rows"))
         query = (
             exp.select(
                 exp.column(exp.Star(), table="prev"), exp.alias_(_with_default(col(pv.var.name, "a"), pv), pv.var.name)
             )
-            .from_(query.subquery("prev", copy=False), copy=False)
+            .from_(exp.Table(this=ident(so_far)).as_("prev"), copy=False)
             .join(sub.subquery("a", copy=False), on=col(main, "prev").eq(col(main, "a")), join_type="left", copy=False)
         )
     own = {pv.var.name: pv for pv in payload.vars}
@@ -453,7 +470,10 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
         *(col(n) for n in payload.inherited),
         *(_typed(col(n), own[n], ctx) for n in payload.declared),
     ]
-    return exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)
+    result = exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)
+    if ctes:
+        result.set("with_", exp.With(expressions=ctes))
+    return result
 
 
 def _with_default(value: exp.Expr, pv: PlannedVar) -> exp.Expr:

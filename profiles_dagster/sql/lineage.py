@@ -171,6 +171,20 @@ def _passed_through(select: exp.Select, stars: list[tuple[list[exp.Expr], set[st
     return inner if isinstance(inner, exp.Query) else None
 
 
+def _cte_through(select: _Select, ctes: dict[str, exp.Expr]) -> str | None:
+    """The CTE a select passes on with one `*` (vars layered on a CTE of the vars before them), if it does."""
+    if len(select.stars) != 1:
+        return None
+    (targets, excluded) = select.stars[0]
+    if len(targets) != 1 or excluded or not isinstance(targets[0], exp.Table):
+        return None
+    source = targets[0]
+    if source.db or not isinstance(source.this, exp.Identifier):
+        return None
+    name = source.name.lower()
+    return name if name in ctes else None
+
+
 class _Tracer:
     """The walk, memoised by node: a 300-var step traces each subquery, CTE and column once.
 
@@ -299,11 +313,16 @@ class _Tracer:
                     # count(*): no column of its own; it counts the rows of each group
                     found = self._columns_in(select.group, select.sources, ctes)
                 return found
-            if select.through is None:
-                break
-            if self._provides(select.through, column, ctes) is False:
+            through: exp.Expr | None = select.through
+            scope = ctes
+            if through is None:  # `SELECT prev.*, <named> FROM <cte> AS prev ...`: the layer's input is a CTE
+                name = _cte_through(select, ctes)
+                if name is None:
+                    break
+                through, scope = ctes[name], self._minus(ctes, name)
+            if self._provides(through, column, scope) is False:
                 return set()
-            query = select.through
+            query, ctes = through, scope
         out: set[Source] = set()
         for targets, excluded in select.stars:
             if column in excluded:

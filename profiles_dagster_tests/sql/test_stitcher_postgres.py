@@ -13,7 +13,6 @@ from sqlglot import exp
 
 from profiles_dagster.sql.stitcher import run_stitcher
 from profiles_dagster.warehouse.postgres import PostgresSession
-from profiles_dagster_tests.standins.postgres import postgres_server
 from profiles_dagster_tests.sql.test_stitcher import (
     RecordingSession,
     expected_output,
@@ -21,6 +20,7 @@ from profiles_dagster_tests.sql.test_stitcher import (
     observations_query,
     random_rows,
 )
+from profiles_dagster_tests.standins.postgres import postgres_server
 
 
 def test_scratch_tables_analyzed_inside_large_work(tmp_path) -> None:

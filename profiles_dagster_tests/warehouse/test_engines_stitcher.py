@@ -15,9 +15,9 @@ from sqlglot import exp
 
 from profiles_dagster.sql.names import table
 from profiles_dagster.sql.stitcher import main_id_expression, run_stitcher
+from profiles_dagster_tests.sql.test_stitcher import MAIN, T0, Row, expected_output, py_main_id, random_rows, ts
 from profiles_dagster_tests.standins import Engine
 from profiles_dagster_tests.standins.example import load_table
-from profiles_dagster_tests.sql.test_stitcher import MAIN, T0, Row, expected_output, py_main_id, random_rows, ts
 
 
 def _prefixed(rows: list[Row], prefix: str) -> list[Row]:
