@@ -355,8 +355,20 @@ def _unique(existing: dict, name: str, doc: YamlDocument, path: KeyPath, what: s
 def _check_id(project: Project, doc: YamlDocument, id_type: str, entity: str, path: KeyPath) -> None:
     if entity not in project.entities:
         raise doc.error(f"unknown entity '{entity}'", (*path, "entity"), hint=did_you_mean(entity, project.entities))
-    if id_type not in project.entities[entity].id_types:
-        known = project.entities[entity].id_types
+    ent = project.entities[entity]
+    declared = {t.name: t for t in project.file.id_types}
+    if id_type not in ent.id_types and id_type in declared:
+        # pb 0.26 loads an id whose type is declared under id_types but not listed on the entity: its default
+        # stitcher reads the input and maps its rows to main ids, so such ids are nodes of the id graph (with
+        # their type's filters); the entity's own id types (feature views) stay as listed.
+        ent.id_types[id_type] = declared[id_type]
+        ent.unlisted_id_types.append(id_type)
+        project.notes.append(
+            f"id type '{id_type}' ({doc.path.name}:{doc.locate((*path, 'type'))[0]}) is not listed on entity "
+            f"'{entity}': its ids are stitched into {entity} profiles, as pb does"
+        )
+    if id_type not in ent.id_types:
+        known = ent.spec.id_types
         raise doc.error(
             f"id type '{id_type}' is not an id type of entity '{entity}'",
             (*path, "type"),

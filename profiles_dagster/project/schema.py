@@ -10,6 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class PbModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """pb's Go YAML decoder reads `key:` with no value as the key left out (`inputs:` of a macro without
+        arguments, an empty `vars:`), so an optional key given as null takes its default here too."""
+        if not isinstance(data, dict):
+            return data
+        optional = {f.alias or n for n, f in cls.model_fields.items() if not f.is_required()}
+        return {k: v for k, v in data.items() if v is not None or k not in optional}
+
 
 def _found(given: list[str]) -> str:
     """`, found table and view` for one-of checks that got several keys."""
