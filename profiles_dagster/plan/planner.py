@@ -216,7 +216,7 @@ class _Builder:
         for add_views in cohort_views:
             add_views(sorted(features))
         for table in project.feature_tables.values():
-            if table.spec.entity_key == name:
+            if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
 
     def var_payload(self, key: StepKey) -> VarTablePayload:
@@ -307,6 +307,9 @@ class _Builder:
             [parent_vars, stitch_key],
             inherit_from=parent_vars,
         )
+        for table in self.project.feature_tables.values():
+            if table.cohort == cohort.name:
+                self.feature_table(table, cvars)
         own_features = [pv.var.name for pv in self.var_payload(cvars).vars if pv.var.is_feature]
         # a derived cohort's views carry the features its ancestors added too
         inherited_features = list(self.cohort_features.get(cohort.extends or "", []))
@@ -347,14 +350,15 @@ class _Builder:
     def feature_table(self, table: FeatureTable, var_key: StepKey) -> None:
         """pb's feature_table_model: the main id and the listed vars, in the listed order."""
         known = [pv.var.name for pv in self.var_payload(var_key).vars]
+        owner = f"cohort '{table.cohort}'" if table.cohort else f"'{table.entity}'"
         for n, name in enumerate(table.spec.features):
             if name not in known:
                 at = table.origin.at(f"model_spec.features[{n}]")
                 raise at.error(
-                    f"feature '{name}' is not an entity var of '{table.spec.entity_key}'",
+                    f"feature '{name}' is not an entity var of {owner}",
                     hint=did_you_mean(name, known),
                 )
-        view = FeatureView(table.name, table.spec.entity_key, None, None)
+        view = FeatureView(table.name, table.entity, table.cohort, None)
         self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin)
 
 
@@ -429,11 +433,11 @@ def build_plan(project: Project) -> RunPlan:
     for name in project.entities:
         builder.entity(name)
     for table in project.feature_tables.values():
-        if table.spec.entity_key not in project.entities:
+        if table.entity not in project.entities:
             at = table.origin.at("model_spec.entity_key")
             raise at.error(
-                f"unknown entity '{table.spec.entity_key}'",
-                hint=did_you_mean(table.spec.entity_key, project.entities),
+                f"unknown entity '{table.entity}'",
+                hint=did_you_mean(table.entity, project.entities),
             )
     steps = list(builder.steps.values())  # insertion order is a topological order
     steps, notes = _apply_enable_status(project, steps)
@@ -468,7 +472,7 @@ def _enable_statuses(project: Project) -> list[_Enabled]:
             (cohort.name, cohort.spec, cohort.origin, (own, StepKey.cohort_vars(cohort.entity, cohort.name), *views))
         )
     for ft in project.feature_tables.values():
-        found.append((ft.name, ft.spec, ft.origin, (StepKey.view(ft.spec.entity_key, ft.name),)))
+        found.append((ft.name, ft.spec, ft.origin, (StepKey.view(ft.entity, ft.name),)))
     for entity in project.entities.values():
         stitcher = entity.stitcher
         if stitcher is not None and stitcher.spec is not None and stitcher.origin is not None:

@@ -107,6 +107,14 @@ def _unapplied_keys(project: Project) -> list[str]:
     for model in project.sql_models.values():
         if model.spec.validity_time is not None:
             notes.append(f"sql_template '{model.name}': validity_time is accepted and not acted on")
+    contracts = [(n, i.spec.contract) for n, i in project.inputs.items()]
+    contracts += [(n, m.spec.contract) for n, m in project.sql_models.items()]
+    append_only = sorted(n for n, c in contracts if c is not None and c.is_append_only)
+    if append_only:
+        notes.append(
+            f"contract is_append_only on {', '.join(append_only)} is accepted: a declaration; each run here reads "
+            "the whole input, which gives the same values"
+        )
     optional = sorted(n for n, i in project.inputs.items() if i.spec.contract and i.spec.contract.is_optional)
     if optional:
         notes.append(
@@ -287,6 +295,12 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
     if doc.data is None:
         return  # pb ignores empty YAML files in model folders
     parsed: ModelsFile = validate_document(doc, ModelsFile, doc.data, ())
+    if parsed.optimizations is not None:
+        keys = ", ".join(parsed.optimizations) or "none"
+        project.notes.append(
+            f"optimizations ({doc.path.name}: {keys}) are accepted and not acted on: they tune how pb writes its "
+            "SQL, not the values"
+        )
     if aliases:
         parsed = _apply_input_aliases(parsed, aliases)
     for i, inp in enumerate(parsed.inputs):
@@ -307,14 +321,28 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
                 )
             entity, cohort = group.entity_key, None
         else:
-            entity, cohort = "", _cohort_ref(group.entity_cohort or "")
+            entity, cohort = _cohort_owner(project, group.entity_cohort or "")
         for j, entry in enumerate(group.vars):
             kind = "entity_var" if entry.entity_var else "input_var"
             spec = entry.entity_var or entry.input_var
-            project.vars.append(Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind))))
+            var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
+            if _var_disabled(project, var):
+                continue
+            project.vars.append(var)
     for i, macro in enumerate(parsed.macros):
         _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
         project.macros[macro.name] = macro
+
+
+def _var_disabled(project: Project, var: Var) -> bool:
+    """An entity var's own `materialization.enable_status`: `disabled` is not computed (as with pb); the
+    other statuses leave it computed, as a package override does."""
+    mat = getattr(var.spec, "materialization", None)
+    if mat is None or mat.enable_status != "disabled":
+        return False
+    project.disabled_vars[var.name] = f"its enable_status is disabled ({var.origin})"
+    project.notes.append(f"entity var '{var.name}' ({var.origin}) is disabled by its enable_status: not computed")
+    return True
 
 
 def _apply_input_aliases(parsed: ModelsFile, aliases: dict[str, str]) -> ModelsFile:
@@ -340,6 +368,15 @@ def _apply_input_aliases(parsed: ModelsFile, aliases: dict[str, str]) -> ModelsF
         groups.append(group.model_copy(update={"vars": entries}))
     inputs = [inp for inp in parsed.inputs if inp.name not in aliases]
     return parsed.model_copy(update={"inputs": inputs, "models": models, "var_groups": groups})
+
+
+def _cohort_owner(project: Project, ref: str) -> tuple[str, str | None]:
+    """An `entity_cohort`: `<entity>/all` is the entity itself (entity, None); `models/<cohort>` (or
+    `<entity>/<cohort>`) is a cohort whose entity is resolved once every cohort is loaded ("", cohort)."""
+    head, _, tail = ref.partition("/")
+    if head in project.entities and tail == "all":
+        return head, None
+    return "", _cohort_ref(ref)
 
 
 def _cohort_ref(ref: str) -> str:
@@ -418,7 +455,12 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             raise doc.error("a cohort needs `extends` (e.g. user/all)", (*path, "model_spec"))
         project.cohorts[model.name] = Cohort(model.name, entity, parent, spec, origin)
     elif isinstance(spec, FeatureTableSpec):
-        project.feature_tables[model.name] = FeatureTable(model.name, spec, origin)
+        if spec.entity_key is not None:
+            table = FeatureTable(model.name, spec, origin, spec.entity_key)
+        else:
+            entity, cohort = _cohort_owner(project, spec.entity_cohort or "")
+            table = FeatureTable(model.name, spec, origin, entity, cohort)
+        project.feature_tables[model.name] = table
 
 
 def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
@@ -489,6 +531,20 @@ def _check_references(project: Project) -> None:
                 raise origin.error(f"edge source '{source}' has no ids of entity '{entity.name}'")
     for cohort in list(project.cohorts.values()):
         _resolve_cohort_entity(project, cohort)
+    for name, table in list(project.feature_tables.items()):
+        if table.cohort is not None:
+            if table.cohort not in project.cohorts:
+                raise table.origin.at("model_spec.entity_cohort").error(
+                    f"entity_cohort '{table.spec.entity_cohort}' is not a cohort model",
+                    hint=did_you_mean(table.cohort, project.cohorts),
+                )
+            entity = project.cohorts[table.cohort].entity
+            project.feature_tables[name] = FeatureTable(table.name, table.spec, table.origin, entity, table.cohort)
+        if table.spec.compatibility_mode is not None:
+            project.notes.append(
+                f"feature_table_model '{table.name}': compatibility_mode is accepted and not acted on "
+                "(it does not change the table's columns or values)"
+            )
     for i, var in enumerate(project.vars):
         if var.cohort is not None:
             if var.cohort not in project.cohorts:

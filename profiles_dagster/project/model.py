@@ -100,6 +100,8 @@ class FeatureTable:
     name: str
     spec: FeatureTableSpec
     origin: Origin
+    entity: str  # resolved from entity_key, or from the cohort entity_cohort names
+    cohort: str | None = None  # None: the entity's ALL cohort
 
 
 @dataclass(frozen=True)

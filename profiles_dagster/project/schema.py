@@ -138,6 +138,7 @@ class Contract(PbModel):
     is_event_stream: bool = False
     with_entity_ids: list[str] = []
     with_columns: list[ContractColumn] = []
+    is_append_only: bool = False  # a declaration pb accepts; runs here recompute in full, so nothing changes
 
 
 class InputDef(PbModel):
@@ -145,6 +146,7 @@ class InputDef(PbModel):
     app_defaults: InputAppDefaults
     contract: Contract | None = None
     source_metadata: dict[str, Any] | None = None
+    where: str | None = None  # SQL condition: pb reads only the rows that pass it (for vars and stitching)
 
 
 # ---- models ----------------------------------------------------------------------------------
@@ -204,9 +206,18 @@ class CohortSpec(PbModel):
 
 
 class FeatureTableSpec(PbModel):
-    entity_key: str
+    entity_key: str | None = None
+    entity_cohort: str | None = None  # `models/<cohort>` (or `<entity>/all`): a table of the cohort's members
     features: list[str] = []
     materialization: Materialization | None = None
+    # pb 0.26 accepts it (`linear_dependency_of_vars`) and the table's columns do not depend on it
+    compatibility_mode: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> FeatureTableSpec:
+        if (self.entity_key is None) == (self.entity_cohort is None):
+            raise ValueError("a feature_table_model needs exactly one of entity_key or entity_cohort")
+        return self
 
 
 class Window(PbModel):
@@ -228,6 +239,7 @@ class VarDef(PbModel):
 
 class EntityVarDef(VarDef):
     is_feature: bool = True
+    materialization: Materialization | None = None  # pb reads its enable_status
 
 
 class InputVarDef(VarDef):
@@ -276,6 +288,9 @@ class ModelsFile(PbModel):
     models: list[ModelEntry] = []
     var_groups: list[VarGroupDef] = []
     macros: list[MacroDef] = []
+    # pb's switches for how it writes its SQL (main_id_addition_approach, bundle_entity_vars, ...): they
+    # change pb's statements, not the tables' values; accepted and named in a note
+    optimizations: dict[str, Any] | None = None
 
 
 MODEL_SPECS: dict[str, type[PbModel]] = {

@@ -108,6 +108,16 @@ class CompileContext:
         """The table an id_type `sql` filter reads: an input (sql models are not allowed there)."""
         return self.input_table(ref.partition("/")[2])
 
+    def rows_read(self, name: str) -> exp.Expr | None:
+        """The condition on an input's rows every step reads: its time window and its `where:` (pb drops the
+        rows that fail `where` from the input itself, so they are neither stitched nor counted)."""
+        inp = self.project.inputs[name]
+        window = self.time_window(name)
+        if inp.spec.where is None:
+            return window
+        kept = self.fragment(str(inp.spec.where), Where(inp.origin.at("where"), f"{name}.where"))
+        return exp.and_(exp.paren(kept), window) if window is not None else kept
+
     def time_window(self, name: str) -> exp.Expr | None:
         """pb reads an input's rows with occurred_at up to the run's end time (inclusive, NULL kept),
         and from its begin time when one is given."""
@@ -268,7 +278,7 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
     order = exp.Order(expressions=[exp.Ordered(this=col(occurred))]) if ordered and occurred else None
     row_id = exp.Window(this=exp.RowNumber(), order=order)
     query = exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))
-    window = ctx.time_window(inp.name)
+    window = ctx.rows_read(inp.name)
     return query.where(window) if window is not None else query
 
 
@@ -628,7 +638,7 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
         kind, _, name = path.partition("/")
         if kind != "inputs":
             return ctx.materials[StepKey.sql_model(name)].sql(ctx.source_dialect)
-        window = ctx.time_window(name)
+        window = ctx.rows_read(name)
         if window is None:
             return ctx.input_table(name).sql(ctx.source_dialect)
         # pb hands a sql model an input's rows up to the run's end time, as it does every other step

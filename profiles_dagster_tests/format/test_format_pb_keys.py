@@ -140,3 +140,186 @@ def test_null_list_is_an_empty_list(tmp_path: Path) -> None:
     project = load(tmp_path, files)
     assert project.macros["one"].inputs == []
     assert [v.name for v in project.vars] == ["events"]
+
+
+# ---- inputs[].where ----------------------------------------------------------------------------
+
+
+def test_input_where_drops_rows_from_vars_and_stitching(tmp_path: Path) -> None:
+    """pb's docs: an input's `where` filters its rows, and a filtered row is not used for stitching either."""
+    inputs = TRACKS + "    where: kind <> 'test'\n"
+    files = {
+        "pb_project.yaml": PB_PROJECT,
+        "models/inputs.yaml": inputs,
+        "models/vars.yaml": VARS,
+        "models/sql.yaml": """
+            models:
+              - name: kinds
+                model_type: sql_template
+                model_spec:
+                  materialization:
+                    output_type: table
+                  single_sql: |
+                    {% with t = this.DeRef("inputs/tracks") %}
+                    select count(*) as n from {{t}}
+                    {% endwith %}
+            """,
+    }
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'a1', 'real', timestamp '2025-01-01 10:00:00'),
+        ('u1', 'a2', 'test', timestamp '2025-01-02 10:00:00'),
+        ('u2', 'a2', 'real', timestamp '2025-01-03 10:00:00'),
+        ('u1', 'a1', 'real', timestamp '2025-01-04 10:00:00')
+    ) t(user_id, anonymous_id, kind, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    # without row 2 (kind 'test'), u1/a1 and u2/a2 never meet: two profiles, u1 with 2 rows, u2 with 1
+    u1 = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))
+    u2 = min(rid("u2", "user_id"), rid("a2", "anonymous_id"))
+    events = {r[0]: r[1] for r in out.rows("select user_main_id, events from out.user_feature_view")}
+    assert events == {u1: 2, u2: 1}
+    assert out.rows("select n from out.kinds") == [(3,)]  # a sql model's DeRef reads the filtered input too
+
+
+# ---- keys pb accepts that change no value -------------------------------------------------------
+
+
+def test_keys_pb_accepts_without_effect_are_noted(tmp_path: Path) -> None:
+    inputs = TRACKS.replace(
+        "        app_defaults:", "        contract:\n          is_append_only: true\n        app_defaults:"
+    )
+    files = {
+        "models/inputs.yaml": inputs,
+        "models/vars.yaml": VARS,
+        "models/optimizations.yaml": """
+            optimizations:
+              bundle_entity_vars: false
+              enable_input_columns_filtering: true
+            """,
+        "models/tables.yaml": """
+            models:
+              - name: table_one
+                model_type: feature_table_model
+                model_spec:
+                  entity_key: user
+                  compatibility_mode:
+                    linear_dependency_of_vars: false
+                  features:
+                    - events
+            """,
+    }
+    project = load(tmp_path, files)
+    build_plan(project)
+    notes = "\n".join(project.notes)
+    assert "optimizations (optimizations.yaml: bundle_entity_vars, enable_input_columns_filtering)" in notes
+    assert "contract is_append_only on tracks is accepted" in notes
+    assert "feature_table_model 'table_one': compatibility_mode is accepted" in notes
+
+
+def test_entity_var_enable_status(tmp_path: Path) -> None:
+    """An entity var's own `materialization.enable_status: disabled` leaves it out (pb lists no such var);
+    `must_have` computes it as usual."""
+    files = {
+        "pb_project.yaml": PB_PROJECT,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": """
+            var_groups:
+              - name: vars
+                entity_key: user
+                vars:
+                  - entity_var:
+                      name: events
+                      select: count(*)
+                      from: inputs/tracks
+                  - entity_var:
+                      name: dropped
+                      select: max(ts)
+                      from: inputs/tracks
+                      materialization:
+                        enable_status: disabled
+                  - entity_var:
+                      name: first_ts
+                      select: min(ts)
+                      from: inputs/tracks
+                      materialization:
+                        enable_status: must_have
+            """,
+    }
+    out = run_project(tmp_path, files, [SEED_TRACKS])
+    assert out.columns("out.user_feature_view") == ["user_main_id", "events", "first_ts"]
+
+
+# ---- feature_table_model keyed by a cohort -------------------------------------------------------
+
+
+def test_feature_table_of_a_cohort(tmp_path: Path) -> None:
+    """`entity_cohort: models/<cohort>` gives a table of the cohort's members and the cohort's vars."""
+    files = {
+        "pb_project.yaml": PB_PROJECT,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": """
+            var_groups:
+              - name: vars
+                entity_key: user
+                vars:
+                  - entity_var:
+                      name: events
+                      select: count(*)
+                      from: inputs/tracks
+              - name: busy_vars
+                entity_cohort: models/busy
+                vars:
+                  - entity_var:
+                      name: last_ts
+                      select: max(ts)
+                      from: inputs/tracks
+            """,
+        "models/models.yaml": """
+            models:
+              - name: busy
+                model_type: entity_cohort
+                model_spec:
+                  extends: user/all
+                  filter_pipeline:
+                    - type: include
+                      value: "{{ user.Var('events') }} > 1"
+              - name: busy_table
+                model_type: feature_table_model
+                model_spec:
+                  entity_cohort: models/busy
+                  features:
+                    - last_ts
+            """,
+    }
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'a1', timestamp '2025-01-01 10:00:00'),
+        ('u1', 'a1', timestamp '2025-01-05 10:00:00'),
+        ('u2', 'a2', timestamp '2025-01-03 10:00:00')
+    ) t(user_id, anonymous_id, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    # only u1 has more than one event; its last event is on 01-05
+    u1 = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))
+    assert out.columns("out.busy_table") == ["user_main_id", "last_ts"]
+    assert [(r[0], str(r[1])) for r in out.rows("select * from out.busy_table")] == [(u1, "2025-01-05 10:00:00")]
+
+
+def test_feature_table_of_a_cohort_reads_only_cohort_vars(tmp_path: Path) -> None:
+    files = {
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": VARS,
+        "models/models.yaml": """
+            models:
+              - name: busy
+                model_type: entity_cohort
+                model_spec:
+                  extends: user/all
+              - name: busy_table
+                model_type: feature_table_model
+                model_spec:
+                  entity_cohort: models/busy
+                  features:
+                    - events
+            """,
+    }
+    err = load_error(tmp_path, files)
+    assert (Path(err.file).name, err.key) == ("models.yaml", "models[1].model_spec.features[0]")
+    assert "not an entity var of cohort 'busy'" in err.message
