@@ -280,7 +280,15 @@ def _load_entities(project: Project, doc: YamlDocument) -> None:
                     hint=did_you_mean(name, id_types) or f"declared: {', '.join(id_types) or 'none'}",
                 )
         fvs = ent.feature_views.using_ids if ent.feature_views else []
+        main_id = ent.id_column_name or f"{ent.name}_main_id"
         for j, fv in enumerate(fvs):
+            if fv.id == main_id:
+                # pb 0.26 builds no view for it: the default feature view is the one keyed by the main id
+                project.notes.append(
+                    f"entity '{ent.name}': feature view using_ids '{fv.id}' is the main id; pb builds no view for it "
+                    "(the default feature view is keyed by it), and neither does a run here"
+                )
+                continue
             if fv.id not in ent.id_types:
                 raise doc.error(
                     f"feature view id '{fv.id}' is not an id type of entity '{ent.name}'",
@@ -312,6 +320,8 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
         _load_model(project, doc, model, ("models", i))
     for i, group in enumerate(parsed.var_groups):
         base = ("var_groups", i)
+        if group.time_grain is not None:
+            raise _not_yet(doc, (*base, "time_grain"), "var_group", "its vars per time grain")
         if group.entity_key is not None:
             if group.entity_key not in project.entities:
                 raise doc.error(
@@ -325,6 +335,10 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
         for j, entry in enumerate(group.vars):
             kind = "entity_var" if entry.entity_var else "input_var"
             spec = entry.entity_var or entry.input_var
+            for key in ("merge", "merge_where"):
+                if getattr(spec, key, None) is not None:
+                    where = (*base, "vars", j, kind, key)
+                    raise _not_yet(doc, where, "entity_var", "the var from the previous run's value and new rows")
             var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
             if _var_disabled(project, var):
                 continue
@@ -332,6 +346,17 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
     for i, macro in enumerate(parsed.macros):
         _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
         project.macros[macro.name] = macro
+
+
+def _not_yet(doc: YamlDocument, key_path: KeyPath, owner: str, computes: str) -> ProfilesError:
+    """A key whose meaning in pb changes values and is not implemented here: refused, never ignored."""
+    key = key_path[-1]
+    return doc.error(
+        f"{key} on a {owner} is not supported yet: pb computes {computes} with it, so ignoring it would give "
+        "different values",
+        key_path,
+        hint=f"remove {key} to run the project here (values then cover the whole history up to the end time)",
+    )
 
 
 def _var_disabled(project: Project, var: Var) -> bool:
@@ -424,6 +449,15 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             f"unknown model_type '{mtype}'",
             (*path, "model_type"),
             hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
+        )
+    if isinstance(model.model_spec, dict) and model.model_spec.get("time_grain") is not None:
+        raise _not_yet(doc, (*path, "model_spec", "time_grain"), mtype, "the model per time grain")
+    if mtype == "sql_template" and isinstance(model.model_spec, dict) and model.model_spec.get("features"):
+        raise doc.error(
+            "features on a sql_template is not supported yet: pb adds those columns of the model to the entity's "
+            "feature views, which is not implemented here",
+            (*path, "model_spec", "features"),
+            hint="define each as an entity_var with `from: models/" + model.name + "` instead",
         )
     spec = validate_document(doc, spec_model, model.model_spec, (*path, "model_spec"))
     origin = _origin(doc, path)

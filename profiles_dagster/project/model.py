@@ -182,7 +182,8 @@ class Project:
         default = (ent.spec.feature_views.name if ent.spec.feature_views else None) or f"{entity}_feature_view"
         views = [FeatureView(default, entity, None, None)]
         for fv in ent.spec.feature_views.using_ids if ent.spec.feature_views else []:
-            views.append(FeatureView(fv.name or f"{default}_with_{fv.id}", entity, None, fv.id))
+            if fv.id != ent.main_id_column:  # pb builds no view keyed by the main id beside the default one
+                views.append(FeatureView(fv.name or f"{default}_with_{fv.id}", entity, None, fv.id))
         return views
 
     def cohort_feature_views(self, cohort: str) -> list[FeatureView]:
@@ -192,11 +193,13 @@ class Project:
         named: dict[str, str | None] = {}
         ent = self.entities[c.entity]
         for fv in ent.spec.feature_views.using_ids if ent.spec.feature_views else []:
-            named.setdefault(fv.id, None)
+            if fv.id != ent.main_id_column:
+                named.setdefault(fv.id, None)
         own = c.spec.feature_views
         own_ids = own.using_ids if hasattr(own, "using_ids") else (own or [])
         for fv in own_ids:
-            named[fv.id] = fv.name
+            if fv.id != ent.main_id_column:
+                named[fv.id] = fv.name
         for id_type, name in named.items():
             views.append(FeatureView(name or f"{cohort}_feature_view_with_{id_type}", c.entity, cohort, id_type))
         return views

@@ -240,6 +240,9 @@ class VarDef(PbModel):
 class EntityVarDef(VarDef):
     is_feature: bool = True
     materialization: Materialization | None = None  # pb reads its enable_status
+    # pb's incremental merge of an append-only input's new rows: parsed, refused by the loader until supported
+    merge: str | None = None
+    merge_where: str | None = None
 
 
 class InputVarDef(VarDef):
@@ -263,6 +266,7 @@ class VarGroupDef(PbModel):
     entity_cohort: str | None = None
     vars: list[VarEntry] = []
     description: str | None = None
+    time_grain: str | None = None  # parsed, refused by the loader until timegrains are supported
 
     @model_validator(mode="after")
     def _one_owner(self) -> VarGroupDef:

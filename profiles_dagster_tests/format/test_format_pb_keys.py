@@ -323,3 +323,67 @@ def test_feature_table_of_a_cohort_reads_only_cohort_vars(tmp_path: Path) -> Non
     err = load_error(tmp_path, files)
     assert (Path(err.file).name, err.key) == ("models.yaml", "models[1].model_spec.features[0]")
     assert "not an entity var of cohort 'busy'" in err.message
+
+
+# ---- keys whose pb meaning is not implemented yet: refused with file, line and key -------------
+
+
+COHORT = """
+    models:
+      - name: busy
+        model_type: entity_cohort
+        model_spec:
+          extends: user/all
+          time_grain: day
+    """
+
+
+def test_time_grain_on_a_model_is_refused(tmp_path: Path) -> None:
+    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/models.yaml": COHORT})
+    assert (Path(err.file).name, err.line, err.key) == ("models.yaml", 6, "models[0].model_spec.time_grain")
+    assert "time_grain on a entity_cohort is not supported yet" in err.message
+
+
+def test_time_grain_on_a_var_group_is_refused(tmp_path: Path) -> None:
+    grouped = VARS.replace("        entity_key: user\n", "        entity_key: user\n        time_grain: day\n")
+    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": grouped})
+    assert (Path(err.file).name, err.line, err.key) == ("vars.yaml", 4, "var_groups[0].time_grain")
+    assert "not supported yet" in err.message
+
+
+def test_entity_var_merge_is_refused(tmp_path: Path) -> None:
+    merged = VARS.replace("from: inputs/tracks\n", "from: inputs/tracks\n              merge: sum(rowset.events)\n")
+    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": merged})
+    assert (Path(err.file).name, err.line, err.key) == ("vars.yaml", 9, "var_groups[0].vars[0].entity_var.merge")
+    assert "merge on a entity_var is not supported yet" in err.message
+
+
+def test_sql_template_features_are_refused(tmp_path: Path) -> None:
+    models = """
+        models:
+          - name: totals
+            model_type: sql_template
+            model_spec:
+              single_sql: select 1 as n
+              features:
+                - name: n
+        """
+    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/sql.yaml": models})
+    assert (Path(err.file).name, err.line, err.key) == ("sql.yaml", 6, "models[0].model_spec.features")
+    assert "not supported yet" in err.message
+
+
+# ---- a feature view "keyed" by the main id -----------------------------------------------------
+
+
+def test_using_ids_main_id_builds_no_view(tmp_path: Path) -> None:
+    """pb 0.26 lists no model for `using_ids: - id: user_main_id`: the default view is keyed by it."""
+    project_file = PB_PROJECT.replace(
+        "    id_types: [user_id, anonymous_id]\n",
+        "    id_types: [user_id, anonymous_id]\n"
+        "        feature_views:\n          using_ids:\n            - id: user_main_id\n              name: by_main\n",
+    )
+    write(tmp_path, {"pb_project.yaml": project_file, "models/inputs.yaml": TRACKS, "models/vars.yaml": VARS})
+    project = load_project(tmp_path)
+    assert [v.name for v in project.feature_views("user")] == ["user_feature_view"]
+    assert any("using_ids 'user_main_id' is the main id" in n for n in project.notes)
