@@ -115,6 +115,9 @@ def _unapplied_keys(project: Project) -> list[str]:
             f"contract is_append_only on {', '.join(append_only)} is accepted: a declaration; each run here reads "
             "the whole input, which gives the same values"
         )
+    tagged = [v.name for v in project.vars if v.spec.tags]
+    if tagged:
+        notes.append(f"tags on var(s) {', '.join(tagged)} are accepted: labels for pb's UI, they change no value")
     optional = sorted(n for n, i in project.inputs.items() if i.spec.contract and i.spec.contract.is_optional)
     if optional:
         notes.append(
@@ -262,6 +265,13 @@ def _load_entities(project: Project, doc: YamlDocument) -> None:
     for i, id_type in enumerate(project.file.id_types):
         if id_type.name in id_types:
             raise doc.error(f"id_type '{id_type.name}' is defined twice", ("id_types", i, "name"))
+        if id_type.maximum_edges is not None:
+            raise _not_yet(
+                doc,
+                ("id_types", i, "maximum_edges"),
+                "an id_type",
+                "an id graph that keeps at most that many edges per id",
+            )
         for j, flt in enumerate(id_type.filters):
             if flt.regex is not None:
                 try:
@@ -321,7 +331,7 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
     for i, group in enumerate(parsed.var_groups):
         base = ("var_groups", i)
         if group.time_grain is not None:
-            raise _not_yet(doc, (*base, "time_grain"), "var_group", "its vars per time grain")
+            raise _not_yet(doc, (*base, "time_grain"), "a var_group", "its vars per time grain")
         if group.entity_key is not None:
             if group.entity_key not in project.entities:
                 raise doc.error(
@@ -338,7 +348,9 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
             for key in ("merge", "merge_where"):
                 if getattr(spec, key, None) is not None:
                     where = (*base, "vars", j, kind, key)
-                    raise _not_yet(doc, where, "entity_var", "the var from the previous run's value and new rows")
+                    raise _not_yet(
+                        doc, where, "an entity_var", "the var from the previous run's value and the new rows"
+                    )
             var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
             if _var_disabled(project, var):
                 continue
@@ -352,7 +364,7 @@ def _not_yet(doc: YamlDocument, key_path: KeyPath, owner: str, computes: str) ->
     """A key whose meaning in pb changes values and is not implemented here: refused, never ignored."""
     key = key_path[-1]
     return doc.error(
-        f"{key} on a {owner} is not supported yet: pb computes {computes} with it, so ignoring it would give "
+        f"{key} (on {owner}) is not supported yet: with it pb computes {computes}, so ignoring it would give "
         "different values",
         key_path,
         hint=f"remove {key} to run the project here (values then cover the whole history up to the end time)",
@@ -451,7 +463,9 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
         )
     if isinstance(model.model_spec, dict) and model.model_spec.get("time_grain") is not None:
-        raise _not_yet(doc, (*path, "model_spec", "time_grain"), mtype, "the model per time grain")
+        raise _not_yet(
+            doc, (*path, "model_spec", "time_grain"), f"{mtype} model '{model.name}'", "the model per time grain"
+        )
     if mtype == "sql_template" and isinstance(model.model_spec, dict) and model.model_spec.get("features"):
         raise doc.error(
             "features on a sql_template is not supported yet: pb adds those columns of the model to the entity's "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class PbModel(BaseModel):
@@ -53,6 +53,8 @@ class IdType(PbModel):
     filters: list[IdFilter] = []
     description: str | None = None
     extends: str | None = None
+    # pb caps the edges a node of this type keeps (`- email: 2`): parsed, refused by the loader until supported
+    maximum_edges: list[dict[str, int]] | None = None
 
 
 class FeatureViewId(PbModel):
@@ -81,6 +83,11 @@ class PackageDef(PbModel):
     overrides: list[dict[str, Any]] | None = None
 
 
+class AvailableTag(PbModel):
+    name: str
+    description: str | None = None
+
+
 class PbProjectFile(PbModel):
     name: str
     schema_version: int
@@ -93,7 +100,7 @@ class PbProjectFile(PbModel):
     python_requirements: list[str] | None = None
     retention_period: str | int | None = None
     allow_beta: bool | None = None
-    available_tags: list[str] | None = None
+    available_tags: list[str | AvailableTag] | None = None
     default_time_grain: str | None = None
 
 
@@ -234,7 +241,16 @@ class VarDef(PbModel):
     default_value: Any = None
     description: str | None = None
     window: Window | None = None
-    column_data_type: str | None = None
+    column_data_type: str | None = None  # may be templated: `{{ warehouse.DataType("float") }}`
+    tags: list[str] = []  # labels pb shows beside a feature; they change no value
+
+    @field_validator("select", mode="before")
+    @classmethod
+    def _number_is_sql(cls, value: Any) -> Any:
+        """`select: 12.347` is a YAML number; pb reads it as the SQL text of that number."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
 
 
 class EntityVarDef(VarDef):

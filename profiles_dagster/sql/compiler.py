@@ -476,6 +476,9 @@ def _typed(value: exp.Expr, pv: PlannedVar, ctx: CompileContext) -> exp.Expr:
     type_name = pv.var.spec.column_data_type
     if not type_name:
         return value
+    if "{{" in type_name:  # `{{ warehouse.DataType("float") }}`, as pb allows
+        at = pv.var.origin.at("column_data_type")
+        type_name = render(type_name, ctx.template_context(), file=at.file, line=at.line, key=at.key).strip()
     try:
         data_type = exp.DataType.build(type_name, dialect=ctx.source_dialect)
     except Exception as exc:  # sqlglot raises several error types for unknown types

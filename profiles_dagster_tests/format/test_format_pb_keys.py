@@ -341,7 +341,7 @@ COHORT = """
 def test_time_grain_on_a_model_is_refused(tmp_path: Path) -> None:
     err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/models.yaml": COHORT})
     assert (Path(err.file).name, err.line, err.key) == ("models.yaml", 6, "models[0].model_spec.time_grain")
-    assert "time_grain on a entity_cohort is not supported yet" in err.message
+    assert "time_grain (on entity_cohort model 'busy') is not supported yet" in err.message
 
 
 def test_time_grain_on_a_var_group_is_refused(tmp_path: Path) -> None:
@@ -355,7 +355,7 @@ def test_entity_var_merge_is_refused(tmp_path: Path) -> None:
     merged = VARS.replace("from: inputs/tracks\n", "from: inputs/tracks\n              merge: sum(rowset.events)\n")
     err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": merged})
     assert (Path(err.file).name, err.line, err.key) == ("vars.yaml", 9, "var_groups[0].vars[0].entity_var.merge")
-    assert "merge on a entity_var is not supported yet" in err.message
+    assert "merge (on an entity_var) is not supported yet" in err.message
 
 
 def test_sql_template_features_are_refused(tmp_path: Path) -> None:
@@ -387,3 +387,48 @@ def test_using_ids_main_id_builds_no_view(tmp_path: Path) -> None:
     project = load_project(tmp_path)
     assert [v.name for v in project.feature_views("user")] == ["user_feature_view"]
     assert any("using_ids 'user_main_id' is the main id" in n for n in project.notes)
+
+
+def test_maximum_edges_is_refused(tmp_path: Path) -> None:
+    capped = PB_PROJECT.replace(
+        "      - name: user_id\n", "      - name: user_id\n        maximum_edges:\n          - anonymous_id: 2\n"
+    )
+    err = load_error(tmp_path, {"pb_project.yaml": capped, "models/inputs.yaml": TRACKS})
+    assert (Path(err.file).name, err.line, err.key) == ("pb_project.yaml", 11, "id_types[0].maximum_edges")
+    assert "not supported yet" in err.message
+
+
+# ---- shapes pb reads as text -------------------------------------------------------------------
+
+
+def test_numeric_select_tags_and_templated_column_type(tmp_path: Path) -> None:
+    """pb reads `select: 12.347` as that SQL number, renders a templated column_data_type, accepts `tags:` on
+    vars and `available_tags` as {name, description} mappings."""
+    project_file = PB_PROJECT + "available_tags:\n      - name: Engagement\n        description: how engaged\n"
+    files = {
+        "pb_project.yaml": project_file,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": """
+            var_groups:
+              - name: vars
+                entity_key: user
+                vars:
+                  - entity_var:
+                      name: events
+                      select: count(*)
+                      from: inputs/tracks
+                      tags:
+                        - Engagement
+                      column_data_type: '{{ warehouse.DataType("double") }}'
+                  - entity_var:
+                      name: constant
+                      select: 12.347
+            """,
+    }
+    out = run_project(tmp_path, files, [SEED_TRACKS])
+    rows = out.rows("select events, constant, typeof(events) from out.user_feature_view order by events")
+    # u1/a1, a2, a3, u4/a4: four profiles with one row each (no session ids declared here)
+    assert [(float(e), float(c), t) for e, c, t in rows] == [(1.0, 12.347, "DOUBLE")] * 4
+    notes = "\n".join(load_project(tmp_path).notes)
+    assert "tags on var(s) events are accepted" in notes
+    assert "available_tags is accepted" in notes
