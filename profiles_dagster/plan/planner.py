@@ -149,14 +149,17 @@ class _Builder:
         for src in stitcher.edge_sources:
             kind, _, sname = src.partition("/")
             edge_deps.append(StepKey.input_vars(name, sname) if kind == "inputs" else self.sql_model_keys[sname])
+        if stitcher.borrowed_from is not None:  # re-stitches the lender's graph; the view is the lender's
+            edge_deps.append(StepKey.id_stitcher(stitcher.borrowed_from))
         stitch_key = self.add(
             StepKey.id_stitcher(name),
             StepKind.ID_STITCHER,
             stitcher.name,
             name,
             edge_deps,
-            (stitcher.spec, stitcher.edge_sources, entity.main_id_column, id_types),
-            view=stitcher.name,
+            (stitcher.spec, stitcher.edge_sources, entity.main_id_column, id_types)
+            + ((stitcher.borrowed_from,) if stitcher.borrowed_from else ()),
+            view=stitcher.name if stitcher.borrowed_from is None else None,
             origin=stitcher.origin,
             description=f"Identity graph of {name}: one row per id with its {entity.main_id_column}",
             external=project.filter_inputs(name),
@@ -430,7 +433,8 @@ def _cohorts_in_order(project: Project, entity: str) -> list[Cohort]:
 def build_plan(project: Project) -> RunPlan:
     builder = _Builder(project)
     builder.sql_models()
-    for name in project.entities:
+    lenders = {e.stitcher.borrowed_from for e in project.entities.values() if e.stitcher}
+    for name in sorted(project.entities, key=lambda n: n not in lenders):  # a lent stitcher is planned first
         builder.entity(name)
     for table in project.feature_tables.values():
         if table.entity not in project.entities:

@@ -516,6 +516,10 @@ def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
     for i, entity in enumerate(project.entities.values()):
         if entity.spec.id_stitcher:
             ref = entity.spec.id_stitcher.rsplit("/", 1)[-1]
+            lender = _stitcher_lender(project, entity.name, ref)
+            if entity.stitcher is None and lender is not None:
+                _borrow_stitcher(project, entity, lender)
+                continue
             if entity.stitcher is None or entity.stitcher.name != ref:
                 found = entity.stitcher
                 raise doc.error(
@@ -542,6 +546,28 @@ def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
                 ("entities", i),
                 hint=f"add ids with `entity: {entity.name}` to an input's app_defaults.ids",
             )
+
+
+def _stitcher_lender(project: Project, entity: str, ref: str) -> str | None:
+    """The other entity whose own id_stitcher model is named `ref`, if any."""
+    for other in project.entities.values():
+        stitcher = other.stitcher
+        if other.name != entity and stitcher is not None and stitcher.name == ref and stitcher.spec is not None:
+            return other.name
+    return None
+
+
+def _borrow_stitcher(project: Project, entity: Entity, lender: str) -> None:
+    """pb 0.26 loads an entity that names another entity's id_stitcher model (`id_model_ref` is that model):
+    its profiles are that stitcher's clusters, its main id column its own (`product_main_id`). Here its
+    stitcher step re-stitches the lender's id graph, which gives the same clusters and main ids."""
+    other = project.entities[lender].stitcher
+    assert other is not None
+    entity.stitcher = IdStitcher(other.name, entity.name, (), other.spec, other.origin, borrowed_from=lender)
+    project.notes.append(
+        f"entity '{entity.name}' names the id_stitcher of entity '{lender}' ({entity.spec.id_stitcher}): its "
+        f"profiles are {lender}'s clusters, keyed by {entity.main_id_column}, as pb builds them"
+    )
 
 
 def _default_edge_sources(project: Project, entity: str) -> tuple[str, ...]:

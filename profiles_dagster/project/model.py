@@ -68,6 +68,8 @@ class IdStitcher:
     spec: IdStitcherSpec | None
     origin: Origin | None
     is_default: bool = False
+    # the entity whose id_stitcher model this entity names (pb lets an entity use another's stitcher)
+    borrowed_from: str | None = None
 
 
 @dataclass(frozen=True)

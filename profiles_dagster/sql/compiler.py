@@ -285,6 +285,8 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
 def _observations(step: Step, ctx: CompileContext) -> exp.Query:
     entity = _entity(step)
     stitcher = step.payload_as(IdStitcher)
+    if stitcher.borrowed_from is not None:
+        return _lent_graph(ctx, stitcher.borrowed_from)
     parts: list[exp.Query] = []
     sources = list(stitcher.edge_sources)
     for index, ref in enumerate(sources):
@@ -322,6 +324,19 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False, copy=False)  # parts are ours: no quadratic copying
     return union
+
+
+def _lent_graph(ctx: CompileContext, lender: str) -> exp.Query:
+    """Another entity's id graph as observations: each cluster one row key, each id seen at its
+    first_seen_at; stitching them gives the same clusters and, by pb's rule, the same main ids."""
+    main = col(_main(ctx, lender))
+    row_key = exp.Window(this=exp.func("dense_rank"), order=exp.Order(expressions=[exp.Ordered(this=main)]))
+    return exp.select(
+        exp.alias_(exp.cast(row_key, exp.DataType.build("bigint")), "row_key"),
+        exp.alias_(col("other_id_type"), "other_id_type"),
+        exp.alias_(col("other_id"), "other_id"),
+        exp.alias_(exp.cast(col("first_seen_at"), exp.DataType.build("timestamp")), "occurred_at"),
+    ).from_(ctx.materials[StepKey.id_stitcher(lender)].copy())
 
 
 def _row_key(index: int, sources: int) -> exp.Expr:

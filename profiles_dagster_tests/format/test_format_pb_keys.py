@@ -432,3 +432,57 @@ def test_numeric_select_tags_and_templated_column_type(tmp_path: Path) -> None:
     notes = "\n".join(load_project(tmp_path).notes)
     assert "tags on var(s) events are accepted" in notes
     assert "available_tags is accepted" in notes
+
+
+# ---- an entity naming another entity's id_stitcher ----------------------------------------------
+
+
+def test_entity_naming_another_entitys_stitcher(tmp_path: Path) -> None:
+    """pb 0.26 loads `id_stitcher: models/user_graph` on entity `account` whose ids are all user ids: its
+    `id_model_ref` is that model, its main id column `account_main_id`, its profiles user's clusters."""
+    project_file = """
+        name: lent
+        schema_version: 99
+        connection: test
+        model_folders:
+          - models
+        entities:
+          - name: user
+            id_stitcher: models/user_graph
+            id_types: [user_id, anonymous_id]
+          - name: account
+            id_stitcher: models/user_graph
+            id_types: [user_id, anonymous_id]
+        id_types:
+          - name: user_id
+          - name: anonymous_id
+        """
+    models = """
+        models:
+          - name: user_graph
+            model_type: id_stitcher
+            model_spec:
+              entity_key: user
+              edge_sources:
+                - from: inputs/tracks
+        """
+    files = {
+        "pb_project.yaml": project_file,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": VARS,
+        "models/m.yaml": models,
+    }
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'a1', timestamp '2025-01-01 10:00:00'),
+        (null, 'a1', timestamp '2025-01-02 10:00:00'),
+        ('u2', 'a2', timestamp '2025-01-03 10:00:00')
+    ) t(user_id, anonymous_id, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    u1 = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))
+    u2 = min(rid("u2", "user_id"), rid("a2", "anonymous_id"))
+    assert sorted(out.rows("select account_main_id from out.account_all")) == sorted([(u1,), (u2,)])
+    assert out.columns("out.account_feature_view") == ["account_main_id"]
+    # the stitcher's view stays the user entity's
+    assert sorted(out.rows("select distinct user_main_id from out.user_graph")) == sorted([(u1,), (u2,)])
+    notes = "\n".join(load_project(tmp_path).notes)
+    assert "entity 'account' names the id_stitcher of entity 'user'" in notes
