@@ -86,11 +86,21 @@ class _Builder:
         if kind == "inputs":
             return StepKey.input_vars_mapped(entity, name)
         if name in self.project.sql_models:
+            if name not in self.sql_model_keys:
+                raise self.project.sql_models[name].origin.error(
+                    f"sql model '{name}' reads the id graph of an entity planned after '{entity}', whose vars read it",
+                )
             return self.sql_model_keys[name]
         return StepKey.id_stitcher(entity)
 
     def sql_models(self) -> None:
+        """Plan the sql models whose reads are planned. A model that reads an id stitcher (`DeRef("models/
+        user_id_stitcher")`, directly or through another model) waits for it: this runs again after each
+        entity's stitcher."""
+        graphs = _stitcher_entities(self.project)
         for model in _sql_models_in_order(self.project):
+            if model.name in self.sql_model_keys:
+                continue
             deps: list[StepKey] = []
             external: list[str] = []
             for path in _derefs(self.project, model):
@@ -104,11 +114,15 @@ class _Builder:
                         )
                     external.append(name)
                 elif name in self.project.sql_models:
-                    deps.append(self.sql_model_keys[name])
+                    deps.append(self.sql_model_keys.get(name, StepKey.sql_model(name)))
+                elif kind == "models" and name in graphs:
+                    deps.append(StepKey.id_stitcher(graphs[name]))
                 else:
                     raise model.origin.error(
-                        f"DeRef('{path}'): a sql_template can read inputs/ and other sql_template models",
+                        f"DeRef('{path}'): a sql_template can read inputs/, other sql_template models and id stitchers",
                     )
+            if any(d not in self.steps for d in deps):
+                continue  # planned once what it reads is (after the entity whose id graph it reads)
             self.sql_model_keys[model.name] = self.add(
                 StepKey.sql_model(model.name),
                 StepKind.SQL_MODEL,
@@ -148,6 +162,11 @@ class _Builder:
         edge_deps = []
         for src in stitcher.edge_sources:
             kind, _, sname = src.partition("/")
+            if kind != "inputs" and sname not in self.sql_model_keys:
+                raise project.sql_models[sname].origin.error(
+                    f"sql model '{sname}' is an edge source of id stitcher '{stitcher.name}' and reads an id graph "
+                    "that is not built before it (a stitcher cannot read its own output)",
+                )
             edge_deps.append(StepKey.input_vars(name, sname) if kind == "inputs" else self.sql_model_keys[sname])
         if stitcher.borrowed_from is not None:  # re-stitches the lender's graph; the view is the lender's
             edge_deps.append(StepKey.id_stitcher(stitcher.borrowed_from))
@@ -165,6 +184,7 @@ class _Builder:
             external=project.filter_inputs(name),
             payload=stitcher,
         )
+        self.sql_models()  # the models that read this id graph
         all_key = self.add(
             StepKey.all(name),
             StepKind.ALL,
@@ -394,6 +414,15 @@ def _derefs(project: Project, model: SqlModel) -> list[str]:
     return sorted(found.paths)
 
 
+def _stitcher_entities(project: Project) -> dict[str, str]:
+    """Id stitcher model name -> the entity whose graph it builds (a lent stitcher is its lender's)."""
+    return {
+        e.stitcher.name: e.name
+        for e in project.entities.values()
+        if e.stitcher is not None and e.stitcher.borrowed_from is None
+    }
+
+
 def _sql_models_in_order(project: Project) -> list[SqlModel]:
     order: list[SqlModel] = []
     seen: dict[str, int] = {}
@@ -432,10 +461,15 @@ def _cohorts_in_order(project: Project, entity: str) -> list[Cohort]:
 
 def build_plan(project: Project) -> RunPlan:
     builder = _Builder(project)
-    builder.sql_models()
+    builder.sql_models()  # those that read no id graph
     lenders = {e.stitcher.borrowed_from for e in project.entities.values() if e.stitcher}
     for name in sorted(project.entities, key=lambda n: n not in lenders):  # a lent stitcher is planned first
         builder.entity(name)
+    for model in project.sql_models.values():
+        if model.name not in builder.sql_model_keys:  # it reads a model that waits for it: a cycle
+            raise _sql_origin(model).error(
+                f"sql model '{model.name}' cannot be planned: what it reads depends on it (through an id stitcher)",
+            )
     for table in project.feature_tables.values():
         if table.entity not in project.entities:
             at = table.origin.at("model_spec.entity_key")

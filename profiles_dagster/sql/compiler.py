@@ -655,6 +655,11 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
     def deref(path: str) -> str:
         kind, _, name = path.partition("/")
         if kind != "inputs":
+            graphs = {e.stitcher.name: e.name for e in ctx.project.entities.values() if e.stitcher is not None}
+            if name not in ctx.project.sql_models and name in graphs:  # an id stitcher's graph
+                lender = ctx.project.entities[graphs[name]].stitcher
+                owner = lender.borrowed_from if lender and lender.borrowed_from else graphs[name]
+                return ctx.materials[StepKey.id_stitcher(owner)].sql(ctx.source_dialect)
             return ctx.materials[StepKey.sql_model(name)].sql(ctx.source_dialect)
         window = ctx.rows_read(name)
         if window is None:

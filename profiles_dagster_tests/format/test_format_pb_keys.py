@@ -486,3 +486,79 @@ def test_entity_naming_another_entitys_stitcher(tmp_path: Path) -> None:
     assert sorted(out.rows("select distinct user_main_id from out.user_graph")) == sorted([(u1,), (u2,)])
     notes = "\n".join(load_project(tmp_path).notes)
     assert "entity 'account' names the id_stitcher of entity 'user'" in notes
+
+
+# ---- a sql model reading the id graph ----------------------------------------------------------
+
+
+def test_sql_model_reads_the_id_graph(tmp_path: Path) -> None:
+    """pb loads `this.DeRef("models/<id stitcher>")` in a sql_template; it is planned after the stitcher,
+    and a model reading that model waits too."""
+    models = """
+        models:
+          - name: ids_per_profile
+            model_type: sql_template
+            model_spec:
+              materialization:
+                output_type: table
+              single_sql: |
+                {% with graph = this.DeRef("models/user_default_id_stitcher") %}
+                select user_main_id, count(*) as n_ids from {{graph}} group by user_main_id
+                {% endwith %}
+          - name: biggest
+            model_type: sql_template
+            model_spec:
+              materialization:
+                output_type: table
+              single_sql: |
+                {% with per = this.DeRef("models/ids_per_profile") %}
+                select max(n_ids) as n from {{per}}
+                {% endwith %}
+        """
+    files = {
+        "pb_project.yaml": PB_PROJECT,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": VARS,
+        "models/m.yaml": models,
+    }
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'a1', timestamp '2025-01-01 10:00:00'),
+        ('u1', 'a2', timestamp '2025-01-02 10:00:00'),
+        ('u2', 'a3', timestamp '2025-01-03 10:00:00')
+    ) t(user_id, anonymous_id, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    u1 = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))
+    u2 = min(rid("u2", "user_id"), rid("a3", "anonymous_id"))
+    # u1's profile holds u1, a1, a2; u2's holds u2, a3
+    assert dict(out.rows("select user_main_id, n_ids from out.ids_per_profile")) == {u1: 3, u2: 2}
+    assert out.rows("select n from out.biggest") == [(3,)]
+
+
+def test_stitcher_reading_its_own_graph_is_refused(tmp_path: Path) -> None:
+    models = """
+        models:
+          - name: loop
+            model_type: sql_template
+            model_spec:
+              single_sql: |
+                {% with graph = this.DeRef("models/graph") %}
+                select other_id as user_id from {{graph}}
+                {% endwith %}
+              ids:
+                - select: user_id
+                  type: user_id
+                  entity: user
+          - name: graph
+            model_type: id_stitcher
+            model_spec:
+              entity_key: user
+              edge_sources:
+                - from: inputs/tracks
+                - from: models/loop
+        """
+    project_file = PB_PROJECT.replace(
+        "        id_types: [user_id", "        id_stitcher: models/graph\n        id_types: [user_id"
+    )
+    err = load_error(tmp_path, {"pb_project.yaml": project_file, "models/inputs.yaml": TRACKS, "models/m.yaml": models})
+    assert Path(err.file).name == "m.yaml"
+    assert "edge source of id stitcher 'graph'" in err.message
