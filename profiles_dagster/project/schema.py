@@ -220,6 +220,12 @@ class FeatureTableSpec(PbModel):
     # pb 0.26 accepts it (`linear_dependency_of_vars`) and the table's columns do not depend on it
     compatibility_mode: dict[str, Any] | None = None
 
+    @field_validator("features", mode="after")
+    @classmethod
+    def _relative_names(cls, features: list[str]) -> list[str]:
+        """pb resolves `./x` and `../x` to the var `x` of the table's entity (or cohort)."""
+        return [f.split("/", 1)[1] if f.startswith(("./", "../")) and f.count("/") == 1 else f for f in features]
+
     @model_validator(mode="after")
     def _one_owner(self) -> FeatureTableSpec:
         if (self.entity_key is None) == (self.entity_cohort is None):

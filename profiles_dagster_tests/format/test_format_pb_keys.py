@@ -562,3 +562,28 @@ def test_stitcher_reading_its_own_graph_is_refused(tmp_path: Path) -> None:
     err = load_error(tmp_path, {"pb_project.yaml": project_file, "models/inputs.yaml": TRACKS, "models/m.yaml": models})
     assert Path(err.file).name == "m.yaml"
     assert "edge source of id stitcher 'graph'" in err.message
+
+
+def test_feature_table_relative_var_paths(tmp_path: Path) -> None:
+    """pb resolves a feature table's `./events` and `../events` to the var events (checked with pb 0.26:
+    both give a dependency on user/all/events); other path forms it rejects, and so does the plan."""
+    table = """
+        models:
+          - name: table_one
+            model_type: feature_table_model
+            model_spec:
+              entity_key: user
+              features:
+                - {path}
+        """
+    for path in ("./events", "../events"):
+        project = load(
+            tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": VARS, "models/t.yaml": table.format(path=path)}
+        )
+        assert project.feature_tables["table_one"].spec.features == ["events"]
+        build_plan(project)
+    err = load_error(
+        tmp_path,
+        {"models/inputs.yaml": TRACKS, "models/vars.yaml": VARS, "models/t.yaml": table.format(path="user/all/events")},
+    )
+    assert err.key == "models[0].model_spec.features[0]"
