@@ -93,6 +93,17 @@ class _Builder:
             return self.sql_model_keys[name]
         return StepKey.id_stitcher(entity)
 
+    def filter_deps(self, entity: str) -> list[StepKey]:
+        """The sql models id_type `sql` filters of the entity read: every step that filters ids reads them."""
+        deps = []
+        for name in self.project.filter_models(entity):
+            if name not in self.sql_model_keys:
+                raise self.project.sql_models[name].origin.error(
+                    f"sql model '{name}' is read by an id_type sql filter of '{entity}' but reads that id graph itself",
+                )
+            deps.append(self.sql_model_keys[name])
+        return deps
+
     def sql_models(self) -> None:
         """Plan the sql models whose reads are planned. A model that reads an id stitcher (`DeRef("models/
         user_id_stitcher")`, directly or through another model) waits for it: this runs again after each
@@ -170,6 +181,7 @@ class _Builder:
             edge_deps.append(StepKey.input_vars(name, sname) if kind == "inputs" else self.sql_model_keys[sname])
         if stitcher.borrowed_from is not None:  # re-stitches the lender's graph; the view is the lender's
             edge_deps.append(StepKey.id_stitcher(stitcher.borrowed_from))
+        edge_deps += self.filter_deps(name)
         stitch_key = self.add(
             StepKey.id_stitcher(name),
             StepKind.ID_STITCHER,
@@ -205,7 +217,7 @@ class _Builder:
                 StepKind.INPUT_VARS_MAPPED,
                 f"{name}_{inp.name}_mapped",
                 name,
-                [rows_key, stitch_key],
+                [rows_key, stitch_key, *self.filter_deps(name)],
                 [pv.var.spec for pv in planned],
                 origin=inp.origin,
                 description=f"{inp.name} rows with {entity.main_id_column} and input vars",
@@ -276,7 +288,7 @@ class _Builder:
             StepKind.COHORT_VARS if cohort else StepKind.ENTITY_VARS,
             model_name,
             entity,
-            deps,
+            [*deps, *(d for d in self.filter_deps(entity) if d not in deps)],
             [pv.var.spec for pv in planned],
             description=f"Entity var table of {what}",
             external=self.project.filter_inputs(entity),

@@ -585,11 +585,13 @@ def _check_filter_sources(project: Project, doc: YamlDocument) -> None:
             if flt.sql is None:
                 continue
             kind, _, name = flt.sql.from_.partition("/")
-            if kind != "inputs" or name not in project.inputs:
+            known = project.inputs if kind == "inputs" else project.sql_models
+            if kind not in ("inputs", "models") or name not in known:
                 raise doc.error(
-                    f"sql filter reads '{flt.sql.from_}': it must name an input (inputs/<name>)",
+                    f"sql filter reads '{flt.sql.from_}': it must name an input or a sql model (inputs/<name>, "
+                    "models/<name>)",
                     ("id_types", i, "filters", j, "sql", "from"),
-                    hint=did_you_mean(name, project.inputs),
+                    hint=did_you_mean(name, [*project.inputs, *project.sql_models]),
                 )
 
 

@@ -208,11 +208,18 @@ class Project:
 
     def filter_inputs(self, entity: str) -> tuple[str, ...]:
         """Inputs that id_type `sql` filters of the entity read (they gate which ids count)."""
+        return self._filter_sources(entity, "inputs")
+
+    def filter_models(self, entity: str) -> tuple[str, ...]:
+        """Sql models that id_type `sql` filters of the entity read (pb allows `from: models/<sql model>`)."""
+        return self._filter_sources(entity, "models")
+
+    def _filter_sources(self, entity: str, kind: str) -> tuple[str, ...]:
         names = [
             f.sql.from_.partition("/")[2]
             for id_type in self.entities[entity].id_types.values()
             for f in id_type.filters
-            if f.sql is not None
+            if f.sql is not None and f.sql.from_.partition("/")[0] == kind
         ]
         return tuple(dict.fromkeys(names))
 

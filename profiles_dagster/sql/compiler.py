@@ -105,8 +105,11 @@ class CompileContext:
         return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(location), expressions=[]))
 
     def filter_source(self, ref: str) -> exp.Table:
-        """The table an id_type `sql` filter reads: an input (sql models are not allowed there)."""
-        return self.input_table(ref.partition("/")[2])
+        """The table an id_type `sql` filter reads: an input or a sql model."""
+        kind, _, name = ref.partition("/")
+        if kind == "models":
+            return self.materials[StepKey.sql_model(name)].copy()
+        return self.input_table(name)
 
     def rows_read(self, name: str) -> exp.Expr | None:
         """The condition on an input's rows every step reads: its time window and its `where:` (pb drops the

@@ -587,3 +587,56 @@ def test_feature_table_relative_var_paths(tmp_path: Path) -> None:
         {"models/inputs.yaml": TRACKS, "models/vars.yaml": VARS, "models/t.yaml": table.format(path="user/all/events")},
     )
     assert err.key == "models[0].model_spec.features[0]"
+
+
+# ---- an id_type sql filter reading a sql model --------------------------------------------------
+
+
+def test_sql_filter_reads_a_sql_model(tmp_path: Path) -> None:
+    """pb loads `sql: {select: email, from: models/<sql model>}`: ids listed by the model are excluded."""
+    project_file = """
+        name: filtered
+        schema_version: 99
+        connection: test
+        model_folders:
+          - models
+        entities:
+          - name: user
+            id_types: [user_id, anonymous_id]
+        id_types:
+          - name: user_id
+          - name: anonymous_id
+            filters:
+              - type: exclude
+                sql:
+                  select: anonymous_id
+                  from: models/shared_devices
+        """
+    models = """
+        models:
+          - name: shared_devices
+            model_type: sql_template
+            model_spec:
+              materialization:
+                output_type: ephemeral
+              single_sql: select 'kiosk' as anonymous_id
+        """
+    files = {
+        "pb_project.yaml": project_file,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": VARS,
+        "models/m.yaml": models,
+    }
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'kiosk', timestamp '2025-01-01 10:00:00'),
+        ('u2', 'kiosk', timestamp '2025-01-02 10:00:00'),
+        ('u2', 'a2', timestamp '2025-01-03 10:00:00')
+    ) t(user_id, anonymous_id, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    # the shared 'kiosk' id is no node, so u1 and u2 stay apart: u1 (1 row), u2 with a2 (2 rows)
+    graph = out.rows("select other_id, user_main_id from out.user_default_id_stitcher order by 1")
+    u1 = rid("u1", "user_id")
+    u2 = rid("u2", "user_id")  # seen on 01-02, before a2 (01-03)
+    assert graph == [("a2", u2), ("u1", u1), ("u2", u2)]
+    events = dict(out.rows("select user_main_id, events from out.user_feature_view"))
+    assert events == {u1: 1, u2: 2}
