@@ -640,3 +640,11 @@ def test_sql_filter_reads_a_sql_model(tmp_path: Path) -> None:
     assert graph == [("a2", u2), ("u1", u1), ("u2", u2)]
     events = dict(out.rows("select user_main_id, events from out.user_feature_view"))
     assert events == {u1: 1, u2: 2}
+
+
+def test_var_group_of_the_all_cohort(tmp_path: Path) -> None:
+    """`entity_cohort: user/all` on a var_group (as pb writes the ALL cohort) owns entity vars of user."""
+    grouped = VARS.replace("        entity_key: user\n", "        entity_cohort: user/all\n")
+    project = load(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": grouped})
+    assert [(v.entity, v.cohort, v.name) for v in project.vars] == [("user", None, "events")]
+    build_plan(project)
