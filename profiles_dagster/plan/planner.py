@@ -85,6 +85,8 @@ class _Builder:
         kind, _, name = ref.partition("/")
         if kind == "inputs":
             return StepKey.input_vars_mapped(entity, name)
+        if StepKey.input_vars_mapped(entity, name) in self.steps:  # a sql model with input vars
+            return StepKey.input_vars_mapped(entity, name)
         if name in self.project.sql_models:
             if name not in self.sql_model_keys:
                 raise self.project.sql_models[name].origin.error(
@@ -224,11 +226,30 @@ class _Builder:
                 external=project.filter_inputs(name),
                 payload=MappedPayload(inp, rows_key, stitch_key, tuple(planned)),
             )
+        for model in project.sql_models.values():  # pb allows input_vars on a sql model with ids of the entity
+            ivars = project.input_vars(name, f"models/{model.name}")
+            if not ivars:
+                continue
+            planned = order_vars(project, ivars)
+            rows_key = self.sql_model_keys[model.name]
+            self.add(
+                StepKey.input_vars_mapped(name, model.name),
+                StepKind.INPUT_VARS_MAPPED,
+                f"{name}_{model.name}_mapped",
+                name,
+                [rows_key, stitch_key, *self.filter_deps(name)],
+                [pv.var.spec for pv in planned],
+                origin=model.origin,
+                description=f"{model.name} rows with {entity.main_id_column} and input vars",
+                external=project.filter_inputs(name),
+                payload=MappedPayload(model, rows_key, stitch_key, tuple(planned)),
+            )
         for var in project.vars:
-            if var.entity == name and var.kind == "input_var" and not (var.spec.from_ or "").startswith("inputs/"):
-                at = var.origin.at("from")
-                raise at.error(
-                    "input_vars on models are not supported yet; use an input",
+            source = var.spec.from_ or ""
+            on_graph = source.partition("/")[2] not in project.sql_models and not source.startswith("inputs/")
+            if var.entity == name and var.kind == "input_var" and on_graph:
+                raise var.origin.at("from").error(
+                    "an input_var reads an input or a sql model; an id stitcher's graph has no rows of its own",
                 )
         entity_vars = project.entity_vars(name)
         var_key = self.var_table(
@@ -598,7 +619,8 @@ def model_refs(plan: RunPlan) -> dict[str, set[StepKey]]:
         elif step.kind is StepKind.INPUT_VARS:
             add(f"inputs/{step.key.name}", step.key)
         elif step.kind is StepKind.INPUT_VARS_MAPPED:
-            add(f"inputs/{step.key.name}/var_table", step.key)
+            owner = "models" if isinstance(step.payload_as(MappedPayload).input, SqlModel) else "inputs"
+            add(f"{owner}/{step.key.name}/var_table", step.key)
         elif step.kind is StepKind.ENTITY_VARS:
             add(f"{entity}/all/var_table", step.key)
             for pv in step.payload_as(VarTablePayload).vars:

@@ -22,7 +22,7 @@ def var_context(project: Project) -> TemplateContext:
     macros = {m.name: (m.inputs, m.value) for m in project.macros.values()}
     return TemplateContext(
         entities=tuple(project.entities),
-        sources=tuple(name for name in project.inputs if name not in project.entities),
+        sources=tuple(name for name in (*project.inputs, *project.sql_models) if name not in project.entities),
         values={
             "end_time_sql": "end_time_sql",
             "begin_time_sql": "begin_time_sql",
@@ -61,12 +61,13 @@ def _check_input_var_references(project: Project, var: Var) -> None:
             continue
         at = var.origin.at(key)
         for source, name in sorted(find_references(text, ctx, file=at.file, line=at.line, key=at.key).source_vars):
-            known = [v.name for v in project.input_vars(var.entity, f"inputs/{source}")]
-            if var.spec.from_ != f"inputs/{source}":
-                raise at.error(f"'{source}.Var(\"{name}\")' can only be used by a var with `from: inputs/{source}`")
+            kind = "inputs" if source in project.inputs else "models"
+            known = [v.name for v in project.input_vars(var.entity, f"{kind}/{source}")]
+            if var.spec.from_ != f"{kind}/{source}":
+                raise at.error(f"'{source}.Var(\"{name}\")' can only be used by a var with `from: {kind}/{source}`")
             if name not in known:
                 raise at.error(
-                    f"input '{source}' has no input var '{name}'",
+                    f"{'input' if kind == 'inputs' else 'sql model'} '{source}' has no input var '{name}'",
                     hint=did_you_mean(name, known) or f"its input vars: {', '.join(known) or 'none'}",
                 )
 

@@ -143,7 +143,7 @@ class CompileContext:
         return TemplateContext(
             entities=tuple(project.entities),
             resolve_var=lambda entity, name: var_placeholder(name),
-            sources=tuple(name for name in project.inputs if name not in project.entities),
+            sources=tuple(name for name in (*project.inputs, *project.sql_models) if name not in project.entities),
             deref=deref or (lambda path: path),
             this_name=this_name,
             database_type=self.dialect,
@@ -260,7 +260,7 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
 def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expr:
     """Rows of `inputs/x` or `models/x` with the entity's main id column."""
     kind, _, name = ref.partition("/")
-    if kind == "inputs":
+    if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:  # with its input vars
         return ctx.materials[StepKey.input_vars_mapped(entity, name)].copy()
     if name in ctx.project.sql_models:
         model = ctx.project.sql_models[name]

@@ -648,3 +648,65 @@ def test_var_group_of_the_all_cohort(tmp_path: Path) -> None:
     project = load(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": grouped})
     assert [(v.entity, v.cohort, v.name) for v in project.vars] == [("user", None, "events")]
     build_plan(project)
+
+
+# ---- input_vars on a sql model -----------------------------------------------------------------
+
+
+def test_input_vars_on_a_sql_model(tmp_path: Path) -> None:
+    """pb computes input_vars on a sql model with ids (window vars per session), and entity vars read them
+    as `<model>.Var("x")`."""
+    models = """
+        models:
+          - name: events
+            model_type: sql_template
+            model_spec:
+              materialization:
+                output_type: table
+              single_sql: |
+                {% with t = this.DeRef("inputs/tracks") %}
+                select user_id, anonymous_id, session, ts from {{t}}
+                {% endwith %}
+              ids:
+                - select: user_id
+                  type: user_id
+                  entity: user
+                - select: anonymous_id
+                  type: anonymous_id
+                  entity: user
+        """
+    vars_file = """
+        var_groups:
+          - name: vars
+            entity_key: user
+            vars:
+              - input_var:
+                  name: session_start
+                  from: models/events
+                  select: min(ts)
+                  window:
+                    partition_by:
+                      - session
+              - entity_var:
+                  name: first_session_start
+                  from: models/events
+                  select: max({{ events.Var("session_start") }})
+        """
+    files = {
+        "pb_project.yaml": PB_PROJECT,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": vars_file,
+        "models/m.yaml": models,
+    }
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'a1', 's1', timestamp '2025-01-01 10:00:00'),
+        ('u1', 'a1', 's1', timestamp '2025-01-01 11:00:00'),
+        ('u1', 'a1', 's2', timestamp '2025-01-03 09:00:00'),
+        ('u2', 'a2', 's3', timestamp '2025-01-02 10:00:00')
+    ) t(user_id, anonymous_id, session, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    u1 = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))
+    u2 = min(rid("u2", "user_id"), rid("a2", "anonymous_id"))
+    # u1's sessions start at 01-01 10:00 (s1) and 01-03 09:00 (s2): the latest start is s2's
+    got = {m: str(v) for m, v in out.rows("select user_main_id, first_session_start from out.user_feature_view")}
+    assert got == {u1: "2025-01-03 09:00:00", u2: "2025-01-02 10:00:00"}
