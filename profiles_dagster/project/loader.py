@@ -36,7 +36,7 @@ from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_k
 
 PROJECT_FILE = "pb_project.yaml"
 SUPPORTED_SCHEMA_VERSION = 99
-_TOLERATED_KEYS = ("python_requirements", "retention_period", "allow_beta", "available_tags", "default_time_grain")
+_TOLERATED_KEYS = ("python_requirements", "retention_period", "allow_beta", "available_tags")
 
 
 def load_project(project_dir: str | Path) -> Project:
@@ -59,6 +59,10 @@ def load_project(project_dir: str | Path) -> Project:
             ("schema_version",),
             hint=f"migrate the project to schema_version {SUPPORTED_SCHEMA_VERSION} with `pb migrate auto`",
         )
+    if pb.default_time_grain not in (None, "tick"):
+        # pb gives every var table and id graph this grain (`pb show models --dump-model-graph`), and a model
+        # with a grain reads input rows only up to the grain's boundary: values change, so refused until supported
+        raise _not_yet(doc, ("default_time_grain",), "pb_project.yaml", "vars and the id graph up to its boundary")
     project = Project(root=root, file=pb, origin=Origin(project_path, 1, ""), settings=load_settings(root))
     project.notes.extend(
         f"{key} is accepted and not acted on" for key in _TOLERATED_KEYS if getattr(pb, key) is not None
@@ -176,6 +180,10 @@ def _load_package(project: Project, doc: YamlDocument, package: PackageDef, inde
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_models_file(project, read_yaml(path), aliases)
 
+
+# Model types whose `time_grain` pb 0.26 ignores: observed with `pb show models --dump-model-graph`, the graph
+# of a project is the same with and without it (on a sql_template or a var_group it sets the grain of edges).
+_TIME_GRAIN_IGNORED = ("entity_cohort", "feature_table_model")
 
 _ENABLE_STATUSES = ("must_have", "good_to_have", "only_if_necessary", "disabled")
 
@@ -462,9 +470,15 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             (*path, "model_type"),
             hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
         )
-    if isinstance(model.model_spec, dict) and model.model_spec.get("time_grain") is not None:
-        raise _not_yet(
-            doc, (*path, "model_spec", "time_grain"), f"{mtype} model '{model.name}'", "the model per time grain"
+    raw_spec = model.model_spec
+    if isinstance(raw_spec, dict) and raw_spec.get("time_grain") is not None:
+        if mtype not in _TIME_GRAIN_IGNORED:
+            owner = f"{mtype} model '{model.name}'"
+            raise _not_yet(doc, (*path, "model_spec", "time_grain"), owner, "the model per time grain")
+        raw_spec = {k: v for k, v in raw_spec.items() if k != "time_grain"}
+        project.notes.append(
+            f"{mtype} '{model.name}': time_grain is accepted and not acted on; pb 0.26 ignores it on this model type "
+            "(its model graph is the same with or without it)"
         )
     if mtype == "sql_template" and isinstance(model.model_spec, dict) and model.model_spec.get("features"):
         raise doc.error(
@@ -473,7 +487,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             (*path, "model_spec", "features"),
             hint="define each as an entity_var with `from: models/" + model.name + "` instead",
         )
-    spec = validate_document(doc, spec_model, model.model_spec, (*path, "model_spec"))
+    spec = validate_document(doc, spec_model, raw_spec, (*path, "model_spec"))
     origin = _origin(doc, path)
     names = {**project.sql_models, **project.cohorts, **project.feature_tables}
     names.update({e.stitcher.name: e for e in project.entities.values() if e.stitcher})

@@ -338,10 +338,27 @@ COHORT = """
     """
 
 
-def test_time_grain_on_a_model_is_refused(tmp_path: Path) -> None:
-    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/models.yaml": COHORT})
-    assert (Path(err.file).name, err.line, err.key) == ("models.yaml", 6, "models[0].model_spec.time_grain")
-    assert "time_grain (on entity_cohort model 'busy') is not supported yet" in err.message
+def test_time_grain_on_a_cohort_is_noted(tmp_path: Path) -> None:
+    """pb 0.26's model graph is the same with or without a cohort's time_grain (even `week` against a
+    default of `day`): it is ignored there, and noted here."""
+    project = load(tmp_path, {"models/inputs.yaml": TRACKS, "models/models.yaml": COHORT})
+    build_plan(project)
+    assert any("entity_cohort 'busy': time_grain is accepted and not acted on" in n for n in project.notes)
+
+
+def test_time_grain_on_a_sql_template_is_refused(tmp_path: Path) -> None:
+    """On a sql_template pb sets the grain of the edges to the model's columns: refused until supported."""
+    models = """
+        models:
+          - name: totals
+            model_type: sql_template
+            model_spec:
+              time_grain: week
+              single_sql: select 1 as n
+        """
+    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/sql.yaml": models})
+    assert (Path(err.file).name, err.line, err.key) == ("sql.yaml", 5, "models[0].model_spec.time_grain")
+    assert "time_grain (on sql_template model 'totals') is not supported yet" in err.message
 
 
 def test_time_grain_on_a_var_group_is_refused(tmp_path: Path) -> None:
@@ -710,3 +727,15 @@ def test_input_vars_on_a_sql_model(tmp_path: Path) -> None:
     # u1's sessions start at 01-01 10:00 (s1) and 01-03 09:00 (s2): the latest start is s2's
     got = {m: str(v) for m, v in out.rows("select user_main_id, first_session_start from out.user_feature_view")}
     assert got == {u1: "2025-01-03 09:00:00", u2: "2025-01-02 10:00:00"}
+
+
+def test_default_time_grain_is_refused(tmp_path: Path) -> None:
+    """With `default_time_grain: day` pb gives var tables and the id graph a day grain (its model graph shows
+    it), and a day grain reads rows up to 00:00 UTC: refused until timegrains are supported; `tick` is pb's
+    default and changes nothing."""
+    err = load_error(
+        tmp_path, {"pb_project.yaml": PB_PROJECT + "default_time_grain: day\n", "models/inputs.yaml": TRACKS}
+    )
+    assert (Path(err.file).name, err.key) == ("pb_project.yaml", "default_time_grain")
+    assert "not supported yet" in err.message
+    load(tmp_path, {"pb_project.yaml": PB_PROJECT + "default_time_grain: tick\n", "models/inputs.yaml": TRACKS})
