@@ -739,3 +739,41 @@ def test_default_time_grain_is_refused(tmp_path: Path) -> None:
     assert (Path(err.file).name, err.key) == ("pb_project.yaml", "default_time_grain")
     assert "not supported yet" in err.message
     load(tmp_path, {"pb_project.yaml": PB_PROJECT + "default_time_grain: tick\n", "models/inputs.yaml": TRACKS})
+
+
+# ---- <input>.Var("COLUMN") of a contract column --------------------------------------------------
+
+
+def test_input_var_reference_to_a_contract_column(tmp_path: Path) -> None:
+    """pb resolves `tracks.Var("amount")` to the column when the input declares it in contract.with_columns."""
+    inputs = TRACKS.replace(
+        "        app_defaults:",
+        "        contract:\n          with_columns:\n            - name: amount\n        app_defaults:",
+    )
+    vars_file = """
+        var_groups:
+          - name: vars
+            entity_key: user
+            vars:
+              - entity_var:
+                  name: spent
+                  from: inputs/tracks
+                  select: sum({{ tracks.Var("amount") }})
+                  where: '{{ tracks.Var("amount") }} > 1'
+        """
+    files = {"pb_project.yaml": PB_PROJECT, "models/inputs.yaml": inputs, "models/vars.yaml": vars_file}
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'a1', 5, timestamp '2025-01-01 10:00:00'),
+        ('u1', 'a1', 1, timestamp '2025-01-02 10:00:00'),
+        ('u1', 'a1', 7, timestamp '2025-01-03 10:00:00')
+    ) t(user_id, anonymous_id, amount, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    u1 = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))
+    # rows with amount > 1: 5 + 7
+    assert out.rows("select user_main_id, spent from out.user_feature_view") == [(u1, 12)]
+
+
+def test_input_var_reference_to_an_undeclared_column_is_refused(tmp_path: Path) -> None:
+    vars_file = VARS.replace("select: count(*)", "select: sum({{ tracks.Var('amount') }})")
+    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": vars_file})
+    assert "input 'tracks' has no input var 'amount'" in err.message
