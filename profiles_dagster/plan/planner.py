@@ -230,6 +230,14 @@ class _Builder:
             ivars = project.input_vars(name, f"models/{model.name}")
             if not ivars:
                 continue
+            if model.name not in self.sql_model_keys:
+                raise (
+                    ivars[0]
+                    .origin.at("from")
+                    .error(
+                        f"input_var on sql model '{model.name}', which reads an id graph built after {name}'s",
+                    )
+                )
             planned = order_vars(project, ivars)
             rows_key = self.sql_model_keys[model.name]
             self.add(

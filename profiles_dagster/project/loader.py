@@ -375,7 +375,7 @@ def _not_yet(doc: YamlDocument, key_path: KeyPath, owner: str, computes: str) ->
         f"{key} (on {owner}) is not supported yet: with it pb computes {computes}, so ignoring it would give "
         "different values",
         key_path,
-        hint=f"remove {key} to run the project here (values then cover the whole history up to the end time)",
+        hint=f"without {key} the project runs here, with values that differ from pb's where {key} matters",
     )
 
 
@@ -444,7 +444,6 @@ def _check_id(project: Project, doc: YamlDocument, id_type: str, entity: str, pa
         # stitcher reads the input and maps its rows to main ids, so such ids are nodes of the id graph (with
         # their type's filters); the entity's own id types (feature views) stay as listed.
         ent.id_types[id_type] = declared[id_type]
-        ent.unlisted_id_types.append(id_type)
         project.notes.append(
             f"id type '{id_type}' ({doc.path.name}:{doc.locate((*path, 'type'))[0]}) is not listed on entity "
             f"'{entity}': its ids are stitched into {entity} profiles, as pb does"

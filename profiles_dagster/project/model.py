@@ -139,10 +139,9 @@ class Entity:
     name: str
     spec: EntityDef
     # the listed id types, then types declared under id_types that inputs give the entity without listing
-    # them there (pb stitches those ids too)
+    # them there (pb stitches those ids too); `spec.id_types` keeps the listed ones (feature views use those)
     id_types: dict[str, IdType]
     stitcher: IdStitcher | None = None
-    unlisted_id_types: list[str] = field(default_factory=list)
 
     @property
     def main_id_column(self) -> str:

@@ -118,7 +118,7 @@ class CompileContext:
         window = self.time_window(name)
         if inp.spec.where is None:
             return window
-        kept = self.fragment(str(inp.spec.where), Where(inp.origin.at("where"), f"{name}.where"))
+        kept = self.fragment(inp.spec.where, Where(inp.origin.at("where"), f"{name}.where"))
         return exp.and_(exp.paren(kept), window) if window is not None else kept
 
     def time_window(self, name: str) -> exp.Expr | None:
