@@ -23,10 +23,10 @@ class AllPayload:
 
 @dataclass(frozen=True)
 class MappedPayload:
-    """An input's rows with the entity's main id and the input vars computed on them."""
+    """An input's (or a sql model's) rows with the entity's main id and the input vars computed on them."""
 
-    input: Input
-    input_vars: StepKey  # the input's numbered rows
+    input: Input | SqlModel
+    input_vars: StepKey  # the input's numbered rows, or the sql model's table
     id_stitcher: StepKey
     vars: tuple[PlannedVar, ...]  # in dependency order
 

@@ -85,12 +85,35 @@ class _Builder:
         kind, _, name = ref.partition("/")
         if kind == "inputs":
             return StepKey.input_vars_mapped(entity, name)
+        if StepKey.input_vars_mapped(entity, name) in self.steps:  # a sql model with input vars
+            return StepKey.input_vars_mapped(entity, name)
         if name in self.project.sql_models:
+            if name not in self.sql_model_keys:
+                raise self.project.sql_models[name].origin.error(
+                    f"sql model '{name}' reads the id graph of an entity planned after '{entity}', whose vars read it",
+                )
             return self.sql_model_keys[name]
         return StepKey.id_stitcher(entity)
 
+    def filter_deps(self, entity: str) -> list[StepKey]:
+        """The sql models id_type `sql` filters of the entity read: every step that filters ids reads them."""
+        deps = []
+        for name in self.project.filter_models(entity):
+            if name not in self.sql_model_keys:
+                raise self.project.sql_models[name].origin.error(
+                    f"sql model '{name}' is read by an id_type sql filter of '{entity}' but reads that id graph itself",
+                )
+            deps.append(self.sql_model_keys[name])
+        return deps
+
     def sql_models(self) -> None:
+        """Plan the sql models whose reads are planned. A model that reads an id stitcher (`DeRef("models/
+        user_id_stitcher")`, directly or through another model) waits for it: this runs again after each
+        entity's stitcher."""
+        graphs = _stitcher_entities(self.project)
         for model in _sql_models_in_order(self.project):
+            if model.name in self.sql_model_keys:
+                continue
             deps: list[StepKey] = []
             external: list[str] = []
             for path in _derefs(self.project, model):
@@ -104,11 +127,15 @@ class _Builder:
                         )
                     external.append(name)
                 elif name in self.project.sql_models:
-                    deps.append(self.sql_model_keys[name])
+                    deps.append(self.sql_model_keys.get(name, StepKey.sql_model(name)))
+                elif kind == "models" and name in graphs:
+                    deps.append(StepKey.id_stitcher(graphs[name]))
                 else:
                     raise model.origin.error(
-                        f"DeRef('{path}'): a sql_template can read inputs/ and other sql_template models",
+                        f"DeRef('{path}'): a sql_template can read inputs/, other sql_template models and id stitchers",
                     )
+            if any(d not in self.steps for d in deps):
+                continue  # planned once what it reads is (after the entity whose id graph it reads)
             self.sql_model_keys[model.name] = self.add(
                 StepKey.sql_model(model.name),
                 StepKind.SQL_MODEL,
@@ -148,20 +175,30 @@ class _Builder:
         edge_deps = []
         for src in stitcher.edge_sources:
             kind, _, sname = src.partition("/")
+            if kind != "inputs" and sname not in self.sql_model_keys:
+                raise project.sql_models[sname].origin.error(
+                    f"sql model '{sname}' is an edge source of id stitcher '{stitcher.name}' and reads an id graph "
+                    "that is not built before it (a stitcher cannot read its own output)",
+                )
             edge_deps.append(StepKey.input_vars(name, sname) if kind == "inputs" else self.sql_model_keys[sname])
+        if stitcher.borrowed_from is not None:  # re-stitches the lender's graph; the view is the lender's
+            edge_deps.append(StepKey.id_stitcher(stitcher.borrowed_from))
+        edge_deps += self.filter_deps(name)
         stitch_key = self.add(
             StepKey.id_stitcher(name),
             StepKind.ID_STITCHER,
             stitcher.name,
             name,
             edge_deps,
-            (stitcher.spec, stitcher.edge_sources, entity.main_id_column, id_types),
-            view=stitcher.name,
+            (stitcher.spec, stitcher.edge_sources, entity.main_id_column, id_types)
+            + ((stitcher.borrowed_from,) if stitcher.borrowed_from else ()),
+            view=stitcher.name if stitcher.borrowed_from is None else None,
             origin=stitcher.origin,
             description=f"Identity graph of {name}: one row per id with its {entity.main_id_column}",
             external=project.filter_inputs(name),
             payload=stitcher,
         )
+        self.sql_models()  # the models that read this id graph
         all_key = self.add(
             StepKey.all(name),
             StepKind.ALL,
@@ -182,18 +219,45 @@ class _Builder:
                 StepKind.INPUT_VARS_MAPPED,
                 f"{name}_{inp.name}_mapped",
                 name,
-                [rows_key, stitch_key],
+                [rows_key, stitch_key, *self.filter_deps(name)],
                 [pv.var.spec for pv in planned],
                 origin=inp.origin,
                 description=f"{inp.name} rows with {entity.main_id_column} and input vars",
                 external=project.filter_inputs(name),
                 payload=MappedPayload(inp, rows_key, stitch_key, tuple(planned)),
             )
+        for model in project.sql_models.values():  # pb allows input_vars on a sql model with ids of the entity
+            ivars = project.input_vars(name, f"models/{model.name}")
+            if not ivars:
+                continue
+            if model.name not in self.sql_model_keys:
+                raise (
+                    ivars[0]
+                    .origin.at("from")
+                    .error(
+                        f"input_var on sql model '{model.name}', which reads an id graph built after {name}'s",
+                    )
+                )
+            planned = order_vars(project, ivars)
+            rows_key = self.sql_model_keys[model.name]
+            self.add(
+                StepKey.input_vars_mapped(name, model.name),
+                StepKind.INPUT_VARS_MAPPED,
+                f"{name}_{model.name}_mapped",
+                name,
+                [rows_key, stitch_key, *self.filter_deps(name)],
+                [pv.var.spec for pv in planned],
+                origin=model.origin,
+                description=f"{model.name} rows with {entity.main_id_column} and input vars",
+                external=project.filter_inputs(name),
+                payload=MappedPayload(model, rows_key, stitch_key, tuple(planned)),
+            )
         for var in project.vars:
-            if var.entity == name and var.kind == "input_var" and not (var.spec.from_ or "").startswith("inputs/"):
-                at = var.origin.at("from")
-                raise at.error(
-                    "input_vars on models are not supported yet; use an input",
+            source = var.spec.from_ or ""
+            on_graph = source.partition("/")[2] not in project.sql_models and not source.startswith("inputs/")
+            if var.entity == name and var.kind == "input_var" and on_graph:
+                raise var.origin.at("from").error(
+                    "an input_var reads an input or a sql model; an id stitcher's graph has no rows of its own",
                 )
         entity_vars = project.entity_vars(name)
         var_key = self.var_table(
@@ -216,7 +280,7 @@ class _Builder:
         for add_views in cohort_views:
             add_views(sorted(features))
         for table in project.feature_tables.values():
-            if table.spec.entity_key == name:
+            if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
 
     def var_payload(self, key: StepKey) -> VarTablePayload:
@@ -253,7 +317,7 @@ class _Builder:
             StepKind.COHORT_VARS if cohort else StepKind.ENTITY_VARS,
             model_name,
             entity,
-            deps,
+            [*deps, *(d for d in self.filter_deps(entity) if d not in deps)],
             [pv.var.spec for pv in planned],
             description=f"Entity var table of {what}",
             external=self.project.filter_inputs(entity),
@@ -307,6 +371,9 @@ class _Builder:
             [parent_vars, stitch_key],
             inherit_from=parent_vars,
         )
+        for table in self.project.feature_tables.values():
+            if table.cohort == cohort.name:
+                self.feature_table(table, cvars)
         own_features = [pv.var.name for pv in self.var_payload(cvars).vars if pv.var.is_feature]
         # a derived cohort's views carry the features its ancestors added too
         inherited_features = list(self.cohort_features.get(cohort.extends or "", []))
@@ -347,14 +414,15 @@ class _Builder:
     def feature_table(self, table: FeatureTable, var_key: StepKey) -> None:
         """pb's feature_table_model: the main id and the listed vars, in the listed order."""
         known = [pv.var.name for pv in self.var_payload(var_key).vars]
+        owner = f"cohort '{table.cohort}'" if table.cohort else f"'{table.entity}'"
         for n, name in enumerate(table.spec.features):
             if name not in known:
                 at = table.origin.at(f"model_spec.features[{n}]")
                 raise at.error(
-                    f"feature '{name}' is not an entity var of '{table.spec.entity_key}'",
+                    f"feature '{name}' is not an entity var of {owner}",
                     hint=did_you_mean(name, known),
                 )
-        view = FeatureView(table.name, table.spec.entity_key, None, None)
+        view = FeatureView(table.name, table.entity, table.cohort, None)
         self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin)
 
 
@@ -385,6 +453,15 @@ def _derefs(project: Project, model: SqlModel) -> list[str]:
     at = _sql_origin(model)
     found = find_references(text, var_context(project), file=at.file, line=at.line, key=at.key)
     return sorted(found.paths)
+
+
+def _stitcher_entities(project: Project) -> dict[str, str]:
+    """Id stitcher model name -> the entity whose graph it builds (a lent stitcher is its lender's)."""
+    return {
+        e.stitcher.name: e.name
+        for e in project.entities.values()
+        if e.stitcher is not None and e.stitcher.borrowed_from is None
+    }
 
 
 def _sql_models_in_order(project: Project) -> list[SqlModel]:
@@ -425,15 +502,21 @@ def _cohorts_in_order(project: Project, entity: str) -> list[Cohort]:
 
 def build_plan(project: Project) -> RunPlan:
     builder = _Builder(project)
-    builder.sql_models()
-    for name in project.entities:
+    builder.sql_models()  # those that read no id graph
+    lenders = {e.stitcher.borrowed_from for e in project.entities.values() if e.stitcher}
+    for name in sorted(project.entities, key=lambda n: n not in lenders):  # a lent stitcher is planned first
         builder.entity(name)
+    for model in project.sql_models.values():
+        if model.name not in builder.sql_model_keys:  # it reads a model that waits for it: a cycle
+            raise _sql_origin(model).error(
+                f"sql model '{model.name}' cannot be planned: what it reads depends on it (through an id stitcher)",
+            )
     for table in project.feature_tables.values():
-        if table.spec.entity_key not in project.entities:
+        if table.entity not in project.entities:
             at = table.origin.at("model_spec.entity_key")
             raise at.error(
-                f"unknown entity '{table.spec.entity_key}'",
-                hint=did_you_mean(table.spec.entity_key, project.entities),
+                f"unknown entity '{table.entity}'",
+                hint=did_you_mean(table.entity, project.entities),
             )
     steps = list(builder.steps.values())  # insertion order is a topological order
     steps, notes = _apply_enable_status(project, steps)
@@ -468,7 +551,7 @@ def _enable_statuses(project: Project) -> list[_Enabled]:
             (cohort.name, cohort.spec, cohort.origin, (own, StepKey.cohort_vars(cohort.entity, cohort.name), *views))
         )
     for ft in project.feature_tables.values():
-        found.append((ft.name, ft.spec, ft.origin, (StepKey.view(ft.spec.entity_key, ft.name),)))
+        found.append((ft.name, ft.spec, ft.origin, (StepKey.view(ft.entity, ft.name),)))
     for entity in project.entities.values():
         stitcher = entity.stitcher
         if stitcher is not None and stitcher.spec is not None and stitcher.origin is not None:
@@ -544,7 +627,8 @@ def model_refs(plan: RunPlan) -> dict[str, set[StepKey]]:
         elif step.kind is StepKind.INPUT_VARS:
             add(f"inputs/{step.key.name}", step.key)
         elif step.kind is StepKind.INPUT_VARS_MAPPED:
-            add(f"inputs/{step.key.name}/var_table", step.key)
+            owner = "models" if isinstance(step.payload_as(MappedPayload).input, SqlModel) else "inputs"
+            add(f"{owner}/{step.key.name}/var_table", step.key)
         elif step.kind is StepKind.ENTITY_VARS:
             add(f"{entity}/all/var_table", step.key)
             for pv in step.payload_as(VarTablePayload).vars:

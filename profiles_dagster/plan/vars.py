@@ -21,7 +21,7 @@ class PlannedVar:
 def var_context(project: Project) -> TemplateContext:
     return TemplateContext(
         entities=tuple(project.entities),
-        sources=tuple(name for name in project.inputs if name not in project.entities),
+        sources=tuple(name for name in (*project.inputs, *project.sql_models) if name not in project.entities),
         values={
             "end_time_sql": "end_time_sql",
             "begin_time_sql": "begin_time_sql",
@@ -73,14 +73,23 @@ def _check_input_var_references(project: Project, var: Var) -> None:
             continue
         at = var.origin.at(key)
         for source, name in sorted(find_references(text, ctx, file=at.file, line=at.line, key=at.key).source_vars):
-            known = [v.name for v in project.input_vars(var.entity, f"inputs/{source}")]
-            if var.spec.from_ != f"inputs/{source}":
-                raise at.error(f"'{source}.Var(\"{name}\")' can only be used by a var with `from: inputs/{source}`")
-            if name not in known:
+            kind = "inputs" if source in project.inputs else "models"
+            known = [v.name for v in project.input_vars(var.entity, f"{kind}/{source}")]
+            if var.spec.from_ != f"{kind}/{source}":
+                raise at.error(f"'{source}.Var(\"{name}\")' can only be used by a var with `from: {kind}/{source}`")
+            if name not in known and name not in _contract_columns(project, kind, source):
                 raise at.error(
-                    f"input '{source}' has no input var '{name}'",
+                    f"{'input' if kind == 'inputs' else 'sql model'} '{source}' has no input var '{name}'",
                     hint=did_you_mean(name, known) or f"its input vars: {', '.join(known) or 'none'}",
                 )
+
+
+def _contract_columns(project: Project, kind: str, source: str) -> list[str]:
+    """Columns an input (or sql model) declares in `contract.with_columns`: pb resolves `<source>.Var("c")` to
+    such a column as it resolves an input var (RudderStack's own projects read every column this way)."""
+    owner = project.inputs.get(source) if kind == "inputs" else project.sql_models.get(source)
+    contract = owner.spec.contract if owner is not None else None
+    return [c.name for c in contract.with_columns] if contract is not None else []
 
 
 def var_references(project: Project, var: Var) -> tuple[str, ...]:

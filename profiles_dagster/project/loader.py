@@ -36,7 +36,7 @@ from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_k
 
 PROJECT_FILE = "pb_project.yaml"
 SUPPORTED_SCHEMA_VERSION = 99
-_TOLERATED_KEYS = ("python_requirements", "retention_period", "allow_beta", "available_tags", "default_time_grain")
+_TOLERATED_KEYS = ("python_requirements", "retention_period", "allow_beta", "available_tags")
 
 
 def load_project(project_dir: str | Path) -> Project:
@@ -59,6 +59,10 @@ def load_project(project_dir: str | Path) -> Project:
             ("schema_version",),
             hint=f"migrate the project to schema_version {SUPPORTED_SCHEMA_VERSION} with `pb migrate auto`",
         )
+    if pb.default_time_grain not in (None, "tick"):
+        # pb gives every var table and id graph this grain (`pb show models --dump-model-graph`), and a model
+        # with a grain reads input rows only up to the grain's boundary: values change, so refused until supported
+        raise _not_yet(doc, ("default_time_grain",), "pb_project.yaml", "vars and the id graph up to its boundary")
     project = Project(root=root, file=pb, origin=Origin(project_path, 1, ""), settings=load_settings(root))
     project.notes.extend(
         f"{key} is accepted and not acted on" for key in _TOLERATED_KEYS if getattr(pb, key) is not None
@@ -107,6 +111,17 @@ def _unapplied_keys(project: Project) -> list[str]:
     for model in project.sql_models.values():
         if model.spec.validity_time is not None:
             notes.append(f"sql_template '{model.name}': validity_time is accepted and not acted on")
+    contracts = [(n, i.spec.contract) for n, i in project.inputs.items()]
+    contracts += [(n, m.spec.contract) for n, m in project.sql_models.items()]
+    append_only = sorted(n for n, c in contracts if c is not None and c.is_append_only)
+    if append_only:
+        notes.append(
+            f"contract is_append_only on {', '.join(append_only)} is accepted: a declaration; each run here reads "
+            "the whole input, which gives the same values"
+        )
+    tagged = [v.name for v in project.vars if v.spec.tags]
+    if tagged:
+        notes.append(f"tags on var(s) {', '.join(tagged)} are accepted: labels for pb's UI, they change no value")
     optional = sorted(n for n, i in project.inputs.items() if i.spec.contract and i.spec.contract.is_optional)
     if optional:
         notes.append(
@@ -165,6 +180,10 @@ def _load_package(project: Project, doc: YamlDocument, package: PackageDef, inde
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_models_file(project, read_yaml(path), aliases)
 
+
+# Model types whose `time_grain` pb 0.26 ignores: observed with `pb show models --dump-model-graph`, the graph
+# of a project is the same with and without it (on a sql_template or a var_group it sets the grain of edges).
+_TIME_GRAIN_IGNORED = ("entity_cohort", "feature_table_model")
 
 _ENABLE_STATUSES = ("must_have", "good_to_have", "only_if_necessary", "disabled")
 
@@ -254,6 +273,13 @@ def _load_entities(project: Project, doc: YamlDocument) -> None:
     for i, id_type in enumerate(project.file.id_types):
         if id_type.name in id_types:
             raise doc.error(f"id_type '{id_type.name}' is defined twice", ("id_types", i, "name"))
+        if id_type.maximum_edges is not None:
+            raise _not_yet(
+                doc,
+                ("id_types", i, "maximum_edges"),
+                "an id_type",
+                "an id graph that keeps at most that many edges per id",
+            )
         for j, flt in enumerate(id_type.filters):
             if flt.regex is not None:
                 try:
@@ -272,7 +298,15 @@ def _load_entities(project: Project, doc: YamlDocument) -> None:
                     hint=did_you_mean(name, id_types) or f"declared: {', '.join(id_types) or 'none'}",
                 )
         fvs = ent.feature_views.using_ids if ent.feature_views else []
+        main_id = ent.id_column_name or f"{ent.name}_main_id"
         for j, fv in enumerate(fvs):
+            if fv.id == main_id:
+                # pb 0.26 builds no view for it: the default feature view is the one keyed by the main id
+                project.notes.append(
+                    f"entity '{ent.name}': feature view using_ids '{fv.id}' is the main id; pb builds no view for it "
+                    "(the default feature view is keyed by it), and neither does a run here"
+                )
+                continue
             if fv.id not in ent.id_types:
                 raise doc.error(
                     f"feature view id '{fv.id}' is not an id type of entity '{ent.name}'",
@@ -287,6 +321,12 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
     if doc.data is None:
         return  # pb ignores empty YAML files in model folders
     parsed: ModelsFile = validate_document(doc, ModelsFile, doc.data, ())
+    if parsed.optimizations is not None:
+        keys = ", ".join(parsed.optimizations) or "none"
+        project.notes.append(
+            f"optimizations ({doc.path.name}: {keys}) are accepted and not acted on: they tune how pb writes its "
+            "SQL, not the values"
+        )
     if aliases:
         parsed = _apply_input_aliases(parsed, aliases)
     for i, inp in enumerate(parsed.inputs):
@@ -298,6 +338,8 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
         _load_model(project, doc, model, ("models", i))
     for i, group in enumerate(parsed.var_groups):
         base = ("var_groups", i)
+        if group.time_grain is not None:
+            raise _not_yet(doc, (*base, "time_grain"), "a var_group", "its vars per time grain")
         if group.entity_key is not None:
             if group.entity_key not in project.entities:
                 raise doc.error(
@@ -307,15 +349,46 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
                 )
             entity, cohort = group.entity_key, None
         else:
-            entity, cohort = "", _cohort_ref(group.entity_cohort or "")
+            entity, cohort = _cohort_owner(project, group.entity_cohort or "")
         for j, entry in enumerate(group.vars):
             kind = "entity_var" if entry.entity_var else "input_var"
             spec = entry.entity_var or entry.input_var
-            project.vars.append(Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind))))
+            for key in ("merge", "merge_where"):
+                if getattr(spec, key, None) is not None:
+                    where = (*base, "vars", j, kind, key)
+                    raise _not_yet(
+                        doc, where, "an entity_var", "the var from the previous run's value and the new rows"
+                    )
+            var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
+            if _var_disabled(project, var):
+                continue
+            project.vars.append(var)
     for i, macro in enumerate(parsed.macros):
         _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
         project.macros[macro.name] = macro
         project.macro_origins[macro.name] = _origin(doc, ("macros", i, "value"))
+
+
+def _not_yet(doc: YamlDocument, key_path: KeyPath, owner: str, computes: str) -> ProfilesError:
+    """A key whose meaning in pb changes values and is not implemented here: refused, never ignored."""
+    key = key_path[-1]
+    return doc.error(
+        f"{key} (on {owner}) is not supported yet: with it pb computes {computes}, so ignoring it would give "
+        "different values",
+        key_path,
+        hint=f"without {key} the project runs here, with values that differ from pb's where {key} matters",
+    )
+
+
+def _var_disabled(project: Project, var: Var) -> bool:
+    """An entity var's own `materialization.enable_status`: `disabled` is not computed (as with pb); the
+    other statuses leave it computed, as a package override does."""
+    mat = getattr(var.spec, "materialization", None)
+    if mat is None or mat.enable_status != "disabled":
+        return False
+    project.disabled_vars[var.name] = f"its enable_status is disabled ({var.origin})"
+    project.notes.append(f"entity var '{var.name}' ({var.origin}) is disabled by its enable_status: not computed")
+    return True
 
 
 def _apply_input_aliases(parsed: ModelsFile, aliases: dict[str, str]) -> ModelsFile:
@@ -343,6 +416,15 @@ def _apply_input_aliases(parsed: ModelsFile, aliases: dict[str, str]) -> ModelsF
     return parsed.model_copy(update={"inputs": inputs, "models": models, "var_groups": groups})
 
 
+def _cohort_owner(project: Project, ref: str) -> tuple[str, str | None]:
+    """An `entity_cohort`: `<entity>/all` is the entity itself (entity, None); `models/<cohort>` (or
+    `<entity>/<cohort>`) is a cohort whose entity is resolved once every cohort is loaded ("", cohort)."""
+    head, _, tail = ref.partition("/")
+    if head in project.entities and tail == "all":
+        return head, None
+    return "", _cohort_ref(ref)
+
+
 def _cohort_ref(ref: str) -> str:
     """`models/high_value` or `user/high_value` -> `high_value`."""
     return ref.rsplit("/", 1)[-1]
@@ -356,8 +438,19 @@ def _unique(existing: dict, name: str, doc: YamlDocument, path: KeyPath, what: s
 def _check_id(project: Project, doc: YamlDocument, id_type: str, entity: str, path: KeyPath) -> None:
     if entity not in project.entities:
         raise doc.error(f"unknown entity '{entity}'", (*path, "entity"), hint=did_you_mean(entity, project.entities))
-    if id_type not in project.entities[entity].id_types:
-        known = project.entities[entity].id_types
+    ent = project.entities[entity]
+    declared = {t.name: t for t in project.file.id_types}
+    if id_type not in ent.id_types and id_type in declared:
+        # pb 0.26 loads an id whose type is declared under id_types but not listed on the entity: its default
+        # stitcher reads the input and maps its rows to main ids, so such ids are nodes of the id graph (with
+        # their type's filters); the entity's own id types (feature views) stay as listed.
+        ent.id_types[id_type] = declared[id_type]
+        project.notes.append(
+            f"id type '{id_type}' ({doc.path.name}:{doc.locate((*path, 'type'))[0]}) is not listed on entity "
+            f"'{entity}': its ids are stitched into {entity} profiles, as pb does"
+        )
+    if id_type not in ent.id_types:
+        known = ent.spec.id_types
         raise doc.error(
             f"id type '{id_type}' is not an id type of entity '{entity}'",
             (*path, "type"),
@@ -377,7 +470,24 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             (*path, "model_type"),
             hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
         )
-    spec = validate_document(doc, spec_model, model.model_spec, (*path, "model_spec"))
+    raw_spec = model.model_spec
+    if isinstance(raw_spec, dict) and raw_spec.get("time_grain") is not None:
+        if mtype not in _TIME_GRAIN_IGNORED:
+            owner = f"{mtype} model '{model.name}'"
+            raise _not_yet(doc, (*path, "model_spec", "time_grain"), owner, "the model per time grain")
+        raw_spec = {k: v for k, v in raw_spec.items() if k != "time_grain"}
+        project.notes.append(
+            f"{mtype} '{model.name}': time_grain is accepted and not acted on; pb 0.26 ignores it on this model type "
+            "(its model graph is the same with or without it)"
+        )
+    if mtype == "sql_template" and isinstance(model.model_spec, dict) and model.model_spec.get("features"):
+        raise doc.error(
+            "features on a sql_template is not supported yet: pb adds those columns of the model to the entity's "
+            "feature views, which is not implemented here",
+            (*path, "model_spec", "features"),
+            hint="define each as an entity_var with `from: models/" + model.name + "` instead",
+        )
+    spec = validate_document(doc, spec_model, raw_spec, (*path, "model_spec"))
     origin = _origin(doc, path)
     names = {**project.sql_models, **project.cohorts, **project.feature_tables}
     names.update({e.stitcher.name: e for e in project.entities.values() if e.stitcher})
@@ -407,7 +517,12 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
             raise doc.error("a cohort needs `extends` (e.g. user/all)", (*path, "model_spec"))
         project.cohorts[model.name] = Cohort(model.name, entity, parent, spec, origin)
     elif isinstance(spec, FeatureTableSpec):
-        project.feature_tables[model.name] = FeatureTable(model.name, spec, origin)
+        if spec.entity_key is not None:
+            table = FeatureTable(model.name, spec, origin, spec.entity_key)
+        else:
+            entity, cohort = _cohort_owner(project, spec.entity_cohort or "")
+            table = FeatureTable(model.name, spec, origin, entity, cohort)
+        project.feature_tables[model.name] = table
 
 
 def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
@@ -415,6 +530,10 @@ def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
     for i, entity in enumerate(project.entities.values()):
         if entity.spec.id_stitcher:
             ref = entity.spec.id_stitcher.rsplit("/", 1)[-1]
+            lender = _stitcher_lender(project, entity.name, ref)
+            if entity.stitcher is None and lender is not None:
+                _borrow_stitcher(project, entity, lender)
+                continue
             if entity.stitcher is None or entity.stitcher.name != ref:
                 found = entity.stitcher
                 raise doc.error(
@@ -443,6 +562,28 @@ def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
             )
 
 
+def _stitcher_lender(project: Project, entity: str, ref: str) -> str | None:
+    """The other entity whose own id_stitcher model is named `ref`, if any."""
+    for other in project.entities.values():
+        stitcher = other.stitcher
+        if other.name != entity and stitcher is not None and stitcher.name == ref and stitcher.spec is not None:
+            return other.name
+    return None
+
+
+def _borrow_stitcher(project: Project, entity: Entity, lender: str) -> None:
+    """pb 0.26 loads an entity that names another entity's id_stitcher model (`id_model_ref` is that model):
+    its profiles are that stitcher's clusters, its main id column its own (`product_main_id`). Here its
+    stitcher step re-stitches the lender's id graph, which gives the same clusters and main ids."""
+    other = project.entities[lender].stitcher
+    assert other is not None
+    entity.stitcher = IdStitcher(other.name, entity.name, (), other.spec, other.origin, borrowed_from=lender)
+    project.notes.append(
+        f"entity '{entity.name}' names the id_stitcher of entity '{lender}' ({entity.spec.id_stitcher}): its "
+        f"profiles are {lender}'s clusters, keyed by {entity.main_id_column}, as pb builds them"
+    )
+
+
 def _default_edge_sources(project: Project, entity: str) -> tuple[str, ...]:
     return tuple(
         f"inputs/{inp.name}"
@@ -458,11 +599,13 @@ def _check_filter_sources(project: Project, doc: YamlDocument) -> None:
             if flt.sql is None:
                 continue
             kind, _, name = flt.sql.from_.partition("/")
-            if kind != "inputs" or name not in project.inputs:
+            known = project.inputs if kind == "inputs" else project.sql_models
+            if kind not in ("inputs", "models") or name not in known:
                 raise doc.error(
-                    f"sql filter reads '{flt.sql.from_}': it must name an input (inputs/<name>)",
+                    f"sql filter reads '{flt.sql.from_}': it must name an input or a sql model (inputs/<name>, "
+                    "models/<name>)",
                     ("id_types", i, "filters", j, "sql", "from"),
-                    hint=did_you_mean(name, project.inputs),
+                    hint=did_you_mean(name, [*project.inputs, *project.sql_models]),
                 )
 
 
@@ -478,6 +621,20 @@ def _check_references(project: Project) -> None:
                 raise origin.error(f"edge source '{source}' has no ids of entity '{entity.name}'")
     for cohort in list(project.cohorts.values()):
         _resolve_cohort_entity(project, cohort)
+    for name, table in list(project.feature_tables.items()):
+        if table.cohort is not None:
+            if table.cohort not in project.cohorts:
+                raise table.origin.at("model_spec.entity_cohort").error(
+                    f"entity_cohort '{table.spec.entity_cohort}' is not a cohort model",
+                    hint=did_you_mean(table.cohort, project.cohorts),
+                )
+            entity = project.cohorts[table.cohort].entity
+            project.feature_tables[name] = FeatureTable(table.name, table.spec, table.origin, entity, table.cohort)
+        if table.spec.compatibility_mode is not None:
+            project.notes.append(
+                f"feature_table_model '{table.name}': compatibility_mode is accepted and not acted on "
+                "(it does not change the table's columns or values)"
+            )
     for i, var in enumerate(project.vars):
         if var.cohort is not None:
             if var.cohort not in project.cohorts:

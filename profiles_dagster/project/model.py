@@ -68,6 +68,8 @@ class IdStitcher:
     spec: IdStitcherSpec | None
     origin: Origin | None
     is_default: bool = False
+    # the entity whose id_stitcher model this entity names (pb lets an entity use another's stitcher)
+    borrowed_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class FeatureTable:
     name: str
     spec: FeatureTableSpec
     origin: Origin
+    entity: str  # resolved from entity_key, or from the cohort entity_cohort names
+    cohort: str | None = None  # None: the entity's ALL cohort
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,8 @@ class FeatureView:
 class Entity:
     name: str
     spec: EntityDef
+    # the listed id types, then types declared under id_types that inputs give the entity without listing
+    # them there (pb stitches those ids too); `spec.id_types` keeps the listed ones (feature views use those)
     id_types: dict[str, IdType]
     stitcher: IdStitcher | None = None
 
@@ -178,7 +184,8 @@ class Project:
         default = (ent.spec.feature_views.name if ent.spec.feature_views else None) or f"{entity}_feature_view"
         views = [FeatureView(default, entity, None, None)]
         for fv in ent.spec.feature_views.using_ids if ent.spec.feature_views else []:
-            views.append(FeatureView(fv.name or f"{default}_with_{fv.id}", entity, None, fv.id))
+            if fv.id != ent.main_id_column:  # pb builds no view keyed by the main id beside the default one
+                views.append(FeatureView(fv.name or f"{default}_with_{fv.id}", entity, None, fv.id))
         return views
 
     def cohort_feature_views(self, cohort: str) -> list[FeatureView]:
@@ -188,22 +195,31 @@ class Project:
         named: dict[str, str | None] = {}
         ent = self.entities[c.entity]
         for fv in ent.spec.feature_views.using_ids if ent.spec.feature_views else []:
-            named.setdefault(fv.id, None)
+            if fv.id != ent.main_id_column:
+                named.setdefault(fv.id, None)
         own = c.spec.feature_views
         own_ids = own.using_ids if hasattr(own, "using_ids") else (own or [])
         for fv in own_ids:
-            named[fv.id] = fv.name
+            if fv.id != ent.main_id_column:
+                named[fv.id] = fv.name
         for id_type, name in named.items():
             views.append(FeatureView(name or f"{cohort}_feature_view_with_{id_type}", c.entity, cohort, id_type))
         return views
 
     def filter_inputs(self, entity: str) -> tuple[str, ...]:
         """Inputs that id_type `sql` filters of the entity read (they gate which ids count)."""
+        return self._filter_sources(entity, "inputs")
+
+    def filter_models(self, entity: str) -> tuple[str, ...]:
+        """Sql models that id_type `sql` filters of the entity read (pb allows `from: models/<sql model>`)."""
+        return self._filter_sources(entity, "models")
+
+    def _filter_sources(self, entity: str, kind: str) -> tuple[str, ...]:
         names = [
             f.sql.from_.partition("/")[2]
             for id_type in self.entities[entity].id_types.values()
             for f in id_type.filters
-            if f.sql is not None
+            if f.sql is not None and f.sql.from_.partition("/")[0] == kind
         ]
         return tuple(dict.fromkeys(names))
 

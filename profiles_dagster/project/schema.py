@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class PbModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """pb's Go YAML decoder reads `key:` with no value as the key left out (`inputs:` of a macro without
+        arguments, an empty `vars:`), so an optional key given as null takes its default here too."""
+        if not isinstance(data, dict):
+            return data
+        optional = {f.alias or n for n, f in cls.model_fields.items() if not f.is_required()}
+        return {k: v for k, v in data.items() if v is not None or k not in optional}
 
 
 def _found(given: list[str]) -> str:
@@ -43,6 +53,8 @@ class IdType(PbModel):
     filters: list[IdFilter] = []
     description: str | None = None
     extends: str | None = None
+    # pb caps the edges a node of this type keeps (`- email: 2`): parsed, refused by the loader until supported
+    maximum_edges: list[dict[str, int]] | None = None
 
 
 class FeatureViewId(PbModel):
@@ -71,6 +83,11 @@ class PackageDef(PbModel):
     overrides: list[dict[str, Any]] | None = None
 
 
+class AvailableTag(PbModel):
+    name: str
+    description: str | None = None
+
+
 class PbProjectFile(PbModel):
     name: str
     schema_version: int
@@ -83,7 +100,7 @@ class PbProjectFile(PbModel):
     python_requirements: list[str] | None = None
     retention_period: str | int | None = None
     allow_beta: bool | None = None
-    available_tags: list[str] | None = None
+    available_tags: list[str | AvailableTag] | None = None
     default_time_grain: str | None = None
 
 
@@ -128,6 +145,7 @@ class Contract(PbModel):
     is_event_stream: bool = False
     with_entity_ids: list[str] = []
     with_columns: list[ContractColumn] = []
+    is_append_only: bool = False  # a declaration pb accepts; runs here recompute in full, so nothing changes
 
 
 class InputDef(PbModel):
@@ -135,6 +153,7 @@ class InputDef(PbModel):
     app_defaults: InputAppDefaults
     contract: Contract | None = None
     source_metadata: dict[str, Any] | None = None
+    where: str | None = None  # SQL condition: pb reads only the rows that pass it (for vars and stitching)
 
 
 # ---- models ----------------------------------------------------------------------------------
@@ -194,9 +213,24 @@ class CohortSpec(PbModel):
 
 
 class FeatureTableSpec(PbModel):
-    entity_key: str
+    entity_key: str | None = None
+    entity_cohort: str | None = None  # `models/<cohort>` (or `<entity>/all`): a table of the cohort's members
     features: list[str] = []
     materialization: Materialization | None = None
+    # pb 0.26 accepts it (`linear_dependency_of_vars`) and the table's columns do not depend on it
+    compatibility_mode: dict[str, Any] | None = None
+
+    @field_validator("features", mode="after")
+    @classmethod
+    def _relative_names(cls, features: list[str]) -> list[str]:
+        """pb resolves `./x` and `../x` to the var `x` of the table's entity (or cohort)."""
+        return [f.split("/", 1)[1] if f.startswith(("./", "../")) and f.count("/") == 1 else f for f in features]
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> FeatureTableSpec:
+        if (self.entity_key is None) == (self.entity_cohort is None):
+            raise ValueError("a feature_table_model needs exactly one of entity_key or entity_cohort")
+        return self
 
 
 class Window(PbModel):
@@ -213,11 +247,24 @@ class VarDef(PbModel):
     default_value: Any = None
     description: str | None = None
     window: Window | None = None
-    column_data_type: str | None = None
+    column_data_type: str | None = None  # may be templated: `{{ warehouse.DataType("float") }}`
+    tags: list[str] = []  # labels pb shows beside a feature; they change no value
+
+    @field_validator("select", mode="before")
+    @classmethod
+    def _number_is_sql(cls, value: Any) -> Any:
+        """`select: 12.347` is a YAML number; pb reads it as the SQL text of that number."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
 
 
 class EntityVarDef(VarDef):
     is_feature: bool = True
+    materialization: Materialization | None = None  # pb reads its enable_status
+    # pb's incremental merge of an append-only input's new rows: parsed, refused by the loader until supported
+    merge: str | None = None
+    merge_where: str | None = None
 
 
 class InputVarDef(VarDef):
@@ -241,6 +288,7 @@ class VarGroupDef(PbModel):
     entity_cohort: str | None = None
     vars: list[VarEntry] = []
     description: str | None = None
+    time_grain: str | None = None  # parsed, refused by the loader until timegrains are supported
 
     @model_validator(mode="after")
     def _one_owner(self) -> VarGroupDef:
@@ -266,6 +314,9 @@ class ModelsFile(PbModel):
     models: list[ModelEntry] = []
     var_groups: list[VarGroupDef] = []
     macros: list[MacroDef] = []
+    # pb's switches for how it writes its SQL (main_id_addition_approach, bundle_entity_vars, ...): they
+    # change pb's statements, not the tables' values; accepted and named in a note
+    optimizations: dict[str, Any] | None = None
 
 
 MODEL_SPECS: dict[str, type[PbModel]] = {

@@ -105,8 +105,21 @@ class CompileContext:
         return exp.Table(this=exp.ReadCSV(this=exp.Literal.string(location), expressions=[]))
 
     def filter_source(self, ref: str) -> exp.Table:
-        """The table an id_type `sql` filter reads: an input (sql models are not allowed there)."""
-        return self.input_table(ref.partition("/")[2])
+        """The table an id_type `sql` filter reads: an input or a sql model."""
+        kind, _, name = ref.partition("/")
+        if kind == "models":
+            return self.materials[StepKey.sql_model(name)].copy()
+        return self.input_table(name)
+
+    def rows_read(self, name: str) -> exp.Expr | None:
+        """The condition on an input's rows every step reads: its time window and its `where:` (pb drops the
+        rows that fail `where` from the input itself, so they are neither stitched nor counted)."""
+        inp = self.project.inputs[name]
+        window = self.time_window(name)
+        if inp.spec.where is None:
+            return window
+        kept = self.fragment(inp.spec.where, Where(inp.origin.at("where"), f"{name}.where"))
+        return exp.and_(exp.paren(kept), window) if window is not None else kept
 
     def time_window(self, name: str) -> exp.Expr | None:
         """pb reads an input's rows with occurred_at up to the run's end time (inclusive, NULL kept),
@@ -130,7 +143,7 @@ class CompileContext:
         return TemplateContext(
             entities=tuple(project.entities),
             resolve_var=lambda entity, name: var_placeholder(name),
-            sources=tuple(name for name in project.inputs if name not in project.entities),
+            sources=tuple(name for name in (*project.inputs, *project.sql_models) if name not in project.entities),
             deref=deref or (lambda path: path),
             this_name=this_name,
             database_type=self.dialect,
@@ -248,7 +261,7 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
 def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expr:
     """Rows of `inputs/x` or `models/x` with the entity's main id column."""
     kind, _, name = ref.partition("/")
-    if kind == "inputs":
+    if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:  # with its input vars
         return ctx.materials[StepKey.input_vars_mapped(entity, name)].copy()
     if name in ctx.project.sql_models:
         model = ctx.project.sql_models[name]
@@ -269,13 +282,15 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
     order = exp.Order(expressions=[exp.Ordered(this=col(occurred))]) if ordered and occurred else None
     row_id = exp.Window(this=exp.RowNumber(), order=order)
     query = exp.select(exp.alias_(row_id, INPUT_ROW_ID), exp.Star()).from_(ctx.input_table(inp.name))
-    window = ctx.time_window(inp.name)
+    window = ctx.rows_read(inp.name)
     return query.where(window) if window is not None else query
 
 
 def _observations(step: Step, ctx: CompileContext) -> exp.Query:
     entity = _entity(step)
     stitcher = step.payload_as(IdStitcher)
+    if stitcher.borrowed_from is not None:
+        return _lent_graph(ctx, stitcher.borrowed_from)
     parts: list[exp.Query] = []
     sources = list(stitcher.edge_sources)
     for index, ref in enumerate(sources):
@@ -313,6 +328,19 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False, copy=False)  # parts are ours: no quadratic copying
     return union
+
+
+def _lent_graph(ctx: CompileContext, lender: str) -> exp.Query:
+    """Another entity's id graph as observations: each cluster one row key, each id seen at its
+    first_seen_at; stitching them gives the same clusters and, by pb's rule, the same main ids."""
+    main = col(_main(ctx, lender))
+    row_key = exp.Window(this=exp.func("dense_rank"), order=exp.Order(expressions=[exp.Ordered(this=main)]))
+    return exp.select(
+        exp.alias_(exp.cast(row_key, exp.DataType.build("bigint")), "row_key"),
+        exp.alias_(col("other_id_type"), "other_id_type"),
+        exp.alias_(col("other_id"), "other_id"),
+        exp.alias_(exp.cast(col("first_seen_at"), exp.DataType.build("timestamp")), "occurred_at"),
+    ).from_(ctx.materials[StepKey.id_stitcher(lender)].copy())
 
 
 def _row_key(index: int, sources: int) -> exp.Expr:
@@ -486,6 +514,9 @@ def _typed(value: exp.Expr, pv: PlannedVar, ctx: CompileContext) -> exp.Expr:
     type_name = pv.var.spec.column_data_type
     if not type_name:
         return value
+    if "{{" in type_name:  # `{{ warehouse.DataType("float") }}`, as pb allows
+        at = pv.var.origin.at("column_data_type")
+        type_name = render(type_name, ctx.template_context(), file=at.file, line=at.line, key=at.key).strip()
     try:
         data_type = exp.DataType.build(type_name, dialect=ctx.source_dialect)
     except Exception as exc:  # sqlglot raises several error types for unknown types
@@ -647,8 +678,13 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
     def deref(path: str) -> str:
         kind, _, name = path.partition("/")
         if kind != "inputs":
+            graphs = {e.stitcher.name: e.name for e in ctx.project.entities.values() if e.stitcher is not None}
+            if name not in ctx.project.sql_models and name in graphs:  # an id stitcher's graph
+                lender = ctx.project.entities[graphs[name]].stitcher
+                owner = lender.borrowed_from if lender and lender.borrowed_from else graphs[name]
+                return ctx.materials[StepKey.id_stitcher(owner)].sql(ctx.source_dialect)
             return ctx.materials[StepKey.sql_model(name)].sql(ctx.source_dialect)
-        window = ctx.time_window(name)
+        window = ctx.rows_read(name)
         if window is None:
             return ctx.input_table(name).sql(ctx.source_dialect)
         # pb hands a sql model an input's rows up to the run's end time, as it does every other step
