@@ -335,7 +335,9 @@ def _idstitcher_report(args: argparse.Namespace) -> str:
             observations = None
             if all(d.key in materials for d in plan.ordered(plan.upstream({step.key}))):
                 source_dialect = project.settings.sql_dialect(session.dialect)
-                context = CompileContext(project, plan, session.dialect, source_dialect, materials, default_end_time())
+                context = CompileContext(
+                    project, plan, session.dialect, source_dialect, materials, default_end_time(), input_schema=schema
+                )
                 observations = compile_step(step, context).observations
             main = project.entities[step.entity].main_id_column
             health = health_sql.collect(

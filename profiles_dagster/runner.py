@@ -150,6 +150,7 @@ class ProfilesRun:
             self.end_time,
             self.begin_time,
             self.file_tables,
+            input_schema=self.schema,
         )
         if check_inputs:
             continuing = self.seq_no if self.resume is not None else None

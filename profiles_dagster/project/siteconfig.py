@@ -167,6 +167,10 @@ def load_connection(site_config: Path, connection: str, target: str | None = Non
     if resolved.get("path") not in (None, ":memory:"):
         path = Path(str(resolved["path"])).expanduser()
         resolved["path"] = str(path if path.is_absolute() else (site_config.parent / path).resolve())
+    if "attach" in resolved:
+        resolved["attach"] = _attachments(
+            resolved["attach"], wh_type, site_config, doc, ("connections", connection, "outputs", chosen, "attach")
+        )
     return Connection(connection, chosen, wh_type, resolved, site_config, env_refs)
 
 
@@ -187,3 +191,43 @@ def _resolve_env(value: Any, doc, key_path) -> Any:
         return os.environ[name]
 
     return _ENV_REF.sub(sub, value)
+
+
+ATTACH_KEYS = ("path", "alias", "read_only")
+
+
+def _attachments(value: Any, wh_type: str, site_config: Path, doc, key_path) -> list[dict[str, Any]]:
+    """A DuckDB target's `attach:` list, as dbt-duckdb users write it: `{path, alias, read_only}` entries, each
+    database then reachable as `<alias>.<schema>.<table>` (a relative path is relative to this file)."""
+    if wh_type != "duckdb":
+        raise doc.error(f"`attach` is a DuckDB key; a {wh_type} target reaches other databases by name", key_path)
+    if not isinstance(value, list):
+        raise doc.error("`attach` is a list of `{path, alias}` entries", key_path)
+    out: list[dict[str, Any]] = []
+    aliases: set[str] = set()
+    for i, entry in enumerate(value):
+        at = (*key_path, i)
+        if not isinstance(entry, dict) or not entry.get("path"):
+            raise doc.error("an `attach` entry is a mapping with `path` (and `alias`, `read_only`)", at)
+        unknown = [k for k in entry if k not in ATTACH_KEYS]
+        if unknown:
+            raise doc.error(
+                f"unknown key '{unknown[0]}' in an `attach` entry",
+                (*at, unknown[0]),
+                hint=did_you_mean(str(unknown[0]), ATTACH_KEYS) or f"keys: {', '.join(ATTACH_KEYS)}",
+            )
+        if not isinstance(entry.get("read_only", False), bool):
+            raise doc.error("`read_only` is true or false", (*at, "read_only"))
+        raw = str(entry["path"])
+        path = raw if raw == ":memory:" or "://" in raw or raw.startswith("md:") else _local(raw, site_config)
+        alias = str(entry.get("alias") or Path(raw).stem)
+        if alias.lower() in aliases:
+            raise doc.error(f"two `attach` entries use the alias '{alias}'", (*at, "alias"))
+        aliases.add(alias.lower())
+        out.append({"path": path, "alias": alias, "read_only": bool(entry.get("read_only", False))})
+    return out
+
+
+def _local(raw: str, site_config: Path) -> str:
+    path = Path(raw).expanduser()
+    return str(path if path.is_absolute() else (site_config.parent / path).resolve())

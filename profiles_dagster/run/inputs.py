@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError, summary
 from profiles_dagster.plan.steps import Step, StepKind
-from profiles_dagster.project.model import Project
+from profiles_dagster.project.model import Input, Project
 from profiles_dagster.sql.compiler import CompileContext, file_table_name
 from profiles_dagster.sql.names import table
 from profiles_dagster.warehouse import files
@@ -58,12 +58,7 @@ def check_inputs(
             exists = session.table_exists(source)
         inp = project.inputs[name]
         if not exists:
-            raise ProfilesError(
-                f"input '{name}' reads table {source.sql(session.dialect)}, which does not exist or is not readable",
-                file=inp.origin.file,
-                line=inp.origin.line,
-                key=f"inputs.{name}.app_defaults",
-            )
+            raise missing_input(name, inp, source, session)
         promised = inp.spec.contract.with_columns if inp.spec.contract else []
         if promised and (inp.spec.app_defaults.s3 is None or name in loaded):  # pb's contract
             have = {c.lower() for c, _ in session.columns(source)}
@@ -77,6 +72,28 @@ def check_inputs(
                     line=at.line,
                     key=at.key,
                 )
+
+
+def missing_input(name: str, inp: Input, source: exp.Table, session: Session) -> ProfilesError:
+    """An input whose table is not there: the name as written, where it was looked for, and why there."""
+    written = inp.spec.app_defaults.source
+    parts = len(exp.to_table(written).parts)
+    why = {
+        1: f"an unqualified name is in the connection's schema ({source.db}), as pb resolves it",
+        2: "a schema-qualified name is in the connection's database",
+        3: "the database part is the DuckDB file's name or an `attach:` alias in siteconfig"
+        if session.dialect == "duckdb"
+        else "the database part names a database of the connection",
+    }.get(parts, "")
+    at = inp.origin.at("app_defaults.table" if inp.spec.app_defaults.table else "app_defaults.view")
+    return ProfilesError(
+        f"input '{name}' reads table '{written}', looked for as {source.sql(session.dialect)}, which does not "
+        f"exist or is not readable"
+        + (f" ({why}; unquoted names fold as the project's SQL dialect folds them)" if why else ""),
+        file=at.file,
+        line=at.line,
+        key=at.key,
+    )
 
 
 def _load_file(session: Session, project: Project, name: str, target: exp.Table, continuing: int | None) -> None:

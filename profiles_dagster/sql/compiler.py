@@ -38,7 +38,7 @@ from profiles_dagster.sql.fragments import (
 )
 from profiles_dagster.sql.ids import filtered_id, qualify
 from profiles_dagster.sql.literals import timestamp_literal
-from profiles_dagster.sql.names import col, ident, source_table, table
+from profiles_dagster.sql.names import col, ident, input_table, table
 
 INPUT_ROW_ID = "input_row_id"
 
@@ -86,6 +86,7 @@ class CompileContext:
     end_time: datetime
     begin_time: datetime | None = None
     file_tables: Mapping[str, exp.Table] = field(default_factory=dict)  # `csv:`/`s3:` inputs loaded by the run
+    input_schema: str | None = None  # the connection's schema, where an unqualified input table name is
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
@@ -95,7 +96,7 @@ class CompileContext:
         inp = self.project.inputs[name]
         defaults = inp.spec.app_defaults
         if defaults.csv is None and defaults.s3 is None:
-            return source_table(defaults.source, self.source_dialect)
+            return input_table(defaults.source, self.source_dialect, self.input_schema)
         if name in self.file_tables:  # the run loaded it into a table (profiles_dagster/warehouse/files.py)
             return self.file_tables[name].copy()
         key = "csv" if defaults.csv is not None else "s3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 MATERIAL_PREFIX = "Material_"
 
@@ -23,6 +24,17 @@ def table(name: str, schema: str | None = None, catalog: str | None = None) -> e
 def source_table(reference: str, dialect: str) -> exp.Table:
     """An input's `table: schema.name` as pb users write it (quoting kept as written)."""
     return exp.to_table(reference, dialect=dialect)
+
+
+def input_table(reference: str, dialect: str, schema: str | None) -> exp.Table:
+    """Where the warehouse finds an input's `table:`, the one answer the contract check, `validate access`,
+    compile and the run share. Unquoted identifiers fold as the project's SQL dialect folds them (upper case
+    on Snowflake, lower case on Postgres and DuckDB; quoted ones stay as written); an unqualified name is in
+    the connection's schema (the siteconfig output's `schema`), as pb resolves it. Every part comes back
+    quoted, so no engine folds it again."""
+    parsed = normalize_identifiers(exp.to_table(reference, dialect=dialect), dialect=dialect)
+    assert isinstance(parsed, exp.Table)
+    return table(parsed.name, parsed.db or schema, parsed.catalog or None)
 
 
 def ident(name: str) -> exp.Identifier:

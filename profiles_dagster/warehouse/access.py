@@ -15,7 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from profiles_dagster.errors import summary
-from profiles_dagster.sql.names import source_table, table
+from profiles_dagster.sql.names import input_table, table
 from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session, WarehouseEngine
 from profiles_dagster.warehouse.grants import Grants
@@ -80,7 +80,7 @@ def check_access(loaded: Any) -> AccessReport:
                 loads = "" if session.reads_in_place(where) else f"; a run loads it into a table in {schema}"
                 report.checks.append(AccessCheck(f"read input '{name}' ({where}{loads})", error is None, error))
                 continue
-            source = source_table(project.inputs[name].spec.app_defaults.source, source_dialect)
+            source = input_table(project.inputs[name].spec.app_defaults.source, source_dialect, schema)
             probe = exp.select("*").from_(source.copy()).where(exp.false()).limit(0)
             error = _try(session, session.render(probe))
             where = source.sql(session.dialect)

@@ -45,6 +45,20 @@ class DuckDBSession(Session):
         rows = self.connection.execute(f"DESCRIBE SELECT * FROM {table.sql('duckdb')}").fetchall()
         return [(r[0], str(r[1])) for r in rows]
 
+    def _in_schema(self, schema: str | None = None, catalog: str | None = None) -> exp.Expression:
+        """A schema of the database the session opened (or of an attached one), matched as DuckDB matches
+        names: case-insensitively, quoted or not; information_schema lists every attached database."""
+        where = _lower(exp.column("table_catalog")).eq(
+            _lower(exp.Literal.string(catalog)) if catalog else _lower(exp.func("current_database"))
+        )
+        return exp.and_(where, _lower(exp.column("table_schema")).eq(_lower(exp.Literal.string(schema or self.schema))))
+
+    def _where(self, table: exp.Table) -> exp.Expression:
+        return exp.and_(
+            self._in_schema(table.db or self.schema, table.catalog or None),
+            _lower(exp.column("table_name")).eq(_lower(exp.Literal.string(table.name))),
+        )
+
     def reads_in_place(self, location: str) -> bool:
         """A local CSV file always; an S3 object where the httpfs extension loads (else the run loads it)."""
         if not location.lower().startswith("s3://"):
@@ -112,13 +126,19 @@ class DuckDBConfig(WarehouseEngine):
     """`database` is a file path; DuckDB allows one writer per file, so runs go in-process."""
 
     database: str
+    # other DuckDB files reachable as `<alias>.<schema>.<table>`: siteconfig's `attach:` ({path, alias, read_only})
+    attach: list[dict[str, Any]] = []
 
     kind: ClassVar[str] = "duckdb"
 
     @classmethod
     def from_connection(cls, connection: Any) -> WarehouseEngine:
         """pb's DuckDB target: its `path` (resolved against siteconfig's folder), in memory without one."""
-        return cls(database=str(connection.settings.get("path") or ":memory:"), output_schema=connection.schema)
+        return cls(
+            database=str(connection.settings.get("path") or ":memory:"),
+            output_schema=connection.schema,
+            attach=list(connection.settings.get("attach") or []),
+        )
 
     def open_session(self) -> DuckDBSession:
         import duckdb
@@ -129,6 +149,8 @@ class DuckDBConfig(WarehouseEngine):
             connection = duckdb.connect(self.database)
         except duckdb.Error as exc:  # the file is locked, not a database, or from a newer DuckDB
             raise _busy(self.database, exc) from None
+        for entry in self.attach:
+            _attach(connection, entry)
         # timestamps with a time zone become UTC wall time, on every machine (as --end_time is read)
         connection.execute("SET TimeZone = 'UTC'")
         # DuckDB 1.3+'s dict_fsst string compression makes writing materials markedly slower (reads no faster)
@@ -152,6 +174,27 @@ def __getattr__(name: str) -> Any:
 
         return DuckDBWarehouse
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _lower(node: exp.Expression) -> exp.Expression:
+    return exp.Lower(this=node)
+
+
+def _attach(connection: Any, entry: dict[str, Any]) -> None:
+    """ATTACH one database of siteconfig's `attach:` list; a file that cannot be attached stops the run naming it."""
+    import duckdb
+
+    alias = exp.to_identifier(str(entry["alias"]), quoted=True).sql("duckdb")
+    options = " (READ_ONLY)" if entry.get("read_only") else ""
+    statement = f"ATTACH IF NOT EXISTS {exp.Literal.string(str(entry['path'])).sql('duckdb')} AS {alias}{options}"
+    try:
+        connection.execute(statement)
+    except duckdb.Error as exc:
+        where = _TOKEN.sub(r"\1***", str(entry["path"]))
+        why = _TOKEN.sub(r"\1***", summary(exc))
+        raise ProfilesError(
+            f"cannot attach the DuckDB database {where} as '{entry['alias']}' (siteconfig `attach:`): {why}"
+        ) from None
 
 
 def _s3_secret_params() -> dict[str, str]:

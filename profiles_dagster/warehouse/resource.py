@@ -51,7 +51,9 @@ def as_resource(warehouse: WarehouseEngine, connection: Connection | None = None
     if isinstance(warehouse, Warehouse):
         return hide_literal_secrets(warehouse)
     if isinstance(warehouse, DuckDBEngine):
-        return DuckDBWarehouse(database=warehouse.database, output_schema=warehouse.output_schema)
+        return DuckDBWarehouse(
+            database=warehouse.database, output_schema=warehouse.output_schema, attach=warehouse.attach
+        )
     from profiles_dagster.warehouse import warehouse_class
 
     cls = warehouse_class(warehouse.kind)
