@@ -1,0 +1,230 @@
+"""Which columns of each input a project reads, and of what kind, found with sqlglot in the SQL a run would
+send: what a var's select, where and window, an id's select, a sql_template or an id filter use, each
+attributed to the input table it reads through the query's scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from profiles_dagster.offline import offline_context
+from profiles_dagster.plan.payloads import MappedPayload
+from profiles_dagster.plan.steps import RunPlan
+from profiles_dagster.project.model import Input, Project
+from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, compile_step
+from profiles_dagster.sql.dialects import DUCKDB
+
+
+class Kind(IntEnum):
+    """A column's kind, from its use; where uses disagree the higher one wins (a timestamp also compared to a
+    string is still a timestamp)."""
+
+    TEXT = 0
+    BOOLEAN = 1
+    NUMBER = 2
+    TIMESTAMP = 3
+    ID = 4  # an id of an entity: text drawn from the shared pool of profiles
+
+
+@dataclass
+class Column:
+    name: str
+    kind: Kind = Kind.TEXT
+    id_type: str | None = None
+    strings: set[str] = field(default_factory=set)  # string literals the SQL compares it with
+
+    def use(self, kind: Kind) -> None:
+        self.kind = max(self.kind, kind)
+
+
+Columns = dict[str, dict[str, Column]]  # input name -> lower-case column name -> column
+
+_NUMERIC_AGGREGATES = (exp.Sum, exp.Avg, exp.Stddev, exp.StddevPop, exp.StddevSamp, exp.Variance, exp.Median)
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
+_DATE_FUNCTIONS = tuple(
+    getattr(exp, name)
+    for name in (
+        "DateDiff",
+        "DateTrunc",
+        "TimestampTrunc",
+        "Extract",
+        "DateAdd",
+        "DateSub",
+        "TimestampAdd",
+        "TimestampSub",
+        "TimestampDiff",
+        "DatetimeDiff",
+        "DatetimeTrunc",
+        "TsOrDsToDate",
+        "TsOrDsAdd",
+        "TsOrDsDiff",
+        "Date",
+        "DayOfWeek",
+        "DayOfMonth",
+        "DayOfYear",
+        "WeekOfYear",
+        "Month",
+        "Year",
+        "Quarter",
+        "Day",
+        "StrftimeToTime",
+        "TimeToStr",
+    )
+    if hasattr(exp, name)
+)
+_DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.DATETIME, *exp.DataType.TEMPORAL_TYPES}
+_NUMBER_TYPES = exp.DataType.NUMERIC_TYPES
+
+
+def input_columns(project: Project, plan: RunPlan) -> Columns:
+    """Every column each table input is read by: ids, occurred_at, contract columns and what its SQL uses."""
+    ctx = offline_context(project, plan, DUCKDB)
+    raw = _input_tables(project, ctx)
+    found: Columns = {name: {} for name in raw.values()}
+    tables = {key: _Source(name, frozenset()) for key, name in raw.items()}
+    tables.update(_input_materials(project, plan, ctx, set(found)))
+    for name in found:
+        _declared(project, ctx, name, found[name])
+    for step in plan.steps:
+        program = compile_step(step, ctx)
+        nodes = [program.observations] if program.observations is not None else program.statements
+        for node in nodes:
+            _scan(node, tables, found)
+    return found
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A table holding an input's rows: the input's own, or a material of the run that copies them and adds
+    columns of its own (`added`), which are no columns of the input."""
+
+    input: str
+    added: frozenset[str]
+
+
+def table_key(table: exp.Table) -> tuple[str, ...]:
+    """A table's name as DuckDB matches it (case-insensitively), catalog and schema included."""
+    return tuple(part.lower() for part in (table.catalog, table.db, table.name))
+
+
+def _input_tables(project: Project, ctx: CompileContext) -> dict[tuple[str, ...], str]:
+    """The inputs that read a warehouse table or view (file inputs bring their own rows)."""
+    return {
+        table_key(ctx.input_table(name)): name
+        for name, inp in project.inputs.items()
+        if inp.spec.app_defaults.csv is None and inp.spec.app_defaults.s3 is None
+    }
+
+
+def _input_materials(
+    project: Project, plan: RunPlan, ctx: CompileContext, inputs: set[str]
+) -> dict[tuple[str, ...], _Source]:
+    """The input var tables (plain and with the main id): entity vars read an input's columns through them."""
+    main_ids = {e.main_id_column.lower() for e in project.entities.values()}
+    found = {}
+    for step in plan.steps:
+        payload = step.payload
+        source = payload.input if isinstance(payload, MappedPayload) else payload
+        if isinstance(source, Input) and source.name in inputs:
+            own = {
+                v.name.lower()
+                for v in project.vars
+                if v.kind == "input_var" and v.spec.from_ == f"inputs/{source.name}"
+            }
+            found[table_key(ctx.materials[step.key])] = _Source(source.name, frozenset({INPUT_ROW_ID, *main_ids, *own}))
+    return found
+
+
+def _declared(project: Project, ctx: CompileContext, name: str, into: dict[str, Column]) -> None:
+    """What the input's YAML names: its ids (the columns of each id's select), occurred_at, contract columns."""
+    inp = project.inputs[name]
+    for contract_column in inp.spec.contract.with_columns if inp.spec.contract else []:
+        _column(into, contract_column.name)
+    for input_id in inp.ids:
+        select = exp.maybe_parse(input_id.select, dialect=ctx.source_dialect)
+        for column in select.find_all(exp.Column):
+            found = _column(into, column.name)
+            found.use(Kind.ID)
+            found.id_type = found.id_type or input_id.type
+    if inp.occurred_at_col:
+        _column(into, inp.occurred_at_col).use(Kind.TIMESTAMP)
+
+
+def _column(into: dict[str, Column], name: str) -> Column:
+    return into.setdefault(name.lower(), Column(name))
+
+
+def _scan(node: exp.Expr, tables: dict[tuple[str, ...], _Source], found: Columns) -> None:
+    """Attribute each column of each scope to the input it reads, and note its kind from its use."""
+    root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
+    if not isinstance(root, exp.Query):
+        return
+    for scope in traverse_scope(root):
+        for column in scope.columns:
+            sources = [scope.sources.get(column.table)] if column.table else list(scope.sources.values())
+            for name in {n for source in sources for n in _resolve(source, column.name, tables)}:
+                into = found[name]
+                _column(into, column.name).use(_kind(column, into[column.name.lower()]))
+
+
+def _resolve(source: object, name: str, tables: dict[tuple[str, ...], _Source]) -> set[str]:
+    """The inputs whose column `name` a source hands on: an input's table, or a subquery that selects `*` from
+    one; a subquery that names `name` among its selects makes the column itself (its own scope says from what)."""
+    if isinstance(source, exp.Table):
+        found = tables.get(table_key(source))
+        return {found.input} if found and name.lower() not in found.added else set()
+    if isinstance(source, Scope) and isinstance(source.expression, exp.Select):
+        select = source.expression
+        if name in select.named_selects or not any(isinstance(e, exp.Star) for e in select.expressions):
+            return set()
+        return {n for inner in source.sources.values() for n in _resolve(inner, name, tables)}
+    return set()
+
+
+def _kind(column: exp.Column, into: Column) -> Kind:
+    """The kind a column's use implies; string literals it is compared with become its sample values."""
+    node: exp.Expr = column
+    parent = node.parent
+    while isinstance(parent, (exp.Paren, exp.Coalesce, exp.Nullif)) and parent is not None:
+        node, parent = parent, parent.parent
+    if parent is None:
+        return Kind.TEXT
+    if isinstance(parent, (exp.Cast, exp.TryCast)):
+        to = parent.to
+        if to.this in _DATE_TYPES:
+            return Kind.TIMESTAMP
+        if to.this in _NUMBER_TYPES:
+            return Kind.NUMBER
+        return Kind.TEXT
+    if isinstance(parent, _DATE_FUNCTIONS):
+        return Kind.TIMESTAMP
+    if isinstance(parent, _NUMERIC_AGGREGATES):
+        return Kind.NUMBER
+    others = [e for e in parent.iter_expressions() if e is not node]
+    if isinstance(parent, (*_COMPARISONS, exp.Between, exp.In, *_ARITHMETIC)):
+        return _from_others(others, into, arithmetic=isinstance(parent, _ARITHMETIC))
+    if isinstance(parent, (exp.Where, exp.And, exp.Or, exp.Not)):
+        return Kind.BOOLEAN
+    return Kind.TEXT
+
+
+def _from_others(others: list[exp.Expr], into: Column, *, arithmetic: bool) -> Kind:
+    kind = Kind.NUMBER if arithmetic else Kind.TEXT
+    for other in others:
+        if isinstance(other, exp.Interval):
+            return Kind.TIMESTAMP
+        if isinstance(other, exp.Boolean):
+            return Kind.BOOLEAN
+        if isinstance(other, exp.Literal):
+            if other.is_number:
+                return Kind.NUMBER
+            into.strings.add(other.this)
+        if isinstance(other, (exp.Cast, exp.TryCast)) and other.to.this in _DATE_TYPES:
+            return Kind.TIMESTAMP
+        if isinstance(other, (exp.CurrentDate, exp.CurrentTimestamp)):
+            return Kind.TIMESTAMP
+    return kind
