@@ -189,7 +189,7 @@ def _kind(column: exp.Column, into: Column) -> Kind:
     """The kind a column's use implies; string literals it is compared with become its sample values."""
     node: exp.Expr = column
     parent = node.parent
-    while isinstance(parent, (exp.Paren, exp.Coalesce, exp.Nullif)) and parent is not None:
+    while parent is not None and _hands_on(parent, node):
         node, parent = parent, parent.parent
     if parent is None:
         return Kind.TEXT
@@ -207,9 +207,21 @@ def _kind(column: exp.Column, into: Column) -> Kind:
     others = [e for e in parent.iter_expressions() if e is not node]
     if isinstance(parent, (*_COMPARISONS, exp.Between, exp.In, *_ARITHMETIC)):
         return _from_others(others, into, arithmetic=isinstance(parent, _ARITHMETIC))
-    if isinstance(parent, (exp.Where, exp.And, exp.Or, exp.Not)):
+    if isinstance(parent, (exp.Where, exp.And, exp.Or, exp.Not)) or (
+        isinstance(parent, exp.If) and node is parent.this
+    ):
         return Kind.BOOLEAN
     return Kind.TEXT
+
+
+def _hands_on(parent: exp.Expr, node: exp.Expr) -> bool:
+    """Whether `parent` passes `node`'s value on as its own (so the use of `parent` types the column): a
+    parenthesis, COALESCE, NULLIF, a CASE branch's value (the compiler writes a var's `where` as one)."""
+    if isinstance(parent, (exp.Paren, exp.Coalesce, exp.Nullif, exp.Case)):
+        return parent.args.get("this") is not node or not isinstance(parent, exp.Case)
+    if isinstance(parent, exp.If):
+        return node is parent.args.get("true") or node is parent.args.get("false")
+    return False
 
 
 def _from_others(others: list[exp.Expr], into: Column, *, arithmetic: bool) -> Kind:
