@@ -430,7 +430,7 @@ def _add_sample_data(sub) -> None:
     parser.add_argument(
         "--duckdb",
         help="a DuckDB file to write to, with a siteconfig beside it that points the project's connection at it "
-        "(default when the connection is not DuckDB: <project>/output/sample_data/<name>.duckdb)",
+        "(default when the connection is not DuckDB: <project>/output/sample_data/<project name>_sample.duckdb)",
     )
     parser.add_argument(
         "--end_time",

@@ -64,8 +64,9 @@ def _connection(project: Project, site_config: str | Path | None, target: str | 
 
 def _default_path(project: Project, catalogs: set[str]) -> Path:
     """`<project>/output/sample_data/<name>.duckdb`: named after the database inputs name in `DB.SCHEMA.TABLE`
-    (DuckDB names a file's database after the file), else after the project."""
-    stem = next(iter(catalogs)) if len(catalogs) == 1 else project.name
+    (DuckDB names a file's database after the file), else `<project>_sample` (a database named like the output
+    schema would make DuckDB's unqualified `schema.table` ambiguous)."""
+    stem = next(iter(catalogs)) if len(catalogs) == 1 else f"{project.name}_sample"
     return project.root / "output" / "sample_data" / f"{stem}.duckdb"
 
 
