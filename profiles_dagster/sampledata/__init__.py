@@ -6,6 +6,7 @@ will look for it (`target.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,7 +69,7 @@ def write_sample_data(
     return result
 
 
-def _write(session: Session, table: exp.Table, found: list[Column], values) -> None:
+def _write(session: Session, table: exp.Table, found: list[Column], values: Iterable[tuple]) -> None:
     """The input's table, where today's run reads it: a schema-qualified name in that schema; an unqualified
     one in the output schema (where the input check looks) with a view in DuckDB's default schema (where the
     run's SQL finds it)."""

@@ -145,7 +145,7 @@ def _declared(project: Project, ctx: CompileContext, name: str, into: dict[str, 
     for contract_column in inp.spec.contract.with_columns if inp.spec.contract else []:
         _column(into, contract_column.name)
     for input_id in inp.ids:
-        select = exp.maybe_parse(input_id.select, dialect=ctx.source_dialect)
+        select: exp.Expr = exp.maybe_parse(input_id.select, dialect=ctx.source_dialect)
         for column in select.find_all(exp.Column):
             found = _column(into, column.name)
             found.use(Kind.ID)

@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from profiles_dagster.project.schema import IdType
 from profiles_dagster.sampledata.columns import Column, Kind
-from profiles_dagster.sampledata.ids import id_shape, junk_values, variants
+from profiles_dagster.sampledata.ids import Shape, id_shape, junk_values, variants
 
 HISTORY = timedelta(days=90)  # how far before the end time the sample events go
 NULL_SHARE = 0.15  # of the ids of a row with several ids, the share left NULL
@@ -63,7 +63,15 @@ def sample_rows(
         yield tuple(row)
 
 
-def _id(rng: random.Random, column: Column, shapes, junk, profile: int, *, always: bool) -> str | None:
+def _id(
+    rng: random.Random,
+    column: Column,
+    shapes: dict[str, Shape],
+    junk: dict[str, list[str]],
+    profile: int,
+    *,
+    always: bool,
+) -> str | None:
     id_type = column.id_type or ""
     draw = rng.random()
     if not always and draw < NULL_SHARE:

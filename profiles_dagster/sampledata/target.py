@@ -43,7 +43,8 @@ def destination(
     path = path.expanduser().resolve()
     config = path.with_name(f"{path.stem}.siteconfig.yaml")
     _write_site_config(config, project.file.connection, path, schema)
-    return Destination(DuckDBEngine(database=str(path), output_schema=schema), config, written=True)
+    engine = DuckDBEngine.model_validate({"database": str(path), "output_schema": schema})
+    return Destination(engine, config, written=True)
 
 
 def _connection(project: Project, site_config: str | Path | None, target: str | None) -> Connection | None:
