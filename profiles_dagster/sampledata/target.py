@@ -39,6 +39,8 @@ def destination(
         assert isinstance(engine, DuckDBEngine)
         return Destination(engine, Path(site_config) if site_config else None, written=False)
     schema = connection.schema if connection is not None and connection.schema else DEFAULT_SCHEMA
+    if schema.lower() in {c.lower() for c in catalogs}:  # DuckDB could not tell `schema.table` from `db.table`
+        schema = f"{schema}_output"
     path = Path(duckdb_path) if duckdb_path else _default_path(project, catalogs)
     path = path.expanduser().resolve()
     config = path.with_name(f"{path.stem}.siteconfig.yaml")

@@ -308,3 +308,33 @@ def test_id_shapes_pass_filters_and_junk_fails_them() -> None:
     assert all(not passes(anon, v) for v in junk_values(anon))
     fixed = IdType(name="user_id", filters=[{"type": "exclude", "value": 0}])
     assert junk_values(fixed) == ["0"]
+
+
+def test_database_named_like_the_output_schema_gets_another_schema(tmp_path: Path) -> None:
+    # `profiles.raw.tracks` puts a database named `profiles` beside the default output schema `profiles`: DuckDB
+    # would find `profiles.<table>` ambiguous, so the written siteconfig names the schema `profiles_output`
+    inputs = INPUTS_THREE_PART
+    root = write_project(tmp_path / "p", models={"inputs.yaml": inputs}, siteconfig=None)
+    written = write_sample_data(root, rows=40, end_time=parse_time(END_TIME))
+    assert written.destination.engine.output_schema == "profiles_output"
+    assert Path(written.destination.engine.database).name == "profiles.duckdb"
+    site_config = str(written.destination.site_config)
+    assert main(["run", "-p", str(root), "--site-config", site_config, "--end_time", END_TIME]) == 0
+
+
+INPUTS_THREE_PART = dedent(
+    """
+    inputs:
+      - name: tracks
+        app_defaults:
+          table: profiles.raw.tracks
+          occurred_at_col: timestamp
+          ids:
+            - select: user_id
+              type: user_id
+              entity: user
+            - select: anonymous_id
+              type: anonymous_id
+              entity: user
+    """
+)
