@@ -140,7 +140,8 @@ def _command(argv: list[str], home: Path, timeout: float, memory_mb: int) -> tup
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    # the package of the repo this file is in, whatever is installed; no siteconfig of the user's
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO)}
     try:
         done = subprocess.run(
             [sys.executable, "-m", "profiles_dagster.cli", *argv],
