@@ -338,3 +338,17 @@ INPUTS_THREE_PART = dedent(
               entity: user
     """
 )
+
+
+def test_csv_inputs_keep_their_file_and_duckdb_option_writes_a_siteconfig(tmp_path: Path) -> None:
+    signups = "  - name: signups\n    app_defaults:\n      csv: data/signups.csv\n      ids:\n"
+    signups += "        - select: user_id\n          type: user_id\n          entity: user\n"
+    inputs = INPUTS_THREE_PART.replace("table: profiles.raw.tracks", "table: raw.tracks") + signups
+    root = write_project(tmp_path / "p", models={"inputs.yaml": inputs})
+    written = write_sample_data(root, rows=10, end_time=parse_time(END_TIME), duckdb_path=tmp_path / "try.duckdb")
+    assert list(written.tables) == ["tracks"]
+    assert written.notes == ["input 'signups' reads a `csv:` file: it brings its own rows, none written"]
+    # the project's own DuckDB connection is left alone when --duckdb names another file
+    assert written.destination.site_config == tmp_path / "try.siteconfig.yaml" and written.destination.written
+    assert "path: " + str(tmp_path / "try.duckdb") in written.destination.site_config.read_text()
+    assert not (root / "test.duckdb").exists()
