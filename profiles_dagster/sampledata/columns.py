@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from sqlglot import exp
-from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 
 from profiles_dagster.offline import offline_context
 from profiles_dagster.plan.payloads import MappedPayload
-from profiles_dagster.plan.steps import RunPlan
-from profiles_dagster.project.model import Input, Project
+from profiles_dagster.plan.steps import RunPlan, StepKey, StepKind
+from profiles_dagster.project.model import Input, Project, SqlModel
 from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, compile_step
 from profiles_dagster.sql.dialects import DUCKDB
 
@@ -89,11 +89,16 @@ def input_columns(project: Project, plan: RunPlan) -> Columns:
     tables.update(_input_materials(project, plan, ctx, set(found)))
     for name in found:
         _declared(project, ctx, name, found[name])
-    for step in plan.steps:
-        program = compile_step(step, ctx)
+    programs = [compile_step(step, ctx) for step in plan.steps]
+    for program in programs:
+        if program.step.kind is StepKind.SQL_MODEL and len(program.statements) == 1:
+            _model_source(program.statements[0], ctx.materials[program.step.key], tables)
+    for program in programs:
         nodes = [program.observations] if program.observations is not None else program.statements
         for node in nodes:
             _scan(node, tables, found)
+    for model in project.sql_models.values():
+        _model_ids(model, ctx, tables, found)
     return found
 
 
@@ -104,6 +109,7 @@ class _Source:
 
     input: str
     added: frozenset[str]
+    scope: Scope | None = None  # a sql model's query: a column it takes from an input through `*` is the input's
 
 
 def table_key(table: exp.Table) -> tuple[str, ...]:
@@ -158,6 +164,31 @@ def _column(into: dict[str, Column], name: str) -> Column:
     return into.setdefault(name.lower(), Column(name))
 
 
+def _model_source(statement: exp.Expr, material: exp.Table, tables: dict[tuple[str, ...], _Source]) -> None:
+    """A sql model's material as a source: what reads it reads its inputs' columns where it selects `*`."""
+    query = statement.expression if isinstance(statement, exp.Create) else None
+    if isinstance(query, exp.Select):
+        scope = build_scope(query)
+        if scope is not None:
+            tables[table_key(material)] = _Source("", frozenset(), scope)
+
+
+def _model_ids(model: SqlModel, ctx: CompileContext, tables: dict[tuple[str, ...], _Source], found: Columns) -> None:
+    """A sql model's ids that are an input's columns (through its `*`) are ids there too: their values must be
+    the profiles' ids, not a handful of texts that would stitch everyone together."""
+    material = ctx.materials.get(StepKey.sql_model(model.name))
+    source = tables.get(table_key(material)) if material is not None and model.ids else None
+    if source is None or source.scope is None:
+        return
+    for model_id in model.ids:
+        select: exp.Expr = exp.maybe_parse(model_id.select, dialect=ctx.source_dialect)
+        for column in select.find_all(exp.Column):
+            for name in _resolve(source.scope, column.name, tables):
+                into = _column(found[name], column.name)
+                into.use(Kind.ID)
+                into.id_type = into.id_type or model_id.type
+
+
 def _scan(node: exp.Expr, tables: dict[tuple[str, ...], _Source], found: Columns) -> None:
     """Attribute each column of each scope to the input it reads, and note its kind from its use."""
     root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
@@ -176,13 +207,26 @@ def _resolve(source: object, name: str, tables: dict[tuple[str, ...], _Source]) 
     one; a subquery that names `name` among its selects makes the column itself (its own scope says from what)."""
     if isinstance(source, exp.Table):
         found = tables.get(table_key(source))
+        if found is not None and found.scope is not None:
+            return _resolve(found.scope, name, tables)
         return {found.input} if found and name.lower() not in found.added else set()
     if isinstance(source, Scope) and isinstance(source.expression, exp.Select):
         select = source.expression
-        if name in select.named_selects or not any(isinstance(e, exp.Star) for e in select.expressions):
+        if name in select.named_selects:
             return set()
-        return {n for inner in source.sources.values() for n in _resolve(inner, name, tables)}
+        return {n for inner in _star_sources(source) for n in _resolve(inner, name, tables)}
     return set()
+
+
+def _star_sources(scope: Scope) -> list[object]:
+    """The sources a select hands on whole: all of them for `*`, one for `alias.*`."""
+    found: list[object] = []
+    for e in scope.expression.expressions:
+        if isinstance(e, exp.Star):
+            return list(scope.sources.values())
+        if isinstance(e, exp.Column) and isinstance(e.this, exp.Star) and e.table in scope.sources:
+            found.append(scope.sources[e.table])
+    return found
 
 
 def _kind(column: exp.Column, into: Column) -> Kind:

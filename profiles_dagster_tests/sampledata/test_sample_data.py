@@ -352,3 +352,56 @@ def test_csv_inputs_keep_their_file_and_duckdb_option_writes_a_siteconfig(tmp_pa
     assert written.destination.site_config == tmp_path / "try.siteconfig.yaml" and written.destination.written
     assert "path: " + str(tmp_path / "try.duckdb") in written.destination.site_config.read_text()
     assert not (root / "test.duckdb").exists()
+
+
+MODEL_STAR = dedent(
+    """
+    models:
+      - name: marketing
+        model_type: sql_template
+        model_spec:
+          materialization:
+            output_type: ephemeral
+          single_sql: |
+            {% with t = this.DeRef("inputs/tracks") %}
+            select * from {{ t }} where campaign_source = 'email'
+            {% endwith %}
+          occurred_at_col: timestamp
+          ids:
+            - select: user_id
+              type: user_id
+              entity: user
+            - select: device_id
+              type: anonymous_id
+              entity: user
+    var_groups:
+      - name: g
+        entity_key: user
+        vars:
+          - entity_var:
+              name: campaign
+              select: first_value(campaign_name)
+              from: models/marketing
+              window:
+                order_by:
+                  - timestamp desc
+    """
+)
+
+
+def test_columns_read_through_a_sql_models_star_belong_to_its_input(tmp_path: Path) -> None:
+    # the var reads campaign_name from the model, which hands on every column of tracks (`select *`); the
+    # model's id device_id is a column of tracks too, and must hold profiles' ids (not a few texts, which
+    # would stitch every profile together)
+    root = write_project(
+        tmp_path, models={"inputs.yaml": INPUTS_THREE_PART.replace("profiles.raw", "raw"), "profiles.yaml": MODEL_STAR}
+    )
+    project = load_project(root)
+    tracks = input_columns(project, build_plan(project))["tracks"]
+    assert tracks["campaign_name"].kind is Kind.TEXT
+    assert tracks["campaign_source"].strings == {"email"}
+    assert tracks["device_id"].kind is Kind.ID and tracks["device_id"].id_type == "anonymous_id"
+    assert main(["sample-data", "-p", str(root), "--rows", "80", "--end-time", END_TIME]) == 0
+    assert main(["run", "-p", str(root), "--end_time", END_TIME]) == 0
+    ((devices,),) = _rows(root / "test.duckdb", "select count(distinct device_id) from raw.tracks")
+    assert devices > 10
