@@ -18,7 +18,7 @@ from profiles_dagster.offline import offline_context
 from profiles_dagster.plan.planner import build_plan
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
-from profiles_dagster.sampledata.columns import Column, input_columns
+from profiles_dagster.sampledata.columns import Column, input_columns, table_key
 from profiles_dagster.sampledata.rows import column_types, sample_rows
 from profiles_dagster.sampledata.target import Destination, destination
 from profiles_dagster.sql.dialects import DUCKDB
@@ -62,7 +62,12 @@ def write_sample_data(
     with where.engine.session() as session:
         database = str(session.query("SELECT current_database()")[0][0])
         _check_catalogs(project, tables, database)
+        written: dict[tuple[str, ...], str] = {}
         for name, table in tables.items():
+            if table_key(table) in written:  # another input reads the same table: written once
+                result.notes.append(f"input '{name}' reads the table of input '{written[table_key(table)]}'")
+                continue
+            written[table_key(table)] = name
             found = list(columns[name].values())
             _write(session, table, found, sample_rows(name, found, id_types, rows=rows, seed=seed, end_time=end_time))
             result.tables[name] = (table.sql(DUCKDB), rows)

@@ -84,7 +84,7 @@ def input_columns(project: Project, plan: RunPlan) -> Columns:
     """Every column each table input is read by: ids, occurred_at, contract columns and what its SQL uses."""
     ctx = offline_context(project, plan, DUCKDB)
     raw = _input_tables(project, ctx)
-    found: Columns = {name: {} for name in raw.values()}
+    found: Columns = {name: {} for name, inp in project.inputs.items() if not _is_file(inp)}
     tables = {key: _Source(name, frozenset()) for key, name in raw.items()}
     tables.update(_input_materials(project, plan, ctx, set(found)))
     for name in found:
@@ -99,7 +99,23 @@ def input_columns(project: Project, plan: RunPlan) -> Columns:
             _scan(node, tables, found)
     for model in project.sql_models.values():
         _model_ids(model, ctx, tables, found)
+    _share_tables(project, ctx, found)
     return found
+
+
+def _share_tables(project: Project, ctx: CompileContext, found: Columns) -> None:
+    """Inputs that read one table read its columns together: each gets the columns of all."""
+    by_table: dict[tuple[str, ...], list[str]] = {}
+    for name in found:
+        by_table.setdefault(table_key(ctx.input_table(name)), []).append(name)
+    for names in (n for n in by_table.values() if len(n) > 1):
+        for name in names:
+            for other in names:
+                for key, column in found[other].items():
+                    mine = found[name].setdefault(key, Column(column.name))
+                    mine.use(column.kind)
+                    mine.id_type = mine.id_type or column.id_type
+                    mine.strings |= column.strings
 
 
 @dataclass(frozen=True)
@@ -121,9 +137,13 @@ def _input_tables(project: Project, ctx: CompileContext) -> dict[tuple[str, ...]
     """The inputs that read a warehouse table or view (file inputs bring their own rows)."""
     return {
         table_key(ctx.input_table(name)): name
-        for name, inp in project.inputs.items()
-        if inp.spec.app_defaults.csv is None and inp.spec.app_defaults.s3 is None
+        for name, inp in reversed(project.inputs.items())  # several inputs on one table: the first names it
+        if not _is_file(inp)
     }
+
+
+def _is_file(inp: Input) -> bool:
+    return inp.spec.app_defaults.csv is not None or inp.spec.app_defaults.s3 is not None
 
 
 def _input_materials(

@@ -405,3 +405,39 @@ def test_columns_read_through_a_sql_models_star_belong_to_its_input(tmp_path: Pa
     assert main(["run", "-p", str(root), "--end_time", END_TIME]) == 0
     ((devices,),) = _rows(root / "test.duckdb", "select count(distinct device_id) from raw.tracks")
     assert devices > 10
+
+
+def test_two_inputs_on_one_table_share_its_columns(tmp_path: Path) -> None:
+    second = "  - name: orders\n    app_defaults:\n      table: raw.tracks\n      occurred_at_col: timestamp\n"
+    second += "      ids:\n        - select: user_id\n          type: user_id\n          entity: user\n"
+    inputs = INPUTS_THREE_PART.replace("profiles.raw", "raw") + second
+    vars_ = dedent(
+        """
+        var_groups:
+          - name: g
+            entity_key: user
+            vars:
+              - entity_var:
+                  name: revenue
+                  select: sum(amount)
+                  from: inputs/orders
+              - entity_var:
+                  name: clicks
+                  select: count(*)
+                  from: inputs/tracks
+                  where: event = 'click'
+        """
+    )
+    root = write_project(tmp_path, models={"inputs.yaml": inputs, "profiles.yaml": vars_})
+    written = write_sample_data(root, rows=50, end_time=parse_time(END_TIME))
+    assert list(written.tables) == ["tracks"]
+    assert "input 'orders' reads the table of input 'tracks'" in written.notes
+    assert main(["run", "-p", str(root), "--end_time", END_TIME]) == 0
+    types = dict(
+        _rows(
+            root / "test.duckdb",
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'tracks'",
+        )
+    )
+    assert types["amount"] == "DOUBLE" and types["event"] == "VARCHAR"
