@@ -61,7 +61,10 @@ def write_sample_data(
     id_types = {t.name: t for t in project.file.id_types}
     with where.engine.session() as session:
         database = str(session.query("SELECT current_database()")[0][0])
-        _check_catalogs(project, tables, database)
+        attached = {
+            str(r[0]).lower() for r in session.query("SELECT database_name FROM duckdb_databases() WHERE NOT readonly")
+        }
+        _check_catalogs(project, tables, database, attached)
         written: dict[tuple[str, ...], str] = {}
         for name, table in tables.items():
             if table_key(table) in written:  # another input reads the same table: written once
@@ -79,8 +82,9 @@ def _write(session: Session, table: exp.Table, found: list[Column], values: Iter
     one in the output schema (where the input check looks) with a view in DuckDB's default schema (where the
     run's SQL finds it)."""
     types = column_types(found)
-    if table.db:
-        session.create_schema(table.db)
+    if table.db:  # in its database: the file's own, or one siteconfig's `attach:` names
+        schema = exp.Table(db=table.args["db"].copy(), catalog=table.args["catalog"].copy() if table.catalog else None)
+        session.run(exp.Create(kind="SCHEMA", this=schema, exists=True))
         session.load_rows(table, types, [list(values)])
         return
     session.create_schema(session.schema)
@@ -91,10 +95,11 @@ def _write(session: Session, table: exp.Table, found: list[Column], values: Iter
         session.run(exp.Create(kind="VIEW", this=table.copy(), replace=True, expression=exp.select("*").from_(stored)))
 
 
-def _check_catalogs(project: Project, tables: dict[str, exp.Table], database: str) -> None:
-    """DuckDB finds `DB.SCHEMA.TABLE` only in a database named DB: the file DB.duckdb."""
+def _check_catalogs(project: Project, tables: dict[str, exp.Table], database: str, attached: set[str]) -> None:
+    """DuckDB finds `DB.SCHEMA.TABLE` only in a database named DB: the file DB.duckdb, or one siteconfig's
+    `attach:` gives the alias DB (written to when it is not read-only)."""
     for name, table in tables.items():
-        if table.catalog and table.catalog.lower() != database.lower():
+        if table.catalog and table.catalog.lower() != database.lower() and table.catalog.lower() not in attached:
             inp = project.inputs[name]
             raise ProfilesError(
                 f"input '{name}' reads {table.sql(DUCKDB)}, in database {table.catalog}, but the DuckDB file's "

@@ -255,3 +255,26 @@ def test_an_attached_file_that_cannot_open_is_a_clean_error(tmp_path: Path) -> N
     )
     with pytest.raises(ProfilesError, match=r"cannot attach the DuckDB database .*junk.duckdb as 'j'"):
         engine.open_session()
+
+
+def test_sample_data_writes_an_attached_database_that_the_run_then_reads(tmp_path: Path) -> None:
+    seed(tmp_path / "shop.duckdb", [])
+    site = """
+        connections:
+          test:
+            target: dev
+            outputs:
+              dev:
+                type: duckdb
+                path: warehouse.duckdb
+                schema: out
+                attach:
+                  - {path: shop.duckdb, alias: shop}
+    """
+    files = {"pb_project.yaml": project("names"), "siteconfig.yaml": site, "models/vars.yaml": VARS}
+    write(tmp_path, {**files, "models/inputs.yaml": inputs("shop.raw.orders")})
+    assert main(["sample-data", "-p", str(tmp_path), "--rows", "20", "--end-time", END_TIME]) == 0
+    assert main(["run", "-p", str(tmp_path), "--end_time", END_TIME]) == 0
+    con = duckdb.connect(str(tmp_path / "shop.duckdb"), read_only=True)
+    assert con.execute("select count(*) from raw.orders").fetchone() == (20,)
+    con.close()
