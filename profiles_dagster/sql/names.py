@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 MATERIAL_PREFIX = "Material_"
@@ -29,10 +30,12 @@ def source_table(reference: str, dialect: str) -> exp.Table:
 def input_table(reference: str, dialect: str, schema: str | None) -> exp.Table:
     """Where the warehouse finds an input's `table:`, the one answer the contract check, `validate access`,
     compile and the run share. Unquoted identifiers fold as the project's SQL dialect folds them (upper case
-    on Snowflake, lower case on Postgres and DuckDB; quoted ones stay as written); an unqualified name is in
-    the connection's schema (the siteconfig output's `schema`), as pb resolves it. Every part comes back
-    quoted, so no engine folds it again."""
-    parsed = normalize_identifiers(exp.to_table(reference, dialect=dialect), dialect=dialect)
+    on Snowflake, lower case on Postgres; DuckDB keeps the case and matches case-blind; quoted ones stay as
+    written); an unqualified name is in the connection's schema (the siteconfig output's `schema`), as pb
+    resolves it. Every part comes back quoted, so no engine folds it again."""
+    parsed = exp.to_table(reference, dialect=dialect)
+    if Dialect.get_or_raise(dialect).normalization_strategy is not NormalizationStrategy.CASE_INSENSITIVE:
+        parsed = normalize_identifiers(parsed, dialect=dialect)  # DuckDB keeps a name's case and matches case-blind
     assert isinstance(parsed, exp.Table)
     return table(parsed.name, parsed.db or schema, parsed.catalog or None)
 

@@ -151,7 +151,7 @@ def test_a_missing_table_names_the_input_the_name_where_and_its_line(tmp_path: P
     )
     assert main(["run", "-p", str(tmp_path), "--end_time", END_TIME]) != 0
     err = capsys.readouterr().err
-    assert "input 'orders' reads table 'Orders', looked for as \"out\".\"orders\"" in err
+    assert "input 'orders' reads table 'Orders', looked for as \"out\".\"Orders\"" in err
     assert "connection's schema (out)" in err
     assert "models/inputs.yaml:4" in err
     assert "Traceback" not in err
@@ -278,3 +278,20 @@ def test_sample_data_writes_an_attached_database_that_the_run_then_reads(tmp_pat
     con = duckdb.connect(str(tmp_path / "shop.duckdb"), read_only=True)
     assert con.execute("select count(*) from raw.orders").fetchone() == (20,)
     con.close()
+
+
+@pytest.mark.parametrize(
+    ("written", "dialect", "found"),
+    [
+        ("events", "snowflake", '"out"."EVENTS"'),  # unqualified: the connection's schema; unquoted folds up
+        ('raw."Events"', "snowflake", '"RAW"."Events"'),  # quoted: as written
+        ("DB.Raw.Events", "snowflake", '"DB"."RAW"."EVENTS"'),
+        ("Raw.Events", "postgres", '"raw"."events"'),  # unquoted folds down
+        ('raw."Events"', "postgres", '"raw"."Events"'),
+        ("Shop.Raw.Events", "duckdb", '"Shop"."Raw"."Events"'),  # DuckDB keeps the case, matches case-blind
+    ],
+)
+def test_one_resolution_of_an_input_table_name(written: str, dialect: str, found: str) -> None:
+    from profiles_dagster.sql.names import input_table
+
+    assert input_table(written, dialect, "out").sql("postgres") == found
