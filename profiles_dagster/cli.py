@@ -10,7 +10,7 @@ from pathlib import Path
 
 from profiles_dagster.clock import default_end_time
 from profiles_dagster.describe import SHOW, show
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import ProfilesError, ProfilesErrors, did_you_mean
 from profiles_dagster.loading import load
 from profiles_dagster.offline import check_offline
 from profiles_dagster.plan.planner import build_plan, model_refs
@@ -104,13 +104,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ProfilesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in _error_lines(exc):
+            print(line, file=sys.stderr)
+        if args.handler is _validate:
+            print(_count_line(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `profiles-dagster show ... | head`
         return 0
+
+
+def _error_lines(exc: ProfilesError) -> list[str]:
+    """One `error:` line per problem (a message may span lines: a template's context)."""
+    errors = exc.errors if isinstance(exc, ProfilesErrors) else [exc]
+    lines = [f"error: {err}" for err in errors]
+    if isinstance(exc, ProfilesErrors) and exc.truncated:
+        lines.append(f"... and {exc.truncated} more error(s), not listed")
+    return lines
+
+
+def _count_line(exc: ProfilesError) -> str:
+    count = exc.count if isinstance(exc, ProfilesErrors) else 1
+    return f"validate: {count} error(s)" + (" (the first 50 are listed)" if count > len(_error_lines(exc)) else "")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -127,8 +144,10 @@ def _validate(args: argparse.Namespace) -> int:
         f"{project.name}: {len(project.entities)} entit(y/ies), {len(project.inputs)} input(s), "
         f"{len(project.vars)} var(s), {len(plan.steps)} step(s); SQL of {compiled} step(s) compiles for {dialect}: OK"
     )
-    for note in [*project.notes, *plan.notes]:
+    notes = [*project.notes, *plan.notes]
+    for note in notes:
         print(f"note: {note}")
+    print(f"validate: 0 errors, {len(notes)} note(s)")
     return 0
 
 
