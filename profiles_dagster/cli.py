@@ -18,6 +18,7 @@ from profiles_dagster.plan.steps import RunPlan, StepKey
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import find_site_config, load_connection
+from profiles_dagster.run.sql_files import sql_folder, write_step_sql
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
 from profiles_dagster.sql.registry import Status
@@ -178,11 +179,9 @@ def _compile(args: argparse.Namespace) -> int:
             seq_no=args.seq_no,
         )
         run.start(check_inputs=False)
-        out = loaded.project.root / "output" / target / f"seq_no_{run.seq_no}"
-        out.mkdir(parents=True, exist_ok=True)
+        out = sql_folder(loaded.project.root, target, run.seq_no)
         for n, step in enumerate(run.steps, start=1):
-            path = out / f"{n:02d}_{step.path.replace('/', '__')}.sql"
-            path.write_text(run.compiled_sql(step) + "\n", encoding="utf-8")
+            write_step_sql(out, n, step, run.compiled_sql(step))
         run.finish(Status.COMPILED)
     print(f"compiled {len(run.steps)} step(s) into {out}")
     return 0
@@ -226,6 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         seq_no=args.seq_no,
         force=args.force,
         on_publish=on_publish,
+        sql_output=(loaded.project.root, loaded.connection.target if loaded.connection else "default"),
     )
     kept = sum(1 for r in results if r.stats.get("kept"))
     built = f"{len(results) - kept} step(s) built, {kept} kept from the run" if kept else f"{len(results)} step(s)"
