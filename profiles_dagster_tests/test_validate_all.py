@@ -8,6 +8,7 @@ import pytest
 
 from profiles_dagster.cli import main
 from profiles_dagster.errors import MAX_ERRORS, ProfilesError, ProfilesErrors
+from profiles_dagster.plan.planner import build_plan
 from profiles_dagster.project.loader import load_project
 from profiles_dagster_tests.projects import INPUTS, dedent, write_project
 
@@ -133,3 +134,34 @@ def test_validate_cli_last_line_on_success(tmp_path: Path, capsys) -> None:
     assert main(["validate", "-p", str(root)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("validate: 0 errors, ") and out[-1].endswith(" note(s)")
+
+
+def test_template_mistakes_in_two_vars_in_one_pass(tmp_path: Path) -> None:
+    """References are checked var by var: two vars naming undefined vars give two errors at their lines."""
+    vars_yaml = dedent(
+        """
+        var_groups:
+          - name: vars
+            entity_key: user
+            vars:
+              - entity_var:
+                  name: n_tracks
+                  select: count(*)
+                  from: inputs/tracks
+              - entity_var:
+                  name: double
+                  select: '{{ user.Var("n_trakcs") }} * 2'
+              - entity_var:
+                  name: triple
+                  select: '{{ user.Var("n_tracs") }} * 3'
+        """
+    )
+    root = write_project(tmp_path / "p", models={"inputs.yaml": INPUTS, "vars.yaml": vars_yaml})
+    with pytest.raises(ProfilesErrors) as info:
+        build_plan(load_project(root))
+    errors = info.value.errors
+    assert [(e.line, e.message) for e in errors] == [
+        (11, "var 'double' refers to undefined var 'n_trakcs'"),
+        (14, "var 'triple' refers to undefined var 'n_tracs'"),
+    ]
+    assert errors[0].hint == "did you mean 'n_tracks'?"
