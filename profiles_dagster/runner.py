@@ -210,7 +210,10 @@ class ProfilesRun:
         if self.sql_output is not None:
             root, target_name = self.sql_output
             folder = sql_folder(root, target_name, self.seq_no)
-            write_step_sql(folder, self.steps.index(step) + 1, step, program.sql(session.dialect))
+            try:
+                write_step_sql(folder, self.steps.index(step) + 1, step, program.sql(session.dialect))
+            except OSError as exc:  # a read-only project folder must not fail the run
+                log.warning("%s: could not write its SQL under %s: %s", step.path, folder, exc)
         try:
             if step.kind is StepKind.ID_STITCHER:
                 sql = program.observations.sql(session.dialect, pretty=True)
