@@ -165,3 +165,25 @@ def test_template_mistakes_in_two_vars_in_one_pass(tmp_path: Path) -> None:
         (14, "var 'triple' refers to undefined var 'n_tracs'"),
     ]
     assert errors[0].hint == "did you mean 'n_tracks'?"
+
+
+def _sql_model(name: str, sql: str) -> str:
+    return (
+        f"  - name: {name}\n    model_type: sql_template\n    model_spec:\n      materialization:\n"
+        f"        output_type: table\n      single_sql: {sql}\n"
+    )
+
+
+def test_each_steps_sql_is_checked_and_a_step_reading_a_failed_one_is_skipped(tmp_path: Path, capsys) -> None:
+    models = (
+        "models:\n"
+        + _sql_model("first", "select 1 as x from (")
+        + _sql_model("second", "select 2 as y from (")
+        + _sql_model("third", "'select * from {{ this.DeRef(\"models/first\") }} where ('")
+    )
+    root = write_project(tmp_path / "p", models={"inputs.yaml": INPUTS, "sql.yaml": models})
+    assert main(["validate", "-p", str(root)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "validate: 2 error(s)"  # third reads first: its step is skipped, not reported again
+    assert "first" in err[0] and "sql.yaml:7: " in err[0]
+    assert "second" in err[1] and "sql.yaml:13: " in err[1]
