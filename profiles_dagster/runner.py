@@ -207,11 +207,12 @@ class ProfilesRun:
             if isinstance(exc, ProfilesError):
                 raise
             raise ProfilesError(f"step '{step.path}' could not be compiled{where}: {summary(exc, named=True)}") from exc
+        sql_file = None
         if self.sql_output is not None:
             root, target_name = self.sql_output
             folder = sql_folder(root, target_name, self.seq_no)
             try:
-                write_step_sql(folder, self.steps.index(step) + 1, step, program.sql(session.dialect))
+                sql_file = write_step_sql(folder, self.steps.index(step) + 1, step, program.sql(session.dialect))
             except OSError as exc:  # a read-only project folder must not fail the run
                 log.warning("%s: could not write its SQL under %s: %s", step.path, folder, exc)
         try:
@@ -239,7 +240,7 @@ class ProfilesRun:
             raise
         except Exception as exc:  # the engine's own error, named with the step
             self.record.finish_material(step, Status.FAILED, None, time.perf_counter() - start)
-            raise blame.step_failure(step, exc) from exc
+            raise blame.step_failure(step, exc, sql_file) from exc
         if recorded is None:
             seconds = time.perf_counter() - start
             rows = session.row_count(program.target)

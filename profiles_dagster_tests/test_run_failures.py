@@ -87,6 +87,7 @@ def test_a_failed_run_names_the_var_and_leaves_the_sql_up_to_the_failed_step(tmp
     files = _sql_files(root)
     assert files[-1].endswith("_user__entity_vars.sql")  # the failed step's SQL is the last file
     assert not any("feature" in f for f in files)  # nothing after it ran
+    assert err.endswith(f"(the SQL that failed is in {root / 'output' / 'dev' / 'seq_no_1' / files[-1]})")
     assert "amont" in (root / "output" / "dev" / "seq_no_1" / files[-1]).read_text()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 from profiles_dagster.errors import ProfilesError, summary
 from profiles_dagster.plan.payloads import VarTablePayload
@@ -21,9 +22,10 @@ _NAMED = (
 )
 
 
-def step_failure(step: Step, exc: BaseException) -> ProfilesError:
-    """The ProfilesError for an engine error in `step`."""
+def step_failure(step: Step, exc: BaseException, sql_file: Path | None = None) -> ProfilesError:
+    """The ProfilesError for an engine error in `step`; `sql_file` is where the SQL that failed was written."""
     text = summary(exc)
+    read = f"the SQL that failed is in {sql_file}" if sql_file is not None else None
     found = _culprit(step, str(exc))
     if found is not None:
         var, key = found
@@ -34,13 +36,14 @@ def step_failure(step: Step, exc: BaseException) -> ProfilesError:
             file=at.file,
             line=at.line,
             key=at.key,
-            hint=f"the SQL this {kind} reads is in the step's file under output/",
+            hint=read,
         )
     origin: Origin | None = step.origin  # leads the message as file:line
     return ProfilesError(
         f"step '{step.path}' failed in the warehouse: {text}",
         file=origin.file if origin else None,
         line=origin.line if origin else None,
+        hint=read,
     )
 
 
