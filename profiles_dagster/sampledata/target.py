@@ -44,8 +44,14 @@ def destination(
     path = Path(duckdb_path) if duckdb_path else _default_path(project, catalogs)
     path = path.expanduser().resolve()
     config = path.with_name(f"{path.stem}.siteconfig.yaml")
-    _write_site_config(config, project.file.connection, path, schema)
-    engine = DuckDBEngine.model_validate({"database": str(path), "output_schema": schema})
+    # each other database inputs name in `DB.SCHEMA.TABLE`: a file beside it, attached under that name
+    attach = [
+        {"path": str(path.with_name(f"{c}.duckdb")), "alias": c, "read_only": False}
+        for c in sorted(catalogs)
+        if c.lower() != path.stem.lower()
+    ]
+    _write_site_config(config, project.file.connection, path, schema, attach)
+    engine = DuckDBEngine.model_validate({"database": str(path), "output_schema": schema, "attach": attach})
     return Destination(engine, config, written=True)
 
 
@@ -73,15 +79,11 @@ def _default_path(project: Project, catalogs: set[str]) -> Path:
     return project.root / "output" / "sample_data" / f"{stem}.duckdb"
 
 
-def _write_site_config(config: Path, connection: str, path: Path, schema: str) -> None:
-    document = {
-        "connections": {
-            connection: {
-                "target": SAMPLE_TARGET,
-                "outputs": {SAMPLE_TARGET: {"type": "duckdb", "path": str(path), "schema": schema}},
-            }
-        }
-    }
+def _write_site_config(config: Path, connection: str, path: Path, schema: str, attach: list[dict]) -> None:
+    output: dict = {"type": "duckdb", "path": str(path), "schema": schema}
+    if attach:
+        output["attach"] = [{"path": a["path"], "alias": a["alias"]} for a in attach]
+    document = {"connections": {connection: {"target": SAMPLE_TARGET, "outputs": {SAMPLE_TARGET: output}}}}
     config.parent.mkdir(parents=True, exist_ok=True)
     header = "# written by `profiles-dagster sample-data`: the project's connection on a local DuckDB file\n"
     config.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")

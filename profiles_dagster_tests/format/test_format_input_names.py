@@ -295,3 +295,13 @@ def test_one_resolution_of_an_input_table_name(written: str, dialect: str, found
     from profiles_dagster.sql.names import input_table
 
     assert input_table(written, dialect, "out").sql("postgres") == found
+
+
+def test_sample_data_refuses_a_database_the_duckdb_connection_does_not_attach(tmp_path: Path) -> None:
+    from profiles_dagster.clock import parse_time
+    from profiles_dagster.sampledata import write_sample_data
+
+    write(tmp_path, {"pb_project.yaml": project("names"), "models/inputs.yaml": inputs("shop.raw.orders")})
+    with pytest.raises(ProfilesError) as caught:
+        write_sample_data(tmp_path, end_time=parse_time(END_TIME))
+    assert "input 'orders'" in caught.value.message and "in database shop" in caught.value.message

@@ -9,7 +9,6 @@ import pytest
 
 from profiles_dagster.cli import main
 from profiles_dagster.clock import parse_time
-from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.planner import build_plan
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.schema import IdType
@@ -267,12 +266,14 @@ def test_snowflake_project_runs_on_a_duckdb_file_in_two_commands(tmp_path: Path,
     assert graph and all(u.isdigit() for u in graph)
 
 
-def test_three_part_name_in_another_database_is_an_error_naming_the_input(tmp_path: Path) -> None:
+def test_three_part_name_in_another_database_goes_to_a_file_the_siteconfig_attaches(tmp_path: Path) -> None:
     root = _snowflake_project(tmp_path / "p")
-    with pytest.raises(ProfilesError) as err:
-        write_sample_data(root, end_time=parse_time(END_TIME), duckdb_path=tmp_path / "local.duckdb")
-    assert "input 'tracks'" in str(err.value) and "ANALYTICS.duckdb" in str(err.value)
-    assert err.value.line is not None
+    written = write_sample_data(root, end_time=parse_time(END_TIME), duckdb_path=tmp_path / "local.duckdb", rows=30)
+    site_config = tmp_path / "local.siteconfig.yaml"
+    assert written.destination.site_config == site_config
+    assert f"path: {tmp_path / 'ANALYTICS.duckdb'}" in site_config.read_text()
+    assert _rows(tmp_path / "ANALYTICS.duckdb", "select count(*) from raw.tracks") == [(30,)]
+    assert main(["run", "-p", str(root), "--site-config", str(site_config), "--end_time", END_TIME]) == 0
 
 
 def test_unqualified_input_on_the_projects_duckdb_connection(tmp_path: Path) -> None:
