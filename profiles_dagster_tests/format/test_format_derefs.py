@@ -241,3 +241,19 @@ def test_derefs_not_supported_are_located_errors(tmp_path: Path, call: str, said
         build_plan(load_project(tmp_path))
     assert said in info.value.message
     assert str(info.value.file).endswith("sql.yaml") and info.value.line is not None
+
+
+def test_templated_id_select(tmp_path: Path) -> None:
+    """pb renders an id's select as a template: u1, u2 and u3 are stitched from the cast ids."""
+    files = _files("")
+    del files["models/sql.yaml"]
+    files["models/inputs.yaml"] = files["models/inputs.yaml"].replace(
+        "- select: user_id", "- select: \"cast(user_id as {{ warehouse.DataType('text') }})\""
+    )
+    out = run_project(tmp_path, files, [ORDERS])
+    view = out.by_key("out.user_feature_view")
+    assert {k: v["total"] for k, v in view.items()} == {
+        rid("u1", "user_id"): 30,
+        rid("u2", "user_id"): 5,
+        rid("u3", "user_id"): 200,
+    }
