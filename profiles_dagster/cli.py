@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connection.set_defaults(handler=_init_connection)
     _add_cleanup(sub)
+    _add_sample_data(sub)
     return parser
 
 
@@ -414,6 +415,56 @@ def _cleanup(args: argparse.Namespace) -> int:
         f"material(s) of runs {', '.join(map(str, report.plan.keep_runs)) or 'none'} and those views point at"
     )
     return 1 if report.errors else 0
+
+
+def _add_sample_data(sub) -> None:
+    from profiles_dagster.sampledata import DEFAULT_ROWS
+
+    parser = sub.add_parser(
+        "sample-data",
+        help="write plausible rows into every input table the project reads, to try it with no warehouse",
+    )
+    _common(parser)
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same rows (default: 0)")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"rows per input (default: {DEFAULT_ROWS})")
+    parser.add_argument(
+        "--duckdb",
+        help="a DuckDB file to write to, with a siteconfig beside it that points the project's connection at it "
+        "(default when the connection is not DuckDB: <project>/output/sample_data/<project name>_sample.duckdb)",
+    )
+    parser.add_argument(
+        "--end_time",
+        "--end-time",
+        dest="end_time",
+        help="ISO 8601: sample events fall in the 90 days before it (default: the start of today, UTC)",
+    )
+    parser.set_defaults(handler=_sample_data)
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    from profiles_dagster.sampledata import write_sample_data
+
+    end_time = parse_time(args.end_time) or default_end_time().replace(hour=0, minute=0, second=0, microsecond=0)
+    written = write_sample_data(
+        args.project_dir,
+        seed=args.seed,
+        rows=args.rows,
+        end_time=end_time,
+        site_config=args.site_config,
+        target=args.target,
+        duckdb_path=args.duckdb,
+    )
+    for note in written.notes:
+        print(f"note: {note}")
+    for name, (table, rows) in written.tables.items():
+        print(f"input {name}: {rows:,} rows in {table}")
+    where = written.destination
+    print(f"wrote {len(written.tables)} input table(s) to {where.engine.database}")
+    if where.site_config is not None:
+        if where.written:
+            print(f"wrote {where.site_config}, the project's connection on that file")
+        print(f"run it with: profiles-dagster run -p {args.project_dir} --site-config {where.site_config}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,306 @@
+"""Which columns of each input a project reads, and of what kind, found with sqlglot in the SQL a run would
+send: what a var's select, where and window, an id's select, a sql_template or an id filter use, each
+attributed to the input table it reads through the query's scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
+
+from profiles_dagster.offline import offline_context
+from profiles_dagster.plan.payloads import MappedPayload
+from profiles_dagster.plan.steps import RunPlan, StepKey, StepKind
+from profiles_dagster.project.model import Input, Project, SqlModel
+from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, compile_step
+from profiles_dagster.sql.dialects import DUCKDB
+
+
+class Kind(IntEnum):
+    """A column's kind, from its use; where uses disagree the higher one wins (a timestamp also compared to a
+    string is still a timestamp)."""
+
+    TEXT = 0
+    BOOLEAN = 1
+    NUMBER = 2
+    TIMESTAMP = 3
+    ID = 4  # an id of an entity: text drawn from the shared pool of profiles
+
+
+@dataclass
+class Column:
+    name: str
+    kind: Kind = Kind.TEXT
+    id_type: str | None = None
+    strings: set[str] = field(default_factory=set)  # string literals the SQL compares it with
+
+    def use(self, kind: Kind) -> None:
+        self.kind = max(self.kind, kind)
+
+
+Columns = dict[str, dict[str, Column]]  # input name -> lower-case column name -> column
+
+_NUMERIC_AGGREGATES = (exp.Sum, exp.Avg, exp.Stddev, exp.StddevPop, exp.StddevSamp, exp.Variance, exp.Median)
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
+_DATE_FUNCTIONS = tuple(
+    getattr(exp, name)
+    for name in (
+        "DateDiff",
+        "DateTrunc",
+        "TimestampTrunc",
+        "Extract",
+        "DateAdd",
+        "DateSub",
+        "TimestampAdd",
+        "TimestampSub",
+        "TimestampDiff",
+        "DatetimeDiff",
+        "DatetimeTrunc",
+        "TsOrDsToDate",
+        "TsOrDsAdd",
+        "TsOrDsDiff",
+        "Date",
+        "DayOfWeek",
+        "DayOfMonth",
+        "DayOfYear",
+        "WeekOfYear",
+        "Month",
+        "Year",
+        "Quarter",
+        "Day",
+        "StrftimeToTime",
+        "TimeToStr",
+    )
+    if hasattr(exp, name)
+)
+_DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.DATETIME, *exp.DataType.TEMPORAL_TYPES}
+_NUMBER_TYPES = exp.DataType.NUMERIC_TYPES
+
+
+def input_columns(project: Project, plan: RunPlan) -> Columns:
+    """Every column each table input is read by: ids, occurred_at, contract columns and what its SQL uses."""
+    ctx = offline_context(project, plan, DUCKDB)
+    raw = _input_tables(project, ctx)
+    found: Columns = {name: {} for name, inp in project.inputs.items() if not _is_file(inp)}
+    tables = {key: _Source(name, frozenset()) for key, name in raw.items()}
+    tables.update(_input_materials(project, plan, ctx, set(found)))
+    for name in found:
+        _declared(project, ctx, name, found[name])
+    programs = [compile_step(step, ctx) for step in plan.steps]
+    for program in programs:
+        if program.step.kind is StepKind.SQL_MODEL and len(program.statements) == 1:
+            _model_source(program.statements[0], ctx.materials[program.step.key], tables)
+    for program in programs:
+        nodes = [program.observations] if program.observations is not None else program.statements
+        for node in nodes:
+            _scan(node, tables, found)
+    for model in project.sql_models.values():
+        _model_ids(model, ctx, tables, found)
+    _share_tables(project, ctx, found)
+    return found
+
+
+def _share_tables(project: Project, ctx: CompileContext, found: Columns) -> None:
+    """Inputs that read one table read its columns together: each gets the columns of all."""
+    by_table: dict[tuple[str, ...], list[str]] = {}
+    for name in found:
+        by_table.setdefault(table_key(ctx.input_table(name)), []).append(name)
+    for names in (n for n in by_table.values() if len(n) > 1):
+        for name in names:
+            for other in names:
+                for key, column in found[other].items():
+                    mine = found[name].setdefault(key, Column(column.name))
+                    mine.use(column.kind)
+                    mine.id_type = mine.id_type or column.id_type
+                    mine.strings |= column.strings
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A table holding an input's rows: the input's own, or a material of the run that copies them and adds
+    columns of its own (`added`), which are no columns of the input."""
+
+    input: str
+    added: frozenset[str]
+    scope: Scope | None = None  # a sql model's query: a column it takes from an input through `*` is the input's
+
+
+def table_key(table: exp.Table) -> tuple[str, ...]:
+    """A table's name as DuckDB matches it (case-insensitively), catalog and schema included."""
+    return tuple(part.lower() for part in (table.catalog, table.db, table.name))
+
+
+def _input_tables(project: Project, ctx: CompileContext) -> dict[tuple[str, ...], str]:
+    """The inputs that read a warehouse table or view (file inputs bring their own rows)."""
+    return {
+        table_key(ctx.input_table(name)): name
+        for name, inp in reversed(project.inputs.items())  # several inputs on one table: the first names it
+        if not _is_file(inp)
+    }
+
+
+def _is_file(inp: Input) -> bool:
+    return inp.spec.app_defaults.csv is not None or inp.spec.app_defaults.s3 is not None
+
+
+def _input_materials(
+    project: Project, plan: RunPlan, ctx: CompileContext, inputs: set[str]
+) -> dict[tuple[str, ...], _Source]:
+    """The input var tables (plain and with the main id): entity vars read an input's columns through them."""
+    main_ids = {e.main_id_column.lower() for e in project.entities.values()}
+    found = {}
+    for step in plan.steps:
+        payload = step.payload
+        source = payload.input if isinstance(payload, MappedPayload) else payload
+        if isinstance(source, Input) and source.name in inputs:
+            own = {
+                v.name.lower()
+                for v in project.vars
+                if v.kind == "input_var" and v.spec.from_ == f"inputs/{source.name}"
+            }
+            found[table_key(ctx.materials[step.key])] = _Source(source.name, frozenset({INPUT_ROW_ID, *main_ids, *own}))
+    return found
+
+
+def _declared(project: Project, ctx: CompileContext, name: str, into: dict[str, Column]) -> None:
+    """What the input's YAML names: its ids (the columns of each id's select), occurred_at, contract columns."""
+    inp = project.inputs[name]
+    for contract_column in inp.spec.contract.with_columns if inp.spec.contract else []:
+        _column(into, contract_column.name)
+    for input_id in inp.ids:
+        select: exp.Expr = exp.maybe_parse(input_id.select, dialect=ctx.source_dialect)
+        for column in select.find_all(exp.Column):
+            found = _column(into, column.name)
+            found.use(Kind.ID)
+            found.id_type = found.id_type or input_id.type
+    if inp.occurred_at_col:
+        _column(into, inp.occurred_at_col).use(Kind.TIMESTAMP)
+
+
+def _column(into: dict[str, Column], name: str) -> Column:
+    return into.setdefault(name.lower(), Column(name))
+
+
+def _model_source(statement: exp.Expr, material: exp.Table, tables: dict[tuple[str, ...], _Source]) -> None:
+    """A sql model's material as a source: what reads it reads its inputs' columns where it selects `*`."""
+    query = statement.expression if isinstance(statement, exp.Create) else None
+    if isinstance(query, exp.Select):
+        scope = build_scope(query)
+        if scope is not None:
+            tables[table_key(material)] = _Source("", frozenset(), scope)
+
+
+def _model_ids(model: SqlModel, ctx: CompileContext, tables: dict[tuple[str, ...], _Source], found: Columns) -> None:
+    """A sql model's ids that are an input's columns (through its `*`) are ids there too: their values must be
+    the profiles' ids, not a handful of texts that would stitch everyone together."""
+    material = ctx.materials.get(StepKey.sql_model(model.name))
+    source = tables.get(table_key(material)) if material is not None and model.ids else None
+    if source is None or source.scope is None:
+        return
+    for model_id in model.ids:
+        select: exp.Expr = exp.maybe_parse(model_id.select, dialect=ctx.source_dialect)
+        for column in select.find_all(exp.Column):
+            for name in _resolve(source.scope, column.name, tables):
+                into = _column(found[name], column.name)
+                into.use(Kind.ID)
+                into.id_type = into.id_type or model_id.type
+
+
+def _scan(node: exp.Expr, tables: dict[tuple[str, ...], _Source], found: Columns) -> None:
+    """Attribute each column of each scope to the input it reads, and note its kind from its use."""
+    root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
+    if not isinstance(root, exp.Query):
+        return
+    for scope in traverse_scope(root):
+        for column in scope.columns:
+            sources = [scope.sources.get(column.table)] if column.table else list(scope.sources.values())
+            for name in {n for source in sources for n in _resolve(source, column.name, tables)}:
+                into = found[name]
+                _column(into, column.name).use(_kind(column, into[column.name.lower()]))
+
+
+def _resolve(source: object, name: str, tables: dict[tuple[str, ...], _Source]) -> set[str]:
+    """The inputs whose column `name` a source hands on: an input's table, or a subquery that selects `*` from
+    one; a subquery that names `name` among its selects makes the column itself (its own scope says from what)."""
+    if isinstance(source, exp.Table):
+        found = tables.get(table_key(source))
+        if found is not None and found.scope is not None:
+            return _resolve(found.scope, name, tables)
+        return {found.input} if found and name.lower() not in found.added else set()
+    if isinstance(source, Scope) and isinstance(source.expression, exp.Select):
+        select = source.expression
+        if name in select.named_selects:
+            return set()
+        return {n for inner in _star_sources(source) for n in _resolve(inner, name, tables)}
+    return set()
+
+
+def _star_sources(scope: Scope) -> list[object]:
+    """The sources a select hands on whole: all of them for `*`, one for `alias.*`."""
+    found: list[object] = []
+    for e in scope.expression.expressions:
+        if isinstance(e, exp.Star):
+            return list(scope.sources.values())
+        if isinstance(e, exp.Column) and isinstance(e.this, exp.Star) and e.table in scope.sources:
+            found.append(scope.sources[e.table])
+    return found
+
+
+def _kind(column: exp.Column, into: Column) -> Kind:
+    """The kind a column's use implies; string literals it is compared with become its sample values."""
+    node: exp.Expr = column
+    parent = node.parent
+    while parent is not None and _hands_on(parent, node):
+        node, parent = parent, parent.parent
+    if parent is None:
+        return Kind.TEXT
+    if isinstance(parent, (exp.Cast, exp.TryCast)):
+        to = parent.to
+        if to.this in _DATE_TYPES:
+            return Kind.TIMESTAMP
+        if to.this in _NUMBER_TYPES:
+            return Kind.NUMBER
+        return Kind.TEXT
+    if isinstance(parent, _DATE_FUNCTIONS):
+        return Kind.TIMESTAMP
+    if isinstance(parent, _NUMERIC_AGGREGATES):
+        return Kind.NUMBER
+    others = [e for e in parent.iter_expressions() if e is not node]
+    if isinstance(parent, (*_COMPARISONS, exp.Between, exp.In, *_ARITHMETIC)):
+        return _from_others(others, into, arithmetic=isinstance(parent, _ARITHMETIC))
+    if isinstance(parent, (exp.Where, exp.And, exp.Or, exp.Not)) or (
+        isinstance(parent, exp.If) and node is parent.this
+    ):
+        return Kind.BOOLEAN
+    return Kind.TEXT
+
+
+def _hands_on(parent: exp.Expr, node: exp.Expr) -> bool:
+    """Whether `parent` passes `node`'s value on as its own (so the use of `parent` types the column): a
+    parenthesis, COALESCE, NULLIF, a CASE branch's value (the compiler writes a var's `where` as one)."""
+    if isinstance(parent, (exp.Paren, exp.Coalesce, exp.Nullif, exp.Case)):
+        return parent.args.get("this") is not node or not isinstance(parent, exp.Case)
+    if isinstance(parent, exp.If):
+        return node is parent.args.get("true") or node is parent.args.get("false")
+    return False
+
+
+def _from_others(others: list[exp.Expr], into: Column, *, arithmetic: bool) -> Kind:
+    kind = Kind.NUMBER if arithmetic else Kind.TEXT
+    for other in others:
+        if isinstance(other, exp.Interval):
+            return Kind.TIMESTAMP
+        if isinstance(other, exp.Boolean):
+            return Kind.BOOLEAN
+        if isinstance(other, exp.Literal):
+            if other.is_number:
+                return Kind.NUMBER
+            into.strings.add(other.this)
+        if isinstance(other, (exp.Cast, exp.TryCast)) and other.to.this in _DATE_TYPES:
+            return Kind.TIMESTAMP
+        if isinstance(other, (exp.CurrentDate, exp.CurrentTimestamp)):
+            return Kind.TIMESTAMP
+    return kind
