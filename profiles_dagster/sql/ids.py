@@ -49,7 +49,7 @@ def _filtered_id(
 ) -> exp.Expr:
     where = Where(origin, f"ids.{id_.type}.select")
     value = exp.cast(
-        parse_expression(_rendered(id_.select, dialect, where), dialect, where), exp.DataType.build("varchar")
+        parse_expression(rendered_select(id_.select, dialect, where), dialect, where), exp.DataType.build("varchar")
     )
     dropped: list[exp.Expr] = [exp.Is(this=value.copy(), expression=exp.null()), value.copy().eq("")]
     for flt in id_type.filters:
@@ -70,17 +70,17 @@ def _filtered_id(
     return exp.Case(ifs=[exp.If(this=exp.or_(*dropped), true=exp.null())], default=value)
 
 
-def _rendered(select: str, dialect: str, where: Where) -> str:
+def rendered_select(select: str, dialect: str, where: Where | None = None) -> str:
     """pb renders an id's select as a template: `CAST(x AS {{warehouse.DataType('text')}})`."""
     if "{{" not in select and "{%" not in select:
         return select
-    at = where.origin
+    at = where.origin if where else None
     return render(
         select,
         TemplateContext(database_type=dialect),
         file=at.file if at else None,
         line=at.line if at else None,
-        key=where.what,
+        key=where.what if where else None,
     )
 
 

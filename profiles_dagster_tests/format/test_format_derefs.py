@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from profiles_dagster.cli import main
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.plan.planner import build_plan
 from profiles_dagster.plan.steps import StepKey
@@ -257,3 +259,20 @@ def test_templated_id_select(tmp_path: Path) -> None:
         rid("u2", "user_id"): 5,
         rid("u3", "user_id"): 200,
     }
+
+
+def test_sample_data_reads_a_templated_id_select(tmp_path: Path) -> None:
+    """sample-data finds the id column inside the rendered select: user_id is written as an id."""
+    files = _files("")
+    del files["models/sql.yaml"]
+    files["models/inputs.yaml"] = files["models/inputs.yaml"].replace(
+        "- select: user_id", "- select: \"cast(user_id as {{ warehouse.DataType('text') }})\""
+    )
+    write(tmp_path, files)
+    assert main(["sample-data", "-p", str(tmp_path)]) == 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        columns = {d[0].lower() for d in con.execute("select * from raw.orders limit 0").description}
+    finally:
+        con.close()
+    assert {"user_id", "amount", "ts"} <= columns
