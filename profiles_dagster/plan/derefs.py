@@ -1,11 +1,12 @@
 """What a sql_template's `this.DeRef(path)` names, as pb resolves the path, and the step that holds it.
 
 pb's paths: `inputs/<input>` (the input's table), `models/<sql model>`, `models/<id stitcher>` (its graph),
-`models/<feature table>` (its view), `inputs/<input>/var_table` (the input's var table: its rows with the
-entity's main id and input vars) and `inputs/<input>/var_table/<column>` (one column of it, rendered as
-the column's name; the var table holds the input's own columns too, so any name is one). Knowing the
-step lets the planner run the model after it and the compiler name its material; the columns known of
-it let a `contract=` be checked.
+`models/<feature table>` (its view), `models/<cohort>` and `models/<cohort>/var_table`, `user/all` (the
+ALL cohort) and `user/all/var_table` (the entity var table; `entity/user/...` too),
+`inputs/<input>/var_table` (the input's var table: its rows with the entity's main id and input vars)
+and `inputs/<input>/var_table/<column>` (one column of it, rendered as the column's name; the var table
+holds the input's own columns too, so any name is one). Knowing the step lets the planner run the model
+after it and the compiler name its material; the columns known of it let a `contract=` be checked.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def stitcher_entities(project: Project) -> dict[str, str]:
 
 def resolve_deref(project: Project, path: str) -> DerefTarget:
     parts = path.split("/")
+    if parts[0] == "entity" and len(parts) > 1 and parts[1] in project.entities:
+        parts = parts[1:]  # pb's `entity/user/all/var_table` is `user/all/var_table`
+    if parts[0] in project.entities:
+        return _entity(project, path, parts)
     kind, name = parts[0], parts[1] if len(parts) > 1 else ""
     if kind not in ("inputs", "models") or not name or len(parts) > 4 or (len(parts) > 2 and parts[2] != "var_table"):
         raise DerefError(
@@ -74,6 +79,9 @@ def resolve_deref(project: Project, path: str) -> DerefTarget:
             entities=(entity.name,),
             columns=(entity.main_id_column, "other_id", "other_id_type", "valid_at"),
         )
+    if name in project.cohorts:
+        cohort = project.cohorts[name]
+        return DerefTarget(step=StepKey.cohort(cohort.entity, name), entities=(cohort.entity,))
     if name in project.feature_tables:
         table = project.feature_tables[name]
         main = project.entities[table.entity].main_id_column if table.entity in project.entities else ""
@@ -82,15 +90,35 @@ def resolve_deref(project: Project, path: str) -> DerefTarget:
             entities=(table.entity,),
             columns=(main, *table.spec.features),
         )
-    known = [*project.sql_models, *graphs, *project.feature_tables]
+    known = [*project.sql_models, *graphs, *project.feature_tables, *project.cohorts]
     raise DerefError(
-        f"DeRef('{path}'): no sql_template, id stitcher or feature table named '{name}'",
+        f"DeRef('{path}'): no sql_template, id stitcher, cohort or feature table named '{name}'",
         did_you_mean(name, known),
     )
 
 
+def _entity(project: Project, path: str, parts: list[str]) -> DerefTarget:
+    """`user/all`: the ALL cohort's members; `user/all/var_table`: the entity var table (main id and vars)."""
+    entity = project.entities[parts[0]]
+    if parts[1:] == ["all"]:
+        return DerefTarget(step=StepKey.all(entity.name), entities=(entity.name,), columns=(entity.main_id_column,))
+    if parts[1:] == ["all", "var_table"]:
+        names = [v.name for v in project.entity_vars(entity.name)]
+        return DerefTarget(
+            step=StepKey.entity_vars(entity.name), entities=(entity.name,), columns=(entity.main_id_column, *names)
+        )
+    raise DerefError(
+        f"DeRef('{path}'): of entity '{entity.name}' a sql_template reads {entity.name}/all or "
+        f"{entity.name}/all/var_table"
+    )
+
+
 def _var_table(project: Project, path: str, kind: str, name: str, column: str | None) -> DerefTarget:
-    """`<source>/var_table`: the source's rows with its entity's main id, planned once its id graph is."""
+    """`<source>/var_table`: the source's rows with its entity's main id, planned once its id graph is;
+    a cohort's: its var table."""
+    if kind == "models" and name in project.cohorts and column is None:
+        cohort = project.cohorts[name]
+        return DerefTarget(step=StepKey.cohort_vars(cohort.entity, name), entities=(cohort.entity,))
     source = project.inputs.get(name) if kind == "inputs" else project.sql_models.get(name)
     if source is None:
         raise DerefError(f"DeRef('{path}'): no sql_template named '{name}'", did_you_mean(name, project.sql_models))

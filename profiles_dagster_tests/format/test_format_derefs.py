@@ -227,6 +227,33 @@ def test_sql_model_input_vars_in_templates(tmp_path: Path) -> None:
     assert (u1["big_orders"], u2["big_orders"], u3["big_orders"]) == (0, 0, 1)
 
 
+def test_entity_var_table_all_cohort_and_a_cohort(tmp_path: Path) -> None:
+    """`user/all/var_table` is the entity var table (totals 30, 5, 200), `entity/user/all` the ALL cohort
+    (3 members), `models/big` a cohort (total of 15 and more: u1, u3) and `models/big/var_table` its vars."""
+    models = (
+        """
+      - name: big
+        model_type: entity_cohort
+        model_spec:
+          extends: user/all
+          filter_pipeline:
+            - type: include
+              value: "{{ user.Var('total') }} >= 15"
+"""
+        + _model("from_vars", 'select user_main_id, total from {{ this.DeRef("user/all/var_table") }} where total > 15')
+        + _model("members", 'select count(*) as n from {{ this.DeRef("entity/user/all") }}')
+        + _model("big_members", 'select count(*) as n from {{ this.DeRef("models/big") }}')
+        + _model("big_vars", 'select count(*) as n from {{ this.DeRef("models/big/var_table") }}')
+    )
+    out = run_project(tmp_path, _files(models), [ORDERS])
+    assert sorted(out.rows("select * from out.from_vars")) == sorted(
+        [(rid("u1", "user_id"), 30), (rid("u3", "user_id"), 200)]
+    )
+    assert out.rows("select * from out.members") == [(3,)]
+    assert out.rows("select * from out.big_members") == [(2,)]
+    assert out.rows("select * from out.big_vars") == [(2,)]
+
+
 @pytest.mark.parametrize(
     ("call", "said"),
     [
@@ -234,7 +261,7 @@ def test_sql_model_input_vars_in_templates(tmp_path: Path) -> None:
         ('this.DeRef(pre_existing=true, dependency="optional", checkpoint_name="baseline")', "checkpoint_name"),
         ('this.DeRef("inputs/orders", dependency="optional")', "dependency='optional'"),
         ('this.DeRef("inputs/nope/var_table")', "no input named 'nope'"),
-        ('this.DeRef("models/nope")', "no sql_template, id stitcher or feature table named 'nope'"),
+        ('this.DeRef("models/nope")', "no sql_template, id stitcher, cohort or feature table named 'nope'"),
     ],
 )
 def test_derefs_not_supported_are_located_errors(tmp_path: Path, call: str, said: str) -> None:
