@@ -10,7 +10,7 @@ from pathlib import Path
 
 from profiles_dagster.clock import default_end_time
 from profiles_dagster.describe import SHOW, show
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import ProfilesError, ProfilesErrors, did_you_mean
 from profiles_dagster.loading import load
 from profiles_dagster.offline import check_offline
 from profiles_dagster.plan.planner import build_plan, model_refs
@@ -18,6 +18,7 @@ from profiles_dagster.plan.steps import RunPlan, StepKey
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import find_site_config, load_connection
+from profiles_dagster.run.sql_files import sql_folder, write_step_sql
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
 from profiles_dagster.sql.registry import Status
@@ -105,13 +106,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ProfilesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in _error_lines(exc):
+            print(line, file=sys.stderr)
+        if args.handler is _validate:
+            print(_count_line(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `profiles-dagster show ... | head`
         return 0
+
+
+def _error_lines(exc: ProfilesError) -> list[str]:
+    """One `error:` line per problem (a message may span lines: a template's context)."""
+    errors = exc.errors if isinstance(exc, ProfilesErrors) else [exc]
+    lines = [f"error: {err}" for err in errors]
+    if isinstance(exc, ProfilesErrors) and exc.truncated:
+        lines.append(f"... and {exc.truncated} more error(s), not listed")
+    return lines
+
+
+def _count_line(exc: ProfilesError) -> str:
+    count = exc.count if isinstance(exc, ProfilesErrors) else 1
+    return f"validate: {count} error(s)" + (" (the first 50 are listed)" if count > len(_error_lines(exc)) else "")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -128,8 +146,10 @@ def _validate(args: argparse.Namespace) -> int:
         f"{project.name}: {len(project.entities)} entit(y/ies), {len(project.inputs)} input(s), "
         f"{len(project.vars)} var(s), {len(plan.steps)} step(s); SQL of {compiled} step(s) compiles for {dialect}: OK"
     )
-    for note in [*project.notes, *plan.notes]:
+    notes = [*project.notes, *plan.notes]
+    for note in notes:
         print(f"note: {note}")
+    print(f"validate: 0 errors, {len(notes)} note(s)")
     return 0
 
 
@@ -160,11 +180,9 @@ def _compile(args: argparse.Namespace) -> int:
             seq_no=args.seq_no,
         )
         run.start(check_inputs=False)
-        out = loaded.project.root / "output" / target / f"seq_no_{run.seq_no}"
-        out.mkdir(parents=True, exist_ok=True)
+        out = sql_folder(loaded.project.root, target, run.seq_no)
         for n, step in enumerate(run.steps, start=1):
-            path = out / f"{n:02d}_{step.path.replace('/', '__')}.sql"
-            path.write_text(run.compiled_sql(step) + "\n", encoding="utf-8")
+            write_step_sql(out, n, step, run.compiled_sql(step))
         run.finish(Status.COMPILED)
     print(f"compiled {len(run.steps)} step(s) into {out}")
     return 0
@@ -208,6 +226,7 @@ def _run(args: argparse.Namespace) -> int:
         seq_no=args.seq_no,
         force=args.force,
         on_publish=on_publish,
+        sql_output=(loaded.project.root, loaded.connection.target if loaded.connection else "default"),
     )
     kept = sum(1 for r in results if r.stats.get("kept"))
     built = f"{len(results) - kept} step(s) built, {kept} kept from the run" if kept else f"{len(results)} step(s)"

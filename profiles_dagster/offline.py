@@ -6,7 +6,7 @@ import sqlglot
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from profiles_dagster.clock import default_end_time
-from profiles_dagster.errors import ProfilesError
+from profiles_dagster.errors import ErrorCollector, ProfilesError
 from profiles_dagster.plan.steps import RunPlan, Step
 from profiles_dagster.project.model import Project
 from profiles_dagster.sql.compiler import CompileContext, compile_step
@@ -23,18 +23,31 @@ def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileCon
 
 
 def check_offline(project: Project, plan: RunPlan, dialect: str) -> int:
-    """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back."""
+    """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back.
+
+    Every step is checked on its own and all problems are raised together (`ProfilesErrors`); a step whose
+    upstream step failed is skipped, as its error would only repeat the upstream one."""
     ctx = offline_context(project, plan, dialect)
+    errors = ErrorCollector()
     for step in plan.steps:
-        program = compile_step(step, ctx)
-        nodes = [program.observations] if program.observations is not None else program.statements
-        for node in nodes:
-            try:
-                text = node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
-                sqlglot.parse(text, read=dialect)
-            except (UnsupportedError, ParseError) as exc:
-                raise _step_error(step, f"its SQL cannot be written for {dialect}: {exc}") from None
+        if any("/".join(dep) in errors.failed for dep in step.deps):
+            errors.failed.add(step.path)
+            continue
+        with errors.item(step.path):
+            _check_step(step, ctx, dialect)
+    errors.raise_if_any()
     return len(plan.steps)
+
+
+def _check_step(step: Step, ctx: CompileContext, dialect: str) -> None:
+    program = compile_step(step, ctx)
+    nodes = [program.observations] if program.observations is not None else program.statements
+    for node in nodes:
+        try:
+            text = node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+            sqlglot.parse(text, read=dialect)
+        except (UnsupportedError, ParseError) as exc:
+            raise _step_error(step, f"its SQL cannot be written for {dialect}: {exc}") from None
 
 
 def _step_error(step: Step, message: str) -> ProfilesError:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlglot import exp
 
@@ -26,10 +27,11 @@ from profiles_dagster.lock import RunLock, ensure_registry, open_session
 from profiles_dagster.maintenance import recover_unfinished_runs, retain_after_run
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
-from profiles_dagster.run import execution, inputs, publication
+from profiles_dagster.run import blame, execution, inputs, publication
 from profiles_dagster.run.materials import step_materials
 from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.run.resume import Resume, parse_seq_no
+from profiles_dagster.run.sql_files import sql_folder, write_step_sql
 from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step
 from profiles_dagster.sql.names import table
 from profiles_dagster.sql.registry import Status
@@ -71,10 +73,13 @@ class ProfilesRun:
         seq_no: int | str | None = None,
         force: bool = False,
         beat_sessions: Callable[[], contextlib.AbstractContextManager[Session]] | None = None,
+        sql_output: tuple[Path, str] | None = None,
     ) -> None:
         """`seq_no`/`force`: pb's `--seq_no N [--force]`, continuing run N (`run.resume`). `beat_sessions` opens
         further sessions on the same warehouse: on a shared one, the run lock's heartbeat thread uses one, so
-        a long step is not taken for a dead run (see `lock.RunLock.keep_alive`)."""
+        a long step is not taken for a dead run (see `lock.RunLock.keep_alive`). `sql_output` (project root,
+        target): each step's SQL is written under output/<target>/seq_no_<n>/ before it runs, so a failed
+        run leaves the SQL up to the step that failed."""
         self.project = project
         self.plan = plan
         self.session = session
@@ -105,6 +110,7 @@ class ProfilesRun:
         self.context: CompileContext | None = None
         self.results: list[StepResult] = []
         self.published = False
+        self.sql_output = sql_output
 
     @property
     def seq_no(self) -> int:
@@ -201,6 +207,14 @@ class ProfilesRun:
             if isinstance(exc, ProfilesError):
                 raise
             raise ProfilesError(f"step '{step.path}' could not be compiled{where}: {summary(exc, named=True)}") from exc
+        sql_file = None
+        if self.sql_output is not None:
+            root, target_name = self.sql_output
+            folder = sql_folder(root, target_name, self.seq_no)
+            try:
+                sql_file = write_step_sql(folder, self.steps.index(step) + 1, step, program.sql(session.dialect))
+            except OSError as exc:  # a read-only project folder must not fail the run
+                log.warning("%s: could not write its SQL under %s: %s", step.path, folder, exc)
         try:
             if step.kind is StepKind.ID_STITCHER:
                 sql = program.observations.sql(session.dialect, pretty=True)
@@ -226,7 +240,7 @@ class ProfilesRun:
             raise
         except Exception as exc:  # the engine's own error, named with the step
             self.record.finish_material(step, Status.FAILED, None, time.perf_counter() - start)
-            raise ProfilesError(f"step '{step.path}' failed in the warehouse{where}: {summary(exc)}") from exc
+            raise blame.step_failure(step, exc, sql_file) from exc
         if recorded is None:
             seconds = time.perf_counter() - start
             rows = session.row_count(program.target)
@@ -301,6 +315,7 @@ def run_all(
     seq_no: int | str | None = None,
     force: bool = False,
     on_publish=None,
+    sql_output: tuple[Path, str] | None = None,
 ) -> tuple[int, list[StepResult]]:
     """Open a session, run the selection, publish; the CLI's whole run.
 
@@ -320,6 +335,7 @@ def run_all(
             seq_no=seq_no,
             force=force,
             beat_sessions=warehouse.session,
+            sql_output=sql_output,
         )
         try:
             run.start()

@@ -42,6 +42,7 @@ from profiles_dagster.loading import LoadedProject, load
 from profiles_dagster.lock import open_session
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.project.settings import ProfilesDagsterSettings
+from profiles_dagster.run.sql_files import write_step_sql
 from profiles_dagster.runner import ProfilesRun, StepResult
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
@@ -352,7 +353,7 @@ class _Execution:
                 skipped.append(step.path)
                 log_.warning(f"{step.path}: not run, it depends on the failed blocking check {waits[0]}")
                 continue
-            sql_file = self._write_sql(run, step, folder / f"{n:02d}_{step.path.replace('/', '__')}.sql")
+            sql_file = self._write_sql(run, step, folder, n)
             log_.info(f"{step.path}: running {sql_file or '(SQL file not written)'}")
             result = run.execute_step(step)
             target = CheckTarget(run.session, step, result.table, run.end_time, result.row_count, dict(result.stats))
@@ -383,15 +384,12 @@ class _Execution:
         views = run.publish()
         log_.info(f"Published views: {', '.join(views) or 'none'}")
 
-    def _write_sql(self, run: ProfilesRun, step: Step, path: Path) -> Path | None:
-        """The step's SQL as it runs, in a file like `profiles-dagster compile` writes: for logs and debugging."""
+    def _write_sql(self, run: ProfilesRun, step: Step, folder: Path, position: int) -> Path | None:
+        """The step's SQL as it runs, in the file `profiles-dagster compile` and `run` write: for logs and debugging."""
         try:
-            text = run.compiled_sql(step)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n", encoding="utf-8")
-            return path
+            return write_step_sql(folder, position, step, run.compiled_sql(step))
         except OSError as exc:  # a read-only project folder must not fail the run
-            self.context.log.warning(f"{step.path}: could not write its SQL to {path}: {exc}")
+            self.context.log.warning(f"{step.path}: could not write its SQL under {folder}: {exc}")
             return None
 
     def _metadata(self, result: StepResult, seq_no: int, sql_file: Path | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import ErrorCollector, ProfilesError, did_you_mean
 from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import Project, Var
 from profiles_dagster.project.templating import TemplateContext, find_references, project_macros
@@ -106,29 +106,39 @@ def var_references(project: Project, var: Var) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def order_vars(project: Project, own: list[Var], inherited: Sequence[str] = ()) -> list[PlannedVar]:
-    """Topological order; references to `inherited` (e.g. entity vars from a cohort) are free."""
-    by_name = {v.name: v for v in own}
-    planned = {v.name: PlannedVar(v, var_references(project, v)) for v in own}
-    for pv in planned.values():
-        for ref in pv.refs:
-            if ref not in by_name and ref not in inherited:
-                known = [*by_name, *inherited]
-                if ref in project.disabled_vars:
-                    raise _error_at(
-                        project,
-                        pv.var,
-                        ref,
-                        f"var '{pv.var.name}' reads var '{ref}', which is not computed: {project.disabled_vars[ref]}",
-                        hint="enable it, or disable this var too (pb would leave it out silently)",
-                    )
+def _check_refs_defined(project: Project, pv: PlannedVar, by_name: dict[str, Var], inherited: Sequence[str]) -> None:
+    for ref in pv.refs:
+        if ref not in by_name and ref not in inherited:
+            known = [*by_name, *inherited]
+            if ref in project.disabled_vars:
                 raise _error_at(
                     project,
                     pv.var,
                     ref,
-                    f"var '{pv.var.name}' refers to undefined var '{ref}'",
-                    hint=did_you_mean(ref, known) or f"vars here: {', '.join(known) or 'none'}",
+                    f"var '{pv.var.name}' reads var '{ref}', which is not computed: {project.disabled_vars[ref]}",
+                    hint="enable it, or disable this var too (pb would leave it out silently)",
                 )
+            raise _error_at(
+                project,
+                pv.var,
+                ref,
+                f"var '{pv.var.name}' refers to undefined var '{ref}'",
+                hint=did_you_mean(ref, known) or f"vars here: {', '.join(known) or 'none'}",
+            )
+
+
+def order_vars(project: Project, own: list[Var], inherited: Sequence[str] = ()) -> list[PlannedVar]:
+    """Topological order; references to `inherited` (e.g. entity vars from a cohort) are free."""
+    by_name = {v.name: v for v in own}
+    errors = ErrorCollector()  # each var's references are checked on its own: all problems in one pass
+    planned: dict[str, PlannedVar] = {}
+    for v in own:
+        with errors.item(v.name):
+            planned[v.name] = PlannedVar(v, var_references(project, v))
+    for pv in planned.values():
+        with errors.item(pv.var.name):
+            _check_refs_defined(project, pv, by_name, inherited)
+    errors.raise_if_any()
     order: list[PlannedVar] = []
     state: dict[str, int] = {}
 

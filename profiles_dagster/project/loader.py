@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from profiles_dagster.errors import ProfilesError, did_you_mean
+from profiles_dagster.errors import ErrorCollector, FailedDependencyError, ProfilesError, did_you_mean
 from profiles_dagster.project.model import (
     Cohort,
     Entity,
@@ -40,6 +40,8 @@ _TOLERATED_KEYS = ("python_requirements", "retention_period", "allow_beta", "ava
 
 
 def load_project(project_dir: str | Path) -> Project:
+    """Every independent problem is collected (per entity, input, model, var and file) and raised together as
+    one `ProfilesErrors`; a problem in pb_project.yaml itself stops the load, as everything depends on it."""
     root = Path(project_dir).resolve()
     project_path = root / PROJECT_FILE
     if not project_path.is_file():
@@ -67,7 +69,8 @@ def load_project(project_dir: str | Path) -> Project:
     project.notes.extend(
         f"{key} is accepted and not acted on" for key in _TOLERATED_KEYS if getattr(pb, key) is not None
     )
-    _load_entities(project, doc)
+    errors = ErrorCollector()
+    _load_entities(project, doc, errors)
     for id_type in pb.id_types:
         if id_type.extends:
             project.notes.append(
@@ -77,23 +80,45 @@ def load_project(project_dir: str | Path) -> Project:
     for folder_index, folder in enumerate(pb.model_folders):
         folder_path = root / folder
         if not folder_path.is_dir():
-            raise doc.error(f"model folder '{folder}' does not exist", ("model_folders", folder_index))
+            errors.add(doc.error(f"model folder '{folder}' does not exist", ("model_folders", folder_index)), "*")
+            continue
         for path in sorted(folder_path.rglob("*.y*ml")):
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
-                _load_models_file(project, read_yaml(path))
+                _load_file(project, path, errors)
     owned: list[tuple[set[str], list[Var]]] = []  # per package: the models and vars it brought
     for index, package in enumerate(pb.packages):
         models_before, vars_before = set(_model_names(project)), len(project.vars)
-        _load_package(project, doc, package, index)
+        with errors.item("*"):  # what a package defines is unknown until it loads
+            _load_package(project, doc, package, index, errors)
         owned.append((set(_model_names(project)) - models_before, project.vars[vars_before:]))
     for index, package in enumerate(pb.packages):
-        _apply_overrides(project, doc, package, index, *owned[index])
-    _add_default_stitchers(project, doc)
-    _check_filter_sources(project, doc)
-    _check_references(project)
-    _check_contracts(project)
+        with errors.item():
+            _apply_overrides(project, doc, package, index, *owned[index])
+    _add_default_stitchers(project, doc, errors)
+    _check_filter_sources(project, doc, errors)
+    _check_references(project, errors)
+    _check_contracts(project, errors)
+    errors.raise_if_any()
     project.notes.extend(_unapplied_keys(project))
     return project
+
+
+def _load_file(project: Project, path: Path, errors: ErrorCollector, aliases: dict[str, str] | None = None) -> None:
+    """One models file: a YAML or shape error in it stops that file only. What it would have defined is then
+    unknown, so references to unknown names are not reported after it ("*")."""
+    with errors.item("*"):
+        doc = read_yaml(path)
+        if doc.data is None:
+            return  # pb ignores empty YAML files in model folders
+        parsed: ModelsFile = validate_document(doc, ModelsFile, doc.data, ())
+        _load_models_file(project, doc, parsed, errors, aliases)
+
+
+def _unknown(errors: ErrorCollector, ref: str) -> None:
+    """Before reporting that `ref` (`inputs/x`, `models/x`, `entities/x`) does not exist: if it failed to
+    load, or a file that could define it failed, its error is already reported."""
+    if ref in errors.failed or "*" in errors.failed:
+        raise FailedDependencyError(ref)
 
 
 def _unapplied_keys(project: Project) -> list[str]:
@@ -131,14 +156,21 @@ def _unapplied_keys(project: Project) -> list[str]:
     return notes
 
 
-def _check_contracts(project: Project) -> None:
+def _check_contracts(project: Project, errors: ErrorCollector) -> None:
     """An input's `contract.with_entity_ids` names entities whose ids it declares (its columns are checked
     against the table when a run starts)."""
     for inp in project.inputs.values():
-        contract = inp.spec.contract
-        for j, entity in enumerate(contract.with_entity_ids if contract else []):
+        with errors.item():
+            _check_contract(project, inp, errors)
+
+
+def _check_contract(project: Project, inp: Input, errors: ErrorCollector) -> None:
+    contract = inp.spec.contract
+    if contract:
+        for j, entity in enumerate(contract.with_entity_ids):
             at = inp.origin.at(f"contract.with_entity_ids[{j}]")
             if entity not in project.entities:
+                _unknown(errors, f"entities/{entity}")
                 raise at.error(f"unknown entity '{entity}'", hint=did_you_mean(entity, project.entities))
             if not any(i.entity == entity for i in inp.ids):
                 raise at.error(
@@ -155,7 +187,7 @@ def _render_project_file(path: Path) -> str:
     return render(text, context, file=path, line=1, key=None, first_line=1)
 
 
-def _load_package(project: Project, doc: YamlDocument, package: PackageDef, index: int) -> None:
+def _load_package(project: Project, doc: YamlDocument, package: PackageDef, index: int, errors: ErrorCollector) -> None:
     """A package vendored on disk: its model folders load as if they were the project's own.
 
     `inputsMap` points the package's input names at the project's inputs; remote URLs need the
@@ -178,7 +210,7 @@ def _load_package(project: Project, doc: YamlDocument, package: PackageDef, inde
     for sub in folders:
         for path in sorted((folder / sub).rglob("*.y*ml")):
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
-                _load_models_file(project, read_yaml(path), aliases)
+                _load_file(project, path, errors, aliases)
 
 
 # Model types whose `time_grain` pb 0.26 ignores: observed with `pb show models --dump-model-graph`, the graph
@@ -268,59 +300,63 @@ def _origin(doc: YamlDocument, key_path: KeyPath) -> Origin:
     return Origin(doc.path, line, format_key_path(key_path), doc.lines)
 
 
-def _load_entities(project: Project, doc: YamlDocument) -> None:
+def _load_entities(project: Project, doc: YamlDocument, errors: ErrorCollector) -> None:
     id_types = {}
     for i, id_type in enumerate(project.file.id_types):
-        if id_type.name in id_types:
-            raise doc.error(f"id_type '{id_type.name}' is defined twice", ("id_types", i, "name"))
-        if id_type.maximum_edges is not None:
-            raise _not_yet(
-                doc,
-                ("id_types", i, "maximum_edges"),
-                "an id_type",
-                "an id graph that keeps at most that many edges per id",
-            )
-        for j, flt in enumerate(id_type.filters):
-            if flt.regex is not None:
-                try:
-                    re.compile(flt.regex)
-                except re.error as exc:
-                    raise doc.error(f"invalid regex: {exc}", ("id_types", i, "filters", j, "regex")) from None
-        id_types[id_type.name] = id_type
+        with errors.item(f"id_types/{id_type.name}"):
+            if id_type.name in id_types:
+                raise doc.error(f"id_type '{id_type.name}' is defined twice", ("id_types", i, "name"))
+            if id_type.maximum_edges is not None:
+                raise _not_yet(
+                    doc,
+                    ("id_types", i, "maximum_edges"),
+                    "an id_type",
+                    "an id graph that keeps at most that many edges per id",
+                )
+            for j, flt in enumerate(id_type.filters):
+                if flt.regex is not None:
+                    try:
+                        re.compile(flt.regex)
+                    except re.error as exc:
+                        raise doc.error(f"invalid regex: {exc}", ("id_types", i, "filters", j, "regex")) from None
+            id_types[id_type.name] = id_type
     for i, ent in enumerate(project.file.entities):
-        if ent.name in project.entities:
-            raise doc.error(f"entity '{ent.name}' is defined twice", ("entities", i, "name"))
-        for j, name in enumerate(ent.id_types):
-            if name not in id_types:
-                raise doc.error(
-                    f"id type '{name}' is not declared under id_types",
-                    ("entities", i, "id_types", j),
-                    hint=did_you_mean(name, id_types) or f"declared: {', '.join(id_types) or 'none'}",
-                )
-        fvs = ent.feature_views.using_ids if ent.feature_views else []
-        main_id = ent.id_column_name or f"{ent.name}_main_id"
-        for j, fv in enumerate(fvs):
-            if fv.id == main_id:
-                # pb 0.26 builds no view for it: the default feature view is the one keyed by the main id
-                project.notes.append(
-                    f"entity '{ent.name}': feature view using_ids '{fv.id}' is the main id; pb builds no view for it "
-                    "(the default feature view is keyed by it), and neither does a run here"
-                )
-                continue
-            if fv.id not in ent.id_types:
-                raise doc.error(
-                    f"feature view id '{fv.id}' is not an id type of entity '{ent.name}'",
-                    ("entities", i, "feature_views", "using_ids", j, "id"),
-                    hint=did_you_mean(fv.id, ent.id_types),
-                )
-        project.entities[ent.name] = Entity(name=ent.name, spec=ent, id_types={n: id_types[n] for n in ent.id_types})
+        with errors.item(f"entities/{ent.name}"):
+            if ent.name in project.entities:
+                raise doc.error(f"entity '{ent.name}' is defined twice", ("entities", i, "name"))
+            for j, name in enumerate(ent.id_types):
+                if name not in id_types:
+                    _unknown(errors, f"id_types/{name}")
+                    raise doc.error(
+                        f"id type '{name}' is not declared under id_types",
+                        ("entities", i, "id_types", j),
+                        hint=did_you_mean(name, id_types) or f"declared: {', '.join(id_types) or 'none'}",
+                    )
+            fvs = ent.feature_views.using_ids if ent.feature_views else []
+            main_id = ent.id_column_name or f"{ent.name}_main_id"
+            for j, fv in enumerate(fvs):
+                if fv.id == main_id:
+                    # pb 0.26 builds no view for it: the default feature view is the one keyed by the main id
+                    project.notes.append(
+                        f"entity '{ent.name}': feature view using_ids '{fv.id}' is the main id; pb builds no view "
+                        "for it (the default feature view is keyed by it), and neither does a run here"
+                    )
+                    continue
+                if fv.id not in ent.id_types:
+                    raise doc.error(
+                        f"feature view id '{fv.id}' is not an id type of entity '{ent.name}'",
+                        ("entities", i, "feature_views", "using_ids", j, "id"),
+                        hint=did_you_mean(fv.id, ent.id_types),
+                    )
+            project.entities[ent.name] = Entity(
+                name=ent.name, spec=ent, id_types={n: id_types[n] for n in ent.id_types}
+            )
 
 
-def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, str] | None = None) -> None:
-    """One YAML file of a model folder; `aliases` maps a package's input names to the project's."""
-    if doc.data is None:
-        return  # pb ignores empty YAML files in model folders
-    parsed: ModelsFile = validate_document(doc, ModelsFile, doc.data, ())
+def _load_models_file(
+    project: Project, doc: YamlDocument, parsed: ModelsFile, errors: ErrorCollector, aliases: dict[str, str] | None
+) -> None:
+    """One YAML file of a model folder, item by item; `aliases` maps a package's input names to the project's."""
     if parsed.optimizations is not None:
         keys = ", ".join(parsed.optimizations) or "none"
         project.notes.append(
@@ -330,29 +366,43 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
     if aliases:
         parsed = _apply_input_aliases(parsed, aliases)
     for i, inp in enumerate(parsed.inputs):
-        _unique(project.inputs, inp.name, doc, ("inputs", i, "name"), "input")
-        for j, id_ in enumerate(inp.app_defaults.ids):
-            _check_id(project, doc, id_.type, id_.entity, ("inputs", i, "app_defaults", "ids", j))
-        project.inputs[inp.name] = Input(inp.name, inp, _origin(doc, ("inputs", i)))
+        with errors.item(f"inputs/{inp.name}"):
+            _unique(project.inputs, inp.name, doc, ("inputs", i, "name"), "input")
+            for j, id_ in enumerate(inp.app_defaults.ids):
+                _check_id(project, doc, id_.type, id_.entity, ("inputs", i, "app_defaults", "ids", j), errors)
+            project.inputs[inp.name] = Input(inp.name, inp, _origin(doc, ("inputs", i)))
     for i, model in enumerate(parsed.models):
-        _load_model(project, doc, model, ("models", i))
+        with errors.item(f"models/{model.name}"):
+            _load_model(project, doc, model, ("models", i), errors)
     for i, group in enumerate(parsed.var_groups):
-        base = ("var_groups", i)
-        if group.time_grain is not None:
-            raise _not_yet(doc, (*base, "time_grain"), "a var_group", "its vars per time grain")
-        if group.entity_key is not None:
-            if group.entity_key not in project.entities:
-                raise doc.error(
-                    f"unknown entity '{group.entity_key}'",
-                    (*base, "entity_key"),
-                    hint=did_you_mean(group.entity_key, project.entities),
-                )
-            entity, cohort = group.entity_key, None
-        else:
-            entity, cohort = _cohort_owner(project, group.entity_cohort or "")
-        for j, entry in enumerate(group.vars):
-            kind = "entity_var" if entry.entity_var else "input_var"
-            spec = entry.entity_var or entry.input_var
+        with errors.item(f"var_groups/{group.name}"):
+            _load_var_group(project, doc, group, ("var_groups", i), errors)
+    for i, macro in enumerate(parsed.macros):
+        with errors.item():
+            _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
+            project.macros[macro.name] = macro
+            project.macro_origins[macro.name] = _origin(doc, ("macros", i, "value"))
+
+
+def _load_var_group(project: Project, doc: YamlDocument, group: Any, base: KeyPath, errors: ErrorCollector) -> None:
+    """A var_group: an unknown owner fails the group; each var is then its own item."""
+    if group.time_grain is not None:
+        raise _not_yet(doc, (*base, "time_grain"), "a var_group", "its vars per time grain")
+    if group.entity_key is not None:
+        if group.entity_key not in project.entities:
+            _unknown(errors, f"entities/{group.entity_key}")
+            raise doc.error(
+                f"unknown entity '{group.entity_key}'",
+                (*base, "entity_key"),
+                hint=did_you_mean(group.entity_key, project.entities),
+            )
+        entity, cohort = group.entity_key, None
+    else:
+        entity, cohort = _cohort_owner(project, group.entity_cohort or "")
+    for j, entry in enumerate(group.vars):
+        kind = "entity_var" if entry.entity_var else "input_var"
+        spec = entry.entity_var or entry.input_var
+        with errors.item():
             for key in ("merge", "merge_where"):
                 if getattr(spec, key, None) is not None:
                     where = (*base, "vars", j, kind, key)
@@ -360,13 +410,8 @@ def _load_models_file(project: Project, doc: YamlDocument, aliases: dict[str, st
                         doc, where, "an entity_var", "the var from the previous run's value and the new rows"
                     )
             var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
-            if _var_disabled(project, var):
-                continue
-            project.vars.append(var)
-    for i, macro in enumerate(parsed.macros):
-        _unique(project.macros, macro.name, doc, ("macros", i, "name"), "macro")
-        project.macros[macro.name] = macro
-        project.macro_origins[macro.name] = _origin(doc, ("macros", i, "value"))
+            if not _var_disabled(project, var):
+                project.vars.append(var)
 
 
 def _not_yet(doc: YamlDocument, key_path: KeyPath, owner: str, computes: str) -> ProfilesError:
@@ -435,8 +480,11 @@ def _unique(existing: dict, name: str, doc: YamlDocument, path: KeyPath, what: s
         raise doc.error(f"{what} '{name}' is defined twice", path)
 
 
-def _check_id(project: Project, doc: YamlDocument, id_type: str, entity: str, path: KeyPath) -> None:
+def _check_id(
+    project: Project, doc: YamlDocument, id_type: str, entity: str, path: KeyPath, errors: ErrorCollector
+) -> None:
     if entity not in project.entities:
+        _unknown(errors, f"entities/{entity}")
         raise doc.error(f"unknown entity '{entity}'", (*path, "entity"), hint=did_you_mean(entity, project.entities))
     ent = project.entities[entity]
     declared = {t.name: t for t in project.file.id_types}
@@ -458,7 +506,7 @@ def _check_id(project: Project, doc: YamlDocument, id_type: str, entity: str, pa
         )
 
 
-def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) -> None:
+def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, errors: ErrorCollector) -> None:
     mtype = model.model_type
     if mtype in REFUSED_MODEL_TYPES or mtype.startswith("llm"):
         reason = REFUSED_MODEL_TYPES.get(mtype, "it needs an LLM service")
@@ -495,6 +543,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
     if isinstance(spec, IdStitcherSpec):
         entity = project.entities.get(spec.entity_key)
         if entity is None:
+            _unknown(errors, f"entities/{spec.entity_key}")
             raise doc.error(
                 f"unknown entity '{spec.entity_key}'",
                 (*path, "model_spec", "entity_key"),
@@ -504,7 +553,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
         entity.stitcher = IdStitcher(model.name, entity.name, sources, spec, origin)
     elif isinstance(spec, SqlTemplateSpec):
         for j, id_ in enumerate(spec.ids):
-            _check_id(project, doc, id_.type, id_.entity, (*path, "model_spec", "ids", j))
+            _check_id(project, doc, id_.type, id_.entity, (*path, "model_spec", "ids", j), errors)
         project.sql_models[model.name] = SqlModel(model.name, spec, origin)
     elif isinstance(spec, CohortSpec):
         extends = spec.extends or ""
@@ -525,41 +574,49 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath) 
         project.feature_tables[model.name] = table
 
 
-def _add_default_stitchers(project: Project, doc: YamlDocument) -> None:
+def _add_default_stitchers(project: Project, doc: YamlDocument, errors: ErrorCollector) -> None:
     """pb stitches an entity without `id_stitcher` over all its inputs: `<entity>_default_id_stitcher`."""
     for i, entity in enumerate(project.entities.values()):
-        if entity.spec.id_stitcher:
-            ref = entity.spec.id_stitcher.rsplit("/", 1)[-1]
-            lender = _stitcher_lender(project, entity.name, ref)
-            if entity.stitcher is None and lender is not None:
-                _borrow_stitcher(project, entity, lender)
-                continue
-            if entity.stitcher is None or entity.stitcher.name != ref:
-                found = entity.stitcher
-                raise doc.error(
-                    f"entity '{entity.name}' names id_stitcher '{entity.spec.id_stitcher}' but no id_stitcher model "
-                    f"with that name has entity_key '{entity.name}'",
-                    ("entities", i, "id_stitcher"),
-                    hint=f"did you mean 'models/{found.name}'?"
-                    if found
-                    else "add that id_stitcher model, or remove `id_stitcher` to use the default stitcher",
-                )
-            if not entity.stitcher.edge_sources:
-                sources = _default_edge_sources(project, entity.name)
-                entity.stitcher = IdStitcher(
-                    entity.stitcher.name, entity.name, sources, entity.stitcher.spec, entity.stitcher.origin
-                )
-        elif entity.stitcher is None:
+        with errors.item(f"entities/{entity.name}"):
+            _add_stitcher(project, doc, i, entity, errors)
+
+
+def _add_stitcher(project: Project, doc: YamlDocument, i: int, entity: Entity, errors: ErrorCollector) -> None:
+    if entity.spec.id_stitcher:
+        ref = entity.spec.id_stitcher.rsplit("/", 1)[-1]
+        lender = _stitcher_lender(project, entity.name, ref)
+        if entity.stitcher is None and lender is not None:
+            _borrow_stitcher(project, entity, lender)
+            return
+        if entity.stitcher is None or entity.stitcher.name != ref:
+            _unknown(errors, f"models/{ref}")
+            found = entity.stitcher
+            raise doc.error(
+                f"entity '{entity.name}' names id_stitcher '{entity.spec.id_stitcher}' but no id_stitcher model "
+                f"with that name has entity_key '{entity.name}'",
+                ("entities", i, "id_stitcher"),
+                hint=f"did you mean 'models/{found.name}'?"
+                if found
+                else "add that id_stitcher model, or remove `id_stitcher` to use the default stitcher",
+            )
+        if not entity.stitcher.edge_sources:
             sources = _default_edge_sources(project, entity.name)
             entity.stitcher = IdStitcher(
-                f"{entity.name}_default_id_stitcher", entity.name, sources, None, None, is_default=True
+                entity.stitcher.name, entity.name, sources, entity.stitcher.spec, entity.stitcher.origin
             )
-        if not entity.stitcher.edge_sources:  # the stitcher would have nothing to read; say so now
-            raise doc.error(
-                f"no input or sql model has ids of entity '{entity.name}', so there is nothing to stitch",
-                ("entities", i),
-                hint=f"add ids with `entity: {entity.name}` to an input's app_defaults.ids",
-            )
+    elif entity.stitcher is None:
+        sources = _default_edge_sources(project, entity.name)
+        entity.stitcher = IdStitcher(
+            f"{entity.name}_default_id_stitcher", entity.name, sources, None, None, is_default=True
+        )
+    if not entity.stitcher.edge_sources:  # the stitcher would have nothing to read; say so now
+        if any(f == "*" or f.startswith(("inputs/", "models/")) for f in errors.failed):
+            raise FailedDependencyError(f"ids of {entity.name}")  # they may be on the input or model that failed
+        raise doc.error(
+            f"no input or sql model has ids of entity '{entity.name}', so there is nothing to stitch",
+            ("entities", i),
+            hint=f"add ids with `entity: {entity.name}` to an input's app_defaults.ids",
+        )
 
 
 def _stitcher_lender(project: Project, entity: str, ref: str) -> str | None:
@@ -592,7 +649,7 @@ def _default_edge_sources(project: Project, entity: str) -> tuple[str, ...]:
     )
 
 
-def _check_filter_sources(project: Project, doc: YamlDocument) -> None:
+def _check_filter_sources(project: Project, doc: YamlDocument, errors: ErrorCollector) -> None:
     """An id_type `sql` filter lists ids from an input's table."""
     for i, id_type in enumerate(project.file.id_types):
         for j, flt in enumerate(id_type.filters):
@@ -601,89 +658,122 @@ def _check_filter_sources(project: Project, doc: YamlDocument) -> None:
             kind, _, name = flt.sql.from_.partition("/")
             known = project.inputs if kind == "inputs" else project.sql_models
             if kind not in ("inputs", "models") or name not in known:
-                raise doc.error(
-                    f"sql filter reads '{flt.sql.from_}': it must name an input or a sql model (inputs/<name>, "
-                    "models/<name>)",
-                    ("id_types", i, "filters", j, "sql", "from"),
-                    hint=did_you_mean(name, [*project.inputs, *project.sql_models]),
+                if kind in ("inputs", "models") and (flt.sql.from_ in errors.failed or "*" in errors.failed):
+                    continue
+                errors.add(
+                    doc.error(
+                        f"sql filter reads '{flt.sql.from_}': it must name an input or a sql model (inputs/<name>, "
+                        "models/<name>)",
+                        ("id_types", i, "filters", j, "sql", "from"),
+                        hint=did_you_mean(name, [*project.inputs, *project.sql_models]),
+                    )
                 )
 
 
-def _check_references(project: Project) -> None:
-    """Every `from`, edge source and cohort parent points at something that exists."""
-    for entity in project.entities.values():
-        assert entity.stitcher is not None
+def _check_references(project: Project, errors: ErrorCollector) -> None:
+    """Every `from`, edge source and cohort parent points at something that exists; each item on its own."""
+    for entity in list(project.entities.values()):
+        if entity.stitcher is None:  # its entity failed above
+            continue
         for k, source in enumerate(entity.stitcher.edge_sources):
-            stitcher_origin = entity.stitcher.origin or project.origin
-            origin = stitcher_origin.at(f"model_spec.edge_sources[{k}].from")
-            _resolve_source(project, source, origin, "edge_sources")
-            if not project.source_ids(source, entity.name):
-                raise origin.error(f"edge source '{source}' has no ids of entity '{entity.name}'")
+            with errors.item():
+                stitcher_origin = entity.stitcher.origin or project.origin
+                origin = stitcher_origin.at(f"model_spec.edge_sources[{k}].from")
+                _resolve_source(project, source, origin, "edge_sources", errors)
+                if not project.source_ids(source, entity.name):
+                    raise origin.error(f"edge source '{source}' has no ids of entity '{entity.name}'")
     for cohort in list(project.cohorts.values()):
-        _resolve_cohort_entity(project, cohort)
+        with errors.item(f"models/{cohort.name}"):
+            _resolve_cohort_entity(project, cohort, errors)
     for name, table in list(project.feature_tables.items()):
-        if table.cohort is not None:
-            if table.cohort not in project.cohorts:
-                raise table.origin.at("model_spec.entity_cohort").error(
-                    f"entity_cohort '{table.spec.entity_cohort}' is not a cohort model",
-                    hint=did_you_mean(table.cohort, project.cohorts),
-                )
-            entity = project.cohorts[table.cohort].entity
-            project.feature_tables[name] = FeatureTable(table.name, table.spec, table.origin, entity, table.cohort)
-        if table.spec.compatibility_mode is not None:
-            project.notes.append(
-                f"feature_table_model '{table.name}': compatibility_mode is accepted and not acted on "
-                "(it does not change the table's columns or values)"
-            )
+        with errors.item(f"models/{name}"):
+            _check_feature_table(project, name, table, errors)
     for i, var in enumerate(project.vars):
-        if var.cohort is not None:
-            if var.cohort not in project.cohorts:
-                raise var.origin.error(
-                    f"var_group's entity_cohort '{var.cohort}' is not a cohort model",
-                    hint=did_you_mean(var.cohort, project.cohorts),
-                )
-            project.vars[i] = var = Var(
-                var.kind, project.cohorts[var.cohort].entity, var.cohort, var.group, var.spec, var.origin
-            )
-        if var.spec.from_:
-            _resolve_source(project, var.spec.from_, var.origin.at("from"), "from")
-            reads_id_graph = var.spec.from_ == f"models/{project.entities[var.entity].stitcher.name}"
-            if not reads_id_graph and not project.source_ids(var.spec.from_, var.entity):
-                raise var.origin.at("from").error(
-                    f"'{var.spec.from_}' has no ids of entity '{var.entity}', so its rows cannot be attributed",
-                )
-        elif var.kind == "input_var":
-            raise var.origin.error("an input_var needs `from`")
+        with errors.item():
+            _check_var(project, i, var, errors)
     seen: dict[tuple[str, str | None, str], Var] = {}
     for var in project.vars:
         key = (var.entity, var.cohort, var.name)
         if var.kind == "input_var":
             key = (var.entity, var.spec.from_, var.name)
         if key in seen:
-            raise var.origin.at("name").error(f"var '{var.name}' is defined twice (first at {seen[key].origin})")
+            errors.add(var.origin.at("name").error(f"var '{var.name}' is defined twice (first at {seen[key].origin})"))
         seen[key] = var
 
 
-def _resolve_cohort_entity(project: Project, cohort: Cohort, trail: tuple[str, ...] = ()) -> str:
+def _check_feature_table(project: Project, name: str, table: FeatureTable, errors: ErrorCollector) -> None:
+    if table.cohort is not None:
+        if f"models/{table.cohort}" in errors.failed:
+            raise FailedDependencyError(table.cohort)
+        if table.cohort not in project.cohorts:
+            _unknown(errors, f"models/{table.cohort}")
+            raise table.origin.at("model_spec.entity_cohort").error(
+                f"entity_cohort '{table.spec.entity_cohort}' is not a cohort model",
+                hint=did_you_mean(table.cohort, project.cohorts),
+            )
+        entity = project.cohorts[table.cohort].entity
+        project.feature_tables[name] = FeatureTable(table.name, table.spec, table.origin, entity, table.cohort)
+    if table.spec.compatibility_mode is not None:
+        project.notes.append(
+            f"feature_table_model '{table.name}': compatibility_mode is accepted and not acted on "
+            "(it does not change the table's columns or values)"
+        )
+
+
+def _check_var(project: Project, i: int, var: Var, errors: ErrorCollector) -> None:
+    if var.cohort is not None:
+        if f"models/{var.cohort}" in errors.failed:
+            raise FailedDependencyError(var.cohort)
+        if var.cohort not in project.cohorts:
+            _unknown(errors, f"models/{var.cohort}")
+            raise var.origin.error(
+                f"var_group's entity_cohort '{var.cohort}' is not a cohort model",
+                hint=did_you_mean(var.cohort, project.cohorts),
+            )
+        project.vars[i] = var = Var(
+            var.kind, project.cohorts[var.cohort].entity, var.cohort, var.group, var.spec, var.origin
+        )
+    if var.spec.from_:
+        _resolve_source(project, var.spec.from_, var.origin.at("from"), "from", errors)
+        stitcher = project.entities[var.entity].stitcher
+        if stitcher is None:  # its entity failed: reported there
+            raise FailedDependencyError(var.entity)
+        reads_id_graph = var.spec.from_ == f"models/{stitcher.name}"
+        if not reads_id_graph and not project.source_ids(var.spec.from_, var.entity):
+            raise var.origin.at("from").error(
+                f"'{var.spec.from_}' has no ids of entity '{var.entity}', so its rows cannot be attributed",
+            )
+    elif var.kind == "input_var":
+        raise var.origin.error("an input_var needs `from`")
+
+
+def _resolve_cohort_entity(
+    project: Project, cohort: Cohort, errors: ErrorCollector, trail: tuple[str, ...] = ()
+) -> str:
     if cohort.entity:
         return cohort.entity
     if cohort.name in trail:
         raise cohort.origin.at("model_spec.extends").error(
             f"cohorts extend each other in a cycle: {' -> '.join((*trail, cohort.name))}",
         )
+    if f"models/{cohort.extends}" in errors.failed:
+        raise FailedDependencyError(cohort.extends)
     parent = project.cohorts.get(cohort.extends or "")
     if parent is None:
+        _unknown(errors, f"models/{cohort.extends}")
         raise cohort.origin.at("model_spec.extends").error(
             f"cohort extends unknown '{cohort.spec.extends}'",
             hint=did_you_mean(cohort.extends or "", project.cohorts) or "extend <entity>/all or models/<cohort>",
         )
-    entity = _resolve_cohort_entity(project, parent, (*trail, cohort.name))
+    entity = _resolve_cohort_entity(project, parent, errors, (*trail, cohort.name))
     project.cohorts[cohort.name] = Cohort(cohort.name, entity, cohort.extends, cohort.spec, cohort.origin)
     return entity
 
 
-def _resolve_source(project: Project, ref: str, origin: Origin, key: str) -> None:
+def _resolve_source(project: Project, ref: str, origin: Origin, key: str, errors: ErrorCollector) -> None:
     kind, _, name = ref.partition("/")
+    if kind in ("inputs", "models") and name not in (*project.inputs, *project.sql_models, *project.cohorts):
+        _unknown(errors, f"{kind}/{name}")
     if kind == "inputs":
         if name not in project.inputs:
             hint = did_you_mean(name, project.inputs) or f"inputs: {', '.join(project.inputs) or 'none'}"
