@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiles_dagster.errors import did_you_mean
+from profiles_dagster.plan.derefs import DerefError, contract_problems, resolve_deref
 from profiles_dagster.plan.payloads import (
     AllPayload,
     CohortPayload,
@@ -21,7 +22,7 @@ from profiles_dagster.plan.payloads import (
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import order_vars, var_context
 from profiles_dagster.project.model import Cohort, FeatureTable, FeatureView, Origin, Project, SqlModel, Var
-from profiles_dagster.project.templating import find_references
+from profiles_dagster.project.templating import References, find_references
 
 PLAN_VERSION = "1"  # bump when generated SQL changes meaning, so materials are not reused across it
 
@@ -108,31 +109,28 @@ class _Builder:
 
     def sql_models(self) -> None:
         """Plan the sql models whose reads are planned. A model that reads an id stitcher (`DeRef("models/
-        user_id_stitcher")`, directly or through another model) waits for it: this runs again after each
-        entity's stitcher."""
-        graphs = _stitcher_entities(self.project)
+        user_id_stitcher")`, an input's var table or a feature table, directly or through another model)
+        waits for it: this runs again after each entity's stitcher, var tables and feature tables."""
         for model in _sql_models_in_order(self.project):
             if model.name in self.sql_model_keys:
                 continue
             deps: list[StepKey] = []
             external: list[str] = []
-            for path in _derefs(self.project, model):
-                kind, _, name = path.partition("/")
-                if kind == "inputs":
-                    if name not in self.project.inputs:
-                        at = _sql_origin(model)
-                        raise at.error(
-                            f"DeRef('{path}'): no input named '{name}'",
-                            hint=did_you_mean(name, self.project.inputs),
-                        )
-                    external.append(name)
-                elif name in self.project.sql_models:
-                    deps.append(self.sql_model_keys.get(name, StepKey.sql_model(name)))
-                elif kind == "models" and name in graphs:
-                    deps.append(StepKey.id_stitcher(graphs[name]))
-                else:
-                    raise model.origin.error(
-                        f"DeRef('{path}'): a sql_template can read inputs/, other sql_template models and id stitchers",
+            found = _references(self.project, model)
+            for path in sorted(found.paths):
+                try:
+                    target = resolve_deref(self.project, path)
+                except DerefError as exc:
+                    raise _sql_origin(model).error(exc.message, hint=exc.hint) from None
+                if target.input is not None:
+                    external.append(target.input)
+                elif target.step is not None:
+                    deps.append(target.step)
+            for path, contract in found.contracts:
+                problems = contract_problems(resolve_deref(self.project, path), contract)
+                if problems:
+                    raise _sql_origin(model).error(
+                        f"DeRef('{path}', contract=...): the contract is not met: {'; '.join(problems)}",
                     )
             if any(d not in self.steps for d in deps):
                 continue  # planned once what it reads is (after the entity whose id graph it reads)
@@ -226,6 +224,7 @@ class _Builder:
                 external=project.filter_inputs(name),
                 payload=MappedPayload(inp, rows_key, stitch_key, tuple(planned)),
             )
+        self.sql_models()  # the models that read an input's var table (`inputs/<input>/var_table`)
         for model in project.sql_models.values():  # pb allows input_vars on a sql model with ids of the entity
             ivars = project.input_vars(name, f"models/{model.name}")
             if not ivars:
@@ -282,6 +281,7 @@ class _Builder:
         for table in project.feature_tables.values():
             if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
+        self.sql_models()  # the models that read a feature table of the entity
 
     def var_payload(self, key: StepKey) -> VarTablePayload:
         return self.steps[key].payload_as(VarTablePayload)
@@ -448,20 +448,51 @@ def _sql_origin(model: SqlModel) -> Origin:
     return model.origin.at("model_spec.single_sql" if model.spec.single_sql else "model_spec.multi_sql")
 
 
-def _derefs(project: Project, model: SqlModel) -> list[str]:
+def _references(project: Project, model: SqlModel) -> References:
     text = model.spec.single_sql or model.spec.multi_sql or ""
     at = _sql_origin(model)
-    found = find_references(text, var_context(project), file=at.file, line=at.line, key=at.key)
-    return sorted(found.paths)
+    return find_references(text, var_context(project), file=at.file, line=at.line, key=at.key)
 
 
-def _stitcher_entities(project: Project) -> dict[str, str]:
-    """Id stitcher model name -> the entity whose graph it builds (a lent stitcher is its lender's)."""
-    return {
-        e.stitcher.name: e.name
-        for e in project.entities.values()
-        if e.stitcher is not None and e.stitcher.borrowed_from is None
-    }
+def _derefs(project: Project, model: SqlModel) -> list[str]:
+    return sorted(_references(project, model).paths)
+
+
+def _entities_in_order(project: Project) -> list[str]:
+    """A lent stitcher's entity first; an entity whose vars or ids come from a sql model after the entities
+    whose steps that model reads (`DeRef("models/session_features")` in a model user's vars read)."""
+    lenders = {e.stitcher.borrowed_from for e in project.entities.values() if e.stitcher}
+    reads: dict[str, set[str]] = {}  # sql model -> entities whose steps it reads, through other models too
+
+    def entities_read(model: str, trail: tuple[str, ...] = ()) -> set[str]:
+        if model not in reads:
+            reads[model] = set()
+            for path in _derefs(project, project.sql_models[model]):
+                try:
+                    target = resolve_deref(project, path)
+                except DerefError:
+                    continue  # reported where the model is planned
+                if target.step == StepKey.sql_model(path.split("/")[1]) and model not in trail:
+                    reads[model] |= entities_read(path.split("/")[1], (*trail, model))
+                elif target.step is not None:
+                    reads[model] |= set(target.entities)
+        return reads[model]
+
+    needs: dict[str, set[str]] = {name: set() for name in project.entities}
+    for var in project.vars:
+        kind, _, source = (var.spec.from_ or "").partition("/")
+        if kind == "models" and source in project.sql_models and var.entity in needs:
+            needs[var.entity] |= entities_read(source) - {var.entity}
+    for model in project.sql_models.values():
+        for entity in {i.entity for i in model.ids} & set(needs):
+            needs[entity] |= entities_read(model.name) - {entity}
+    order: list[str] = []
+    pending = sorted(project.entities, key=lambda n: n not in lenders)
+    while pending:
+        ready = next((n for n in pending if needs[n] <= set(order)), pending[0])  # a cycle: reported later
+        order.append(ready)
+        pending.remove(ready)
+    return order
 
 
 def _sql_models_in_order(project: Project) -> list[SqlModel]:
@@ -503,8 +534,7 @@ def _cohorts_in_order(project: Project, entity: str) -> list[Cohort]:
 def build_plan(project: Project) -> RunPlan:
     builder = _Builder(project)
     builder.sql_models()  # those that read no id graph
-    lenders = {e.stitcher.borrowed_from for e in project.entities.values() if e.stitcher}
-    for name in sorted(project.entities, key=lambda n: n not in lenders):  # a lent stitcher is planned first
+    for name in _entities_in_order(project):
         builder.entity(name)
     for model in project.sql_models.values():
         if model.name not in builder.sql_model_keys:  # it reads a model that waits for it: a cycle

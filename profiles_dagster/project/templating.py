@@ -9,6 +9,7 @@ own when it sits in a macro.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -50,18 +51,83 @@ class EntityRefs:
         return self._resolve(self._entity, name)
 
 
+@dataclass(frozen=True)
+class Contract:
+    """pb's `BuildContract('{json}')`: what a sql model needs of a model it DeRefs (its entities' ids and
+    columns), checked as pb checks a `contract:`, against what the referenced model is known to hold."""
+
+    with_entity_ids: tuple[str, ...] = ()
+    with_columns: tuple[str, ...] = ()
+    is_event_stream: bool | None = None
+
+
+_CONTRACT_KEYS = {"is_optional", "is_event_stream", "is_append_only", "with_entity_ids", "with_columns"}
+
+
+def build_contract(text: Any) -> Contract:
+    """`BuildContract` takes a contract written as JSON, with the keys of a model's `contract:`."""
+    try:
+        spec = json.loads(pongo2_runtime.to_string(text))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"BuildContract: not a JSON object: {exc.msg}") from exc
+    if not isinstance(spec, dict):
+        raise ValueError("BuildContract: not a JSON object")
+    unknown = sorted(set(spec) - _CONTRACT_KEYS)
+    if unknown:
+        raise ValueError(f"BuildContract: unknown key(s) {unknown} (known: {sorted(_CONTRACT_KEYS)})")
+    columns = spec.get("with_columns") or []
+    if not isinstance(columns, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) for c in columns
+    ):
+        raise ValueError("BuildContract: with_columns is a list of {name, datatype}")
+    entities = spec.get("with_entity_ids") or []
+    if not isinstance(entities, list) or not all(isinstance(e, str) for e in entities):
+        raise ValueError("BuildContract: with_entity_ids is a list of entity names")
+    stream = spec.get("is_event_stream")
+    return Contract(tuple(entities), tuple(c["name"] for c in columns), stream if isinstance(stream, bool) else None)
+
+
+# DeRef keywords that read a material of an earlier run: pb's checkpoints of incremental models
+_PAST_KEYWORDS = ("checkpoint_name", "pre_existing", "time_grain_spec", "baseline_name", "prereqs", "base_context")
+
+
 class ThisRefs:
     """`this.DeRef("inputs/x")` inside sql_template models."""
 
-    def __init__(self, deref: Callable[[str], str], name: str = "") -> None:
+    def __init__(
+        self,
+        deref: Callable[[str], str],
+        name: str = "",
+        on_contract: Callable[[str, Contract], None] | None = None,
+    ) -> None:
         self._deref = deref
         self._name = name
+        self._on_contract = on_contract
 
     def DeRef(self, path: str | None = None, **kwargs: Any) -> str:  # noqa: N802 - pb's spelling
+        past = [k for k in kwargs if k in _PAST_KEYWORDS or k.endswith("base_context")]
+        if past:
+            raise ValueError(
+                f"DeRef with {', '.join(sorted(past))} reads a material of an earlier run (pb's checkpoints of "
+                "incremental models: pre_existing=true takes the material a previous run left, checkpoint_name "
+                "names it) and is not supported yet"
+            )
+        contract = kwargs.pop("contract", None)
+        dependency = kwargs.pop("dependency", "normal")
         if kwargs:
             raise ValueError(f"DeRef keyword arguments {sorted(kwargs)} are not supported")
+        if dependency != "normal":
+            raise ValueError(
+                f"DeRef dependency={dependency!r} is not supported yet: pb then runs the model with or without "
+                "what it reads; only dependency='normal' (pb's default) is"
+            )
         if path is None:
             raise ValueError("DeRef needs the path of an input or model")
+        if contract is not None:
+            if not isinstance(contract, Contract):
+                raise ValueError(f"DeRef contract= takes a BuildContract(...) value, not {type(contract).__name__}")
+            if self._on_contract is not None:
+                self._on_contract(path, contract)
         return self._deref(path)
 
     def __str__(self) -> str:
@@ -89,6 +155,7 @@ class TemplateContext:
     sources: tuple[str, ...] = ()
     resolve_source_var: Callable[[str, str], str] = lambda source, name: name
     deref: Callable[[str], str] = lambda path: path
+    on_contract: Callable[[str, Contract], None] | None = None
     this_name: str = ""
     database_type: str = "duckdb"
     values: Mapping[str, Any] = field(default_factory=dict)
@@ -101,7 +168,8 @@ class TemplateContext:
             ns[source] = EntityRefs(source, self.resolve_source_var)
         for entity in self.entities:
             ns[entity] = EntityRefs(entity, self.resolve_var)
-        ns["this"] = ThisRefs(self.deref, self.this_name)
+        ns["this"] = ThisRefs(self.deref, self.this_name, self.on_contract)
+        ns["BuildContract"] = build_contract
         ns["warehouse"] = WarehouseRefs(self.database_type)
         for name, macro in self.macros.items():
             ns[name] = _macro(name, macro if isinstance(macro, Macro) else Macro(*macro), self)
@@ -266,6 +334,7 @@ class References:
     vars: set[tuple[str, str]] = field(default_factory=set)
     source_vars: set[tuple[str, str]] = field(default_factory=set)
     paths: set[str] = field(default_factory=set)
+    contracts: list[tuple[str, Contract]] = field(default_factory=list)
 
 
 def find_references(text: str, ctx: TemplateContext, **where: Any) -> References:
@@ -290,6 +359,7 @@ def find_references(text: str, ctx: TemplateContext, **where: Any) -> References
         sources=ctx.sources,
         resolve_source_var=record_source_var,
         deref=record_path,
+        on_contract=lambda path, contract: found.contracts.append((path, contract)),
         this_name=ctx.this_name,
         database_type=ctx.database_type,
         values=ctx.values,

@@ -16,6 +16,7 @@ from profiles_dagster.plan.steps import RunPlan, StepKey, StepKind
 from profiles_dagster.project.model import Input, Project, SqlModel
 from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, compile_step
 from profiles_dagster.sql.dialects import DUCKDB
+from profiles_dagster.sql.ids import rendered_select
 
 
 class Kind(IntEnum):
@@ -171,7 +172,7 @@ def _declared(project: Project, ctx: CompileContext, name: str, into: dict[str, 
     for contract_column in inp.spec.contract.with_columns if inp.spec.contract else []:
         _column(into, contract_column.name)
     for input_id in inp.ids:
-        select: exp.Expr = exp.maybe_parse(input_id.select, dialect=ctx.source_dialect)
+        select: exp.Expr = exp.maybe_parse(rendered_select(input_id.select, ctx.dialect), dialect=ctx.source_dialect)
         for column in select.find_all(exp.Column):
             found = _column(into, column.name)
             found.use(Kind.ID)
@@ -201,7 +202,7 @@ def _model_ids(model: SqlModel, ctx: CompileContext, tables: dict[tuple[str, ...
     if source is None or source.scope is None:
         return
     for model_id in model.ids:
-        select: exp.Expr = exp.maybe_parse(model_id.select, dialect=ctx.source_dialect)
+        select: exp.Expr = exp.maybe_parse(rendered_select(model_id.select, ctx.dialect), dialect=ctx.source_dialect)
         for column in select.find_all(exp.Column):
             for name in _resolve(source.scope, column.name, tables):
                 into = _column(found[name], column.name)

@@ -12,6 +12,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.derefs import resolve_deref
 from profiles_dagster.plan.payloads import (
     AllPayload,
     CohortPayload,
@@ -677,14 +678,12 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
     where = Where(at, f"{model.name}.{key}")
 
     def deref(path: str) -> str:
-        kind, _, name = path.partition("/")
-        if kind != "inputs":
-            graphs = {e.stitcher.name: e.name for e in ctx.project.entities.values() if e.stitcher is not None}
-            if name not in ctx.project.sql_models and name in graphs:  # an id stitcher's graph
-                lender = ctx.project.entities[graphs[name]].stitcher
-                owner = lender.borrowed_from if lender and lender.borrowed_from else graphs[name]
-                return ctx.materials[StepKey.id_stitcher(owner)].sql(ctx.source_dialect)
-            return ctx.materials[StepKey.sql_model(name)].sql(ctx.source_dialect)
+        target = resolve_deref(ctx.project, path)
+        if target.column is not None:  # pb renders a column of a var table as its name
+            return target.column
+        if target.step is not None:
+            return ctx.materials[target.step].sql(ctx.source_dialect)
+        name = target.input or ""
         window = ctx.rows_read(name)
         if window is None:
             return ctx.input_table(name).sql(ctx.source_dialect)

@@ -9,6 +9,7 @@ from sqlglot import exp
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.model import Origin
 from profiles_dagster.project.schema import IdType, InputId
+from profiles_dagster.project.templating import TemplateContext, render
 from profiles_dagster.sql.fragments import Where, parse_expression
 
 
@@ -47,7 +48,9 @@ def _filtered_id(
     source_table: Callable[[str], exp.Table] | None,
 ) -> exp.Expr:
     where = Where(origin, f"ids.{id_.type}.select")
-    value = exp.cast(parse_expression(id_.select, dialect, where), exp.DataType.build("varchar"))
+    value = exp.cast(
+        parse_expression(rendered_select(id_.select, dialect, where), dialect, where), exp.DataType.build("varchar")
+    )
     dropped: list[exp.Expr] = [exp.Is(this=value.copy(), expression=exp.null()), value.copy().eq("")]
     for flt in id_type.filters:
         if flt.value is not None:
@@ -65,6 +68,20 @@ def _filtered_id(
             )
         dropped.append(exp.not_(exp.paren(match)) if flt.type == "include" else exp.paren(match))
     return exp.Case(ifs=[exp.If(this=exp.or_(*dropped), true=exp.null())], default=value)
+
+
+def rendered_select(select: str, dialect: str, where: Where | None = None) -> str:
+    """pb renders an id's select as a template: `CAST(x AS {{warehouse.DataType('text')}})`."""
+    if "{{" not in select and "{%" not in select:
+        return select
+    at = where.origin if where else None
+    return render(
+        select,
+        TemplateContext(database_type=dialect),
+        file=at.file if at else None,
+        line=at.line if at else None,
+        key=where.what if where else None,
+    )
 
 
 def qualify(tree: exp.Expr, alias: str) -> exp.Expr:

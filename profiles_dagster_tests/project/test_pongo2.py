@@ -355,10 +355,12 @@ def test_error_in_pb_project_yaml_names_its_own_line(tmp_path: Path) -> None:
 
 
 def test_deref_keyword_arguments_and_a_missing_path_are_refused_by_name() -> None:
-    with pytest.raises(ProfilesError, match=r"DeRef keyword arguments \['dependency'\] are not supported"):
+    with pytest.raises(ProfilesError, match=r"DeRef dependency='optional' is not supported yet"):
         out('{% with m = this.DeRef("models/x", dependency="optional") %}{{ m }}{% endwith %}')
-    with pytest.raises(ProfilesError, match="DeRef keyword arguments"):
+    with pytest.raises(ProfilesError, match="DeRef with pre_existing, prereqs reads a material of an earlier run"):
         out("{%- set last = this.DeRef(pre_existing=true, prereqs=[1, 2]) -%}{{ last }}")
+    with pytest.raises(ProfilesError, match=r"DeRef keyword arguments \['colour'\] are not supported"):
+        out('{{ this.DeRef("models/x", colour="red") }}')
 
 
 def test_python_spellings_of_literals_are_names_to_pongo2() -> None:
