@@ -701,16 +701,24 @@ def _check_references(project: Project, errors: ErrorCollector) -> None:
         seen[key] = var
 
 
+def _require_cohort(project: Project, cohort: str, origin: Origin, what: str, errors: ErrorCollector) -> None:
+    """A cohort a model or var group is keyed by: skipped when the cohort itself failed, else it must exist."""
+    if f"models/{cohort}" in errors.failed:
+        raise FailedDependencyError(cohort)
+    if cohort not in project.cohorts:
+        _unknown(errors, f"models/{cohort}")
+        raise origin.error(f"{what} is not a cohort model", hint=did_you_mean(cohort, project.cohorts))
+
+
 def _check_feature_table(project: Project, name: str, table: FeatureTable, errors: ErrorCollector) -> None:
     if table.cohort is not None:
-        if f"models/{table.cohort}" in errors.failed:
-            raise FailedDependencyError(table.cohort)
-        if table.cohort not in project.cohorts:
-            _unknown(errors, f"models/{table.cohort}")
-            raise table.origin.at("model_spec.entity_cohort").error(
-                f"entity_cohort '{table.spec.entity_cohort}' is not a cohort model",
-                hint=did_you_mean(table.cohort, project.cohorts),
-            )
+        _require_cohort(
+            project,
+            table.cohort,
+            table.origin.at("model_spec.entity_cohort"),
+            f"entity_cohort '{table.spec.entity_cohort}'",
+            errors,
+        )
         entity = project.cohorts[table.cohort].entity
         project.feature_tables[name] = FeatureTable(table.name, table.spec, table.origin, entity, table.cohort)
     if table.spec.compatibility_mode is not None:
@@ -722,14 +730,7 @@ def _check_feature_table(project: Project, name: str, table: FeatureTable, error
 
 def _check_var(project: Project, i: int, var: Var, errors: ErrorCollector) -> None:
     if var.cohort is not None:
-        if f"models/{var.cohort}" in errors.failed:
-            raise FailedDependencyError(var.cohort)
-        if var.cohort not in project.cohorts:
-            _unknown(errors, f"models/{var.cohort}")
-            raise var.origin.error(
-                f"var_group's entity_cohort '{var.cohort}' is not a cohort model",
-                hint=did_you_mean(var.cohort, project.cohorts),
-            )
+        _require_cohort(project, var.cohort, var.origin, f"var_group's entity_cohort '{var.cohort}'", errors)
         project.vars[i] = var = Var(
             var.kind, project.cohorts[var.cohort].entity, var.cohort, var.group, var.spec, var.origin
         )
