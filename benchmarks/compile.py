@@ -135,7 +135,8 @@ def validate_corpus(corpus: Path, cli: str, env: dict[str, str], cwd: Path) -> N
             if proc.returncode == 124:
                 first = f"no answer in {VALIDATE_TIMEOUT} s"
             else:
-                first = lines[-1] if lines else f"exit code {proc.returncode}"
+                errors = [line for line in lines if line.startswith("error:")]
+                first = (errors or lines or [f"exit code {proc.returncode}"])[0]
             print(f"{label}: validate stops after {proc.seconds:.2f} s at: {first}")
     print("no corpus project validates")
 
