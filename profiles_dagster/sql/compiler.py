@@ -148,7 +148,7 @@ class CompileContext:
             sources=tuple(name for name in (*project.inputs, *project.sql_models) if name not in project.entities),
             deref=deref or (lambda path: path),
             this_name=this_name,
-            database_type=self.dialect,
+            database_type=self.source_dialect,  # pb's answer on the warehouse the SQL is written for
             values={
                 "end_time_sql": self.time_literal(self.end_time).sql(self.source_dialect),
                 "begin_time_sql": self.time_literal(self.begin_time).sql(self.source_dialect),

@@ -128,6 +128,11 @@ def test_snowflake_sql_runs_on_duckdb(tmp_path: Path) -> None:
                   - entity_var:
                       name: per_order
                       select: div0({{ user.revenue }}, {{ user.big_orders }})
+                  - entity_var:
+                      name: written_for
+                      select: >-
+                        max({% if warehouse.DatabaseType() == "snowflake" %}1{% else %}0{% endif %})
+                      from: inputs/orders
             """,
     }
     out = run_project(tmp_path, files, [ORDERS])
@@ -140,6 +145,8 @@ def test_snowflake_sql_runs_on_duckdb(tmp_path: Path) -> None:
     assert (u1["skus"], u2["skus"]) == ("a-sku,b-sku,c-sku", "a-sku")
     assert (u1["big_orders"], u2["big_orders"]) == (2, 0)
     assert (u1["per_order"], u2["per_order"]) == (20, 0)  # div0: 7 / 0 is 0
+    # templates take the branch pb takes on the warehouse the SQL is written for, not the engine running it
+    assert (u1["written_for"], u2["written_for"]) == (1, 1)
 
 
 def test_csv_input_untimed_view_input_and_column_type(tmp_path: Path) -> None:
