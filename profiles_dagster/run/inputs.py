@@ -81,9 +81,7 @@ def missing_input(name: str, inp: Input, source: exp.Table, session: Session) ->
     why = {
         1: f"an unqualified name is in the connection's schema ({source.db}), as pb resolves it",
         2: "a schema-qualified name is in the connection's database",
-        3: "the database part is the DuckDB file's name or an `attach:` alias in siteconfig"
-        if session.dialect == "duckdb"
-        else "the database part names a database of the connection",
+        3: session.database_part_meaning(),
     }.get(parts, "")
     at = inp.origin.at("app_defaults.table" if inp.spec.app_defaults.table else "app_defaults.view")
     return ProfilesError(

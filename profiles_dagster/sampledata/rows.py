@@ -12,6 +12,7 @@ from sqlglot import exp
 from profiles_dagster.project.schema import IdType
 from profiles_dagster.sampledata.columns import Column, Kind
 from profiles_dagster.sampledata.ids import Shape, id_shape, junk_values, variants
+from profiles_dagster.sql.dialects import DUCKDB
 
 HISTORY = timedelta(days=90)  # how far before the end time the sample events go
 NULL_SHARE = 0.15  # of the ids of a row with several ids, the share left NULL
@@ -28,7 +29,7 @@ _TYPES = {
 
 
 def column_types(columns: Sequence[Column]) -> list[tuple[str, exp.DataType]]:
-    return [(c.name, exp.DataType.build(_TYPES[c.kind], dialect="duckdb")) for c in columns]
+    return [(c.name, exp.DataType.build(_TYPES[c.kind], dialect=DUCKDB)) for c in columns]
 
 
 def profiles_for(rows: int) -> int:

@@ -11,6 +11,7 @@ import yaml
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import Connection, find_site_config, load_connection
+from profiles_dagster.warehouse import EMBEDDED_ENGINE
 from profiles_dagster.warehouse.duckdb import DuckDBEngine
 
 DEFAULT_SCHEMA = "profiles"
@@ -34,7 +35,7 @@ def destination(
 ) -> Destination:
     """The project's DuckDB connection unless `duckdb_path` is given or the connection is not DuckDB."""
     connection = _connection(project, site_config, target)
-    if duckdb_path is None and connection is not None and connection.type == "duckdb":
+    if duckdb_path is None and connection is not None and connection.type == EMBEDDED_ENGINE:
         engine = DuckDBEngine.from_connection(connection)
         assert isinstance(engine, DuckDBEngine)
         return Destination(engine, Path(site_config) if site_config else None, written=False)
@@ -80,7 +81,7 @@ def _default_path(project: Project, catalogs: set[str]) -> Path:
 
 
 def _write_site_config(config: Path, connection: str, path: Path, schema: str, attach: list[dict]) -> None:
-    output: dict = {"type": "duckdb", "path": str(path), "schema": schema}
+    output: dict = {"type": EMBEDDED_ENGINE, "path": str(path), "schema": schema}
     if attach:
         output["attach"] = [{"path": a["path"], "alias": a["alias"]} for a in attach]
     document = {"connections": {connection: {"target": SAMPLE_TARGET, "outputs": {SAMPLE_TARGET: output}}}}

@@ -73,6 +73,10 @@ class Session:
         a run loads it into a table first (`warehouse/files.py`)."""
         return False
 
+    def database_part_meaning(self) -> str:
+        """What the database part of a 3-part table name names here, told when an input's table is missing."""
+        return "the database part names a database of the connection"
+
     def read_in_place_hint(self) -> str:
         """What would let this engine read an `s3:` object in place, told when the client-side download cannot
         run (no boto3); '' where SQL never reads files in place."""

@@ -70,6 +70,9 @@ class DuckDBSession(Session):
             return False
         return True
 
+    def database_part_meaning(self) -> str:
+        return "the database part is the DuckDB file's name or an `attach:` alias in siteconfig"
+
     def read_in_place_hint(self) -> str:
         import duckdb
 
