@@ -40,6 +40,7 @@ from profiles_dagster.sql.fragments import (
 from profiles_dagster.sql.ids import filtered_id, qualify
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
+from profiles_dagster.sql.transpile import UnfaithfulError, translate
 
 INPUT_ROW_ID = "input_row_id"
 
@@ -173,7 +174,7 @@ class CompileContext:
     def fragment(self, text: str, where: Where) -> exp.Expr:
         """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile."""
         rendered = self.rendered(text, where)
-        parsed = parse_expression(rendered, self.source_dialect, where)
+        parsed = self.translated(parse_expression(rendered, self.source_dialect, where), where)
         if self.dialect != self.source_dialect:
             try:
                 parsed.sql(dialect=self.dialect, unsupported_level=ErrorLevel.RAISE)
@@ -182,6 +183,15 @@ class CompileContext:
                     f"`{rendered.strip()}` ({self.source_dialect}) cannot be written for {self.dialect}: {exc}"
                 ) from None
         return parsed
+
+    def translated(self, tree: exp.Expr, where: Where) -> exp.Expr:
+        """User SQL parsed in the project's dialect, rewritten to mean the same on the engine (or refused)."""
+        try:
+            return translate(tree, self.source_dialect, self.dialect)
+        except UnfaithfulError as exc:
+            raise where.error(
+                f"{exc.construct} ({self.source_dialect}) has no faithful form on {self.dialect}: {exc.reason}"
+            ) from None
 
 
 @dataclass
@@ -700,8 +710,10 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
         key=where.what,
     )
     if model.spec.single_sql:
-        return parse_query(rendered, ctx.source_dialect, where)
-    return parse_statements(rendered, ctx.source_dialect, where)
+        query = ctx.translated(parse_query(rendered, ctx.source_dialect, where), where)
+        assert isinstance(query, exp.Query)
+        return query
+    return [ctx.translated(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]
 
 
 _BUILDERS = {
