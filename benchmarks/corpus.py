@@ -20,13 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path("shared") / "pb_corpus"
-HEADER = ["project", "validate", "sample-data", "run", "steps", "view rows", "seconds", "first error"]
+DIALECTS: dict[str, str] = tomllib.loads((Path(__file__).with_name("corpus_dialects.toml")).read_text())["dialects"]
+HEADER = ["project", "dialect", "validate", "sample-data", "run", "steps", "view rows", "seconds", "first error"]
 COMMANDS = ("validate", "sample-data", "run")
 NOT_REACHED = "-"
 _STEP = re.compile(r"^(\S+)\s+(\S+)\s+([\d,]+) rows\s+(?:[\d.]+s|kept)$")
@@ -45,6 +47,7 @@ class Row:
     def cells(self) -> list[object]:
         return [
             self.project,
+            DIALECTS.get(self.project, "-"),
             *(self.status[c] for c in COMMANDS),
             NOT_REACHED if self.steps is None else self.steps,
             NOT_REACHED if self.view_rows is None else self.view_rows,
@@ -105,6 +108,7 @@ def _try_project(
     # symlinks stay links: `pb migrate` leaves one that points at the project itself
     shutil.copytree(source, work / "project", symlinks=True, ignore=shutil.ignore_patterns("output", "logs"))
     project = work / "project"
+    _declare_dialect(project, name)
     home = work / "home"  # no ~/.pb/siteconfig.yaml of the user's: the project runs on sample data only
     home.mkdir()
     commands = {
@@ -131,6 +135,14 @@ def _try_project(
             row.error = error.replace(f"{project}/", "")  # paths inside the project, as in the corpus
             break
     return row
+
+
+def _declare_dialect(project: Path, name: str) -> None:
+    """`dialect:` in the copy's profiles_dagster.yaml: the warehouse the project's SQL is written for."""
+    dialect = DIALECTS.get(name)
+    settings = project / "profiles_dagster.yaml"
+    if dialect and not settings.exists():
+        settings.write_text(f"dialect: {dialect}\n")
 
 
 def _command(argv: list[str], home: Path, timeout: float, memory_mb: int) -> tuple[str, str, str]:
