@@ -710,10 +710,18 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
         key=where.what,
     )
     if model.spec.single_sql:
-        query = ctx.translated(parse_query(rendered, ctx.source_dialect, where), where)
+        query = ctx.translated(parse_query(_as_pb_wraps(rendered), ctx.source_dialect, where), where)
         assert isinstance(query, exp.Query)
         return query
     return [ctx.translated(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]
+
+
+def _as_pb_wraps(single_sql: str) -> str:
+    """pb writes a single_sql after `WITH dummy_variable AS (SELECT 1)` (and a CTE per input it reads), so
+    projects may start theirs with `, name AS (...)` to add their own CTEs: that form reads the same here."""
+    if single_sql.lstrip().startswith(","):
+        return "WITH dummy_variable AS (SELECT 1)\n" + single_sql
+    return single_sql
 
 
 _BUILDERS = {

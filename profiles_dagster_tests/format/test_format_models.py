@@ -109,6 +109,44 @@ def test_sql_templates_table_view_ephemeral_and_multi_sql(tmp_path: Path) -> Non
     assert {"order_totals", "big_spenders", "counted"} <= views and "recent" not in views
 
 
+def test_single_sql_may_open_with_a_comma_as_pb_writes_it_after_its_own_with(tmp_path: Path) -> None:
+    # pb writes a single_sql as `WITH dummy_variable AS (SELECT 1), <a CTE per input read> <single_sql>`
+    # (seen in pb 0.26.4's compiled SQL), so public projects start theirs with `, name AS (...)`.
+    files = {
+        "pb_project.yaml": project("commacte"),
+        "models/inputs.yaml": "inputs:" + ORDERS_INPUT,
+        "models/sql.yaml": """
+            models:
+              - name: doubled_totals
+                model_type: sql_template
+                model_spec:
+                  materialization:
+                    output_type: table
+                  ids:
+                    - select: user_id
+                      type: user_id
+                      entity: user
+                  single_sql: |
+                    {% with orders = this.DeRef("inputs/orders") %}
+                      , doubled as (select user_id, amount * 2 as twice from {{ orders }})
+                      select user_id, sum(twice) as total2 from doubled group by user_id
+                    {% endwith %}
+            var_groups:
+              - name: vars
+                entity_key: user
+                vars:
+                  - entity_var:
+                      name: total2
+                      select: max(total2)
+                      from: models/doubled_totals
+            """,
+    }
+    out = run_project(tmp_path, files, [ORDERS])
+    assert sorted(out.rows("select * from out.doubled_totals")) == [("u1", 60), ("u2", 10), ("u3", 400)]
+    view = out.by_key("out.user_feature_view")
+    assert view[rid("u1", "user_id")]["total2"] == 60
+
+
 COHORT_PROJECT = {
     "models/inputs.yaml": "inputs:"
     + ORDERS_INPUT
