@@ -197,6 +197,9 @@ def _run(args: argparse.Namespace) -> int:
     _note_seq_no_times(args)
     for note in [*loaded.project.notes, *loaded.plan.notes]:
         print(f"note: {note}")
+    if loaded.project.time_grain != "tick":
+        grain = loaded.project.time_grain
+        print(f"note: default_time_grain {grain}: the run computes as of the last {grain} boundary at or before its end time")
 
     def show(result: StepResult) -> None:
         if result.stats.get("kept"):

@@ -27,6 +27,7 @@ from profiles_dagster.lock import RunLock, ensure_registry, open_session
 from profiles_dagster.maintenance import recover_unfinished_runs, retain_after_run
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
+from profiles_dagster.project.timegrains import boundary
 from profiles_dagster.run import blame, execution, inputs, publication
 from profiles_dagster.run.materials import step_materials
 from profiles_dagster.run.recording import RunRecord
@@ -86,7 +87,8 @@ class ProfilesRun:
         self.schema = session.schema
         keys = set(selected) if selected is not None else set(plan.by_key)
         self.steps = plan.ordered(keys)
-        self.end_time = end_time or default_end_time()
+        # pb's default_time_grain: the run computes as of the grain's last boundary (none: the end time itself)
+        self.end_time = boundary(end_time or default_end_time(), project.time_grain)
         self.begin_time = begin_time
         # the dialect the project's SQL is written in: profiles_dagster.yaml, else the engine's own
         self.source_dialect = source_dialect or project.settings.sql_dialect(session.dialect)

@@ -31,6 +31,7 @@ from profiles_dagster.project.schema import (
 )
 from profiles_dagster.project.settings import load_settings
 from profiles_dagster.project.templating import TemplateContext, render
+from profiles_dagster.project.timegrains import GRAINS, finer
 from profiles_dagster.project.validation import validate_document
 from profiles_dagster.project.yaml_source import KeyPath, YamlDocument, format_key_path, read_text, read_yaml
 
@@ -61,10 +62,12 @@ def load_project(project_dir: str | Path) -> Project:
             ("schema_version",),
             hint=f"migrate the project to schema_version {SUPPORTED_SCHEMA_VERSION} with `pb migrate auto`",
         )
-    if pb.default_time_grain not in (None, "tick"):
-        # pb gives every var table and id graph this grain (`pb show models --dump-model-graph`), and a model
-        # with a grain reads input rows only up to the grain's boundary: values change, so refused until supported
-        raise _not_yet(doc, ("default_time_grain",), "pb_project.yaml", "vars and the id graph up to its boundary")
+    if pb.default_time_grain is not None and pb.default_time_grain not in GRAINS:
+        raise doc.error(
+            f"unknown time grain '{pb.default_time_grain}'",
+            ("default_time_grain",),
+            hint=f"pb's timegrains, finest first: {', '.join(GRAINS)}",
+        )
     project = Project(root=root, file=pb, origin=Origin(project_path, 1, ""), settings=load_settings(root))
     project.notes.extend(
         f"{key} is accepted and not acted on" for key in _TOLERATED_KEYS if getattr(pb, key) is not None
@@ -212,10 +215,6 @@ def _load_package(project: Project, doc: YamlDocument, package: PackageDef, inde
             if path.suffix in (".yaml", ".yml") and not path.is_symlink():
                 _load_file(project, path, errors, aliases)
 
-
-# Model types whose `time_grain` pb 0.26 ignores: observed with `pb show models --dump-model-graph`, the graph
-# of a project is the same with and without it (on a sql_template or a var_group it sets the grain of edges).
-_TIME_GRAIN_IGNORED = ("entity_cohort", "feature_table_model")
 
 _ENABLE_STATUSES = ("must_have", "good_to_have", "only_if_necessary", "disabled")
 
@@ -387,7 +386,7 @@ def _load_models_file(
 def _load_var_group(project: Project, doc: YamlDocument, group: Any, base: KeyPath, errors: ErrorCollector) -> None:
     """A var_group: an unknown owner fails the group; each var is then its own item."""
     if group.time_grain is not None:
-        raise _not_yet(doc, (*base, "time_grain"), "a var_group", "its vars per time grain")
+        _check_time_grain(project, doc, (*base, "time_grain"), group.time_grain, f"var_group '{group.name}'")
     if group.entity_key is not None:
         if group.entity_key not in project.entities:
             _unknown(errors, f"entities/{group.entity_key}")
@@ -412,6 +411,31 @@ def _load_var_group(project: Project, doc: YamlDocument, group: Any, base: KeyPa
             var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
             if not _var_disabled(project, var):
                 project.vars.append(var)
+
+
+def _check_time_grain(project: Project, doc: YamlDocument, key_path: KeyPath, grain: object, owner: str) -> None:
+    """A model's or var_group's `time_grain`, by pb 0.26.4's rules: one of pb's grains, only with the project's
+    `default_time_grain`, never finer than it. Equal to it, the model computes as the whole run does (at the
+    default's boundary); a coarser grain computes the model and what it reads at an earlier boundary within
+    the same run, which is not implemented here, so it is refused rather than computed at the run's."""
+    default = project.file.default_time_grain
+    if grain not in GRAINS:
+        raise doc.error(f"unknown time grain '{grain}'", key_path, hint=f"pb's timegrains: {', '.join(GRAINS)}")
+    if default is None:
+        raise doc.error(
+            f"{owner} has time_grain '{grain}' but the project has no default_time_grain (pb refuses it too)",
+            key_path,
+            hint=f"set default_time_grain in pb_project.yaml; pb's timegrains, finest first: {', '.join(GRAINS)}",
+        )
+    if finer(str(grain), default):
+        raise doc.error(
+            f"{owner} has time_grain '{grain}', finer than the project's default_time_grain '{default}' "
+            "(pb refuses it too)",
+            key_path,
+            hint="make the model's grain coarser or the default finer",
+        )
+    if grain != default:
+        raise _not_yet(doc, key_path, owner, f"it and the models it reads as of the last '{grain}' boundary")
 
 
 def _not_yet(doc: YamlDocument, key_path: KeyPath, owner: str, computes: str) -> ProfilesError:
@@ -520,14 +544,9 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
         )
     raw_spec = model.model_spec
     if isinstance(raw_spec, dict) and raw_spec.get("time_grain") is not None:
-        if mtype not in _TIME_GRAIN_IGNORED:
-            owner = f"{mtype} model '{model.name}'"
-            raise _not_yet(doc, (*path, "model_spec", "time_grain"), owner, "the model per time grain")
+        grain = raw_spec["time_grain"]
+        _check_time_grain(project, doc, (*path, "model_spec", "time_grain"), grain, f"model '{model.name}'")
         raw_spec = {k: v for k, v in raw_spec.items() if k != "time_grain"}
-        project.notes.append(
-            f"{mtype} '{model.name}': time_grain is accepted and not acted on; pb 0.26 ignores it on this model type "
-            "(its model graph is the same with or without it)"
-        )
     if mtype == "sql_template" and isinstance(model.model_spec, dict) and model.model_spec.get("features"):
         raise doc.error(
             "features on a sql_template is not supported yet: pb adds those columns of the model to the entity's "

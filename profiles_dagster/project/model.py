@@ -171,6 +171,11 @@ class Project:
     def name(self) -> str:
         return self.file.name
 
+    @property
+    def time_grain(self) -> str:
+        """pb's default_time_grain: the whole run computes as of its last boundary (`tick`: the end time)."""
+        return self.file.default_time_grain or "tick"
+
     def entity_vars(self, entity: str, cohort: str | None = None) -> list[Var]:
         return [v for v in self.vars if v.entity == entity and v.cohort == cohort and v.kind == "entity_var"]
 

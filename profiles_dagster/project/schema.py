@@ -288,7 +288,7 @@ class VarGroupDef(PbModel):
     entity_cohort: str | None = None
     vars: list[VarEntry] = []
     description: str | None = None
-    time_grain: str | None = None  # parsed, refused by the loader until timegrains are supported
+    time_grain: str | None = None  # pb's timegrains: checked by the loader (project/timegrains.py)
 
     @model_validator(mode="after")
     def _one_owner(self) -> VarGroupDef:

@@ -328,46 +328,6 @@ def test_feature_table_of_a_cohort_reads_only_cohort_vars(tmp_path: Path) -> Non
 # ---- keys whose pb meaning is not implemented yet: refused with file, line and key -------------
 
 
-COHORT = """
-    models:
-      - name: busy
-        model_type: entity_cohort
-        model_spec:
-          extends: user/all
-          time_grain: day
-    """
-
-
-def test_time_grain_on_a_cohort_is_noted(tmp_path: Path) -> None:
-    """pb 0.26's model graph is the same with or without a cohort's time_grain (even `week` against a
-    default of `day`): it is ignored there, and noted here."""
-    project = load(tmp_path, {"models/inputs.yaml": TRACKS, "models/models.yaml": COHORT})
-    build_plan(project)
-    assert any("entity_cohort 'busy': time_grain is accepted and not acted on" in n for n in project.notes)
-
-
-def test_time_grain_on_a_sql_template_is_refused(tmp_path: Path) -> None:
-    """On a sql_template pb sets the grain of the edges to the model's columns: refused until supported."""
-    models = """
-        models:
-          - name: totals
-            model_type: sql_template
-            model_spec:
-              time_grain: week
-              single_sql: select 1 as n
-        """
-    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/sql.yaml": models})
-    assert (Path(err.file).name, err.line, err.key) == ("sql.yaml", 5, "models[0].model_spec.time_grain")
-    assert "time_grain (on sql_template model 'totals') is not supported yet" in err.message
-
-
-def test_time_grain_on_a_var_group_is_refused(tmp_path: Path) -> None:
-    grouped = VARS.replace("        entity_key: user\n", "        entity_key: user\n        time_grain: day\n")
-    err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": grouped})
-    assert (Path(err.file).name, err.line, err.key) == ("vars.yaml", 4, "var_groups[0].time_grain")
-    assert "not supported yet" in err.message
-
-
 def test_entity_var_merge_is_refused(tmp_path: Path) -> None:
     merged = VARS.replace("from: inputs/tracks\n", "from: inputs/tracks\n              merge: sum(rowset.events)\n")
     err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/vars.yaml": merged})
@@ -729,16 +689,63 @@ def test_input_vars_on_a_sql_model(tmp_path: Path) -> None:
     assert got == {u1: "2025-01-03 09:00:00", u2: "2025-01-02 10:00:00"}
 
 
-def test_default_time_grain_is_refused(tmp_path: Path) -> None:
-    """With `default_time_grain: day` pb gives var tables and the id graph a day grain (its model graph shows
-    it), and a day grain reads rows up to 00:00 UTC: refused until timegrains are supported; `tick` is pb's
-    default and changes nothing."""
-    err = load_error(
-        tmp_path, {"pb_project.yaml": PB_PROJECT + "default_time_grain: day\n", "models/inputs.yaml": TRACKS}
-    )
+# ---- timegrains, by pb 0.26.4's rules (its compiled SQL at each grain and end time) ---------------
+
+
+def test_default_time_grain_runs_as_of_the_grains_last_boundary(tmp_path: Path) -> None:
+    """`default_time_grain: day` gives every model a day grain, and pb reads input rows up to the last 00:00
+    UTC at or before the run's end time: a run ending 2025-01-03 18:00 counts the rows of 01-01 and 01-02
+    only (a3's row at 01-03 10:00 is after the boundary, so a3 is no profile at all)."""
+    files = {"pb_project.yaml": PB_PROJECT + "default_time_grain: day\n", "models/inputs.yaml": TRACKS}
+    files["models/vars.yaml"] = VARS
+    out = run_project(tmp_path, files, [SEED_TRACKS], end_time="2025-01-03T18:00:00Z")
+    events = {r[0]: r[1] for r in out.rows("select user_main_id, events from out.user_feature_view")}
+    assert events == {min(rid("u1", "user_id"), rid("a1", "anonymous_id")): 1, rid("a2", "anonymous_id"): 1}
+
+
+def test_a_models_time_grain_equal_to_the_default_is_accepted(tmp_path: Path) -> None:
+    pb = PB_PROJECT + "default_time_grain: day\n"
+    grouped = VARS.replace("        entity_key: user\n", "        entity_key: user\n        time_grain: day\n")
+    project = load(tmp_path, {"pb_project.yaml": pb, "models/inputs.yaml": TRACKS, "models/vars.yaml": grouped})
+    assert project.time_grain == "day"
+
+
+COHORT = """
+    models:
+      - name: busy
+        model_type: entity_cohort
+        model_spec:
+          extends: user/all
+          time_grain: GRAIN
+    """
+
+
+@pytest.mark.parametrize(
+    ("default", "grain", "says"),
+    [
+        (None, "day", "has time_grain 'day' but the project has no default_time_grain"),
+        ("day", "hour", "has time_grain 'hour', finer than the project's default_time_grain 'day'"),
+        ("day", "week", "time_grain (on model 'busy') is not supported yet"),
+        ("day", "fortnight", "unknown time grain 'fortnight'"),
+    ],
+)
+def test_a_models_time_grain_pb_refuses_or_we_do_not_compute_yet(
+    tmp_path: Path, default: str | None, grain: str, says: str
+) -> None:
+    """pb refuses a model grain without a default and one finer than the default; a coarser one computes the
+    model (and what it reads) as of an earlier boundary in the same run, not implemented here: refused."""
+    pb = PB_PROJECT + (f"default_time_grain: {default}\n" if default else "")
+    cohort = COHORT.replace("GRAIN", grain)
+    err = load_error(tmp_path, {"pb_project.yaml": pb, "models/inputs.yaml": TRACKS, "models/models.yaml": cohort})
+    assert (Path(err.file).name, err.line, err.key) == ("models.yaml", 6, "models[0].model_spec.time_grain")
+    assert says in err.message
+
+
+def test_default_time_grain_must_be_one_of_pbs(tmp_path: Path) -> None:
+    """pb 0.26.4 takes `10minutes`, not the `tenminutes` of some of its docs."""
+    err = load_error(tmp_path, {"pb_project.yaml": PB_PROJECT + "default_time_grain: tenminutes\n"})
     assert (Path(err.file).name, err.key) == ("pb_project.yaml", "default_time_grain")
-    assert "not supported yet" in err.message
-    load(tmp_path, {"pb_project.yaml": PB_PROJECT + "default_time_grain: tick\n", "models/inputs.yaml": TRACKS})
+    assert "unknown time grain 'tenminutes'" in err.message
 
 
 # ---- <input>.Var("COLUMN") of a contract column --------------------------------------------------
