@@ -87,8 +87,41 @@ def build_contract(text: Any) -> Contract:
     return Contract(tuple(entities), tuple(c["name"] for c in columns), stream if isinstance(stream, bool) else None)
 
 
-# DeRef keywords that read a material of an earlier run: pb's checkpoints of incremental models
-_PAST_KEYWORDS = ("checkpoint_name", "pre_existing", "time_grain_spec", "baseline_name", "prereqs", "base_context")
+# DeRef keywords of pb's checkpoints (incremental models): a material of an earlier run (`pre_existing`,
+# `checkpoint_name`) or the rows added since one (`baseline_name`, an `incr_delta_tbl` path)
+_CHECKPOINT_KEYWORDS = ("checkpoint_name", "pre_existing", "baseline_name")
+_UNSUPPORTED_KEYWORDS = ("time_grain_spec", "base_context")
+
+
+class Deref(str):
+    """What `this.DeRef(...)` gives: the SQL name of what it reads, with pb's `IsEnabled()` and `Except()`
+    (a DeRef is enabled when every one of its `prereqs` is)."""
+
+    enabled = True
+
+    def IsEnabled(self) -> bool:  # noqa: N802 - pb's spelling
+        return self.enabled
+
+    def Except(self) -> Deref:  # noqa: N802 - pb's spelling
+        return Deref("") if not self.enabled else NotEnabled("Except()", "the negation of an enabled DeRef")
+
+
+class NotEnabled(Deref):
+    """A DeRef that reads nothing in this run: pb's state of a model with no checkpoint yet. Templates test
+    it with IsEnabled(); writing it into SQL is an error, never an empty name."""
+
+    enabled = False
+
+    def __new__(cls, call: str, why: str) -> NotEnabled:
+        made = super().__new__(cls, "")
+        made.call, made.why = call, why
+        return made
+
+    def __str__(self) -> str:
+        raise ValueError(
+            f"{self.call} is not enabled in this run ({self.why}) and cannot be written into SQL; "
+            "test it with IsEnabled() first, as pb's incremental templates do"
+        )
 
 
 class ThisRefs:
@@ -104,14 +137,23 @@ class ThisRefs:
         self._name = name
         self._on_contract = on_contract
 
-    def DeRef(self, path: str | None = None, **kwargs: Any) -> str:  # noqa: N802 - pb's spelling
-        past = [k for k in kwargs if k in _PAST_KEYWORDS or k.endswith("base_context")]
-        if past:
-            raise ValueError(
-                f"DeRef with {', '.join(sorted(past))} reads a material of an earlier run (pb's checkpoints of "
-                "incremental models: pre_existing=true takes the material a previous run left, checkpoint_name "
-                "names it) and is not supported yet"
-            )
+    def DeRef(self, path: str | None = None, **kwargs: Any) -> Deref:  # noqa: N802 - pb's spelling
+        unsupported = [k for k in kwargs if k in _UNSUPPORTED_KEYWORDS or k.endswith("base_context")]
+        if unsupported:
+            raise ValueError(f"DeRef with {', '.join(sorted(unsupported))} is not supported yet")
+        call = f"DeRef({path!r})" if path else "DeRef()"
+        prereqs = kwargs.pop("prereqs", None) or []
+        if not isinstance(prereqs, list | tuple) or not all(isinstance(p, Deref) for p in prereqs):
+            raise ValueError("DeRef prereqs= takes a list of DeRef(...) values")
+        checkpoint = [k for k in kwargs if k in _CHECKPOINT_KEYWORDS] or (
+            ["incr_delta_tbl"] if path and path.rstrip("/").endswith("/incr_delta_tbl") else []
+        )
+        if checkpoint:
+            # This product keeps no checkpoints: every run is pb's run without one, i.e. its full-refresh branch
+            return NotEnabled(call, f"{', '.join(checkpoint)}: pb's checkpoint of an earlier run, none kept here")
+        blocked = [p for p in prereqs if not p.enabled]
+        if blocked:
+            return NotEnabled(call, "a DeRef in its prereqs is not enabled")
         contract = kwargs.pop("contract", None)
         dependency = kwargs.pop("dependency", "normal")
         if kwargs:
@@ -128,7 +170,7 @@ class ThisRefs:
                 raise ValueError(f"DeRef contract= takes a BuildContract(...) value, not {type(contract).__name__}")
             if self._on_contract is not None:
                 self._on_contract(path, contract)
-        return self._deref(path)
+        return Deref(self._deref(path))
 
     def __str__(self) -> str:
         return self._name

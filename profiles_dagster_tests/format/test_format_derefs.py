@@ -254,11 +254,32 @@ def test_entity_var_table_all_cohort_and_a_cohort(tmp_path: Path) -> None:
     assert out.rows("select * from out.big_vars") == [(2,)]
 
 
+CHECKPOINTED = """
+{%- set last_this = this.DeRef(pre_existing=true, dependency="optional", checkpoint_name="baseline") -%}
+{%- set delta = this.DeRef("inputs/orders/incr_delta_tbl", dependency="coercive", baseline_name="baseline", prereqs=[last_this]) -%}
+{%- set full = this.DeRef("inputs/orders", prereqs=[delta.Except()]) -%}
+{% if last_this.IsEnabled() and delta.IsEnabled() %}
+select user_id, amount from {{ last_this }} union all select user_id, amount from {{ delta }}
+{% else %}
+select user_id, amount from {{ full }} where amount >= 10
+{% endif %}
+"""
+
+
+def test_checkpoint_derefs_take_pbs_branch_for_a_run_without_a_checkpoint(tmp_path: Path) -> None:
+    """pb's incremental sql_template pattern: the material of an earlier run (`pre_existing`) and the rows
+    added since a baseline are enabled only when pb has a checkpoint; with none (pb's first run, and every
+    run here) the template's full-refresh branch runs. Orders of 10 and 20 (u1) and 200 (u3) pass >= 10."""
+    out = run_project(tmp_path, _files(_model("big_orders", CHECKPOINTED)), [ORDERS])
+    assert sorted(out.rows("select * from out.big_orders")) == [("u1", 10), ("u1", 20), ("u3", 200)]
+
+
 @pytest.mark.parametrize(
     ("call", "said"),
     [
         ('this.DeRef("models/per_main", pre_existing=true, checkpoint_name="past")', "earlier run"),
-        ('this.DeRef(pre_existing=true, dependency="optional", checkpoint_name="baseline")', "checkpoint_name"),
+        ('this.DeRef(pre_existing=true, dependency="optional", checkpoint_name="baseline")', "not enabled in this run"),
+        ('this.DeRef("inputs/orders", time_grain_spec="-1Day")', "time_grain_spec is not supported yet"),
         ('this.DeRef("inputs/orders", dependency="optional")', "dependency='optional'"),
         ('this.DeRef("inputs/nope/var_table")', "no input named 'nope'"),
         ('this.DeRef("models/nope")', "no sql_template, id stitcher, cohort or feature table named 'nope'"),

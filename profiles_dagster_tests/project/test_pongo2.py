@@ -357,8 +357,10 @@ def test_error_in_pb_project_yaml_names_its_own_line(tmp_path: Path) -> None:
 def test_deref_keyword_arguments_and_a_missing_path_are_refused_by_name() -> None:
     with pytest.raises(ProfilesError, match=r"DeRef dependency='optional' is not supported yet"):
         out('{% with m = this.DeRef("models/x", dependency="optional") %}{{ m }}{% endwith %}')
-    with pytest.raises(ProfilesError, match="DeRef with pre_existing, prereqs reads a material of an earlier run"):
+    with pytest.raises(ProfilesError, match=r"DeRef prereqs= takes a list of DeRef\(...\) values"):
         out("{%- set last = this.DeRef(pre_existing=true, prereqs=[1, 2]) -%}{{ last }}")
+    with pytest.raises(ProfilesError, match=r"DeRef\(\) is not enabled in this run \(pre_existing: pb's checkpoint"):
+        out("{%- set last = this.DeRef(pre_existing=true) -%}{{ last }}")
     with pytest.raises(ProfilesError, match=r"DeRef keyword arguments \['colour'\] are not supported"):
         out('{{ this.DeRef("models/x", colour="red") }}')
 
