@@ -199,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if loaded.project.time_grain != "tick":
         grain = loaded.project.time_grain
-        print(f"note: default_time_grain {grain}: the run computes as of the last {grain} boundary at or before its end time")
+        print(f"note: default_time_grain {grain}: the run computes as of the last {grain} boundary before its end")
 
     def show(result: StepResult) -> None:
         if result.stats.get("kept"):

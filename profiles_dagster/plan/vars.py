@@ -18,10 +18,16 @@ class PlannedVar:
     refs: tuple[str, ...]  # names of other vars of the same table (or the entity table) it reads
 
 
+def cohort_entities(project: Project) -> dict[str, str]:
+    """Cohort name -> its entity, for `{{ cohort.var }}` in templates (pb: the entity's var)."""
+    return {name: cohort.entity for name, cohort in project.cohorts.items()}
+
+
 def var_context(project: Project) -> TemplateContext:
     return TemplateContext(
         entities=tuple(project.entities),
         sources=tuple(name for name in (*project.inputs, *project.sql_models) if name not in project.entities),
+        cohorts=cohort_entities(project),
         values={
             "end_time_sql": "end_time_sql",
             "begin_time_sql": "begin_time_sql",

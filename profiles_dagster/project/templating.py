@@ -195,6 +195,8 @@ class TemplateContext:
     resolve_var: Callable[[str, str], str] = lambda entity, name: name
     # inputs usable as `orders.Var("x")`: their input vars, which are plain columns of their rows
     sources: tuple[str, ...] = ()
+    # cohorts usable as `{{ cohort.var }}`, which pb renders as the entity's `{{ entity.Var("var") }}`
+    cohorts: Mapping[str, str] = field(default_factory=dict)  # cohort name -> its entity
     resolve_source_var: Callable[[str, str], str] = lambda source, name: name
     deref: Callable[[str], str] = lambda path: path
     on_contract: Callable[[str, Contract], None] | None = None
@@ -208,6 +210,8 @@ class TemplateContext:
         ns: dict[str, Any] = dict(self.values)
         for source in self.sources:
             ns[source] = EntityRefs(source, self.resolve_source_var)
+        for cohort, entity in self.cohorts.items():
+            ns[cohort] = EntityRefs(entity, self.resolve_var)
         for entity in self.entities:
             ns[entity] = EntityRefs(entity, self.resolve_var)
         ns["this"] = ThisRefs(self.deref, self.this_name, self.on_contract)
@@ -399,6 +403,7 @@ def find_references(text: str, ctx: TemplateContext, **where: Any) -> References
         entities=ctx.entities,
         resolve_var=record_var,
         sources=ctx.sources,
+        cohorts=ctx.cohorts,
         resolve_source_var=record_source_var,
         deref=record_path,
         on_contract=lambda path, contract: found.contracts.append((path, contract)),

@@ -22,7 +22,7 @@ from profiles_dagster.plan.payloads import (
     ViewPayload,
 )
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
-from profiles_dagster.plan.vars import PlannedVar
+from profiles_dagster.plan.vars import PlannedVar, cohort_entities
 from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import IdStitcher, Input, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
@@ -147,6 +147,7 @@ class CompileContext:
             entities=tuple(project.entities),
             resolve_var=lambda entity, name: var_placeholder(name),
             sources=tuple(name for name in (*project.inputs, *project.sql_models) if name not in project.entities),
+            cohorts=cohort_entities(project),
             deref=deref or (lambda path: path),
             this_name=this_name,
             database_type=self.source_dialect,  # pb's answer on the warehouse the SQL is written for

@@ -302,6 +302,54 @@ def test_feature_table_of_a_cohort(tmp_path: Path) -> None:
     assert [(r[0], str(r[1])) for r in out.rows("select * from out.busy_table")] == [(u1, "2025-01-05 10:00:00")]
 
 
+def test_cohort_dot_var_in_a_template_is_the_var(tmp_path: Path) -> None:
+    """pb renders `{{ busy.first_ts }}` (a cohort's name, then a var) as the var itself, like
+    `{{ user.Var('first_ts') }}` (seen in pb 0.26.4's SQL). u1's events are at 01-01 and 01-05: one after
+    its first; u2's only event is not after its first."""
+    files = {
+        "pb_project.yaml": PB_PROJECT,
+        "models/inputs.yaml": TRACKS,
+        "models/vars.yaml": VARS
+        + """
+      - name: busy_vars
+        entity_cohort: models/busy
+        vars:
+          - entity_var:
+              name: first_ts
+              select: min(ts)
+              from: inputs/tracks
+          - entity_var:
+              name: later_events
+              select: count(*)
+              from: inputs/tracks
+              where: ts > {{ busy.first_ts }}
+              default_value: 0
+    """,
+        "models/models.yaml": """
+            models:
+              - name: busy
+                model_type: entity_cohort
+                model_spec:
+                  extends: user/all
+              - name: busy_table
+                model_type: feature_table_model
+                model_spec:
+                  entity_cohort: models/busy
+                  features:
+                    - later_events
+            """,
+    }
+    seed = """create table raw.tracks as select * from (values
+        ('u1', 'a1', timestamp '2025-01-01 10:00:00'),
+        ('u1', 'a1', timestamp '2025-01-05 10:00:00'),
+        ('u2', 'a2', timestamp '2025-01-03 10:00:00')
+    ) t(user_id, anonymous_id, ts)"""
+    out = run_project(tmp_path, files, [seed])
+    u1 = min(rid("u1", "user_id"), rid("a1", "anonymous_id"))
+    u2 = min(rid("u2", "user_id"), rid("a2", "anonymous_id"))
+    assert dict(out.rows("select * from out.busy_table")) == {u1: 1, u2: 0}
+
+
 def test_feature_table_of_a_cohort_reads_only_cohort_vars(tmp_path: Path) -> None:
     files = {
         "models/inputs.yaml": TRACKS,
