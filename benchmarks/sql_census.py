@@ -108,6 +108,14 @@ _PLUMBING: tuple[type[exp.Expr], ...] = (
     exp.DPipe,
     exp.Exists,
     exp.Ordered,
+    exp.Values,
+    exp.PropertyEQ,
+    exp.DataTypeParam,
+    exp.Kwarg,
+    exp.JSONPath,
+    exp.JSONPathKey,
+    exp.JSONPathRoot,
+    exp.JSONPathSubscript,
 )
 
 
@@ -144,6 +152,10 @@ def label(node: exp.Expr, dialect: str) -> str | None:
         return "LATERAL"
     if isinstance(node, exp.Window):
         return "OVER (window)"
+    if isinstance(node, exp.WithinGroup):
+        return "WITHIN GROUP"
+    if isinstance(node, exp.TableFromRows):
+        return "TABLE(…)"
     if isinstance(node, exp.IgnoreNulls):
         return "IGNORE NULLS"
     if isinstance(node, exp.RegexpLike) and node.meta.get("rlike"):

@@ -57,7 +57,6 @@ CHECKED: dict[tuple[str, str], frozenset[str]] = {
             "DATEDIFF",
             "DATE_PART",
             "DATE_TRUNC",
-            "DIV0",
             "FIRST_VALUE",
             "FLOOR",
             "IFF",
@@ -82,7 +81,6 @@ CHECKED: dict[tuple[str, str], frozenset[str]] = {
             "REGEXP_SUBSTR",
             "REPLACE",
             "RIGHT",
-            "RLIKE",
             "ROW_NUMBER",
             "SHA1",
             "SPLIT_PART",
@@ -97,7 +95,6 @@ CHECKED: dict[tuple[str, str], frozenset[str]] = {
             "TRY_CAST(… AS INT)",
             "UNIFORM",
             "WITHIN GROUP",
-            "ZEROIFNULL",
             "% (modulo)",
             "/ (division)",
         }
@@ -183,6 +180,12 @@ def to_timestamp_of_expression(node: exp.Expr) -> exp.Expr:
     size): a numeric literal is written as such; a numeric column fails DuckDB's cast loudly, never differs.
     TIMESTAMP_TZ's own per-value offset is not kept: DuckDB's TIMESTAMPTZ is an instant, shown in the
     session's zone."""
+    if isinstance(node, exp.UnixToTime) and node.args.get("scale") is None and isinstance(node.this, exp.Literal):
+        if abs(float(node.this.name)) >= 31536000000:  # sqlglot reads every literal as seconds
+            raise UnfaithfulError(
+                "TO_TIMESTAMP", "Snowflake reads an integer this large as milli-, micro- or nanoseconds"
+            )
+        return node
     if not isinstance(node, exp.Anonymous) or str(node.name).upper() not in _TO_TIMESTAMP:
         return node
     name = str(node.name).upper()
@@ -203,12 +206,44 @@ def to_timestamp_of_expression(node: exp.Expr) -> exp.Expr:
 
 
 @rule(SNOWFLAKE_DUCKDB)
+def floats_are_doubles(node: exp.Expr) -> exp.Expr:
+    """Snowflake's FLOAT, FLOAT4, REAL, ... are all one 64-bit double; sqlglot reads REAL and FLOAT4 as a 32-bit
+    FLOAT, which DuckDB writes as REAL (`avg(x::real)` would lose half its digits)."""
+    if isinstance(node, exp.DataType) and node.this == T.FLOAT:
+        return exp.DataType.build("double")
+    return node
+
+
+@rule(SNOWFLAKE_DUCKDB)
 def text_of_number(node: exp.Expr) -> exp.Expr:
     """RIGHT/LEFT of a number: Snowflake casts it to text first (`right(random(), 1)` is its last digit);
     DuckDB has no numeric overload. Casting text to text changes nothing, so every non-string is cast."""
     if isinstance(node, exp.Right | exp.Left) and not _is(node.this, {T.VARCHAR, T.TEXT, T.CHAR}):
         node.set("this", exp.Cast(this=node.this, to=_VARCHAR.copy()))
     return node
+
+
+def _random_bits(bits: int) -> exp.Expr:
+    """FLOOR(RANDOM() * 2^bits) as a BIGINT: `bits` uniform random bits (DuckDB's RANDOM() draws 32 at a time)."""
+    scaled = exp.Mul(this=exp.Rand(), expression=exp.Literal.number(2**bits))
+    return exp.Cast(this=exp.Floor(this=scaled), to=exp.DataType.build("bigint"))
+
+
+@rule(SNOWFLAKE_DUCKDB)
+def random_64_bits(node: exp.Expr) -> exp.Expr:
+    """Snowflake's RANDOM() is a uniform 64-bit signed integer. sqlglot scales DuckDB's RANDOM() (a double)
+    to that range, which leaves it 53 significant bits: every value a multiple of 1024, so `mod(random(), 2)`
+    is always 0 and `right(random(), 1)` never odd. Two 32-bit draws make the 64 bits: high (signed) * 2^32 +
+    low. RANDOM(seed) repeats Snowflake's own sequence, which no engine reproduces: refused."""
+    if not isinstance(node, exp.Rand) or node.args.get("lower") is None:
+        return node
+    if node.this is not None:
+        raise UnfaithfulError("RANDOM", "a seeded RANDOM(seed) is Snowflake's own sequence")
+    high = exp.Sub(this=_random_bits(32), expression=exp.Literal.number(2**31))
+    value = exp.Add(
+        this=exp.Mul(this=exp.paren(high), expression=exp.Literal.number(2**32)), expression=_random_bits(32)
+    )
+    return exp.paren(value)
 
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
