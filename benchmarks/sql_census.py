@@ -160,6 +160,8 @@ def label(node: exp.Expr, dialect: str) -> str | None:
         return "IGNORE NULLS"
     if isinstance(node, exp.RegexpLike) and node.meta.get("rlike"):
         return "RLIKE"
+    if isinstance(node, exp.ToChar) and node.args.get("format") is None:
+        return f"{_func_name(node, dialect)} (no format)"  # the text depends on the value's type
     if isinstance(node, exp.Func):
         return _func_name(node, dialect)
     return type(node).__name__

@@ -31,7 +31,9 @@ SNOWFLAKE_DUCKDB = [("snowflake", "duckdb")]
 
 # Constructs (as benchmarks/sql_census.py names them) whose translation keeps their meaning, each checked by a
 # test of test_scalars.py against the source vendor's documented result (that test file asserts every name
-# here has a case). A construct is named as the source dialect writes it.
+# here has a case). A construct is named as the source dialect writes it. Not claimed: TO_CHAR with no format and
+# CAST(… AS VARCHAR), whose text depends on the value's type (a TIMESTAMP's default output format, a VARIANT's
+# JSON text), which the SQL does not show.
 CHECKED: dict[tuple[str, str], frozenset[str]] = {
     ("snowflake", "duckdb"): frozenset(
         {
@@ -47,7 +49,6 @@ CHECKED: dict[tuple[str, str], frozenset[str]] = {
             "CAST(… AS TIMESTAMP)",
             "CAST(… AS TIMESTAMPNTZ)",
             "CAST(… AS TIMESTAMPTZ)",
-            "CAST(… AS VARCHAR)",
             "COALESCE",
             "CONVERT_TIMEZONE",
             "COUNT",

@@ -145,7 +145,7 @@ SNOWFLAKE: list[tuple[str, str, list[tuple[object, ...]], str]] = [
         [("Wed, 10 Jan 2024 10:11:12.345",)],
         "DY, MON abbreviations; FF3 milliseconds",
     ),
-    ("TO_CHAR", "to_char('2024-01-10'::date)", [("2024-01-10",)], "DATE_OUTPUT_FORMAT"),
+    ("TO_CHAR (no format)", "to_char('2024-01-10'::date)", [("2024-01-10",)], "DATE_OUTPUT_FORMAT"),
     # aggregates
     ("COUNT", "count(x) from (values (1), (null)) t(x)", [(1,)], "NULLs not counted"),
     ("SUM", "sum(x) from (values (1), (null), (2)) t(x)", [(3,)], ""),
