@@ -113,6 +113,7 @@ _TIMESTAMP = exp.DataType.build("timestamp")
 _TIMESTAMPTZ = exp.DataType.build("timestamptz")
 _VARCHAR = exp.DataType.build("varchar")
 _TEMPORAL = {T.DATE, T.TIMESTAMP, T.TIMESTAMPNTZ, T.TIMESTAMPTZ, T.TIMESTAMPLTZ, T.DATETIME}
+_TEXT = {T.VARCHAR, T.TEXT, T.CHAR, T.NVARCHAR, T.NCHAR}
 _INTEGER = {T.TINYINT, T.SMALLINT, T.INT, T.BIGINT}
 # Snowflake's TO_TIMESTAMP_* of a value: TO_TIMESTAMP follows TIMESTAMP_TYPE_MAPPING, TIMESTAMP_NTZ by default
 _TO_TIMESTAMP = {
@@ -122,6 +123,22 @@ _TO_TIMESTAMP = {
     "TO_TIMESTAMP_TZ": _TIMESTAMPTZ,
 }
 
+
+# functions whose value is text whatever their arguments
+_TEXT_FUNCTIONS = (
+    exp.Right,
+    exp.Left,
+    exp.Substring,
+    exp.SplitPart,
+    exp.Lower,
+    exp.Upper,
+    exp.Trim,
+    exp.Concat,
+    exp.DPipe,
+    exp.Replace,
+    exp.ToChar,
+    exp.TimeToStr,
+)
 
 # ---- what the SQL shows of a value's type ------------------------------------------------------------------
 
@@ -147,6 +164,8 @@ def known_type(node: exp.Expr) -> exp.DataType | None:
         if inner is not None and inner.this == T.DATE and isinstance(node, exp.DateAdd | exp.DateSub):
             return _DATE if _unit(node) in _DAY_OR_MORE else _TIMESTAMP
         return inner
+    if isinstance(node, _TEXT_FUNCTIONS):
+        return _VARCHAR
     if isinstance(node, exp.Literal):
         if node.is_string:
             return _VARCHAR
@@ -219,7 +238,7 @@ def floats_are_doubles(node: exp.Expr) -> exp.Expr:
 def text_of_number(node: exp.Expr) -> exp.Expr:
     """RIGHT/LEFT of a number: Snowflake casts it to text first (`right(random(), 1)` is its last digit);
     DuckDB has no numeric overload. Casting text to text changes nothing, so every non-string is cast."""
-    if isinstance(node, exp.Right | exp.Left) and not _is(node.this, {T.VARCHAR, T.TEXT, T.CHAR}):
+    if isinstance(node, exp.Right | exp.Left) and not _is(node.this, _TEXT):
         node.set("this", exp.Cast(this=node.this, to=_VARCHAR.copy()))
     return node
 
@@ -263,8 +282,14 @@ def string_against_datetime(node: exp.Expr) -> exp.Expr:
     for known_side, other_side in (("this", "expression"), ("expression", "this")):
         typed = known_type(node.args[known_side])
         other = node.args[other_side]
-        if typed is None or typed.this not in _TEMPORAL or known_type(other) is not None:
+        if typed is None or typed.this not in _TEMPORAL:
             continue
+        other_type = known_type(other)
+        if isinstance(other, exp.Literal) or (other_type is not None and other_type.this not in _TEXT):
+            continue  # DuckDB casts a string literal itself; a typed value compares as on Snowflake
+        if other_type is not None:  # text: cast to the other side's type, as Snowflake
+            node.set(other_side, exp.Cast(this=other.copy(), to=typed.copy()))
+            break
         if typed.this == T.DATE:
             string_as_date = exp.Cast(this=exp.Cast(this=other.copy(), to=_DATE.copy()), to=_TIMESTAMP.copy())
             is_text = exp.EQ(this=exp.func("typeof", other.copy()), expression=exp.Literal.string("VARCHAR"))
@@ -353,6 +378,20 @@ def to_char_with_format(node: exp.Expr) -> exp.Expr:
     if _is(node.this, {T.VARCHAR, T.TEXT}) or re.fullmatch(r"[09.,$SMIDGXLVB\s]+", fmt.name, re.IGNORECASE):
         raise UnfaithfulError("TO_CHAR", f"number format '{fmt.name}': DuckDB has no TO_CHAR for numbers")
     return exp.TimeToStr(this=node.this, format=exp.Literal.string(strftime_format(fmt.name)))
+
+
+@rule(SNOWFLAKE_DUCKDB)
+def text_in_arithmetic(node: exp.Expr) -> exp.Expr:
+    """Text in arithmetic (`right(random(), 2) / 100`): Snowflake casts the string to a number; DuckDB has no
+    `/(VARCHAR, INTEGER)`. A string literal DuckDB casts itself; the value of a text function is cast to
+    DOUBLE (for the integer text such expressions hold, the same number)."""
+    if not isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+        return node
+    for side in ("this", "expression"):
+        value = node.args[side]
+        if not isinstance(value, exp.Literal) and _is(value, _TEXT):
+            node.set(side, exp.Cast(this=value, to=exp.DataType.build("double")))
+    return node
 
 
 def _fixed_scale(node: exp.Expr) -> int | None:

@@ -96,6 +96,9 @@ SNOWFLAKE: list[tuple[str, str, list[tuple[object, ...]], str]] = [
     ("RIGHT", "right(12345, 2)", [("45",)], "number cast to text"),
     ("RIGHT", "length(right(random(), 1))", [(1,)], "right(random(), 1): one digit"),
     ("LEFT", "left(x, 2) from (values (12345)) t(x)", [("12",)], ""),
+    # text in arithmetic is cast to a number: right(random(), 2)/100 is a fraction in [0, 1)
+    ("RIGHT", "right(12345, 2) / 100", [(0.45,)], "'45' / 100"),
+    ("FLOOR", "floor((right(123456, 2) / 100) * (100 - 62 + 1)) + 62", [(83,)], "0.56 * 39 = 21.84"),
     ("RANDOM", "typeof(random())", [("BIGINT",)], "RANDOM is a 64-bit integer"),
     # uniform over all 64-bit integers: odd and even, negative and positive (MOD takes the dividend's sign)
     ("RANDOM", "count(distinct mod(random(), 2)) from range(300)", [(3,)], "-1, 0 and 1"),
@@ -205,6 +208,7 @@ SNOWFLAKE_COMPARISONS: list[tuple[str, list[tuple[object, ...]], str]] = [
     ("x < current_date from (values ('2024-01-10')) t(x)", [(True,)], ""),
     ("x = '2024-01-10'::date from (values ('2024-01-10 10:00'::timestamp)) t(x)", [(False,)], "DATE promoted"),
     ("x >= '2024-01-10'::date from (values ('2024-01-10'::date)) t(x)", [(True,)], ""),
+    ("left(x, 10) = '2024-01-10'::date from (values ('2024-01-10 10:00')) t(x)", [(True,)], "text cast to DATE"),
     ("x < to_timestamp_tz('2024-01-11') from (values ('2024-01-10 10:00')) t(x)", [(True,)], "string cast to TZ"),
     ("x > dateadd(day, -30, '2024-02-01'::date) from (values ('2024-01-10')) t(x)", [(True,)], ""),
 ]
