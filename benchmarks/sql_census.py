@@ -261,7 +261,10 @@ def fragments(project_dir: Path, dialect: str) -> list[exp.Expr]:
 
     def capture(tree: exp.Expr, where: Where) -> exp.Expr:
         seen.append(tree.copy())
-        return tree  # untranslated: a refusal must not stop the census of the rest
+        try:
+            return transpile.translate(tree, dialect, "duckdb")
+        except transpile.UnfaithfulError:  # a refusal must not stop the census of the step's other fragments
+            return tree if isinstance(tree, exp.Query) else exp.null()
 
     ctx.translated = capture  # type: ignore[method-assign]
     for step in plan.steps:

@@ -28,6 +28,8 @@ from sqlglot import exp
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
 
 SNOWFLAKE_DUCKDB = [("snowflake", "duckdb")]
+SNOWFLAKE_POSTGRES = [("snowflake", "postgres")]
+SNOWFLAKE_ENGINES = SNOWFLAKE_DUCKDB + SNOWFLAKE_POSTGRES
 
 # Constructs (as benchmarks/sql_census.py names them) whose translation keeps their meaning, each checked by a
 # test of test_scalars.py against the source vendor's documented result (that test file asserts every name
@@ -98,6 +100,59 @@ CHECKED: dict[tuple[str, str], frozenset[str]] = {
             "WITHIN GROUP",
             "% (modulo)",
             "/ (division)",
+        }
+    ),
+    # on the Postgres stand-in (test_scalars.py::test_snowflake_on_postgres), the same cases as on DuckDB
+    ("snowflake", "postgres"): frozenset(
+        {
+            "% (modulo)",
+            "/ (division)",
+            "ABS",
+            "ARRAY_AGG",
+            "AVG",
+            "CASE",
+            "CAST(… AS DATE)",
+            "CAST(… AS DECIMAL(12, 2))",
+            "CAST(… AS DOUBLE)",
+            "CAST(… AS FLOAT)",
+            "CAST(… AS TIMESTAMP)",
+            "CAST(… AS TIMESTAMPNTZ)",
+            "CAST(… AS TIMESTAMPTZ)",
+            "COALESCE",
+            "CONVERT_TIMEZONE",
+            "COUNT",
+            "CURRENT_DATE",
+            "DATEADD",
+            "DATEDIFF",
+            "DATE_TRUNC",
+            "FIRST_VALUE",
+            "FLOOR",
+            "IFF",
+            "LAST_VALUE",
+            "LEFT",
+            "LISTAGG",
+            "LOWER",
+            "MAX",
+            "MEDIAN",
+            "MIN",
+            "NULLIF",
+            "NULLS FIRST/LAST",
+            "NVL2",
+            "OVER (window)",
+            "QUALIFY",
+            "RANK",
+            "REGEXP_COUNT",
+            "REGEXP_LIKE",
+            "REPLACE",
+            "RIGHT",
+            "ROW_NUMBER",
+            "SUM",
+            "TO_CHAR",
+            "TO_DATE",
+            "TO_TIMESTAMP",
+            "TO_TIMESTAMP_LTZ",
+            "TO_TIMESTAMP_NTZ",
+            "TO_TIMESTAMP_TZ",
         }
     ),
     ("databricks", "duckdb"): frozenset(
@@ -191,7 +246,7 @@ _DAY_OR_MORE = {"DAY", "WEEK", "MONTH", "QUARTER", "YEAR"}
 # ---- rules ---------------------------------------------------------------------------------------------------
 
 
-@rule(SNOWFLAKE_DUCKDB)
+@rule(SNOWFLAKE_ENGINES)
 def to_timestamp_of_expression(node: exp.Expr) -> exp.Expr:
     """TO_TIMESTAMP[_NTZ/_LTZ/_TZ](x): sqlglot rewrites literals only. A string, DATE or TIMESTAMP x is the cast
     to the function's type (Snowflake: TO_TIMESTAMP_* with no format reads a string in AUTO format; a DATE is
@@ -225,7 +280,7 @@ def to_timestamp_of_expression(node: exp.Expr) -> exp.Expr:
     return exp.Cast(this=value.copy(), to=target.copy())
 
 
-@rule(SNOWFLAKE_DUCKDB)
+@rule(SNOWFLAKE_ENGINES)
 def floats_are_doubles(node: exp.Expr) -> exp.Expr:
     """Snowflake's FLOAT, FLOAT4, REAL, ... are all one 64-bit double; sqlglot reads REAL and FLOAT4 as a 32-bit
     FLOAT, which DuckDB writes as REAL (`avg(x::real)` would lose half its digits)."""
@@ -234,7 +289,7 @@ def floats_are_doubles(node: exp.Expr) -> exp.Expr:
     return node
 
 
-@rule(SNOWFLAKE_DUCKDB)
+@rule(SNOWFLAKE_ENGINES)
 def text_of_number(node: exp.Expr) -> exp.Expr:
     """RIGHT/LEFT of a number: Snowflake casts it to text first (`right(random(), 1)` is its last digit);
     DuckDB has no numeric overload. Casting text to text changes nothing, so every non-string is cast."""
@@ -249,7 +304,7 @@ def _random_bits(bits: int) -> exp.Expr:
     return exp.Cast(this=exp.Floor(this=scaled), to=exp.DataType.build("bigint"))
 
 
-@rule(SNOWFLAKE_DUCKDB)
+@rule(SNOWFLAKE_ENGINES)
 def random_64_bits(node: exp.Expr) -> exp.Expr:
     """Snowflake's RANDOM() is a uniform 64-bit signed integer. sqlglot scales DuckDB's RANDOM() (a double)
     to that range, which leaves it 53 significant bits: every value a multiple of 1024, so `mod(random(), 2)`
@@ -304,7 +359,7 @@ def string_against_datetime(node: exp.Expr) -> exp.Expr:
     return node
 
 
-@rule(SNOWFLAKE_DUCKDB)
+@rule(SNOWFLAKE_ENGINES)
 def date_plus_days_is_a_date(node: exp.Expr) -> exp.Expr:
     """DATEADD(day|week|month|quarter|year, n, <DATE>) is a DATE on Snowflake; DuckDB's DATE + INTERVAL is a
     TIMESTAMP (its text, and what a table column stores, differ). Smaller units give a TIMESTAMP on both."""
@@ -380,7 +435,7 @@ def to_char_with_format(node: exp.Expr) -> exp.Expr:
     return exp.TimeToStr(this=node.this, format=exp.Literal.string(strftime_format(fmt.name)))
 
 
-@rule(SNOWFLAKE_DUCKDB)
+@rule(SNOWFLAKE_ENGINES)
 def text_in_arithmetic(node: exp.Expr) -> exp.Expr:
     """Text in arithmetic (`right(random(), 2) / 100`): Snowflake casts the string to a number; DuckDB has no
     `/(VARCHAR, INTEGER)`. A string literal DuckDB casts itself; the value of a text function is cast to
@@ -431,6 +486,109 @@ def fixed_point_division(node: exp.Expr) -> exp.Expr:
         return node
     scale = max(s1, min(s1 + 6, 12))
     return exp.Round(this=node.copy(), decimals=exp.Literal.number(scale))
+
+
+# ---- Snowflake -> Postgres: what sqlglot writes with another meaning there ------------------------------------
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def anchored_regexp_on_postgres(node: exp.Expr) -> exp.Expr:
+    """REGEXP_LIKE/RLIKE match the whole subject on Snowflake; sqlglot writes Postgres' `~`, which matches
+    anywhere. The pattern is anchored: `^(?:pattern)$`."""
+    if not isinstance(node, exp.RegexpLike) or not node.args.get("full_match"):
+        return node
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal) and pattern.is_string:
+        anchored: exp.Expr = exp.Literal.string(f"^(?:{pattern.name})$")
+    else:
+        anchored = exp.DPipe(
+            this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=pattern.copy()),
+            expression=exp.Literal.string(")$"),
+        )
+    return exp.RegexpLike(this=node.this.copy(), expression=anchored)
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def date_trunc_of_a_date_on_postgres(node: exp.Expr) -> exp.Expr:
+    """DATE_TRUNC of a DATE is a DATE on Snowflake; Postgres' date_trunc returns a timestamp with time zone."""
+    if (
+        isinstance(node, exp.DateTrunc | exp.TimestampTrunc)
+        and _is(node.this, {T.DATE})
+        and not (isinstance(node.parent, exp.Cast) and node.parent.to.is_type(T.DATE))
+    ):
+        return exp.Cast(this=node.copy(), to=_DATE.copy())
+    return node
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def refused_on_postgres(node: exp.Expr) -> exp.Expr:
+    """What sqlglot writes for Postgres with another meaning, and no rewrite here keeps."""
+    if isinstance(node, exp.IgnoreNulls):
+        raise UnfaithfulError("IGNORE NULLS", "Postgres' window functions cannot skip NULLs (sqlglot drops it)")
+    if isinstance(node, exp.DateDiff) and _unit(node) == "WEEK":
+        raise UnfaithfulError("DATEDIFF", "week boundaries: Postgres' form counts whole 7-day spans")
+    if isinstance(node, exp.DataType) and node.this == T.FLOAT:
+        return exp.DataType.build("double")
+    return node
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def epoch_seconds_on_postgres(node: exp.Expr) -> exp.Expr:
+    """TO_TIMESTAMP(<integer>) is a TIMESTAMP_NTZ (the UTC wall clock) on Snowflake; Postgres' to_timestamp
+    gives a timestamp with time zone: read in UTC, as sqlglot does for DuckDB."""
+    if (
+        isinstance(node, exp.UnixToTime)
+        and node.args.get("scale") is None
+        and _is(node, {T.TIMESTAMP})
+        and not isinstance(node.parent, exp.AtTimeZone)
+    ):
+        return exp.AtTimeZone(this=node.copy(), zone=exp.Literal.string("UTC"))
+    return node
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def parse_format_on_postgres(node: exp.Expr) -> exp.Expr:
+    """TO_DATE/TO_TIMESTAMP with a format: sqlglot drops the quotes of literal text ('"T"'), which Postgres'
+    to_timestamp then reads as a format element or skips: refused when the format has literal letters."""
+    if isinstance(node, exp.StrToTime | exp.StrToDate | exp.TsOrDsToDate) and node.args.get("format") is not None:
+        fmt = node.args["format"]
+        text = fmt.name if isinstance(fmt, exp.Literal) else ""
+        if not isinstance(fmt, exp.Literal) or re.search(r"[A-Za-z]", re.sub(r"%[-:]?[A-Za-z]", "", text)):
+            raise UnfaithfulError("TO_TIMESTAMP", f"format {fmt.sql()} is read differently by Postgres")
+    return node
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def fixed_point_division_on_postgres(node: exp.Expr) -> exp.Expr:
+    """As `fixed_point_division`, in Postgres' exact NUMERIC (its ROUND takes no double precision)."""
+    if not isinstance(node, exp.Div) or isinstance(node.parent, exp.Round):
+        return node
+    s1, s2 = _fixed_scale(node.this), _fixed_scale(node.expression)
+    if s1 is None or s2 is None:
+        return node
+    exact = exp.Div(
+        this=exp.Cast(this=node.this.copy(), to=exp.DataType.build("decimal")),
+        expression=node.expression.copy(),
+        typed=True,
+        safe=node.args.get("safe"),
+    )
+    return exp.Round(this=exact, decimals=exp.Literal.number(max(s1, min(s1 + 6, 12))))
+
+
+# Snowflake's format elements Postgres' to_char writes as the same text (DY, MON, ... differ in case there)
+_POSTGRES_FORMAT = re.compile(r'(YYYY|YY|MM|DD|HH24|HH12|MI|SS|FF3|FF6|AM|PM|"[^"]*"|[-/:.,_ ])*', re.IGNORECASE)
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def to_char_on_postgres(node: exp.Expr) -> exp.Expr:
+    """TO_CHAR(x, 'format'): Postgres' to_char reads the same numeric elements (YYYY, MM, DD, HH24, MI, SS, FF3)
+    the same way; names (DY, MON, MMMM) come out in another case there, and number formats differ: refused."""
+    if not isinstance(node, exp.ToChar) or node.args.get("format") is None:
+        return node
+    fmt = node.args["format"]
+    if not isinstance(fmt, exp.Literal) or not fmt.is_string or not _POSTGRES_FORMAT.fullmatch(fmt.name):
+        raise UnfaithfulError("TO_CHAR", f"format {fmt.sql()} is written differently by Postgres' to_char")
+    return node
 
 
 __all__ = ["CHECKED", "known_type", "strftime_format"]
