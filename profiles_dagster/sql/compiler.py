@@ -447,6 +447,8 @@ def _windowed(
     shell = parse_expression(text, ctx.source_dialect, where)
     if not isinstance(shell, exp.Window):
         raise where.error("window order_by/frame_clause do not form a window clause")
+    if shell.args.get("order") is not None:  # the order_by is user SQL too: translated like the select
+        shell.set("order", ctx.translated(shell.args["order"], where))
     shell.set("this", value)
     shell.set("partition_by", partition or None)
     return shell
