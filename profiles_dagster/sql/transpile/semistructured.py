@@ -105,13 +105,33 @@ def _index(base: exp.Expr, key: exp.Expr, construct: str) -> exp.Expr:
         return _variant(exp.JSONExtract(this=base, expression=path))
     if isinstance(key, exp.Neg) and isinstance(key.this, exp.Literal) and not key.this.is_string:
         return _variant(exp.cast(exp.null(), _json()))
-    typed = annotate_types(key.copy(), dialect="snowflake").type
-    if typed is not None and typed.is_type(*exp.DataType.NUMERIC_TYPES):
+    # DuckDB's `->` dispatches on the key's type at bind time (integer: 0-based index, text: a key), but
+    # counts a negative index from the end, where Snowflake gives NULL
+    if _numeric(key):
         # negative -> NULL without evaluating the index twice (it may be RANDOM()): greatest/nullif
         guarded = exp.func("nullif", exp.func("greatest", key, exp.Literal.number(-1)), exp.Literal.number(-1))
-        key = exp.cast(guarded, exp.DataType.build("BIGINT"))
-    # otherwise DuckDB's `->` dispatches on the key's type at bind time: integer = 0-based index, text = key
-    return _variant(exp.JSONExtract(this=base, expression=key))
+        return _variant(exp.JSONExtract(this=base, expression=exp.cast(guarded, exp.DataType.build("BIGINT"))))
+    if key.find(exp.Rand, exp.Uuid):
+        raise UnfaithfulError(construct, "an index of unknown type computed from a random value")
+    # type unknown here (a column): NULL for a negative number, a key for text
+    negative = exp.and_(
+        exp.func("typeof", key.copy()).neq(exp.Literal.string("VARCHAR")),
+        exp.TryCast(this=key.copy(), to=exp.DataType.build("BIGINT")) < 0,
+    )
+    extract = exp.JSONExtract(this=base, expression=key)
+    return _variant(exp.Case(ifs=[exp.If(this=negative, true=exp.cast(exp.null(), _json()))], default=extract))
+
+
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg, exp.Abs, exp.Floor, exp.Ceil)
+
+
+def _numeric(key: exp.Expr) -> bool:
+    if isinstance(key, _ARITHMETIC):
+        return True
+    if isinstance(key, exp.Cast) and key.to.is_type(*exp.DataType.NUMERIC_TYPES):
+        return True
+    typed = annotate_types(key.copy(), dialect="snowflake").type
+    return typed is not None and typed.is_type(*exp.DataType.NUMERIC_TYPES)
 
 
 def _to_json(value: exp.Expr) -> exp.Expr:
