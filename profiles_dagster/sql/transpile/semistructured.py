@@ -176,6 +176,71 @@ def _array_agg_top(node: exp.Expr) -> bool:
     return False
 
 
+def _template(sql: str, **parts: exp.Expr) -> exp.Expr:
+    """A DuckDB expression written once as text, its placeholder columns replaced by the given trees."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for column in list(tree.find_all(exp.Column)):
+        if not column.table and column.name in parts:
+            column.replace(parts[column.name].copy())
+    return tree
+
+
+def _elements(array: exp.Expr) -> exp.Expr:
+    """A JSON array's elements as a DuckDB list of JSON (a JSON null element becomes NULL)."""
+    return exp.cast(array, exp.DataType.build("JSON[]", dialect="duckdb"))
+
+
+def _without_nulls(elements: exp.Expr) -> exp.Expr:
+    return _template("list_filter(_l, lambda e: e IS NOT NULL)", _l=elements)
+
+
+def _json_list_to_json(elements: exp.Expr) -> exp.Expr:
+    return exp.func("to_json", elements)
+
+
+def _typeof(value: exp.Expr) -> exp.Expr:
+    """TYPEOF of a VARIANT: Snowflake's names (a number with a fraction and no exponent is DECIMAL, as
+    PARSE_JSON reads it; with an exponent DOUBLE; a JSON null NULL_VALUE)."""
+    if not _is_variant(value):
+        raise UnfaithfulError("TYPEOF", "of a value not known to be a VARIANT: DuckDB's type names differ")
+    return _template(
+        "CASE json_type(_v) WHEN 'BIGINT' THEN 'INTEGER' WHEN 'UBIGINT' THEN 'INTEGER' "
+        "WHEN 'DOUBLE' THEN CASE WHEN regexp_matches(CAST(_v AS VARCHAR), '[eE]') THEN 'DOUBLE' ELSE 'DECIMAL' END "
+        "WHEN 'NULL' THEN 'NULL_VALUE' ELSE json_type(_v) END",
+        _v=value,
+    )
+
+
+def _array_slice(node: exp.ArraySlice) -> exp.Expr:
+    """ARRAY_SLICE(array, from, to): 0-based, `to` excluded, a negative position counts from the end (as in
+    Python), a NULL argument gives NULL. DuckDB's list_slice is 1-based with both ends included."""
+    start, end = node.args.get("start"), node.args.get("end")
+    if start is None or end is None:
+        raise UnfaithfulError("ARRAY_SLICE", "needs both positions")
+    for bound in (start, end):
+        if bound.find(exp.Rand, exp.Uuid):
+            raise UnfaithfulError("ARRAY_SLICE", "a position computed from a random value")
+    begin = _template("CASE WHEN _f >= 0 THEN _f + 1 ELSE _f END", _f=start)
+    stop = _template("CASE WHEN _t >= 0 THEN _t ELSE _t - 1 END", _t=end)
+    sliced = _json_list_to_json(exp.func("list_slice", _elements(node.this), begin, stop))
+    any_null = exp.or_(start.copy().is_(exp.null()), end.copy().is_(exp.null()))
+    return _variant(exp.Case(ifs=[exp.If(this=any_null, true=exp.cast(exp.null(), _json()))], default=sliced))
+
+
+def _array_contains(array: exp.Expr, value: exp.Expr) -> exp.Expr:
+    """ARRAY_CONTAINS(value, array) for a string or integer value: an element of the same kind and value."""
+    if isinstance(value, exp.Literal) and value.is_string:
+        text = "CASE WHEN json_type(e) = 'VARCHAR' THEN e ->> '$' END"
+    elif isinstance(value, exp.Literal) and isinstance(value.to_py(), int):
+        text = "CASE WHEN json_type(e) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST(e AS DOUBLE) END"
+    else:
+        raise UnfaithfulError(
+            "ARRAY_CONTAINS", "only a string or integer constant is searched for: VARIANT equality is not JSON's"
+        )
+    kept = _template(f"list_transform(_l, lambda e: {text})", _l=_elements(array))
+    return exp.func("list_contains", kept, value)
+
+
 # ---- FLATTEN ------------------------------------------------------------------------------------
 
 
@@ -365,6 +430,36 @@ class _Rewriter:
             raise UnfaithfulError("OBJECT_CONSTRUCT(*)", "the columns a star names are not known when compiling")
         if isinstance(node, exp.Struct):
             return _object_construct(node)
+        if isinstance(node, exp.JSONObject):  # OBJECT_CONSTRUCT_KEEP_NULL: sqlglot's JSON_OBJECT keeps NULLs
+            return _variant(node)
+        if isinstance(node, exp.ArrayConstructCompact):
+            return _variant(
+                _json_list_to_json(_without_nulls(exp.Array(expressions=[_to_json(e) for e in node.expressions])))
+            )
+        if isinstance(node, exp.IsArray):
+            return exp.func("json_type", node.this).eq(exp.Literal.string("ARRAY"))
+        if isinstance(node, exp.Anonymous) and node.name.upper() == "IS_OBJECT" and len(node.expressions) == 1:
+            return exp.func("json_type", node.expressions[0]).eq(exp.Literal.string("OBJECT"))
+        if isinstance(node, exp.Typeof):
+            return _typeof(node.this)
+        if isinstance(node, exp.ArrayToString):
+            return _template(
+                "array_to_string(list_transform(CAST(_a AS JSON[]), lambda e: coalesce(e ->> '$', '')), _s)",
+                _a=node.this,
+                _s=node.expression,
+            )
+        if isinstance(node, exp.ArrayCompact):
+            return _variant(_json_list_to_json(_without_nulls(_elements(node.this))))
+        if isinstance(node, exp.ArraySlice):
+            return _array_slice(node)
+        if isinstance(node, exp.ArrayContains):
+            return _array_contains(node.this, node.expression)
+        if isinstance(node, exp.ArrayOverlaps):
+            raise UnfaithfulError(
+                "ARRAYS_OVERLAP", "Snowflake compares elements as VARIANTs (1 = 1.0); JSON text equality would not"
+            )
+        if isinstance(node, exp.JSONKeys):
+            raise UnfaithfulError("OBJECT_KEYS", "the order of the keys in Snowflake's array is not documented")
         if isinstance(node, exp.ArraySize):
             value = node.this
             is_array = exp.func("json_type", value.copy()).eq(exp.Literal.string("ARRAY"))
@@ -410,6 +505,18 @@ def semistructured_postgres(node: exp.Expr) -> exp.Expr:
         raise UnfaithfulError("ARRAY_AGG", "Postgres gives NULL where Snowflake gives [] and keeps NULL elements")
     if isinstance(node, exp.Bracket) and any(not isinstance(e, exp.Literal) for e in node.expressions):
         raise UnfaithfulError("[index]", "a computed index would not stay 0-based on Postgres")
-    if isinstance(node, exp.ArraySize):
-        raise UnfaithfulError("ARRAY_SIZE", "not written for Postgres JSON yet")
+    if isinstance(node, _NOT_ON_POSTGRES):
+        raise UnfaithfulError(node.sql("snowflake").split("(")[0].upper(), "not written for Postgres JSON yet")
     return node
+
+
+_NOT_ON_POSTGRES = (
+    exp.ArraySize,
+    exp.ArrayContains,
+    exp.ArrayToString,
+    exp.ArraySlice,
+    exp.ArrayCompact,
+    exp.ArrayOverlaps,
+    exp.ArrayConstructCompact,
+    exp.JSONKeys,
+)

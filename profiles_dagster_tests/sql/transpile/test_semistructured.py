@@ -233,6 +233,55 @@ def test_array_construct_of_mixed_values() -> None:
     assert json.loads(rows[0][0]) == [1, "a", {"k": 2}] and rows[0][1] == 2
 
 
+def test_array_functions_the_corpus_does_not_use() -> None:
+    # ARRAY_TO_STRING: each element as TO_VARCHAR gives it (a string unquoted, an object as JSON), a NULL as an
+    # empty string; ARRAY_COMPACT drops missing and null values; ARRAY_CONSTRUCT_COMPACT omits NULL inputs;
+    # OBJECT_CONSTRUCT_KEEP_NULL keeps a NULL value (as JSON null)
+    ((joined, compact, construct_compact, keep_null),) = duck(
+        "select array_to_string(parse_json('[1, null, \"a\", {\"k\": 2}]'), ', '), "
+        "array_compact(parse_json('[1, null, 3]')), array_construct_compact(1, null, 'x'), "
+        "object_construct_keep_null('a', null, 'b', 1)"
+    )
+    assert joined == '1, , a, {"k":2}'
+    assert json.loads(compact) == [1, 3] and json.loads(construct_compact) == [1, "x"]
+    assert json.loads(keep_null) == {"a": None, "b": 1}
+
+
+@pytest.mark.parametrize(("start", "end"), [(1, -1), (0, 2), (-10, 2), (2, 10), (-2, 4), (-10, -3), (3, 1), (5, 6)])
+def test_array_slice_follows_pythons_rule(start: int, end: int) -> None:
+    # ARRAY_SLICE: 0-based `from`, `to` excluded, negative positions from the end; the documentation names
+    # Python's slices as the model, so Python's slice is the expected value
+    (row,) = duck(f"select array_slice(parse_json('[1, 2, 3, 4]'), {start}, {end})")
+    assert json.loads(row[0]) == [1, 2, 3, 4][start:end]
+    assert duck("select array_slice(parse_json('[1, 2]'), 0, null)") == [(None,)]  # a NULL argument: NULL
+
+
+def test_array_contains_is_typeof_is_array_is_object() -> None:
+    # ARRAY_CONTAINS compares as VARIANTs: the string '2' is not the number 2; TYPEOF names a number with a
+    # fraction DECIMAL (3.1 in Snowflake's own example), an integer INTEGER, a JSON null NULL_VALUE
+    rows = duck(
+        "select array_contains('a', parse_json('[\"a\", 1]')), array_contains(2, parse_json('[\"2\"]')), "
+        "array_contains(1, parse_json('[3, 1]')), typeof(parse_json('3.1')), typeof(parse_json('15')), "
+        "typeof(parse_json('null')), typeof(parse_json('\"s\"')), typeof(parse_json('[]')), "
+        "is_array(parse_json('[]')), is_object(parse_json('[]')), is_object(parse_json('{}'))"
+    )
+    assert rows == [(True, False, True, "DECIMAL", "INTEGER", "NULL_VALUE", "VARCHAR", "ARRAY", True, False, True)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "construct"),
+    [
+        ("select arrays_overlap(parse_json(doc), parse_json(doc)) from t", "ARRAYS_OVERLAP"),
+        ("select object_keys(parse_json(profile)) from t", "OBJECT_KEYS"),
+        ("select array_contains(id, parse_json(doc)) from t", "ARRAY_CONTAINS"),
+        ("select typeof(id) from t", "TYPEOF"),
+        ("select array_construct(1, 2)[uniform(0, 1, random())] from t", "[...]"),
+    ],
+)
+def test_function_refusals(sql: str, construct: str) -> None:
+    assert refused(sql).construct == construct
+
+
 def test_object_construct_star_is_refused() -> None:
     assert refused("select object_construct(*) from t").construct == "OBJECT_CONSTRUCT(*)"
 
@@ -351,3 +400,32 @@ def test_snowflake_semistructured_project_runs_on_duckdb(tmp_path: Path) -> None
     # state, so OBJECT_CONSTRUCT leaves the key out and the `:` path gives NULL
     assert u2["units"] is None and u2["skus"] is None and u2["first_sku"] is None
     assert json.loads(u2["address"]) == {"zip": "10001"} and u2["state"] == "unknown"
+
+
+def test_a_pb_window_goes_on_the_array_agg_inside_its_wrapper() -> None:
+    # an entity var `array_agg(x)` with pb's `window:` is ARRAY_AGG(x) OVER (PARTITION BY ...): NULLs skipped,
+    # every row of a partition gets the partition's values (no ORDER BY: the whole partition is the frame)
+    from sqlglot import exp
+
+    from profiles_dagster.project.schema import Window
+    from profiles_dagster.sql.compiler import _windowed
+    from profiles_dagster.sql.fragments import Where
+
+    class Ctx:
+        source_dialect = "snowflake"
+
+        def rendered(self, text: str, where: Where) -> str:
+            return text
+
+    value = translate(sqlglot.parse_one("array_agg(x)", read="snowflake"), "snowflake", "duckdb")
+    windowed = _windowed(value, [exp.column("g")], Window(), Ctx(), Where(None, "v"))  # type: ignore[arg-type]
+    query = f"select g, {windowed.sql(DUCKDB)} from (values (1, 'a'), (1, null), (1, 'c'), (2, null)) v(g, x)"
+    con = duckdb.connect()
+    rows = con.execute(query).fetchall()
+    con.close()
+    assert sorted((g, sorted(json.loads(a))) for g, a in rows) == [
+        (1, ["a", "c"]),
+        (1, ["a", "c"]),
+        (1, ["a", "c"]),
+        (2, []),  # a partition with no value left: an empty ARRAY, not NULL
+    ]
