@@ -496,7 +496,9 @@ def semistructured(node: exp.Expr) -> exp.Expr:
 
 @rule([("snowflake", "postgres")])
 def semistructured_postgres(node: exp.Expr) -> exp.Expr:
-    """Postgres has no rules for these yet; sqlglot's rendering would change their meaning."""
+    """Postgres has no JSON rules for Snowflake's semi-structured values yet, and sqlglot's rendering changes
+    their meaning (a VARIANT string cast to text keeps its quotes, an index stays 0-based on 1-based arrays):
+    each is refused."""
     if isinstance(node, exp.Explode) and isinstance(node.parent, exp.TableFromRows | exp.Lateral):
         raise UnfaithfulError("FLATTEN", "not written for Postgres yet (sqlglot's UNNEST has no KEY/INDEX/VALUE)")
     if isinstance(node, exp.Struct | exp.StarMap):
@@ -505,18 +507,30 @@ def semistructured_postgres(node: exp.Expr) -> exp.Expr:
         raise UnfaithfulError("ARRAY_AGG", "Postgres gives NULL where Snowflake gives [] and keeps NULL elements")
     if isinstance(node, exp.Bracket) and any(not isinstance(e, exp.Literal) for e in node.expressions):
         raise UnfaithfulError("[index]", "a computed index would not stay 0-based on Postgres")
-    if isinstance(node, _NOT_ON_POSTGRES):
-        raise UnfaithfulError(node.sql("snowflake").split("(")[0].upper(), "not written for Postgres JSON yet")
+    if isinstance(node, exp.Bracket):
+        raise UnfaithfulError("[...]", "not written for Postgres JSON yet")
+    if isinstance(node, exp.Cast) and node.to.this in _SEMI_TYPES:
+        raise UnfaithfulError(f"::{node.to.this.value}", "not written for Postgres JSON yet")
+    if (name := _NOT_ON_POSTGRES.get(type(node))) is not None:
+        raise UnfaithfulError(name, "not written for Postgres JSON yet")
     return node
 
 
-_NOT_ON_POSTGRES = (
-    exp.ArraySize,
-    exp.ArrayContains,
-    exp.ArrayToString,
-    exp.ArraySlice,
-    exp.ArrayCompact,
-    exp.ArrayOverlaps,
-    exp.ArrayConstructCompact,
-    exp.JSONKeys,
-)
+_NOT_ON_POSTGRES: dict[type[exp.Expr], str] = {
+    exp.JSONExtract: ": path / GET_PATH",
+    exp.GetExtract: "GET",
+    exp.ParseJSON: "PARSE_JSON",
+    exp.ToVariant: "TO_VARIANT",
+    exp.Array: "ARRAY_CONSTRUCT",
+    exp.JSONObject: "OBJECT_CONSTRUCT_KEEP_NULL",
+    exp.IsArray: "IS_ARRAY",
+    exp.Typeof: "TYPEOF",
+    exp.ArraySize: "ARRAY_SIZE",
+    exp.ArrayContains: "ARRAY_CONTAINS",
+    exp.ArrayToString: "ARRAY_TO_STRING",
+    exp.ArraySlice: "ARRAY_SLICE",
+    exp.ArrayCompact: "ARRAY_COMPACT",
+    exp.ArrayOverlaps: "ARRAYS_OVERLAP",
+    exp.ArrayConstructCompact: "ARRAY_CONSTRUCT_COMPACT",
+    exp.JSONKeys: "OBJECT_KEYS",
+}

@@ -294,10 +294,13 @@ def test_object_construct_star_is_refused() -> None:
         ("select array_construct(1, 2)[id] from t", "[index]"),
         ("select array_agg(id) from t", "ARRAY_AGG"),
         ("select array_size(parse_json(doc)) from t", "ARRAY_SIZE"),
+        ("select parse_json(profile) from t", "PARSE_JSON"),
+        ("select profile:state::string from t", ": path"),
+        ("select x['a'] from t", "[...]"),
     ],
 )
 def test_postgres_refusals(sql: str, construct: str) -> None:
-    assert refused(sql, "postgres").construct == construct
+    assert refused(sql, "postgres").construct.startswith(construct)
 
 
 # ---- a project run through the product ---------------------------------------------------------------
