@@ -62,6 +62,28 @@ FROM (SELECT {_INPUT} AS _j) AS _in,
 """
 
 
+_TEXT_FUNCTIONS = (
+    exp.DPipe,
+    exp.Concat,
+    exp.Upper,
+    exp.Lower,
+    exp.Initcap,
+    exp.Trim,
+    exp.Length,
+    exp.Substring,
+    exp.Left,
+    exp.Right,
+    exp.Like,
+    exp.ILike,
+    exp.SplitPart,
+    exp.StrPosition,
+    exp.RegexpLike,
+    exp.RegexpReplace,
+    exp.RegexpExtract,
+)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
 def _json() -> exp.DataType:
     return exp.DataType.build("JSON")
 
@@ -478,6 +500,23 @@ class _Rewriter:
             if to.this in _STRING_TYPES:
                 return _text_of(node.this)
             return node.__class__(this=_text_of(node.this), to=to)
+        if isinstance(node, _TEXT_FUNCTIONS):
+            # a VARIANT argument of a string function is converted to VARCHAR as `::string` converts it
+            for key in ("this", "expression", "expressions"):
+                value = node.args.get(key)
+                if isinstance(value, list):
+                    node.set(key, [_text_of(v) if _is_variant(v) else v for v in value])
+                elif isinstance(value, exp.Expr) and _is_variant(value):
+                    node.set(key, _text_of(value))
+            return node
+        if isinstance(node, _COMPARISONS) and any(
+            _is_variant(a) and isinstance(b, exp.Literal) and b.is_string
+            for a, b in ((node.this, node.expression), (node.expression, node.this))
+        ):
+            raise UnfaithfulError(
+                "VARIANT compared with text",
+                "write `::string` on the VARIANT (DuckDB would parse the text as JSON)",
+            )
         if isinstance(node, exp.ToChar) and _is_variant(node.this) and node.args.get("format") is None:
             return _text_of(node.this)
         if isinstance(node, exp.Cast) and node.to.this in _SEMI_TYPES:

@@ -177,6 +177,19 @@ def test_colon_paths_and_brackets() -> None:
     ]
 
 
+def test_a_variant_in_a_string_function_is_its_text() -> None:
+    # a VARIANT passed where text is expected is converted as `::string` converts it (a string unquoted)
+    rows = duck(
+        "select upper(parse_json(profile):state), 'st=' || parse_json(profile):state, "
+        "length(parse_json(profile):Zip), parse_json(profile):state like 'C%' from t where id = 1"
+    )
+    assert rows == [("CA", "st=CA", 5, True)]
+
+
+def test_a_variant_compared_with_text_is_refused() -> None:
+    assert refused("select * from t where parse_json(profile):state = 'CA'").construct == "VARIANT compared with text"
+
+
 def test_coalesce_of_paths_on_an_object_var() -> None:
     # the corpus form coalesce(v1:state::varchar, v2:state::varchar) on OBJECT_CONSTRUCT values
     rows = duck(
