@@ -369,6 +369,8 @@ def _check_flatten_columns(tree: exp.Expr) -> None:
             continue
         refused = {"seq"} | ({"this", "path"} if outer else set())
         for column in select.find_all(exp.Column):
+            if column.find_ancestor(exp.Select) is not select:  # a subquery's own columns
+                continue
             table = column.table.lower() if column.table else None
             if column.name.lower() in refused and (table is None or (alias and table == alias.lower())):
                 name = column.name.upper()

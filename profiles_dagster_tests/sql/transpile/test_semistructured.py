@@ -112,6 +112,14 @@ def test_unqualified_value_column() -> None:
     assert rows == [("p",), ("q",)]
 
 
+def test_a_subquerys_own_seq_column_is_not_flattens() -> None:
+    rows = duck(
+        "select s.seq, f.index from (select id as seq, doc from t) s, table(flatten(parse_json(s.doc))) f "
+        "where s.seq = 1 order by 2"
+    )
+    assert rows == [(1, 0), (1, 1)]
+
+
 @pytest.mark.parametrize(
     ("sql", "construct"),
     [
