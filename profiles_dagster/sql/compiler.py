@@ -449,8 +449,14 @@ def _windowed(
         raise where.error("window order_by/frame_clause do not form a window clause")
     if shell.args.get("order") is not None:  # the order_by is user SQL too: translated like the select
         shell.set("order", ctx.translated(shell.args["order"], where))
-    shell.set("this", value)
     shell.set("partition_by", partition or None)
+    if value.meta.get("pd_window_inside"):  # a translation wrapped the aggregate (transpile/semistructured.py)
+        inner = value.find_all(exp.WithinGroup, exp.ArrayAgg)
+        agg = next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
+        agg.replace(shell)
+        shell.set("this", agg)
+        return value
+    shell.set("this", value)
     return shell
 
 
