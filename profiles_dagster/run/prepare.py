@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from profiles_dagster.errors import ErrorCollector, ProfilesError, ProfilesErrors, summary
-from profiles_dagster.offline import PLACEHOLDER_SCHEMA
+from profiles_dagster.offline import offline_context
 from profiles_dagster.plan.payloads import MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import RunPlan, Step
 from profiles_dagster.plan.vars import PlannedVar
@@ -32,6 +32,7 @@ from profiles_dagster.run import blame, inputs
 from profiles_dagster.runner import ProfilesRun
 from profiles_dagster.sampledata.columns import input_columns, table_key
 from profiles_dagster.sampledata.rows import column_types
+from profiles_dagster.sampledata.target import sample_schema
 from profiles_dagster.sql.dialects import DUCKDB
 from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session
@@ -55,9 +56,26 @@ def prepare(project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors
     `errors.failed`, e.g. those that did not compile, are skipped with their dependents)."""
     # the steps that compiled (a failed step's dependents are in `failed` too): those the inference reads
     plan = RunPlan(plan.project_name, [s for s in plan.steps if s.path not in errors.failed], plan.notes)
-    schema = engine.output_schema if engine is not None and engine.output_schema else PLACEHOLDER_SCHEMA
-    scratch = DuckDBEngine.model_validate({"database": ":memory:", "output_schema": schema})
     prepared = Prepared()
+    try:
+        _prepare(project, plan, engine, errors, prepared)
+    except ProfilesError as exc:
+        errors.add(exc)
+    except Exception as exc:  # the scratch database itself: one located error rather than a traceback
+        errors.add(ProfilesError(f"validate could not prepare the SQL on DuckDB: {summary(exc, named=True)}"))
+    return prepared
+
+
+def _prepare(
+    project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors: ErrorCollector, prepared: Prepared
+) -> None:
+    if engine is not None:  # the run's own schema
+        schema = engine.output_schema
+    else:  # where sample-data and a first local run put it
+        offline = offline_context(project, plan, DUCKDB)
+        catalogs = {offline.input_table(n).catalog for n in project.inputs if not files.is_file_input(project, n)}
+        schema = sample_schema(None, {c for c in catalogs if c})
+    scratch = DuckDBEngine.model_validate({"database": ":memory:", "output_schema": schema})
     with scratch.session() as session:
         run = ProfilesRun(project, plan, session, lock_wait_seconds=0)
         run.start(check_inputs=False)
@@ -69,7 +87,7 @@ def prepare(project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors
             inferred = _inferred_columns(project, plan, [n for n in needed if n not in real])
         except ProfilesError as exc:  # a step the inference compiles fails: the run would stop there too
             errors.add(exc)
-            return prepared
+            return
         made: set[tuple[str, ...]] = set()
         for name, table in tables.items():
             if table_key(table) in made:  # another input reads the same table
@@ -86,7 +104,6 @@ def prepare(project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors
             with errors.item(step.path):
                 _prepare_step(run, step)
                 prepared.steps += 1
-    return prepared
 
 
 def _prepare_step(run: ProfilesRun, step: Step) -> None:
