@@ -186,3 +186,22 @@ def test_real_column_types_are_used(tmp_path: Path, amount_type: str, capsys) ->
     root = _project(tmp_path / "p", GOOD_VARS)
     _database(root, amount_type)
     assert main(["validate", "-p", str(root)]) == 0, capsys.readouterr().err
+
+
+def test_an_attached_databases_table_gives_the_real_types(tmp_path: Path, capsys) -> None:
+    """An input `ext.raw.tracks` reads the database siteconfig's `attach:` names `ext`: its real column types are
+    prepared (amount is text there), and neither file changes."""
+    root = _project(tmp_path / "p", VARS)
+    inputs_yaml = root / "models" / "inputs.yaml"
+    inputs_yaml.write_text(INPUTS.replace("table: raw.tracks", "table: ext.raw.tracks"), encoding="utf-8")
+    site = root / "siteconfig.yaml"
+    site.write_text(site.read_text() + "        attach:\n          - path: ext.duckdb\n            alias: ext\n")
+    ext = _database(root, "VARCHAR").rename(root / "ext.duckdb")
+    main_db = root / "test.duckdb"
+    duckdb.connect(str(main_db)).close()
+    before = (_state(main_db), _state(ext))
+    assert main(["validate", "-p", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "validate: 3 error(s)", err
+    assert "entity var 'total_amount'" in err and "sum(VARCHAR)" in err
+    assert (_state(main_db), _state(ext)) == before
