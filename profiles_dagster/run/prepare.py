@@ -82,6 +82,8 @@ def _prepare(
         assert run.context is not None
         needed = sorted({n for s in run.steps for n in s.external_inputs if not files.is_file_input(project, n)})
         tables = {name: run.context.input_table(name) for name in needed}
+        if _has_file(engine):  # tables a sql model (or an id filter) reads by name, not as an input
+            tables.update(_named_tables(run, tables))
         real = _real_columns(engine, tables, prepared)
         try:
             inferred = _inferred_columns(project, plan, [n for n in needed if n not in real])
@@ -90,10 +92,11 @@ def _prepare(
             return
         made: set[tuple[str, ...]] = set()
         for name, table in tables.items():
-            if table_key(table) in made:  # another input reads the same table
-                continue
+            if table_key(table) in made or (name not in needed and name not in real):
+                continue  # another input reads the same table; a table read by name the file lacks stays absent
             made.add(table_key(table))
-            (prepared.real if name in real else prepared.inferred).append(name)
+            if name in needed:
+                (prepared.real if name in real else prepared.inferred).append(name)
             _empty_table(session, table, real.get(name) or inferred.get(name) or [])
         with errors.item("inputs"):
             inputs.check_inputs(session, project, run.context, run.steps, run.file_tables)
@@ -175,10 +178,38 @@ def _trial_error(run: ProfilesRun, step: Step, vars_: list[PlannedVar]) -> BaseE
     return None
 
 
+def _has_file(engine: DuckDBConfig | None) -> bool:
+    return engine is not None and engine.database != ":memory:" and Path(engine.database).is_file()
+
+
+def _named_tables(run: ProfilesRun, inputs_: dict[str, exp.Table]) -> dict[str, exp.Table]:
+    """The tables the steps' SQL reads by name that are neither an input nor a material of the run (a sql
+    model reading a table of the warehouse directly), keyed by their SQL."""
+    known = {table_key(t) for t in [*inputs_.values(), *run.materials.values()]}
+    found: dict[str, exp.Table] = {}
+    for step in run.steps:
+        try:
+            program = run.compile(step)
+        except Exception:  # reported when the step runs
+            continue
+        nodes = [program.observations] if program.observations is not None else program.statements
+        for node in nodes:
+            ctes = {cte.alias_or_name.lower() for cte in node.find_all(exp.CTE)}
+            for table in node.find_all(exp.Table):
+                if not isinstance(table.this, exp.Identifier) or table_key(table) in known:
+                    continue
+                if not table.db and table.name.lower() in ctes:
+                    continue
+                parts = {k: table.args[k].copy() for k in ("this", "db", "catalog") if table.args.get(k)}
+                name = exp.Table(**parts)  # without its alias, joins or sample clause
+                found.setdefault(name.sql(DUCKDB), name)
+    return found
+
+
 def _real_columns(engine: DuckDBConfig | None, tables: dict[str, exp.Table], prepared: Prepared) -> dict[str, Columns]:
     """Each input's columns and types in the connection's DuckDB file (and its `attach:`ed ones), read
     through a read-only connection; inputs it has no table for are left out."""
-    if engine is None or engine.database == ":memory:" or not Path(engine.database).is_file():
+    if engine is None or not _has_file(engine):
         return {}
     import duckdb
 

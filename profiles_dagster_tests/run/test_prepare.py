@@ -205,3 +205,34 @@ def test_an_attached_databases_table_gives_the_real_types(tmp_path: Path, capsys
     assert err.splitlines()[-1] == "validate: 3 error(s)", err
     assert "entity var 'total_amount'" in err and "sum(VARCHAR)" in err
     assert (_state(main_db), _state(ext)) == before
+
+
+LOOKUP_MODEL = dedent(
+    """
+    models:
+      - name: big_spenders
+        model_type: sql_template
+        model_spec:
+          materialization:
+            output_type: table
+          single_sql: |
+            select t.user_id, l.segment
+            from {{ this.DeRef("inputs/tracks") }} t join raw.segments l on l.user_id = t.user_id
+    """
+)
+
+
+def test_a_table_a_sql_model_reads_by_name_is_prepared_from_the_file(tmp_path: Path, capsys) -> None:
+    """`raw.segments` is no input: the model reads it by name. In the file it is prepared with its columns; a
+    file without it fails the model, as its run would."""
+    root = write_project(tmp_path / "p", models={"inputs.yaml": INPUTS, "model.yaml": LOOKUP_MODEL})
+    database = _database(root, "DOUBLE")
+    assert main(["validate", "-p", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "big_spenders" in err and "segments" in err and "model.yaml:2" in err, err
+    con = duckdb.connect(str(database))
+    con.execute("CREATE TABLE raw.segments (user_id VARCHAR, segment VARCHAR)")
+    con.close()
+    before = _state(database)
+    assert main(["validate", "-p", str(root)]) == 0, capsys.readouterr().err
+    assert _state(database) == before
