@@ -10,14 +10,14 @@ from pathlib import Path
 
 from profiles_dagster.clock import default_end_time
 from profiles_dagster.describe import SHOW, show
-from profiles_dagster.errors import ProfilesError, ProfilesErrors, did_you_mean
+from profiles_dagster.errors import ErrorCollector, ProfilesError, ProfilesErrors, did_you_mean
 from profiles_dagster.loading import load
 from profiles_dagster.offline import check_offline
 from profiles_dagster.plan.planner import build_plan, model_refs
 from profiles_dagster.plan.steps import RunPlan, StepKey
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
-from profiles_dagster.project.siteconfig import find_site_config, load_connection
+from profiles_dagster.project.siteconfig import Connection, find_site_config, load_connection
 from profiles_dagster.run.sql_files import sql_folder, write_step_sql
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="profiles-dagster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser(
-        "validate", help="check the project offline: YAML, references, templates, every SQL fragment"
+        "validate",
+        help="check the project: YAML, references, templates, and every step's SQL run on empty inputs in a "
+        "scratch DuckDB (nothing is written to the project's database)",
     )
     validate.add_argument(
         "what",
@@ -52,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["project", "access"],
         default="project",
         help="`access`: check the connection can read the inputs and write the output schema",
+    )
+    validate.add_argument(
+        "--no-prepare",
+        dest="no_prepare",
+        action="store_true",
+        help="only compile the SQL; do not run every step on empty inputs in a scratch DuckDB (faster)",
     )
     _common(validate)
     validate.set_defaults(handler=_validate)
@@ -140,28 +148,55 @@ def _validate(args: argparse.Namespace) -> int:
         return print_access_report(loaded)
     project = load_project(args.project_dir)
     plan = build_plan(project)
-    dialect = _offline_dialect(project, args)
-    compiled = check_offline(project, plan, dialect)
+    errors = ErrorCollector()
+    connection = _offline_connection(project, args)
+    engine = connection.type if connection is not None else EMBEDDED_ENGINE
+    notes = [*project.notes, *plan.notes]
+    if args.no_prepare or engine != EMBEDDED_ENGINE:
+        # without a connection and without preparing: the SQL compiled for the warehouse it is written in
+        dialect = engine if connection is not None else project.settings.sql_dialect(EMBEDDED_ENGINE)
+        compiled = check_offline(project, plan, dialect, errors)
+        how = f"compiles for {dialect} (compiled, not prepared" + (
+            ": --no-prepare)" if args.no_prepare else ": validate prepares SQL on DuckDB only)"
+        )
+    else:
+        from profiles_dagster.run.prepare import prepare
+        from profiles_dagster.warehouse.duckdb import DuckDBEngine
+
+        check_offline(project, plan, engine, errors)
+        duckdb = DuckDBEngine.from_connection(connection) if connection is not None else None
+        assert duckdb is None or isinstance(duckdb, DuckDBEngine)
+        prepared = prepare(project, plan, duckdb, errors)
+        compiled = prepared.steps
+        notes.extend(prepared.notes)
+        if prepared.inferred:
+            notes.append(
+                f"input(s) {', '.join(prepared.inferred)}: no table in "
+                + (f"{duckdb.database}" if duckdb is not None else "a DuckDB file (no connection found)")
+                + ", prepared with the columns the project reads, typed from their use"
+            )
+        how = f"runs on {engine} (prepared on empty inputs)"
+    errors.raise_if_any()
     print(
         f"{project.name}: {len(project.entities)} entit(y/ies), {len(project.inputs)} input(s), "
-        f"{len(project.vars)} var(s), {len(plan.steps)} step(s); SQL of {compiled} step(s) compiles for {dialect}: OK"
+        f"{len(project.vars)} var(s), {len(plan.steps)} step(s); SQL of {compiled} step(s) {how}: OK"
     )
-    notes = [*project.notes, *plan.notes]
     for note in notes:
         print(f"note: {note}")
     print(f"validate: 0 errors, {len(notes)} note(s)")
     return 0
 
 
-def _offline_dialect(project: Project, args: argparse.Namespace) -> str:
-    """The engine to compile for without connecting: the connection's type if a siteconfig is found."""
+def _offline_connection(project: Project, args: argparse.Namespace) -> Connection | None:
+    """The project's connection if a siteconfig names it (its secrets set), else None: validate then
+    prepares on the embedded engine, where `sample-data` and a first local run go."""
     try:
         config = find_site_config(project.root, args.site_config)
-        return load_connection(config, project.file.connection, args.target).type
+        return load_connection(config, project.file.connection, args.target)
     except ProfilesError:
         if args.site_config:
             raise
-        return project.settings.sql_dialect(EMBEDDED_ENGINE)
+        return None
 
 
 def _compile(args: argparse.Namespace) -> int:

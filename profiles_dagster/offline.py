@@ -22,20 +22,23 @@ def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileCon
     return CompileContext(project, plan, dialect, source, materials, default_end_time())
 
 
-def check_offline(project: Project, plan: RunPlan, dialect: str) -> int:
+def check_offline(project: Project, plan: RunPlan, dialect: str, errors: ErrorCollector | None = None) -> int:
     """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back.
 
     Every step is checked on its own and all problems are raised together (`ProfilesErrors`); a step whose
-    upstream step failed is skipped, as its error would only repeat the upstream one."""
+    upstream step failed is skipped, as its error would only repeat the upstream one. Given `errors`, the
+    problems are left there (and the failed steps in `errors.failed`) for the caller's further checks."""
     ctx = offline_context(project, plan, dialect)
-    errors = ErrorCollector()
+    given = errors is not None
+    errors = errors if errors is not None else ErrorCollector()
     for step in plan.steps:
         if any("/".join(dep) in errors.failed for dep in step.deps):
             errors.failed.add(step.path)
             continue
         with errors.item(step.path):
             _check_step(step, ctx, dialect)
-    errors.raise_if_any()
+    if not given:
+        errors.raise_if_any()
     return len(plan.steps)
 
 

@@ -106,7 +106,7 @@ def test_validate_needs_no_warehouse_nor_input_tables(tmp_path: Path, capsys, mo
     )
     (tmp_path / "p" / "siteconfig.yaml").unlink()
     assert main(["validate", "-p", str(tmp_path / "p")]) == 0
-    assert "compiles for duckdb" in capsys.readouterr().out
+    assert "runs on duckdb (prepared on empty inputs)" in capsys.readouterr().out
     assert not list((tmp_path / "p").glob("*.duckdb"))  # nothing was created
 
 

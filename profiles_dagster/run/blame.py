@@ -47,6 +47,25 @@ def step_failure(step: Step, exc: BaseException, sql_file: Path | None = None) -
     )
 
 
+def var_failure(step: Step, var: Var, exc: BaseException, where: str = "in the warehouse") -> ProfilesError:
+    """The ProfilesError for an engine error that `var` alone causes (found by preparing it on its own): located
+    at the fragment the error names, else at its select."""
+    names = _names(str(exc))
+    key = next((k for name in names for k, sql in _fragments(var) if _word(name).search(sql)), "select")
+    at = var.origin.at(key)
+    kind = var.kind.replace("_", " ")
+    return ProfilesError(
+        f"{kind} '{var.name}' failed {where} (step '{step.path}'): {summary(exc)}",
+        file=at.file,
+        line=at.line,
+        key=at.key,
+    )
+
+
+def _word(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)|(?<=\.){re.escape(name)}(?!\w)", re.IGNORECASE)
+
+
 def _names(message: str) -> list[str]:
     names: list[str] = []
     for pattern in _NAMED:
@@ -61,7 +80,7 @@ def _culprit(step: Step, message: str) -> tuple[Var, str] | None:
     if not isinstance(payload, VarTablePayload):
         return None
     for name in _names(message):
-        word = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)|(?<=\.){re.escape(name)}(?!\w)", re.IGNORECASE)
+        word = _word(name)
         for planned in payload.vars:
             for key, sql in _fragments(planned.var):
                 if word.search(sql):

@@ -215,28 +215,45 @@ def _scan(node: exp.Expr, tables: dict[tuple[str, ...], _Source], found: Columns
     root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
     if not isinstance(root, exp.Query):
         return
+    memo: _Memo = {}
     for scope in traverse_scope(root):
         for column in scope.columns:
             sources = [scope.sources.get(column.table)] if column.table else list(scope.sources.values())
-            for name in {n for source in sources for n in _resolve(source, column.name, tables)}:
+            for name in {n for source in sources for n in _resolve(source, column.name, tables, memo)}:
                 into = found[name]
                 _column(into, column.name).use(_kind(column, into[column.name.lower()]))
 
 
-def _resolve(source: object, name: str, tables: dict[tuple[str, ...], _Source]) -> set[str]:
+# what `_resolve` found for a (source, column) within one query, and each select's named columns: a var
+# table's layers of `SELECT *` would otherwise be walked again for every column of every layer
+_Memo = dict[tuple[int, str], set[str]]
+_NAMED = "\0named"  # the memo's key for a select's named columns (no column has that name)
+
+
+def _resolve(source: object, name: str, tables: dict[tuple[str, ...], _Source], memo: _Memo | None = None) -> set[str]:
     """The inputs whose column `name` a source hands on: an input's table, or a subquery that selects `*` from
     one; a subquery that names `name` among its selects makes the column itself (its own scope says from what)."""
+    memo = {} if memo is None else memo
+    key = (id(source), name)
+    if key in memo:
+        return memo[key]
+    memo[key] = set()  # a source that reaches itself hands nothing on
+    found: set[str] = set()
     if isinstance(source, exp.Table):
-        found = tables.get(table_key(source))
-        if found is not None and found.scope is not None:
-            return _resolve(found.scope, name, tables)
-        return {found.input} if found and name.lower() not in found.added else set()
-    if isinstance(source, Scope) and isinstance(source.expression, exp.Select):
+        own = tables.get(table_key(source))
+        if own is not None and own.scope is not None:
+            found = _resolve(own.scope, name, tables, memo)
+        elif own is not None and name.lower() not in own.added:
+            found = {own.input}
+    elif isinstance(source, Scope) and isinstance(source.expression, exp.Select):
         select = source.expression
-        if name in select.named_selects:
-            return set()
-        return {n for inner in _star_sources(source) for n in _resolve(inner, name, tables)}
-    return set()
+        named = memo.get((id(select), _NAMED))
+        if named is None:
+            named = memo[(id(select), _NAMED)] = set(select.named_selects)
+        if name not in named:
+            found = {n for inner in _star_sources(source) for n in _resolve(inner, name, tables, memo)}
+    memo[key] = found
+    return found
 
 
 def _star_sources(scope: Scope) -> list[object]:

@@ -39,9 +39,7 @@ def destination(
         engine = DuckDBEngine.from_connection(connection)
         assert isinstance(engine, DuckDBEngine)
         return Destination(engine, Path(site_config) if site_config else None, written=False)
-    schema = connection.schema if connection is not None and connection.schema else DEFAULT_SCHEMA
-    if schema.lower() in {c.lower() for c in catalogs}:  # DuckDB could not tell `schema.table` from `db.table`
-        schema = f"{schema}_output"
+    schema = sample_schema(connection.schema if connection is not None else None, catalogs)
     path = Path(duckdb_path) if duckdb_path else _default_path(project, catalogs)
     path = path.expanduser().resolve()
     config = path.with_name(f"{path.stem}.siteconfig.yaml")
@@ -54,6 +52,15 @@ def destination(
     _write_site_config(config, project.file.connection, path, schema, attach)
     engine = DuckDBEngine.model_validate({"database": str(path), "output_schema": schema, "attach": attach})
     return Destination(engine, config, written=True)
+
+
+def sample_schema(schema: str | None, catalogs: set[str]) -> str:
+    """The output schema on a sample DuckDB file: the connection's, else `profiles`; renamed where inputs name a
+    database of that name (DuckDB could not tell `schema.table` from `db.table`)."""
+    schema = schema or DEFAULT_SCHEMA
+    if schema.lower() in {c.lower() for c in catalogs}:
+        schema = f"{schema}_output"
+    return schema
 
 
 def _connection(project: Project, site_config: str | Path | None, target: str | None) -> Connection | None:
