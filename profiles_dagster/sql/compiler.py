@@ -43,6 +43,8 @@ from profiles_dagster.sql.names import col, ident, input_table, table
 from profiles_dagster.sql.transpile import UnfaithfulError, translate
 
 INPUT_ROW_ID = "input_row_id"
+# pb's name for the entity's main id in an input var's `window.partition_by` (its docs' example uses it)
+RUDDER_ID = "rudder_id"
 
 
 def csv_path(project: Project, name: str) -> Path:
@@ -76,6 +78,52 @@ _NULL_SKIPPING = (
 )
 # Of those, the ones that are NULL when no row passes: as a var's whole select they need no guard for that
 _NULL_WHEN_NO_ROWS = tuple(a for a in _NULL_SKIPPING if a not in (exp.Count, exp.ApproxDistinct))
+
+# Functions the warehouses accept only with an OVER clause (Snowflake, Postgres, DuckDB alike)
+_WINDOW_ONLY = (
+    exp.FirstValue,
+    exp.LastValue,
+    exp.NthValue,
+    exp.RowNumber,
+    exp.Rank,
+    exp.DenseRank,
+    exp.PercentRank,
+    exp.CumeDist,
+    exp.Ntile,
+    exp.Lag,
+    exp.Lead,
+)
+_WINDOW_ONLY_NAMES = {"ratio_to_report", "conditional_true_event", "conditional_change_event"}
+
+
+def _bare(tree: exp.Expr, wanted: Callable[[exp.Expr], bool]) -> exp.Expr | None:
+    """The first node of a var's select that `wanted` picks outside any OVER clause and any subquery: what
+    the var's own query evaluates, as pb writes it."""
+    for node in tree.walk():
+        if not wanted(node):
+            continue
+        parent = node.parent
+        while parent is not None and not isinstance(parent, exp.Window | exp.Query):
+            parent = parent.parent
+        if parent is None:
+            return node
+    return None
+
+
+def _window_only(node: exp.Expr) -> bool:
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower() in _WINDOW_ONLY_NAMES
+    return isinstance(node, _WINDOW_ONLY)
+
+
+def _aggregate(node: exp.Expr) -> bool:
+    return isinstance(node, exp.AggFunc) or _window_only(node)
+
+
+def _function_name(node: exp.Expr) -> str:
+    if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
+        return node.sql_name().lower()
+    return node.name
 
 
 @dataclass
@@ -408,24 +456,45 @@ def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
     inp = payload.input
     query: exp.Query = _attributed(ctx, ctx.materials[payload.input_vars].copy(), inp.ids, entity)
     for n, pv in enumerate(payload.vars):
-        value = bind_vars(_row_value(pv, ctx), lambda ref: col(ref))
+        value = bind_vars(_row_value(pv, ctx, main=_main(ctx, entity)), lambda ref: col(ref))
         query = exp.select(exp.Star(), exp.alias_(value, pv.var.name)).from_(
             query.subquery(f"iv_{n}", copy=False), copy=False
         )
     return query
 
 
-def _row_value(pv: PlannedVar, ctx: CompileContext) -> exp.Expr:
+def _row_value(pv: PlannedVar, ctx: CompileContext, main: str | None = None) -> exp.Expr:
     """A var computed row by row over the rows it reads (an input var over its input's rows, a var without
     `from` over the entity var table's): its select, windowed over the rows passing `where` if it has a
-    window, NULL where `where` does not hold, then its default. Var references stay placeholders."""
+    window, NULL where `where` does not hold, then its default. Var references stay placeholders.
+
+    With `main` (an input var: its rows carry the entity's main id column), pb computes the var only over the
+    rows that have a main id (`WHERE <main> IS NOT NULL AND <where>`; the others keep NULL), and a
+    `window.partition_by` entry written `rudder_id` means that main id column (pb 0.26.4 writes it so)."""
     spec = pv.var.spec
     where = Where(pv.var.origin, pv.var.name)
     value = ctx.fragment(spec.select, where)
     cond = ctx.fragment(spec.where, where) if spec.where else None
+    if not spec.window and (found := _bare(value, _aggregate)) is not None:
+        rows = "its input's rows, one value per row" if main is not None else "the entity var table, one per main id"
+        kind = pv.var.kind.replace("_", " ")
+        raise pv.var.origin.at("select").error(
+            f"`{_function_name(found)}(...)` aggregates, but pb computes {kind} '{pv.var.name}' "
+            f"row by row over {rows}, with no GROUP BY: the warehouse rejects pb's SQL for it "
+            "(pb 0.26.4 on Postgres: 'must appear in the GROUP BY clause'), so it has no meaning to keep",
+            hint="a var without `from` reads one row per main id: write the value itself (`x` for `any_value(x)`)"
+            if main is None
+            else "add `window:` to aggregate over a partition, or aggregate in an entity var",
+        )
+    if main is not None:
+        attributed = col(main).is_(exp.null()).not_()
+        cond = attributed if cond is None else exp.and_(attributed, exp.paren(cond))
     if spec.window:
         # the rows failing `where` form partitions of their own, so a rank counts only the rows that pass
-        partition = [ctx.fragment(p, where) for p in spec.window.partition_by]
+        partition = [
+            col(main) if main is not None and p == RUDDER_ID else ctx.fragment(p, where)
+            for p in spec.window.partition_by
+        ]
         if cond is not None:
             partition.insert(0, exp.paren(cond.copy()))
         value = _windowed(value, partition, spec.window, ctx, where)
@@ -552,6 +621,14 @@ def _aggregations(
         if spec.from_ is None:  # callers pass only vars read from an input or model
             raise where.error("a var aggregated per source needs `from`")
         value = ctx.fragment(spec.select, where)
+        if not spec.window and (found := _bare(value, _window_only)) is not None:
+            raise pv.var.origin.at("select").error(
+                f"`{_function_name(found)}(...)` is a window function, and entity var '{spec.name}' has `from:` and "
+                "no `window:`: pb writes it as an aggregate per main id without OVER, which the warehouse rejects "
+                "(Snowflake and Postgres require OVER for it), so it has no meaning to keep",
+                hint="add `window: order_by: [...]` (pb then takes it over each main id's rows in that order), "
+                "or use an aggregate such as min/max/any_value",
+            )
         cond = ctx.fragment(spec.where, where) if spec.where else None
         rows = source.copy() if source is not None else _source_rows(ctx, entity, spec.from_)
         not_null = col(main).is_(exp.null()).not_()
