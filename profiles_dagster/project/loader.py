@@ -22,6 +22,7 @@ from profiles_dagster.project.schema import (
     MODEL_SPECS,
     REFUSED_MODEL_TYPES,
     CohortSpec,
+    EntityVarDef,
     FeatureTableSpec,
     IdStitcherSpec,
     ModelsFile,
@@ -528,13 +529,6 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
             f"{mtype} '{model.name}': time_grain is accepted and not acted on; pb 0.26 ignores it on this model type "
             "(its model graph is the same with or without it)"
         )
-    if mtype == "sql_template" and isinstance(model.model_spec, dict) and model.model_spec.get("features"):
-        raise doc.error(
-            "features on a sql_template is not supported yet: pb adds those columns of the model to the entity's "
-            "feature views, which is not implemented here",
-            (*path, "model_spec", "features"),
-            hint="define each as an entity_var with `from: models/" + model.name + "` instead",
-        )
     spec = validate_document(doc, spec_model, raw_spec, (*path, "model_spec"))
     origin = _origin(doc, path)
     names = {**project.sql_models, **project.cohorts, **project.feature_tables}
@@ -555,6 +549,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
         for j, id_ in enumerate(spec.ids):
             _check_id(project, doc, id_.type, id_.entity, (*path, "model_spec", "ids", j), errors)
         project.sql_models[model.name] = SqlModel(model.name, spec, origin)
+        _add_model_features(project, doc, model.name, spec, path)
     elif isinstance(spec, CohortSpec):
         extends = spec.extends or ""
         head, _, tail = extends.partition("/")
@@ -572,6 +567,35 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
             entity, cohort = _cohort_owner(project, spec.entity_cohort or "")
             table = FeatureTable(model.name, spec, origin, entity, cohort)
         project.feature_tables[model.name] = table
+
+
+def _add_model_features(project: Project, doc: YamlDocument, name: str, spec: SqlTemplateSpec, path: KeyPath) -> None:
+    """A sql_template's `features:` as pb computes them (pb 0.26.4's SQL, read from `pb compile`): each column
+    joins every feature view of each entity the model has ids of, as the MAX of the column over the model's
+    rows whose ids stitch to the main id (NULL for a main id with none). That is an entity var `max(<column>)`
+    `from: models/<model>`, which is what each becomes here."""
+    if not spec.features:
+        return
+    entities = list(dict.fromkeys(i.entity for i in spec.ids))
+    if not entities:
+        raise doc.error(
+            f"sql_template '{name}' has features but no ids: pb gives each feature to the main ids the model's "
+            "rows stitch to through its ids",
+            (*path, "model_spec", "features"),
+            hint="add `ids:` naming the model's id columns",
+        )
+    for n, feature in enumerate(spec.features):
+        var_spec = EntityVarDef.model_validate(
+            {
+                "name": feature.name,
+                "select": f"max({feature.name})",
+                "from": f"models/{name}",
+                "description": feature.description,
+            }
+        )
+        origin = _origin(doc, (*path, "model_spec", "features", n))
+        for entity in entities:
+            project.vars.append(Var("entity_var", entity, None, f"{name}.features", var_spec, origin, feature_of=name))
 
 
 def _add_default_stitchers(project: Project, doc: YamlDocument, errors: ErrorCollector) -> None:

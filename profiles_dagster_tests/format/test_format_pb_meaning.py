@@ -205,3 +205,131 @@ def test_aggregate_in_an_input_var_without_window_is_refused(tmp_path: Path, cap
     err = _validate_error(tmp_path, "input_var_agg", vars_yaml, capsys)
     assert "vars.yaml:8: var_groups[0].vars[0].input_var.select:" in err
     assert "`max(...)` aggregates" in err and "input var 'last_ts'" in err and "window:" in err
+
+
+FEATURE_PROJECT = """
+    name: model_features
+    schema_version: 99
+    connection: test
+    model_folders:
+      - models
+    entities:
+      - name: user
+        id_types:
+          - user_id
+          - anon_id
+        feature_views:
+          using_ids:
+            - id: anon_id
+              name: by_anon
+    id_types:
+      - name: user_id
+      - name: anon_id
+    """
+
+FEATURE_MODELS = """
+    models:
+      - name: profile_facts
+        model_type: sql_template
+        model_spec:
+          materialization:
+            output_type: table
+          single_sql: |
+            {% with e = this.DeRef("inputs/events") %}
+            select user_id, anon_id, amount as a_amount, name as m_name from {{ e }}
+            {% endwith %}
+          ids:
+            - select: user_id
+              type: user_id
+              entity: user
+            - select: anon_id
+              type: anon_id
+              entity: user
+          features:
+            - name: m_name
+              description: a name the profile's rows carry
+            - name: a_amount
+      - name: big
+        model_type: entity_cohort
+        model_spec:
+          extends: user/all
+          filter_pipeline:
+            - type: include
+              value: "{{ user.Var('total') }} > 5"
+    var_groups:
+      - name: g
+        entity_key: user
+        vars:
+          - entity_var:
+              name: total
+              from: inputs/events
+              select: sum(amount)
+          - entity_var:
+              name: b_var
+              from: inputs/events
+              select: count(*)
+    """
+
+FEATURE_SEED = [
+    """create table raw.events as select * from (values
+        ('u1', 'a1', 10, 'bob', timestamp '2025-01-01 10:00:00'),
+        ('u1', 'a2', 5, 'al', timestamp '2025-01-02 10:00:00'),
+        (NULL, 'a2', 7, 'cy', timestamp '2025-01-03 10:00:00'),
+        ('u2', 'a3', 1, 'di', timestamp '2025-01-04 10:00:00')
+    ) t(user_id, anon_id, amount, name, ts)""",
+]
+
+
+def test_features_of_a_sql_template_join_every_feature_view(tmp_path: Path) -> None:
+    # pb 0.26.4: each feature view LEFT JOINs `SELECT main_id, MAX(col) .. FROM (the model's rows with the main id
+    # their ids stitch to) GROUP BY main_id`; the columns come grouped by what computes them, in path order
+    # (`models/profile_facts` before `user/all/var_table`), each group by name; cohort views carry them too.
+    # u1, a1, a2 are one profile (rows 1-3: amounts 10, 5, 7; names bob, al, cy), u2 and a3 another (1, di)
+    files = {
+        "pb_project.yaml": FEATURE_PROJECT,
+        "models/inputs.yaml": EVENTS,
+        "models/models.yaml": FEATURE_MODELS,
+    }
+    out = run_project(tmp_path, files, FEATURE_SEED)
+    u1, u2 = out.main_id_of("u1", "user_id"), out.main_id_of("u2", "user_id")
+    assert out.columns("out.user_feature_view") == ["user_main_id", "a_amount", "m_name", "b_var", "total"]
+    view = out.by_key("out.user_feature_view")
+    assert {k: view[u1][k] for k in ("a_amount", "m_name", "b_var", "total")} == {
+        "a_amount": 10,
+        "m_name": "cy",
+        "b_var": 3,
+        "total": 22,
+    }
+    assert {k: view[u2][k] for k in ("a_amount", "m_name", "b_var", "total")} == {
+        "a_amount": 1,
+        "m_name": "di",
+        "b_var": 1,
+        "total": 1,
+    }
+    by_anon = out.rows("select anon_id, a_amount, m_name from out.by_anon order by 1")
+    assert by_anon == [("a1", 10, "cy"), ("a2", 10, "cy"), ("a3", 1, "di")]
+    assert out.columns("out.big_feature_view") == ["user_main_id", "a_amount", "m_name", "b_var", "total"]
+    assert out.rows("select user_main_id, a_amount, m_name from out.big_feature_view") == [(u1, 10, "cy")]
+
+
+def test_sql_template_features_need_ids_and_names_of_their_own(tmp_path: Path, capsys) -> None:
+    no_ids = FEATURE_MODELS.replace(
+        """          ids:
+            - select: user_id
+              type: user_id
+              entity: user
+            - select: anon_id
+              type: anon_id
+              entity: user
+""",
+        "",
+    )
+    files = {"pb_project.yaml": FEATURE_PROJECT, "models/inputs.yaml": EVENTS, "models/models.yaml": no_ids}
+    write(tmp_path / "a", files)
+    assert main(["validate", "-p", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "models.yaml:" in err and "models[0].model_spec.features" in err and "has features but no ids" in err
+    clash = FEATURE_MODELS.replace("name: b_var", "name: a_amount")
+    write(tmp_path / "b", {**files, "models/models.yaml": clash})
+    assert main(["validate", "-p", str(tmp_path / "b")]) == 1
+    assert "var 'a_amount' is defined twice" in capsys.readouterr().err
