@@ -164,7 +164,7 @@ class _Builder:
                 f"{name}_{inp.name}_input_vars",
                 name,
                 [],
-                (inp.spec, [id_types[i.type] for i in inp.ids if i.entity == name]),
+                (inp.spec, [id_types[i.type] for i in inp.ids if i.entity == name and i.type in id_types]),
                 external=(inp.name,),
                 origin=inp.origin,
                 description=f"Input var table of {inp.name}: its rows with a stable row id",

@@ -489,6 +489,10 @@ def _check_id(
         raise doc.error(f"unknown entity '{entity}'", (*path, "entity"), hint=did_you_mean(entity, project.entities))
     ent = project.entities[entity]
     declared = {t.name: t for t in project.file.id_types}
+    if id_type == "rudder_id" and id_type not in declared:
+        # pb's name for the entity's main id: a column holding main ids, read by joining on it (pb 0.26.4 writes
+        # `ON <select> = <main id>`), not stitched
+        return
     if id_type not in ent.id_types and id_type in declared:
         # pb 0.26 loads an id whose type is declared under id_types but not listed on the entity: its default
         # stitcher reads the input and maps its rows to main ids, so such ids are nodes of the id graph (with

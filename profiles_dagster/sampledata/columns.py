@@ -335,7 +335,10 @@ def _kind(column: exp.Column, into: Column) -> Kind:
 
 def _hands_on(parent: exp.Expr, node: exp.Expr) -> bool:
     """Whether `parent` passes `node`'s value on as its own (so the use of `parent` types the column): a
-    parenthesis, COALESCE, NULLIF, a CASE branch's value (the compiler writes a var's `where` as one)."""
+    parenthesis, COALESCE, NULLIF, a CASE branch's value (the compiler writes a var's `where` as one), an
+    aggregate that returns one of its values (`any_value(x) > 0`: x is a number)."""
+    if isinstance(parent, (exp.AnyValue, exp.Min, exp.Max)):
+        return parent.this is node
     if isinstance(parent, (exp.Paren, exp.Coalesce, exp.Nullif, exp.Case)):
         return parent.args.get("this") is not node or not isinstance(parent, exp.Case)
     if isinstance(parent, exp.If):

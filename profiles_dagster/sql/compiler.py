@@ -24,7 +24,7 @@ from profiles_dagster.plan.payloads import (
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import PlannedVar
 from profiles_dagster.project.gotime import GoTime
-from profiles_dagster.project.model import IdStitcher, Input, Project, SqlModel
+from profiles_dagster.project.model import IdStitcher, Input, Origin, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, project_macros, render
 from profiles_dagster.sql.dialects import traits_of
@@ -37,13 +37,14 @@ from profiles_dagster.sql.fragments import (
     parse_statements,
     var_placeholder,
 )
-from profiles_dagster.sql.ids import filtered_id, qualify
+from profiles_dagster.sql.ids import filtered_id, qualify, rendered_select
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
 from profiles_dagster.sql.transpile import UnfaithfulError, translate
 
 INPUT_ROW_ID = "input_row_id"
-# pb's name for the entity's main id in an input var's `window.partition_by` (its docs' example uses it)
+# pb's name for the entity's main id: in an input var's `window.partition_by` (its docs' example uses it), and
+# as the type of an id whose column holds the main id itself
 RUDDER_ID = "rudder_id"
 
 
@@ -294,15 +295,27 @@ def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[
     return [
         (i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, origin.get(id(i)), ctx.filter_source))
         for i in ids
-        if i.entity == entity
+        if i.entity == entity and i.type != RUDDER_ID  # the main id itself is no node of the graph
     ]
+
+
+def _id_origin(ctx: CompileContext, id_: InputId) -> Origin | None:
+    owners: tuple[Input | SqlModel, ...] = (*ctx.project.inputs.values(), *ctx.project.sql_models.values())
+    return next((o.origin for o in owners for i in o.ids if i is id_), None)
 
 
 def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list[InputId], entity: str) -> exp.Select:
     """The source's rows with the main id of any of their ids (all of one row's ids share a cluster)."""
     main = _main(ctx, entity)
-    stitcher = ctx.materials[StepKey.id_stitcher(entity)]
     query = exp.select(exp.column(exp.Star(), table="src"))
+    rudder = next((i for i in ids if i.entity == entity and i.type == RUDDER_ID), None)
+    if rudder is not None:  # pb: the rows' main id is that column (`ON <select> = <main id>`), no graph lookup
+        where = Where(_id_origin(ctx, rudder), f"ids: {rudder.select}")
+        value = qualify(ctx.fragment(rendered_select(rudder.select, ctx.source_dialect, where), where), "src")
+        return query.select(exp.alias_(value, main), copy=False).from_(
+            source.as_("src") if isinstance(source, exp.Table) else source, copy=False
+        )
+    stitcher = ctx.materials[StepKey.id_stitcher(entity)]
     mains = []
     for n, (id_, expr) in enumerate(_ids_of(ctx, ids, entity)):
         alias = f"ids_{n}"
@@ -763,6 +776,7 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
     key = "single_sql" if model.spec.single_sql else "multi_sql"
     at = model.origin.at(f"model_spec.{key}")
     where = Where(at, f"{model.name}.{key}")
+    windows: dict[str, exp.Query] = {}  # single_sql: CTE name -> an input's rows in the run's window
 
     def deref(path: str) -> str:
         target = resolve_deref(ctx.project, path)
@@ -774,9 +788,14 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
         window = ctx.rows_read(name)
         if window is None:
             return ctx.input_table(name).sql(ctx.source_dialect)
-        # pb hands a sql model an input's rows up to the run's end time, as it does every other step
+        # pb hands a sql model an input's rows up to the run's end time, as it does every other step, under a
+        # name (pb 0.26.4: a CTE `<input>_<n>`), so `{{ t }}.column` works as with a table
         rows = exp.select(exp.Star()).from_(ctx.input_table(name)).where(window)
-        return rows.subquery().sql(ctx.source_dialect)
+        if not model.spec.single_sql:
+            return rows.subquery().sql(ctx.source_dialect)
+        cte = f"{name}_in_window"
+        windows[cte] = rows
+        return exp.to_identifier(cte, quoted=True).sql(ctx.source_dialect)
 
     this = ctx.materials[step.key].sql(ctx.source_dialect)
     rendered = render(
@@ -787,7 +806,20 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
         key=where.what,
     )
     if model.spec.single_sql:
-        query = ctx.translated(parse_query(rendered, ctx.source_dialect, where), where)
+        parsed = parse_query(rendered, ctx.source_dialect, where)
+        if windows:  # before the query's own CTEs, which may read them
+            own = parsed.args.get("with_")
+            ctes = [
+                exp.CTE(this=q, alias=exp.TableAlias(this=exp.to_identifier(n, quoted=True)))
+                for n, q in windows.items()
+            ]
+            parsed.set(
+                "with_",
+                exp.With(
+                    expressions=[*ctes, *(own.expressions if own else [])], recursive=own and own.args.get("recursive")
+                ),
+            )
+        query = ctx.translated(parsed, where)
         assert isinstance(query, exp.Query)
         return query
     return [ctx.translated(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from profiles_dagster.cli import main
 from profiles_dagster_tests.format.harness import run_project, write
+from profiles_dagster_tests.format.test_format_core import rid
 
 PB_PROJECT = """
     name: {name}
@@ -333,3 +334,83 @@ def test_sql_template_features_need_ids_and_names_of_their_own(tmp_path: Path, c
     write(tmp_path / "b", {**files, "models/models.yaml": clash})
     assert main(["validate", "-p", str(tmp_path / "b")]) == 1
     assert "var 'a_amount' is defined twice" in capsys.readouterr().err
+
+
+def test_rudder_id_typed_id_holds_the_main_id_and_deref_names_an_input_in_its_window(tmp_path: Path) -> None:
+    # pb 0.26.4: an id of type `rudder_id` on a sql model is the entity's main id itself: its rows are read by
+    # `ON <select> = <main id>` (no lookup in the graph, and no node of it: pb's stitcher takes only the other
+    # ids). `this.DeRef("inputs/x")` of an input read up to the end time is a name (pb: a CTE), so `{{ c }}.col`
+    # works as with a table; the row dated after the end time is not read.
+    files = {
+        "pb_project.yaml": """
+            name: rudder_id_ids
+            schema_version: 99
+            connection: test
+            model_folders:
+              - models
+            entities:
+              - name: user
+                id_types:
+                  - user_id
+            id_types:
+              - name: user_id
+            """,
+        "models/inputs.yaml": """
+            inputs:
+              - name: orders
+                app_defaults:
+                  table: raw.orders
+                  occurred_at_col: ts
+                  ids:
+                    - select: user_id
+                      type: user_id
+                      entity: user
+              - name: crm
+                app_defaults:
+                  table: raw.crm
+                  occurred_at_col: updated_at
+            """,
+        "models/models.yaml": """
+            models:
+              - name: scores
+                model_type: sql_template
+                model_spec:
+                  materialization:
+                    output_type: table
+                  single_sql: |
+                    {% with c = this.DeRef("inputs/crm") %}
+                    select {{ c }}.profile, {{ c }}.score from {{ c }}
+                    {% endwith %}
+                  ids:
+                    - select: profile
+                      type: rudder_id
+                      entity: user
+                  features:
+                    - name: score
+            var_groups:
+              - name: g
+                entity_key: user
+                vars:
+                  - entity_var:
+                      name: n_scores
+                      from: models/scores
+                      select: count(*)
+            """,
+    }
+    u1, u2 = rid("u1", "user_id"), rid("u2", "user_id")
+    seed = [
+        """create table raw.orders as select * from (values
+            ('u1', timestamp '2025-01-01 00:00:00'), ('u2', timestamp '2025-01-02 00:00:00')
+        ) t(user_id, ts)""",
+        f"""create table raw.crm as select * from (values
+            ('{u1}', 7, timestamp '2025-02-01 00:00:00'),
+            ('{u1}', 9, timestamp '2025-03-01 00:00:00'),
+            ('{u2}', 4, timestamp '2025-12-01 00:00:00'),
+            ('rid_nobody', 1, timestamp '2025-02-01 00:00:00')
+        ) t(profile, score, updated_at)""",
+    ]
+    out = run_project(tmp_path, files, seed)
+    assert sorted(r[0] for r in out.rows("select user_main_id from out.user_all")) == sorted([u1, u2])
+    view = out.by_key("out.user_feature_view")
+    assert (view[u1]["score"], view[u1]["n_scores"]) == (9, 2)
+    assert (view[u2]["score"], view[u2]["n_scores"]) == (None, None)  # its row is after the end time
