@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,7 +164,7 @@ class _Builder:
                 f"{name}_{inp.name}_input_vars",
                 name,
                 [],
-                (inp.spec, [id_types[i.type] for i in inp.ids if i.entity == name]),
+                (inp.spec, [id_types[i.type] for i in inp.ids if i.entity == name and i.type in id_types]),
                 external=(inp.name,),
                 origin=inp.origin,
                 description=f"Input var table of {inp.name}: its rows with a stable row id",
@@ -275,13 +275,19 @@ class _Builder:
         )
         cohort_views = [self.cohort(c, all_key, var_key, stitch_key) for c in _cohorts_in_order(project, name)]
         for view in project.feature_views(name):  # step 12 comes after the cohorts (10, 11)
-            self.view(view, feat_key, stitch_key, sorted(features), [])
+            self.view(view, feat_key, stitch_key, self.view_order(name, features), [])
         for add_views in cohort_views:
-            add_views(sorted(features))
+            add_views(self.view_order(name, features))
         for table in project.feature_tables.values():
             if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
         self.sql_models()  # the models that read a feature table of the entity
+
+    def view_order(self, entity: str, features: Iterable[str]) -> list[str]:
+        """pb's order of features in a view: by the path of what computes them (`models/<m>` for a sql
+        model's `features:`, `<entity>/all/var_table` for entity vars), then by name."""
+        source = {v.name: f"models/{v.feature_of}" for v in self.project.vars if v.entity == entity and v.feature_of}
+        return sorted(set(features), key=lambda n: (source.get(n, f"{entity}/all/var_table"), n))
 
     def var_payload(self, key: StepKey) -> VarTablePayload:
         return self.steps[key].payload_as(VarTablePayload)
@@ -380,7 +386,7 @@ class _Builder:
         self.cohort_features[cohort.name] = [*inherited_features, *own_features]
 
         def add_views(entity_features: list[str]) -> None:
-            rest = sorted({*entity_features, *inherited_features})
+            rest = self.view_order(name, [*entity_features, *inherited_features])
             for view in self.project.cohort_feature_views(cohort.name):
                 self.view(view, cvars, stitch_key, own_features, rest)
 

@@ -22,6 +22,7 @@ from profiles_dagster.project.schema import (
     MODEL_SPECS,
     REFUSED_MODEL_TYPES,
     CohortSpec,
+    EntityVarDef,
     FeatureTableSpec,
     IdStitcherSpec,
     ModelsFile,
@@ -512,6 +513,10 @@ def _check_id(
         raise doc.error(f"unknown entity '{entity}'", (*path, "entity"), hint=did_you_mean(entity, project.entities))
     ent = project.entities[entity]
     declared = {t.name: t for t in project.file.id_types}
+    if id_type == "rudder_id" and id_type not in declared:
+        # pb's name for the entity's main id: a column holding main ids, read by joining on it (pb 0.26.4 writes
+        # `ON <select> = <main id>`), not stitched
+        return
     if id_type not in ent.id_types and id_type in declared:
         # pb 0.26 loads an id whose type is declared under id_types but not listed on the entity: its default
         # stitcher reads the input and maps its rows to main ids, so such ids are nodes of the id graph (with
@@ -547,13 +552,6 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
         grain = raw_spec["time_grain"]
         _check_time_grain(project, doc, (*path, "model_spec", "time_grain"), grain, f"model '{model.name}'")
         raw_spec = {k: v for k, v in raw_spec.items() if k != "time_grain"}
-    if mtype == "sql_template" and isinstance(model.model_spec, dict) and model.model_spec.get("features"):
-        raise doc.error(
-            "features on a sql_template is not supported yet: pb adds those columns of the model to the entity's "
-            "feature views, which is not implemented here",
-            (*path, "model_spec", "features"),
-            hint="define each as an entity_var with `from: models/" + model.name + "` instead",
-        )
     spec = validate_document(doc, spec_model, raw_spec, (*path, "model_spec"))
     origin = _origin(doc, path)
     names = {**project.sql_models, **project.cohorts, **project.feature_tables}
@@ -574,6 +572,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
         for j, id_ in enumerate(spec.ids):
             _check_id(project, doc, id_.type, id_.entity, (*path, "model_spec", "ids", j), errors)
         project.sql_models[model.name] = SqlModel(model.name, spec, origin)
+        _add_model_features(project, doc, model.name, spec, path)
     elif isinstance(spec, CohortSpec):
         extends = spec.extends or ""
         head, _, tail = extends.partition("/")
@@ -591,6 +590,35 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
             entity, cohort = _cohort_owner(project, spec.entity_cohort or "")
             table = FeatureTable(model.name, spec, origin, entity, cohort)
         project.feature_tables[model.name] = table
+
+
+def _add_model_features(project: Project, doc: YamlDocument, name: str, spec: SqlTemplateSpec, path: KeyPath) -> None:
+    """A sql_template's `features:` as pb computes them (pb 0.26.4's SQL, read from `pb compile`): each column
+    joins every feature view of each entity the model has ids of, as the MAX of the column over the model's
+    rows whose ids stitch to the main id (NULL for a main id with none). That is an entity var `max(<column>)`
+    `from: models/<model>`, which is what each becomes here."""
+    if not spec.features:
+        return
+    entities = list(dict.fromkeys(i.entity for i in spec.ids))
+    if not entities:
+        raise doc.error(
+            f"sql_template '{name}' has features but no ids: pb gives each feature to the main ids the model's "
+            "rows stitch to through its ids",
+            (*path, "model_spec", "features"),
+            hint="add `ids:` naming the model's id columns",
+        )
+    for n, feature in enumerate(spec.features):
+        var_spec = EntityVarDef.model_validate(
+            {
+                "name": feature.name,
+                "select": f"max({feature.name})",
+                "from": f"models/{name}",
+                "description": feature.description,
+            }
+        )
+        origin = _origin(doc, (*path, "model_spec", "features", n))
+        for entity in entities:
+            project.vars.append(Var("entity_var", entity, None, f"{name}.features", var_spec, origin, feature_of=name))
 
 
 def _add_default_stitchers(project: Project, doc: YamlDocument, errors: ErrorCollector) -> None:

@@ -116,6 +116,7 @@ class Var:
     group: str
     spec: EntityVarDef | InputVarDef
     origin: Origin
+    feature_of: str | None = None  # the sql model whose `features:` entry this var is (pb: MAX of its column)
 
     @property
     def name(self) -> str:

@@ -182,6 +182,13 @@ class IdStitcherSpec(PbModel):
     max_iterations: int | None = None
 
 
+class SqlModelFeature(PbModel):
+    """A column of a sql model that pb adds to its entities' feature views (`features: [{name}]`)."""
+
+    name: str
+    description: str | None = None
+
+
 class SqlTemplateSpec(PbModel):
     single_sql: str | None = None
     multi_sql: str | None = None
@@ -190,6 +197,7 @@ class SqlTemplateSpec(PbModel):
     ids: list[InputId] = []
     contract: Contract | None = None
     validity_time: str | None = None
+    features: list[SqlModelFeature] = []
 
     @model_validator(mode="after")
     def _one_sql(self) -> SqlTemplateSpec:

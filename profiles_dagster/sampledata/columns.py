@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
@@ -36,6 +37,7 @@ class Column:
     kind: Kind = Kind.TEXT
     id_type: str | None = None
     strings: set[str] = field(default_factory=set)  # string literals the SQL compares it with
+    joined: bool = False  # compared for equality with another column (a join key): needs many distinct values
 
     def use(self, kind: Kind) -> None:
         self.kind = max(self.kind, kind)
@@ -117,6 +119,7 @@ def _share_tables(project: Project, ctx: CompileContext, found: Columns) -> None
                     mine.use(column.kind)
                     mine.id_type = mine.id_type or column.id_type
                     mine.strings |= column.strings
+                    mine.joined = mine.joined or column.joined
 
 
 @dataclass(frozen=True)
@@ -175,10 +178,27 @@ def _declared(project: Project, ctx: CompileContext, name: str, into: dict[str, 
         select: exp.Expr = exp.maybe_parse(rendered_select(input_id.select, ctx.dialect), dialect=ctx.source_dialect)
         for column in select.find_all(exp.Column):
             found = _column(into, column.name)
+            if _tested(column):  # `case when is_deleted = false then id end`: is_deleted is no id
+                found.use(_kind(column, found))
+                continue
             found.use(Kind.ID)
             found.id_type = found.id_type or input_id.type
     if inp.occurred_at_col:
         _column(into, inp.occurred_at_col).use(Kind.TIMESTAMP)
+
+
+def _tested(column: exp.Column) -> bool:
+    """Whether an id's `select` only tests the column (in a comparison, a CASE's WHEN, a boolean operator)
+    rather than handing on its value as the id: only the values are ids."""
+    node: exp.Expr = column
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Predicate | exp.Connector | exp.Not):
+            return True
+        if isinstance(parent, exp.If) and node is parent.this:
+            return True
+        node, parent = parent, parent.parent
+    return False
 
 
 def _column(into: dict[str, Column], name: str) -> Column:
@@ -188,7 +208,7 @@ def _column(into: dict[str, Column], name: str) -> Column:
 def _model_source(statement: exp.Expr, material: exp.Table, tables: dict[tuple[str, ...], _Source]) -> None:
     """A sql model's material as a source: what reads it reads its inputs' columns where it selects `*`."""
     query = statement.expression if isinstance(statement, exp.Create) else None
-    if isinstance(query, exp.Select):
+    if isinstance(query, exp.Select | exp.SetOperation):
         scope = build_scope(query)
         if scope is not None:
             tables[table_key(material)] = _Source("", frozenset(), scope)
@@ -204,8 +224,10 @@ def _model_ids(model: SqlModel, ctx: CompileContext, tables: dict[tuple[str, ...
     for model_id in model.ids:
         select: exp.Expr = exp.maybe_parse(rendered_select(model_id.select, ctx.dialect), dialect=ctx.source_dialect)
         for column in select.find_all(exp.Column):
-            for name in _resolve(source.scope, column.name, tables):
-                into = _column(found[name], column.name)
+            if _tested(column):
+                continue  # a condition on the row, typed by its use where the run's SQL reads it
+            for name, column_name in _resolve(source.scope, column.name, tables):
+                into = _column(found[name], column_name)
                 into.use(Kind.ID)
                 into.id_type = into.id_type or model_id.type
 
@@ -218,42 +240,88 @@ def _scan(node: exp.Expr, tables: dict[tuple[str, ...], _Source], found: Columns
     memo: _Memo = {}
     for scope in traverse_scope(root):
         for column in scope.columns:
-            sources = [scope.sources.get(column.table)] if column.table else list(scope.sources.values())
-            for name in {n for source in sources for n in _resolve(source, column.name, tables, memo)}:
-                into = found[name]
-                _column(into, column.name).use(_kind(column, into[column.name.lower()]))
+            for name, column_name in _in_scope(scope, column, tables, memo):
+                into = _column(found[name], column_name)
+                into.use(_kind(column, into))
 
 
-# what `_resolve` found for a (source, column) within one query, and each select's named columns: a var
+# what `_resolve` found for a (source, column) within one query, and each select's column names: a var
 # table's layers of `SELECT *` would otherwise be walked again for every column of every layer
-_Memo = dict[tuple[int, str], set[str]]
-_NAMED = "\0named"  # the memo's key for a select's named columns (no column has that name)
+_Memo = dict[tuple[int, str], Any]
+_NAMES = "\0names"  # the memo's key for a select's column names (no column has that name)
 
 
-def _resolve(source: object, name: str, tables: dict[tuple[str, ...], _Source], memo: _Memo | None = None) -> set[str]:
-    """The inputs whose column `name` a source hands on: an input's table, or a subquery that selects `*` from
-    one; a subquery that names `name` among its selects makes the column itself (its own scope says from what)."""
+def _in_scope(
+    scope: Scope, column: exp.Column, tables: dict[tuple[str, ...], _Source], memo: _Memo
+) -> set[tuple[str, str]]:
+    """The (input, column) pairs a column of a scope reads, through the sources it may come from."""
+    sources = [scope.sources.get(column.table)] if column.table else list(scope.sources.values())
+    return {found for source in sources for found in _resolve(source, column.name, tables, memo)}
+
+
+def _resolve(
+    source: object, name: str, tables: dict[tuple[str, ...], _Source], memo: _Memo | None = None
+) -> set[tuple[str, str]]:
+    """The (input, column) pairs whose value a source hands on as its column `name`: an input's table, a
+    subquery (or a sql model's query) that selects `*` from one, or that selects an input's column under
+    that name (`oi.item_count`, `o.customer_id AS user_id`), so the use of a sql model's column types the
+    input column it copies. A column a subquery computes (`count(*) AS n`) is its own: its scope types what
+    it reads."""
     memo = {} if memo is None else memo
-    key = (id(source), name)
+    key = (id(source), name.lower())
     if key in memo:
-        return memo[key]
+        return set(memo[key])
     memo[key] = set()  # a source that reaches itself hands nothing on
-    found: set[str] = set()
+    found = _resolve_once(source, name, tables, memo)
+    memo[key] = found
+    return set(found)
+
+
+def _resolve_once(
+    source: object, name: str, tables: dict[tuple[str, ...], _Source], memo: _Memo
+) -> set[tuple[str, str]]:
     if isinstance(source, exp.Table):
         own = tables.get(table_key(source))
         if own is not None and own.scope is not None:
-            found = _resolve(own.scope, name, tables, memo)
-        elif own is not None and name.lower() not in own.added:
-            found = {own.input}
-    elif isinstance(source, Scope) and isinstance(source.expression, exp.Select):
-        select = source.expression
-        named = memo.get((id(select), _NAMED))
-        if named is None:
-            named = memo[(id(select), _NAMED)] = set(select.named_selects)
-        if name not in named:
-            found = {n for inner in _star_sources(source) for n in _resolve(inner, name, tables, memo)}
-    memo[key] = found
-    return found
+            return _resolve(own.scope, name, tables, memo)
+        return {(own.input, name)} if own and name.lower() not in own.added else set()
+    if isinstance(source, Scope) and isinstance(source.expression, exp.SetOperation):
+        branches = _branches(source)  # a union's columns are its first branch's names, by position in each
+        names = _names(branches[0], memo) if branches else []
+        if name.lower() not in names:
+            return {pair for branch in branches for pair in _resolve(branch, name, tables, memo)}  # `*`
+        at = names.index(name.lower())
+        return {pair for branch in branches for pair in _selected(branch, at, tables, memo)}
+    if isinstance(source, Scope) and isinstance(source.expression, exp.Select):
+        names = _names(source, memo)
+        if name.lower() in names:
+            return _selected(source, names.index(name.lower()), tables, memo)
+        return {pair for inner in _star_sources(source) for pair in _resolve(inner, name, tables, memo)}
+    return set()
+
+
+def _names(scope: Scope, memo: _Memo) -> list[str]:
+    key = (id(scope.expression), _NAMES)
+    if key not in memo:
+        memo[key] = [e.alias_or_name.lower() for e in scope.expression.expressions]
+    names: list[str] = memo[key]
+    return names
+
+
+def _branches(scope: Scope) -> list[Scope]:
+    """The selects of a union (nested unions flattened), in order."""
+    if not isinstance(scope.expression, exp.SetOperation):
+        return [scope] if isinstance(scope.expression, exp.Select) else []
+    return [b for inner in scope.set_operation_scopes for b in _branches(inner)]
+
+
+def _selected(scope: Scope, at: int, tables: dict[tuple[str, ...], _Source], memo: _Memo) -> set[tuple[str, str]]:
+    """What the select's column number `at` copies: an input's column when it is a plain column."""
+    selects = scope.expression.expressions
+    if at >= len(selects):
+        return set()
+    value = selects[at].unalias() if isinstance(selects[at], exp.Alias) else selects[at]
+    return _in_scope(scope, value, tables, memo) if isinstance(value, exp.Column) else set()
 
 
 def _star_sources(scope: Scope) -> list[object]:
@@ -287,6 +355,8 @@ def _kind(column: exp.Column, into: Column) -> Kind:
     if isinstance(parent, _NUMERIC_AGGREGATES):
         return Kind.NUMBER
     others = [e for e in parent.iter_expressions() if e is not node]
+    if isinstance(parent, exp.EQ) and any(isinstance(o, exp.Column) for o in others):
+        into.joined = True
     if isinstance(parent, (*_COMPARISONS, exp.Between, exp.In, *_ARITHMETIC)):
         return _from_others(others, into, arithmetic=isinstance(parent, _ARITHMETIC))
     if isinstance(parent, (exp.Where, exp.And, exp.Or, exp.Not)) or (
@@ -298,7 +368,10 @@ def _kind(column: exp.Column, into: Column) -> Kind:
 
 def _hands_on(parent: exp.Expr, node: exp.Expr) -> bool:
     """Whether `parent` passes `node`'s value on as its own (so the use of `parent` types the column): a
-    parenthesis, COALESCE, NULLIF, a CASE branch's value (the compiler writes a var's `where` as one)."""
+    parenthesis, COALESCE, NULLIF, a CASE branch's value (the compiler writes a var's `where` as one), an
+    aggregate that returns one of its values (`any_value(x) > 0`: x is a number)."""
+    if isinstance(parent, (exp.AnyValue, exp.Min, exp.Max)):
+        return parent.this is node
     if isinstance(parent, (exp.Paren, exp.Coalesce, exp.Nullif, exp.Case)):
         return parent.args.get("this") is not node or not isinstance(parent, exp.Case)
     if isinstance(parent, exp.If):

@@ -60,7 +60,7 @@ def sample_rows(
             if i in ids:
                 row.append(_id(rng, column, shapes, junk, profile, always=i == keep))
             else:
-                row.append(_value(rng, column, end_time))
+                row.append(_value(rng, column, end_time, rows))
         yield tuple(row)
 
 
@@ -83,7 +83,7 @@ def _id(
     return shape(id_type, profile, rng.randrange(variants(shape)))
 
 
-def _value(rng: random.Random, column: Column, end_time: datetime) -> object:
+def _value(rng: random.Random, column: Column, end_time: datetime, rows: int) -> object:
     if column.kind is Kind.TIMESTAMP:
         seconds = rng.randrange(1, int(HISTORY.total_seconds()))
         return end_time.replace(microsecond=0, tzinfo=None) - timedelta(seconds=seconds)
@@ -93,4 +93,6 @@ def _value(rng: random.Random, column: Column, end_time: datetime) -> object:
         return rng.random() < 0.5
     if column.strings and rng.random() < STRINGS_SHARE:  # the values the project's SQL looks for
         return rng.choice(sorted(column.strings))
-    return f"{column.name.lower()}_{rng.randint(1, 5)}"
+    # a join key draws from as many values as the table has rows, so that joining tables of sample rows on it
+    # gives about as many rows as each has (five values each would multiply their rows at every join)
+    return f"{column.name.lower()}_{rng.randint(1, rows if column.joined else 5)}"

@@ -24,7 +24,7 @@ from profiles_dagster.plan.payloads import (
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.plan.vars import PlannedVar, cohort_entities
 from profiles_dagster.project.gotime import GoTime
-from profiles_dagster.project.model import IdStitcher, Input, Project, SqlModel
+from profiles_dagster.project.model import IdStitcher, Input, Origin, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, project_macros, render
 from profiles_dagster.sql.dialects import traits_of
@@ -37,12 +37,15 @@ from profiles_dagster.sql.fragments import (
     parse_statements,
     var_placeholder,
 )
-from profiles_dagster.sql.ids import filtered_id, qualify
+from profiles_dagster.sql.ids import filtered_id, qualify, rendered_select
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
 from profiles_dagster.sql.transpile import UnfaithfulError, translate
 
 INPUT_ROW_ID = "input_row_id"
+# pb's name for the entity's main id: in an input var's `window.partition_by` (its docs' example uses it), and
+# as the type of an id whose column holds the main id itself
+RUDDER_ID = "rudder_id"
 
 
 def csv_path(project: Project, name: str) -> Path:
@@ -76,6 +79,52 @@ _NULL_SKIPPING = (
 )
 # Of those, the ones that are NULL when no row passes: as a var's whole select they need no guard for that
 _NULL_WHEN_NO_ROWS = tuple(a for a in _NULL_SKIPPING if a not in (exp.Count, exp.ApproxDistinct))
+
+# Functions the warehouses accept only with an OVER clause (Snowflake, Postgres, DuckDB alike)
+_WINDOW_ONLY = (
+    exp.FirstValue,
+    exp.LastValue,
+    exp.NthValue,
+    exp.RowNumber,
+    exp.Rank,
+    exp.DenseRank,
+    exp.PercentRank,
+    exp.CumeDist,
+    exp.Ntile,
+    exp.Lag,
+    exp.Lead,
+)
+_WINDOW_ONLY_NAMES = {"ratio_to_report", "conditional_true_event", "conditional_change_event"}
+
+
+def _bare(tree: exp.Expr, wanted: Callable[[exp.Expr], bool]) -> exp.Expr | None:
+    """The first node of a var's select that `wanted` picks outside any OVER clause and any subquery: what
+    the var's own query evaluates, as pb writes it."""
+    for node in tree.walk():
+        if not wanted(node):
+            continue
+        parent = node.parent
+        while parent is not None and not isinstance(parent, exp.Window | exp.Query):
+            parent = parent.parent
+        if parent is None:
+            return node
+    return None
+
+
+def _window_only(node: exp.Expr) -> bool:
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower() in _WINDOW_ONLY_NAMES
+    return isinstance(node, _WINDOW_ONLY)
+
+
+def _aggregate(node: exp.Expr) -> bool:
+    return isinstance(node, exp.AggFunc) or _window_only(node)
+
+
+def _function_name(node: exp.Expr) -> str:
+    if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
+        return node.sql_name().lower()
+    return node.name
 
 
 @dataclass
@@ -247,15 +296,27 @@ def _ids_of(ctx: CompileContext, ids: list[InputId], entity: str) -> list[tuple[
     return [
         (i, filtered_id(i, ent.id_types[i.type], ctx.source_dialect, origin.get(id(i)), ctx.filter_source))
         for i in ids
-        if i.entity == entity
+        if i.entity == entity and i.type != RUDDER_ID  # the main id itself is no node of the graph
     ]
+
+
+def _id_origin(ctx: CompileContext, id_: InputId) -> Origin | None:
+    owners: tuple[Input | SqlModel, ...] = (*ctx.project.inputs.values(), *ctx.project.sql_models.values())
+    return next((o.origin for o in owners for i in o.ids if i is id_), None)
 
 
 def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list[InputId], entity: str) -> exp.Select:
     """The source's rows with the main id of any of their ids (all of one row's ids share a cluster)."""
     main = _main(ctx, entity)
-    stitcher = ctx.materials[StepKey.id_stitcher(entity)]
     query = exp.select(exp.column(exp.Star(), table="src"))
+    rudder = next((i for i in ids if i.entity == entity and i.type == RUDDER_ID), None)
+    if rudder is not None:  # pb: the rows' main id is that column (`ON <select> = <main id>`), no graph lookup
+        where = Where(_id_origin(ctx, rudder), f"ids: {rudder.select}")
+        value = qualify(ctx.fragment(rendered_select(rudder.select, ctx.source_dialect, where), where), "src")
+        return query.select(exp.alias_(value, main), copy=False).from_(
+            source.as_("src") if isinstance(source, exp.Table) else source, copy=False
+        )
+    stitcher = ctx.materials[StepKey.id_stitcher(entity)]
     mains = []
     for n, (id_, expr) in enumerate(_ids_of(ctx, ids, entity)):
         alias = f"ids_{n}"
@@ -409,24 +470,45 @@ def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
     inp = payload.input
     query: exp.Query = _attributed(ctx, ctx.materials[payload.input_vars].copy(), inp.ids, entity)
     for n, pv in enumerate(payload.vars):
-        value = bind_vars(_row_value(pv, ctx), lambda ref: col(ref))
+        value = bind_vars(_row_value(pv, ctx, main=_main(ctx, entity)), lambda ref: col(ref))
         query = exp.select(exp.Star(), exp.alias_(value, pv.var.name)).from_(
             query.subquery(f"iv_{n}", copy=False), copy=False
         )
     return query
 
 
-def _row_value(pv: PlannedVar, ctx: CompileContext) -> exp.Expr:
+def _row_value(pv: PlannedVar, ctx: CompileContext, main: str | None = None) -> exp.Expr:
     """A var computed row by row over the rows it reads (an input var over its input's rows, a var without
     `from` over the entity var table's): its select, windowed over the rows passing `where` if it has a
-    window, NULL where `where` does not hold, then its default. Var references stay placeholders."""
+    window, NULL where `where` does not hold, then its default. Var references stay placeholders.
+
+    With `main` (an input var: its rows carry the entity's main id column), pb computes the var only over the
+    rows that have a main id (`WHERE <main> IS NOT NULL AND <where>`; the others keep NULL), and a
+    `window.partition_by` entry written `rudder_id` means that main id column (pb 0.26.4 writes it so)."""
     spec = pv.var.spec
     where = Where(pv.var.origin, pv.var.name)
     value = ctx.fragment(spec.select, where)
     cond = ctx.fragment(spec.where, where) if spec.where else None
+    if not spec.window and (found := _bare(value, _aggregate)) is not None:
+        rows = "its input's rows, one value per row" if main is not None else "the entity var table, one per main id"
+        kind = pv.var.kind.replace("_", " ")
+        raise pv.var.origin.at("select").error(
+            f"`{_function_name(found)}(...)` aggregates, but pb computes {kind} '{pv.var.name}' "
+            f"row by row over {rows}, with no GROUP BY: the warehouse rejects pb's SQL for it "
+            "(pb 0.26.4 on Postgres: 'must appear in the GROUP BY clause'), so it has no meaning to keep",
+            hint="a var without `from` reads one row per main id: write the value itself (`x` for `any_value(x)`)"
+            if main is None
+            else "add `window:` to aggregate over a partition, or aggregate in an entity var",
+        )
+    if main is not None:
+        attributed = col(main).is_(exp.null()).not_()
+        cond = attributed if cond is None else exp.and_(attributed, exp.paren(cond))
     if spec.window:
         # the rows failing `where` form partitions of their own, so a rank counts only the rows that pass
-        partition = [ctx.fragment(p, where) for p in spec.window.partition_by]
+        partition = [
+            col(main) if main is not None and p == RUDDER_ID else ctx.fragment(p, where)
+            for p in spec.window.partition_by
+        ]
         if cond is not None:
             partition.insert(0, exp.paren(cond.copy()))
         value = _windowed(value, partition, spec.window, ctx, where)
@@ -561,6 +643,14 @@ def _aggregations(
         if spec.from_ is None:  # callers pass only vars read from an input or model
             raise where.error("a var aggregated per source needs `from`")
         value = ctx.fragment(spec.select, where)
+        if not spec.window and (found := _bare(value, _window_only)) is not None:
+            raise pv.var.origin.at("select").error(
+                f"`{_function_name(found)}(...)` is a window function, and entity var '{spec.name}' has `from:` and "
+                "no `window:`: pb writes it as an aggregate per main id without OVER, which the warehouse rejects "
+                "(Snowflake and Postgres require OVER for it), so it has no meaning to keep",
+                hint="add `window: order_by: [...]` (pb then takes it over each main id's rows in that order), "
+                "or use an aggregate such as min/max/any_value",
+            )
         cond = ctx.fragment(spec.where, where) if spec.where else None
         rows = source.copy() if source is not None else _source_rows(ctx, entity, spec.from_)
         not_null = col(main).is_(exp.null()).not_()
@@ -695,6 +785,7 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
     key = "single_sql" if model.spec.single_sql else "multi_sql"
     at = model.origin.at(f"model_spec.{key}")
     where = Where(at, f"{model.name}.{key}")
+    windows: dict[str, exp.Query] = {}  # single_sql: CTE name -> an input's rows in the run's window
 
     def deref(path: str) -> str:
         target = resolve_deref(ctx.project, path)
@@ -706,9 +797,14 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
         window = ctx.rows_read(name)
         if window is None:
             return ctx.input_table(name).sql(ctx.source_dialect)
-        # pb hands a sql model an input's rows up to the run's end time, as it does every other step
+        # pb hands a sql model an input's rows up to the run's end time, as it does every other step, under a
+        # name (pb 0.26.4: a CTE `<input>_<n>`), so `{{ t }}.column` works as with a table
         rows = exp.select(exp.Star()).from_(ctx.input_table(name)).where(window)
-        return rows.subquery().sql(ctx.source_dialect)
+        if not model.spec.single_sql:
+            return rows.subquery().sql(ctx.source_dialect)
+        cte = f"{name}_in_window"
+        windows[cte] = rows
+        return exp.to_identifier(cte, quoted=True).sql(ctx.source_dialect)
 
     this = ctx.materials[step.key].sql(ctx.source_dialect)
     rendered = render(
@@ -719,7 +815,20 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
         key=where.what,
     )
     if model.spec.single_sql:
-        query = ctx.translated(parse_query(_as_pb_wraps(rendered), ctx.source_dialect, where), where)
+        parsed = parse_query(_as_pb_wraps(rendered), ctx.source_dialect, where)
+        if windows:  # before the query's own CTEs, which may read them
+            own = parsed.args.get("with_")
+            ctes = [
+                exp.CTE(this=q, alias=exp.TableAlias(this=exp.to_identifier(n, quoted=True)))
+                for n, q in windows.items()
+            ]
+            parsed.set(
+                "with_",
+                exp.With(
+                    expressions=[*ctes, *(own.expressions if own else [])], recursive=own and own.args.get("recursive")
+                ),
+            )
+        query = ctx.translated(parsed, where)
         assert isinstance(query, exp.Query)
         return query
     return [ctx.translated(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]

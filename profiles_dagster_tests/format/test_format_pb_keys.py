@@ -383,7 +383,8 @@ def test_entity_var_merge_is_refused(tmp_path: Path) -> None:
     assert "merge (on an entity_var) is not supported yet" in err.message
 
 
-def test_sql_template_features_are_refused(tmp_path: Path) -> None:
+def test_sql_template_features_without_ids_are_refused(tmp_path: Path) -> None:
+    # features are supported (test_format_pb_meaning.py); without ids pb has no main id to give them to
     models = """
         models:
           - name: totals
@@ -395,7 +396,7 @@ def test_sql_template_features_are_refused(tmp_path: Path) -> None:
         """
     err = load_error(tmp_path, {"models/inputs.yaml": TRACKS, "models/sql.yaml": models})
     assert (Path(err.file).name, err.line, err.key) == ("sql.yaml", 6, "models[0].model_spec.features")
-    assert "not supported yet" in err.message
+    assert "has features but no ids" in err.message
 
 
 # ---- a feature view "keyed" by the main id -----------------------------------------------------
