@@ -238,6 +238,8 @@ class ProfilesRun:
             else:
                 sql = program.sql(session.dialect)
                 recorded = execution.write(session, self.record, step, program, start)
+            # a view's query runs first when it is counted: its engine error is the step's too
+            counted = session.row_count(program.target) if recorded is None else None
         except ProfilesError:
             self.record.finish_material(step, Status.FAILED, None, time.perf_counter() - start)
             raise
@@ -246,7 +248,7 @@ class ProfilesRun:
             raise blame.step_failure(step, exc, sql_file) from exc
         if recorded is None:
             seconds = time.perf_counter() - start
-            rows = session.row_count(program.target)
+            rows = counted or 0
             self.record.finish_material(step, Status.COMPLETE, rows, seconds)
         else:
             rows, seconds = recorded

@@ -120,3 +120,21 @@ def test_a_failure_no_var_explains_names_the_step_and_its_model(tmp_path: Path, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {root / 'models' / 'sql.yaml'}:")
     assert "step 'models/big_orders' failed in the warehouse" in err and "Conversion Error" in err
+
+
+def test_a_view_whose_rows_fail_when_counted_names_the_step(tmp_path: Path, capsys) -> None:
+    """A view is created without reading its rows; the run counts them next, and that is where the engine
+    fails on a bad value: still the step's located error, never a traceback."""
+    root = _project(tmp_path / "p", "amount")
+    con = duckdb.connect(str(root / "warehouse.duckdb"))
+    con.execute("create table raw.texts as select 'x' as t")
+    con.close()
+    bad = SQL_MODEL.replace("output_type: table", "output_type: view").replace(
+        "where amount > cast('x' as integer)", "where amount > (select cast(t as integer) from raw.texts)"
+    )
+    write(root, {"models/sql.yaml": bad})
+    assert main(["run", "-p", str(root), "--end_time", END_TIME]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith(f"error: {root / 'models' / 'sql.yaml'}:")
+    assert "step 'models/big_orders' failed in the warehouse" in err and "Conversion Error" in err
