@@ -30,7 +30,7 @@ from profiles_dagster.plan.vars import PlannedVar
 from profiles_dagster.project.model import Project
 from profiles_dagster.run import blame, inputs
 from profiles_dagster.runner import ProfilesRun
-from profiles_dagster.sampledata.columns import input_columns, table_key
+from profiles_dagster.sampledata.columns import NAMED_TABLE, input_columns, table_key
 from profiles_dagster.sampledata.rows import column_types
 from profiles_dagster.sampledata.target import sample_schema
 from profiles_dagster.sql.dialects import DUCKDB
@@ -82,22 +82,29 @@ def _prepare(
         assert run.context is not None
         needed = sorted({n for s in run.steps for n in s.external_inputs if not files.is_file_input(project, n)})
         tables = {name: run.context.input_table(name) for name in needed}
-        if _has_file(engine):  # tables a sql model (or an id filter) reads by name, not as an input
-            tables.update(_named_tables(run, tables))
+        named = _named_tables(run, tables)  # tables a sql model (or an id filter) reads by name, not as an input
+        tables.update(named)
         real = _real_columns(engine, tables, prepared)
+        missing = [n for n in needed if n not in real] + [NAMED_TABLE + n for n in named if n not in real]
         try:
-            inferred = _inferred_columns(project, plan, [n for n in needed if n not in real])
+            inferred = _inferred_columns(project, plan, missing)
         except ProfilesError as exc:  # a step the inference compiles fails: the run would stop there too
             errors.add(exc)
             return
         made: set[tuple[str, ...]] = set()
         for name, table in tables.items():
-            if table_key(table) in made or (name not in needed and name not in real):
-                continue  # another input reads the same table; a table read by name the file lacks stays absent
+            if table_key(table) in made:
+                continue  # another input reads the same table
             made.add(table_key(table))
             if name in needed:
                 (prepared.real if name in real else prepared.inferred).append(name)
-            _empty_table(session, table, real.get(name) or inferred.get(name) or [])
+            elif name not in real:
+                prepared.notes.append(
+                    f"{name}, which a sql model reads by name, is no table of the connection: prepared with the "
+                    "columns the project reads (the run needs it)"
+                )
+            columns = real.get(name) or inferred.get(name) or inferred.get(NAMED_TABLE + name) or []
+            _empty_table(session, table, columns)
         with errors.item("inputs"):
             inputs.check_inputs(session, project, run.context, run.steps, run.file_tables)
         for step in run.steps:

@@ -18,7 +18,7 @@ from profiles_dagster.offline import offline_context
 from profiles_dagster.plan.planner import build_plan
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
-from profiles_dagster.sampledata.columns import Column, input_columns, table_key
+from profiles_dagster.sampledata.columns import Column, input_columns, sampled_table, table_key
 from profiles_dagster.sampledata.rows import column_types, sample_rows
 from profiles_dagster.sampledata.target import Destination, destination
 from profiles_dagster.sql.dialects import DUCKDB
@@ -53,7 +53,7 @@ def write_sample_data(
     plan = build_plan(project)
     columns = input_columns(project, plan)
     ctx = offline_context(project, plan, DUCKDB)
-    tables = {name: ctx.input_table(name) for name in columns}
+    tables = {name: sampled_table(name, ctx) for name in columns}
     catalogs = {t.catalog for t in tables.values() if t.catalog}
     where = destination(project, site_config=site_config, target=target, duckdb_path=duckdb_path, catalogs=catalogs)
     result = SampleData(where)
@@ -100,13 +100,14 @@ def _check_catalogs(project: Project, tables: dict[str, exp.Table], database: st
     `attach:` gives the alias DB (written to when it is not read-only)."""
     for name, table in tables.items():
         if table.catalog and table.catalog.lower() != database.lower() and table.catalog.lower() not in attached:
-            inp = project.inputs[name]
+            inp = project.inputs.get(name)
+            what = f"input '{name}'" if inp else "a sql model"  # else a table a sql model reads by name
             raise ProfilesError(
-                f"input '{name}' reads {table.sql(DUCKDB)}, in database {table.catalog}, but the DuckDB file's "
+                f"{what} reads {table.sql(DUCKDB)}, in database {table.catalog}, but the DuckDB file's "
                 f"database is {database}",
-                file=inp.origin.file,
-                line=inp.origin.line,
-                key=f"inputs.{name}.app_defaults",
+                file=inp.origin.file if inp else None,
+                line=inp.origin.line if inp else None,
+                key=f"inputs.{name}.app_defaults" if inp else None,
                 hint=f"give --duckdb PATH/{table.catalog}.duckdb (DuckDB names a file's database after the file)",
             )
 

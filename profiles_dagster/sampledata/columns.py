@@ -4,6 +4,7 @@ attributed to the input table it reads through the query's scopes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -29,6 +30,12 @@ class Kind(IntEnum):
     NUMBER = 2
     TIMESTAMP = 3
     ID = 4  # an id of an entity: text drawn from the shared pool of profiles
+    JSON = 5  # text the SQL parses as JSON (Snowflake's PARSE_JSON, FLATTEN, `:` paths): objects or arrays
+
+
+# A table a sql model reads by name (not through an input) is sampled like an input, under this prefix and its
+# name as DuckDB writes it
+NAMED_TABLE = "table:"
 
 
 @dataclass
@@ -38,6 +45,8 @@ class Column:
     id_type: str | None = None
     strings: set[str] = field(default_factory=set)  # string literals the SQL compares it with
     joined: bool = False  # compared for equality with another column (a join key): needs many distinct values
+    json_object: bool = False  # a JSON column whose keys the SQL reads directly (an object, not an array)
+    json_keys: set[str] = field(default_factory=set)  # the keys JSON paths of the project read
 
     def use(self, kind: Kind) -> None:
         self.kind = max(self.kind, kind)
@@ -96,21 +105,70 @@ def input_columns(project: Project, plan: RunPlan) -> Columns:
     for program in programs:
         if program.step.kind is StepKind.SQL_MODEL and len(program.statements) == 1:
             _model_source(program.statements[0], ctx.materials[program.step.key], tables)
-    for program in programs:
-        nodes = [program.observations] if program.observations is not None else program.statements
-        for node in nodes:
-            _scan(node, tables, found)
+    nodes = [n for p in programs for n in ([p.observations] if p.observations is not None else p.statements)]
+    materials = {table_key(t) for t in ctx.materials.values()}
+    for named in _named_tables(nodes, tables, materials):
+        found[NAMED_TABLE + named.sql(DUCKDB)] = {}
+        tables[table_key(named)] = _Source(NAMED_TABLE + named.sql(DUCKDB), frozenset())
+    for node in nodes:
+        _scan(node, tables, found)
     for model in project.sql_models.values():
         _model_ids(model, ctx, tables, found)
     _share_tables(project, ctx, found)
+    keys = _json_keys(nodes)
+    for column in (c for columns in found.values() for c in columns.values() if c.kind is Kind.JSON):
+        column.json_keys = keys
     return found
+
+
+def sampled_table(name: str, ctx: CompileContext) -> exp.Table:
+    """The table sample rows for `name` (an input, or a table read by name) go to."""
+    if name.startswith(NAMED_TABLE):
+        return exp.to_table(name[len(NAMED_TABLE) :], dialect=DUCKDB)
+    return ctx.input_table(name)
+
+
+def _named_tables(
+    nodes: list[exp.Expr], tables: dict[tuple[str, ...], _Source], materials: set[tuple[str, ...]]
+) -> list[exp.Table]:
+    """The tables the SQL reads by name that are no input, material or CTE of the run: a sql model reading
+    the warehouse directly (pb lets it), which sample data must hold too."""
+    found: dict[tuple[str, ...], exp.Table] = {}
+    for node in nodes:
+        root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
+        if not isinstance(root, exp.Query):
+            continue
+        for scope in traverse_scope(root):
+            for source in scope.sources.values():
+                if not isinstance(source, exp.Table) or not isinstance(source.this, exp.Identifier):
+                    continue
+                key = table_key(source)
+                if key in tables or key in materials or key in found:
+                    continue
+                parts = {k: source.args[k].copy() for k in ("this", "db", "catalog") if source.args.get(k)}
+                found[key] = exp.Table(**parts)
+    return list(found.values())
+
+
+_JSON_KEY = re.compile(r"\$\.([A-Za-z_][A-Za-z0-9_]*)|\[['\"]([^'\"]+)['\"]\]")
+
+
+def _json_keys(nodes: list[exp.Expr]) -> set[str]:
+    """The object keys the project's JSON paths read (`x:sku`, `value['sku']`): sample JSON objects hold them."""
+    keys: set[str] = set()
+    for node in nodes:
+        for extract in node.find_all(exp.JSONExtract, exp.JSONExtractScalar):
+            path = extract.expression
+            text = path.this if isinstance(path, exp.Literal) else path.sql(DUCKDB) if path is not None else ""
+            keys.update(a or b for a, b in _JSON_KEY.findall(str(text)))
+    return keys
 
 
 def _share_tables(project: Project, ctx: CompileContext, found: Columns) -> None:
     """Inputs that read one table read its columns together: each gets the columns of all."""
     by_table: dict[tuple[str, ...], list[str]] = {}
     for name in found:
-        by_table.setdefault(table_key(ctx.input_table(name)), []).append(name)
+        by_table.setdefault(table_key(sampled_table(name, ctx)), []).append(name)
     for names in (n for n in by_table.values() if len(n) > 1):
         for name in names:
             for other in names:
@@ -240,9 +298,24 @@ def _scan(node: exp.Expr, tables: dict[tuple[str, ...], _Source], found: Columns
     memo: _Memo = {}
     for scope in traverse_scope(root):
         for column in scope.columns:
+            if _grouped_alias(scope, column):
+                continue
             for name, column_name in _in_scope(scope, column, tables, memo):
                 into = _column(found[name], column_name)
                 into.use(_kind(column, into))
+
+
+def _grouped_alias(scope: Scope, column: exp.Column) -> bool:
+    """A GROUP BY name that is an alias of the same select (`DATE_PART(...) AS session_id ... GROUP BY
+    session_id`): Snowflake groups by the alias where no column has the name, so it is no column to sample
+    (inventing one would make the query group by it instead)."""
+    if column.table or not isinstance(scope.expression, exp.Select):
+        return False
+    group = column.find_ancestor(exp.Group, exp.Select)
+    if not isinstance(group, exp.Group) or group.parent is not scope.expression:
+        return False
+    aliases = {e.alias.lower() for e in scope.expression.expressions if isinstance(e, exp.Alias)}
+    return column.name.lower() in aliases
 
 
 # what `_resolve` found for a (source, column) within one query, and each select's column names: a var
@@ -343,6 +416,11 @@ def _kind(column: exp.Column, into: Column) -> Kind:
         node, parent = parent, parent.parent
     if parent is None:
         return Kind.TEXT
+    if isinstance(parent, (exp.JSONExtract, exp.JSONExtractScalar)) and parent.this is node:
+        into.json_object = True  # a path read on the column itself: an object
+        return Kind.JSON
+    if isinstance(parent, (exp.Cast, exp.TryCast)) and parent.to.is_type(exp.DataType.Type.JSON):
+        return Kind.JSON  # parsed (PARSE_JSON, FLATTEN's input): an array unless a path reads it directly
     if isinstance(parent, (exp.Cast, exp.TryCast)):
         to = parent.to
         if to.this in _DATE_TYPES:

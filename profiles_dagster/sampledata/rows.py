@@ -3,6 +3,7 @@ and stitching merges profiles), a few junk ids the filters drop, timestamps befo
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ _TYPES = {
     Kind.BOOLEAN: "BOOLEAN",
     Kind.NUMBER: "DOUBLE",
     Kind.TIMESTAMP: "TIMESTAMP",
+    Kind.JSON: "VARCHAR",  # JSON text, as a warehouse's VARIANT column reads once parsed
 }
 
 
@@ -91,8 +93,22 @@ def _value(rng: random.Random, column: Column, end_time: datetime, rows: int) ->
         return round(rng.uniform(1, 500), 2)
     if column.kind is Kind.BOOLEAN:
         return rng.random() < 0.5
+    if column.kind is Kind.JSON:
+        return _json(rng, column, rows)
     if column.strings and rng.random() < STRINGS_SHARE:  # the values the project's SQL looks for
         return rng.choice(sorted(column.strings))
     # a join key draws from as many values as the table has rows, so that joining tables of sample rows on it
     # gives about as many rows as each has (five values each would multiply their rows at every join)
     return f"{column.name.lower()}_{rng.randint(1, rows if column.joined else 5)}"
+
+
+def _json(rng: random.Random, column: Column, rows: int) -> str:
+    """An object holding the keys the project's JSON paths read, or an array of one to three of them (what
+    FLATTEN and ARRAY_SIZE read) when no path reads the column itself."""
+
+    def one() -> dict[str, object]:
+        keys = sorted(column.json_keys) or ["id"]
+        return {k: f"{k.lower()}_{rng.randint(1, max(5, rows // 10))}" for k in keys}
+
+    value: object = one() if column.json_object else [one() for _ in range(rng.randint(1, 3))]
+    return json.dumps(value, separators=(",", ":"))
