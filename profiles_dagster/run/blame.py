@@ -29,15 +29,7 @@ def step_failure(step: Step, exc: BaseException, sql_file: Path | None = None) -
     found = _culprit(step, str(exc))
     if found is not None:
         var, key = found
-        at = var.origin.at(key)
-        kind = var.kind.replace("_", " ")
-        return ProfilesError(
-            f"{kind} '{var.name}' failed in the warehouse (step '{step.path}'): {text}",
-            file=at.file,
-            line=at.line,
-            key=at.key,
-            hint=read,
-        )
+        return _var_error(var, key, f"failed in the warehouse (step '{step.path}'): {text}", read)
     origin: Origin | None = step.origin  # leads the message as file:line
     return ProfilesError(
         f"step '{step.path}' failed in the warehouse: {text}",
@@ -52,14 +44,14 @@ def var_failure(step: Step, var: Var, exc: BaseException, where: str = "in the w
     at the fragment the error names, else at its select."""
     names = _names(str(exc))
     key = next((k for name in names for k, sql in _fragments(var) if _word(name).search(sql)), "select")
+    return _var_error(var, key, f"failed {where} (step '{step.path}'): {summary(exc)}")
+
+
+def _var_error(var: Var, key: str, what: str, hint: str | None = None) -> ProfilesError:
+    """`<kind> '<name>' <what>`, located at the var's `key` (its select, where, window...)."""
     at = var.origin.at(key)
     kind = var.kind.replace("_", " ")
-    return ProfilesError(
-        f"{kind} '{var.name}' failed {where} (step '{step.path}'): {summary(exc)}",
-        file=at.file,
-        line=at.line,
-        key=at.key,
-    )
+    return ProfilesError(f"{kind} '{var.name}' {what}", file=at.file, line=at.line, key=at.key, hint=hint)
 
 
 def _word(name: str) -> re.Pattern[str]:
