@@ -453,3 +453,34 @@ def test_a_pb_window_goes_on_the_array_agg_inside_its_wrapper() -> None:
         (1, ["a", "c"]),
         (2, []),  # a partition with no value left: an empty ARRAY, not NULL
     ]
+
+
+# SQL of the tests above (their values are checked there) that the census names with each construct claimed
+CHECKED_SQL = {
+    "FLATTEN": "select f.value from t, table(flatten(parse_json(doc))) f",
+    "TABLE(…)": "select f.value from t, table(flatten(parse_json(doc))) f",
+    "LATERAL": "select x.value from t, lateral flatten(input => parse_json(doc)) x",
+    "PARSE_JSON": "select parse_json(doc) from t",
+    "GET": "select get(profile, 'state') from t",
+    "GET_PATH": "select profile:a.b[0] from t",
+    "[ ] (bracket index)": "select profile['state'] from t",
+    "ARRAY_SIZE": "select array_size(parse_json(doc)) from t",
+    "OBJECT_CONSTRUCT": "select object_construct('a', 1, 'b', null) from t",
+    "Array": "select array_construct(1, 'x', null) from t",
+}
+
+
+def test_checked_constructs_are_the_census_names() -> None:
+    """What semistructured.CHECKED claims is what the census counts under those names (benchmarks/sql_census.py)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    import sql_census
+
+    from profiles_dagster.sql.transpile.semistructured import CHECKED
+
+    assert set(CHECKED[("snowflake", "duckdb")]) == set(CHECKED_SQL)
+    for name, sql in CHECKED_SQL.items():
+        named = {label for label, _ in sql_census.constructs(sqlglot.parse_one(sql, read="snowflake"), "snowflake")}
+        assert name in named, f"{name}: the census names {sorted(named)}"
+        duck(sql)  # and it runs on DuckDB
