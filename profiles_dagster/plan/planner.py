@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from profiles_dagster.errors import did_you_mean
@@ -24,7 +24,7 @@ from profiles_dagster.plan.vars import order_vars, var_context
 from profiles_dagster.project.model import Cohort, FeatureTable, FeatureView, Origin, Project, SqlModel, Var
 from profiles_dagster.project.templating import References, find_references
 
-PLAN_VERSION = "1"  # bump when generated SQL changes meaning, so materials are not reused across it
+PLAN_VERSION = "2"  # bump when generated SQL changes meaning, so materials are not reused across it
 
 
 def _hash(*parts: Any) -> str:
@@ -170,6 +170,8 @@ class _Builder:
                 description=f"Input var table of {inp.name}: its rows with a stable row id",
                 payload=inp,
             )
+        if stitcher.is_default:
+            stitcher = replace(stitcher, edge_sources=(*stitcher.edge_sources, *self.default_model_sources(name)))
         edge_deps = []
         for src in stitcher.edge_sources:
             kind, _, sname = src.partition("/")
@@ -282,6 +284,26 @@ class _Builder:
             if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
         self.sql_models()  # the models that read a feature table of the entity
+
+    def default_model_sources(self, entity: str) -> list[str]:
+        """pb's default stitcher reads the sql models with ids of the entity too (pb 0.26.4: its dependencies
+        are every input and sql model with such ids; a model that reads the entity's graph is a cycle there).
+        Those planned before the graph (reading no id graph) are its edge sources here; a disabled one is left
+        out, as pb leaves it (an `only_if_necessary` one is then built: the graph reads it, as in pb)."""
+
+        def disabled(model: SqlModel) -> bool:
+            if model.name in self.project.enable_overrides:
+                return self.project.enable_overrides[model.name][0] == "disabled"
+            mat = model.spec.materialization
+            return mat is not None and mat.enable_status == "disabled"
+
+        return [
+            f"models/{name}"
+            for name, model in self.project.sql_models.items()
+            if name in self.sql_model_keys
+            and not disabled(model)
+            and any(i.entity == entity and i.type != "rudder_id" and i.to_default_stitcher for i in model.ids)
+        ]
 
     def view_order(self, entity: str, features: Iterable[str]) -> list[str]:
         """pb's order of features in a view: by the path of what computes them (`models/<m>` for a sql

@@ -38,6 +38,7 @@ from profiles_dagster.sql.fragments import (
     var_placeholder,
 )
 from profiles_dagster.sql.ids import filtered_id, qualify, rendered_select
+from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
 from profiles_dagster.sql.transpile import UnfaithfulError, translate
@@ -830,6 +831,7 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
             )
         query = ctx.translated(parsed, where)
         assert isinstance(query, exp.Query)
+        _check_id_columns(ctx, model, query)
         return query
     return [ctx.translated(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]
 
@@ -840,6 +842,35 @@ def _as_pb_wraps(single_sql: str) -> str:
     if single_sql.lstrip().startswith(","):
         return "WITH dummy_variable AS (SELECT 1)\n" + single_sql
     return single_sql
+
+
+def _check_id_columns(ctx: CompileContext, model: SqlModel, query: exp.Query) -> None:
+    """A sql model's ids are read from its rows: an id naming a column the model does not select fails on the
+    warehouse (as it does under pb); said at the id, where the columns are known (no `*` over a table)."""
+    ref = f"models/{model.name}"
+    read: list[InputId] = []  # the ids something evaluates: pb builds nothing on the others
+    if any(ref in e.stitcher.edge_sources for e in ctx.project.entities.values() if e.stitcher is not None):
+        read += [i for i in model.ids if i.type != RUDDER_ID]  # nodes of the graph
+    if any(v.spec.from_ == ref for v in ctx.project.vars):  # the main id of its rows: a rudder_id id, or the rest
+        rudder = [i for i in model.ids if i.type == RUDDER_ID]
+        read += rudder or model.ids
+    columns, complete = output_columns(query)
+    if not complete:
+        return
+    have = {c.lower() for c in columns}
+    for n, id_ in enumerate(model.ids):
+        if id_ not in read:
+            continue
+        at = model.origin.at(f"model_spec.ids[{n}].select")
+        text = rendered_select(id_.select, ctx.source_dialect, Where(at, at.key))
+        tree = parse_expression(text, ctx.source_dialect, Where(at, at.key))
+        missing = sorted({c.name for c in tree.find_all(exp.Column) if c.name.lower() not in have})
+        if missing:
+            raise at.error(
+                f"id `{id_.select}` of sql model '{model.name}' reads {', '.join(map(repr, missing))}, which the "
+                "model does not select: its rows have no such column (pb's SQL fails on it too)",
+                hint=f"the model's columns: {', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''}",
+            )
 
 
 _BUILDERS = {

@@ -414,3 +414,19 @@ def test_rudder_id_typed_id_holds_the_main_id_and_deref_names_an_input_in_its_wi
     view = out.by_key("out.user_feature_view")
     assert (view[u1]["score"], view[u1]["n_scores"]) == (9, 2)
     assert (view[u2]["score"], view[u2]["n_scores"]) == (None, None)  # its row is after the end time
+
+
+def test_an_id_naming_a_column_the_sql_model_does_not_select_is_an_error_where_it_is_read(
+    tmp_path: Path, capsys
+) -> None:
+    # the model's rows are read by their ids (here for its features); pb's SQL joins on the id's column, which
+    # the model does not have, and fails on the warehouse: said at validate, at the id
+    broken = FEATURE_MODELS.replace(
+        "select user_id, anon_id, amount as a_amount", "select user_id as uid, anon_id, amount as a_amount"
+    )
+    files = {"pb_project.yaml": FEATURE_PROJECT, "models/inputs.yaml": EVENTS, "models/models.yaml": broken}
+    write(tmp_path, files)
+    assert main(["validate", "-p", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "models.yaml:12: models[0].model_spec.ids[0].select:" in err
+    assert "reads 'user_id', which the model does not select" in err and "uid, anon_id, a_amount, m_name" in err
