@@ -328,7 +328,8 @@ def _in_scope(
     scope: Scope, column: exp.Column, tables: dict[tuple[str, ...], _Source], memo: _Memo
 ) -> set[tuple[str, str]]:
     """The (input, column) pairs a column of a scope reads, through the sources it may come from."""
-    sources = [scope.sources.get(column.table)] if column.table else list(scope.sources.values())
+    # an unqualified column comes from what the scope selects from, not from every CTE in reach
+    sources = [scope.sources.get(column.table)] if column.table else [s for _, s in scope.selected_sources.values()]
     return {found for source in sources for found in _resolve(source, column.name, tables, memo)}
 
 

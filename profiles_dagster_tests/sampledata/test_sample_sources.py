@@ -58,8 +58,10 @@ MODELS = dedent(
               entity: user
           single_sql: |
             {% with o = this.DeRef("inputs/orders") %}
-            select user_id, date_part(epoch_second, ts) as session_id, min(ts) as first_ts
-            from {{ o }} group by user_id, session_id
+            select user_id, session_id, first_ts from (
+              select user_id, date_part(epoch_second, ts) as session_id, min(ts) as first_ts
+              from {{ o }} group by user_id, session_id
+            ) s
             {% endwith %}
       - name: segmented
         model_type: sql_template
@@ -105,7 +107,9 @@ def test_json_columns_alias_groups_and_tables_read_by_name(tmp_path: Path) -> No
     assert orders["products"].kind is Kind.JSON and not orders["products"].json_object  # FLATTEN's input
     assert orders["details"].kind is Kind.JSON and orders["details"].json_object  # a path reads it
     assert {"sku", "city"} <= orders["details"].json_keys
-    assert "session_id" not in orders  # the GROUP BY names the select's alias
+    # the GROUP BY names the select's alias, and the outer select reads it from the subquery (not from the CTE
+    # the input's rows are in, which is in reach of every scope of the query but not selected from there)
+    assert "session_id" not in orders
     segments = found[NAMED_TABLE + "raw.segments"]
     assert segments["user_id"].kind is Kind.ID and segments["segment"].strings == {"gold"}
 
