@@ -163,7 +163,7 @@ def _validate(args: argparse.Namespace) -> int:
         from profiles_dagster.run.prepare import prepare
         from profiles_dagster.warehouse.duckdb import DuckDBEngine
 
-        check_offline(project, plan, engine, errors)
+        check_offline(project, plan, engine, errors, parse_back=False)  # DuckDB parses it when preparing
         duckdb = DuckDBEngine.from_connection(connection) if connection is not None else None
         assert duckdb is None or isinstance(duckdb, DuckDBEngine)
         prepared = prepare(project, plan, duckdb, errors)

@@ -22,8 +22,11 @@ def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileCon
     return CompileContext(project, plan, dialect, source, materials, default_end_time())
 
 
-def check_offline(project: Project, plan: RunPlan, dialect: str, errors: ErrorCollector | None = None) -> int:
-    """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back.
+def check_offline(
+    project: Project, plan: RunPlan, dialect: str, errors: ErrorCollector | None = None, *, parse_back: bool = True
+) -> int:
+    """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back (not
+    when `parse_back` is off: the engine itself is about to parse and run it, as `validate` does on DuckDB).
 
     Every step is checked on its own and all problems are raised together (`ProfilesErrors`); a step whose
     upstream step failed is skipped, as its error would only repeat the upstream one. Given `errors`, the
@@ -36,19 +39,20 @@ def check_offline(project: Project, plan: RunPlan, dialect: str, errors: ErrorCo
             errors.failed.add(step.path)
             continue
         with errors.item(step.path):
-            _check_step(step, ctx, dialect)
+            _check_step(step, ctx, dialect, parse_back)
     if not given:
         errors.raise_if_any()
     return len(plan.steps)
 
 
-def _check_step(step: Step, ctx: CompileContext, dialect: str) -> None:
+def _check_step(step: Step, ctx: CompileContext, dialect: str, parse_back: bool = True) -> None:
     program = compile_step(step, ctx)
     nodes = [program.observations] if program.observations is not None else program.statements
     for node in nodes:
         try:
             text = node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
-            sqlglot.parse(text, read=dialect)
+            if parse_back:
+                sqlglot.parse(text, read=dialect)
         except (UnsupportedError, ParseError) as exc:
             raise _step_error(step, f"its SQL cannot be written for {dialect}: {exc}") from None
 

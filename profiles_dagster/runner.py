@@ -110,6 +110,7 @@ class ProfilesRun:
         self.materials: dict[StepKey, exp.Table] = {}
         self.file_tables: dict[str, exp.Table] = {}
         self.context: CompileContext | None = None
+        self._programs: dict[StepKey, StepProgram] = {}
         self.results: list[StepResult] = []
         self.published = False
         self.sql_output = sql_output
@@ -167,9 +168,12 @@ class ProfilesRun:
             )
 
     def compile(self, step: Step) -> StepProgram:
+        """The step's program, compiled once per run (validate's preparation asks for it more than once)."""
         if self.context is None:
             raise RuntimeError("ProfilesRun.start() must come before compiling a step")
-        return compile_step(step, self.context)
+        if step.key not in self._programs:
+            self._programs[step.key] = compile_step(step, self.context)
+        return self._programs[step.key]
 
     def compiled_sql(self, step: Step) -> str:
         """The step's SQL as it would run (the stitcher's: the observations it stitches)."""

@@ -33,6 +33,7 @@ from profiles_dagster.runner import ProfilesRun
 from profiles_dagster.sampledata.columns import NAMED_TABLE, input_columns, table_key
 from profiles_dagster.sampledata.rows import column_types
 from profiles_dagster.sampledata.target import sample_schema
+from profiles_dagster.sql.compiler import compile_step
 from profiles_dagster.sql.dialects import DUCKDB
 from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session
@@ -174,8 +175,9 @@ def _trial_error(run: ProfilesRun, step: Step, vars_: list[PlannedVar]) -> BaseE
     else:
         return None
     trial = dataclasses.replace(step, payload=trial_payload)
+    assert run.context is not None
     try:
-        program = run.compile(trial)
+        program = compile_step(trial, run.context)  # not run.compile: a trial step has the real step's key
         for statement in program.statements:
             query = statement.expression if isinstance(statement, exp.Create) else statement
             if isinstance(query, exp.Query):
