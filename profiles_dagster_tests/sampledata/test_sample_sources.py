@@ -126,7 +126,7 @@ def test_such_a_project_runs_on_its_sample_data(tmp_path: Path) -> None:
         # every order has 1-3 products with a sku, so every profile with an order has items
         rows = con.execute("select n_items, city, gold from profiles.user_feature_view").fetchall()
         assert rows and all(n >= 1 for n, _, _ in rows)
-        assert any(str(c).startswith("city_") for _, c, _ in rows)
+        assert any(c is not None and str(c).isdigit() for _, c, _ in rows)  # JSON fields hold numbers
         assert any(g > 0 for _, _, g in rows)  # 85% of the sample segments are the one the model looks for
     finally:
         con.close()
