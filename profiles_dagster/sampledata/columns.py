@@ -110,8 +110,11 @@ def input_columns(project: Project, plan: RunPlan) -> Columns:
     for named in _named_tables(nodes, tables, materials):
         found[NAMED_TABLE + named.sql(DUCKDB)] = {}
         tables[table_key(named)] = _Source(NAMED_TABLE + named.sql(DUCKDB), frozenset())
+    handed_on = _vars_handing_on(project, ctx, set(found))
+    compared: list[set[tuple[str, str]]] = []
     for node in nodes:
-        _scan(node, tables, found)
+        _scan(node, tables, found, handed_on, compared)
+    _unify_compared(found, compared)
     for model in project.sql_models.values():
         _model_ids(model, ctx, tables, found)
     _share_tables(project, ctx, found)
@@ -290,19 +293,72 @@ def _model_ids(model: SqlModel, ctx: CompileContext, tables: dict[tuple[str, ...
                 into.id_type = into.id_type or model_id.type
 
 
-def _scan(node: exp.Expr, tables: dict[tuple[str, ...], _Source], found: Columns) -> None:
-    """Attribute each column of each scope to the input it reads, and note its kind from its use."""
+# aggregates whose value is one of their argument's values: a var `max(x)` has x's type
+_HANDING_ON = (exp.AnyValue, exp.Max, exp.Min, exp.FirstValue, exp.LastValue)
+
+
+def _vars_handing_on(project: Project, ctx: CompileContext, inputs: set[str]) -> dict[str, set[tuple[str, str]]]:
+    """Entity vars whose value is one of an input column's values (`any_value(signed_date)` from an input): a
+    use of the var (`ts < {{ user.Var('signed') }}`) types that column, as it types the var."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for var in project.vars:
+        source = var.spec.from_ or ""
+        if var.kind != "entity_var" or not source.startswith("inputs/") or source[7:] not in inputs:
+            continue
+        try:
+            select = exp.maybe_parse(rendered_select(var.spec.select, ctx.dialect), dialect=ctx.source_dialect)
+        except Exception:
+            continue
+        if isinstance(select, _HANDING_ON) and isinstance(select.this, exp.Column):
+            found.setdefault(var.name.lower(), set()).add((source[7:], select.this.name))
+    return found
+
+
+def _scan(
+    node: exp.Expr,
+    tables: dict[tuple[str, ...], _Source],
+    found: Columns,
+    handed_on: dict[str, set[tuple[str, str]]] | None = None,
+    compared: list[set[tuple[str, str]]] | None = None,
+) -> None:
+    """Attribute each column of each scope to the input it reads, and note its kind from its use; the input
+    columns two compared columns read go to `compared` (`ts >= signed_at`: both are of one kind)."""
     root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
     if not isinstance(root, exp.Query):
         return
-    memo: _Memo = {}
+    memo: _Memo = {(0, _HANDED_ON): handed_on or {}}
     for scope in traverse_scope(root):
         for column in scope.columns:
             if _grouped_alias(scope, column):
                 continue
-            for name, column_name in _in_scope(scope, column, tables, memo):
+            pairs = _in_scope(scope, column, tables, memo)
+            for name, column_name in pairs:
                 into = _column(found[name], column_name)
                 into.use(_kind(column, into))
+            other = _compared_column(column)
+            if compared is not None and pairs and other is not None:
+                compared.append(pairs | _in_scope(scope, other, tables, memo))
+
+
+def _compared_column(column: exp.Column) -> exp.Column | None:
+    """The column on the other side of a comparison with this one, if that side is a plain column."""
+    parent = column.parent
+    if isinstance(parent, _COMPARISONS):
+        other = parent.expression if parent.this is column else parent.this
+        return other if isinstance(other, exp.Column) else None
+    return None
+
+
+def _unify_compared(found: Columns, compared: list[set[tuple[str, str]]]) -> None:
+    """Input columns compared with each other take the most specific kind among them (a TIMESTAMP compared
+    with a text-typed column makes it a TIMESTAMP too); ids keep theirs."""
+    for group in compared:
+        columns = [found[name][column.lower()] for name, column in group if column.lower() in found.get(name, {})]
+        kind = max((c.kind for c in columns if c.kind is not Kind.ID), default=Kind.TEXT)
+        if kind in (Kind.BOOLEAN, Kind.NUMBER, Kind.TIMESTAMP):
+            for column in columns:
+                if column.kind is not Kind.ID:
+                    column.use(kind)
 
 
 def _grouped_alias(scope: Scope, column: exp.Column) -> bool:
@@ -322,15 +378,20 @@ def _grouped_alias(scope: Scope, column: exp.Column) -> bool:
 # table's layers of `SELECT *` would otherwise be walked again for every column of every layer
 _Memo = dict[tuple[int, str], Any]
 _NAMES = "\0names"  # the memo's key for a select's column names (no column has that name)
+_HANDED_ON = "\0vars"  # the memo's key for the vars that hand on an input column's values
 
 
 def _in_scope(
     scope: Scope, column: exp.Column, tables: dict[tuple[str, ...], _Source], memo: _Memo
 ) -> set[tuple[str, str]]:
-    """The (input, column) pairs a column of a scope reads, through the sources it may come from."""
+    """The (input, column) pairs a column of a scope reads, through the sources it may come from; a var's
+    column that no source hands on is the input column the var hands on (`_vars_handing_on`)."""
     # an unqualified column comes from what the scope selects from, not from every CTE in reach
     sources = [scope.sources.get(column.table)] if column.table else [s for _, s in scope.selected_sources.values()]
-    return {found for source in sources for found in _resolve(source, column.name, tables, memo)}
+    pairs = {found for source in sources for found in _resolve(source, column.name, tables, memo)}
+    if not pairs:  # a var's column (`cur.v`, or `v` of the var table) is what the var hands on, if anything
+        return set(memo.get((0, _HANDED_ON), {}).get(column.name.lower(), ()))
+    return pairs
 
 
 def _resolve(

@@ -27,6 +27,13 @@ INPUTS = dedent(
             - select: user_id
               type: user_id
               entity: user
+      - name: accounts
+        app_defaults:
+          table: raw.accounts
+          ids:
+            - select: user_id
+              type: user_id
+              entity: user
     """
 )
 
@@ -90,6 +97,16 @@ MODELS = dedent(
               select: count(*)
               from: models/segmented
               default_value: 0
+          - entity_var:
+              name: signed
+              select: any_value(signed_at)
+              from: inputs/accounts
+          - entity_var:
+              name: orders_since_signed
+              select: count(*)
+              from: inputs/orders
+              where: ts >= {{ user.Var('signed') }}
+              default_value: 0
     """
 )
 
@@ -110,6 +127,8 @@ def test_json_columns_alias_groups_and_tables_read_by_name(tmp_path: Path) -> No
     # the GROUP BY names the select's alias, and the outer select reads it from the subquery (not from the CTE
     # the input's rows are in, which is in reach of every scope of the query but not selected from there)
     assert "session_id" not in orders
+    # the var `signed` hands on signed_at's values, and its use against ts (a timestamp) types it
+    assert found["accounts"]["signed_at"].kind is Kind.TIMESTAMP
     segments = found[NAMED_TABLE + "raw.segments"]
     assert segments["user_id"].kind is Kind.ID and segments["segment"].strings == {"gold"}
 
