@@ -451,11 +451,14 @@ def _branches(scope: Scope) -> list[Scope]:
 
 
 def _selected(scope: Scope, at: int, tables: dict[tuple[str, ...], _Source], memo: _Memo) -> set[tuple[str, str]]:
-    """What the select's column number `at` copies: an input's column when it is a plain column."""
+    """What the select's column number `at` copies: an input's column when it is a plain column, or an
+    aggregate that hands on one of its values (`MAX(cal.trading_date) AS cy_start` is a trading date)."""
     selects = scope.expression.expressions
     if at >= len(selects):
         return set()
     value = selects[at].unalias() if isinstance(selects[at], exp.Alias) else selects[at]
+    if isinstance(value, _HANDING_ON) and isinstance(value.this, exp.Column):
+        value = value.this
     return _in_scope(scope, value, tables, memo) if isinstance(value, exp.Column) else set()
 
 

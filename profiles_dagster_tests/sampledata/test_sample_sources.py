@@ -79,7 +79,10 @@ MODELS = dedent(
             - select: user_id
               type: user_id
               entity: user
-          single_sql: select s.user_id, s.segment from raw.segments s where s.segment = 'gold'
+          single_sql: |
+            with last as (select max(seen_at) as latest from raw.segments where seen_at < current_date())
+            select s.user_id, s.segment from raw.segments s, last
+            where s.segment = 'gold' and s.joined_at <= last.latest
     var_groups:
       - name: vars
         entity_key: user
@@ -131,6 +134,8 @@ def test_json_columns_alias_groups_and_tables_read_by_name(tmp_path: Path) -> No
     assert found["accounts"]["signed_at"].kind is Kind.TIMESTAMP
     segments = found[NAMED_TABLE + "raw.segments"]
     assert segments["user_id"].kind is Kind.ID and segments["segment"].strings == {"gold"}
+    # joined_at is compared with MAX(seen_at), a timestamp (compared with CURRENT_DATE): a timestamp too
+    assert segments["seen_at"].kind is Kind.TIMESTAMP and segments["joined_at"].kind is Kind.TIMESTAMP
 
 
 def test_such_a_project_runs_on_its_sample_data(tmp_path: Path) -> None:
