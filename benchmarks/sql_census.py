@@ -267,6 +267,7 @@ def fragments(project_dir: Path, dialect: str) -> list[exp.Expr]:
             return tree if isinstance(tree, exp.Query) else exp.null()
 
     ctx.translated = capture  # type: ignore[method-assign]
+    ctx.reuse_fragments = False  # each occurrence is parsed, so each is counted
     for step in plan.steps:
         try:
             compile_step(step, ctx)

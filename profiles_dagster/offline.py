@@ -7,9 +7,9 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from profiles_dagster.clock import default_end_time
 from profiles_dagster.errors import ErrorCollector, ProfilesError
-from profiles_dagster.plan.steps import RunPlan, Step
+from profiles_dagster.plan.steps import RunPlan, Step, StepKey
 from profiles_dagster.project.model import Project
-from profiles_dagster.sql.compiler import CompileContext, compile_step
+from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step
 from profiles_dagster.sql.names import material_name, table
 
 PLACEHOLDER_SCHEMA = "profiles"
@@ -23,14 +23,21 @@ def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileCon
 
 
 def check_offline(
-    project: Project, plan: RunPlan, dialect: str, errors: ErrorCollector | None = None, *, parse_back: bool = True
+    project: Project,
+    plan: RunPlan,
+    dialect: str,
+    errors: ErrorCollector | None = None,
+    *,
+    parse_back: bool = True,
+    compiled: dict[StepKey, StepProgram] | None = None,
 ) -> int:
     """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back (not
     when `parse_back` is off: the engine itself is about to parse and run it, as `validate` does on DuckDB).
 
     Every step is checked on its own and all problems are raised together (`ProfilesErrors`); a step whose
     upstream step failed is skipped, as its error would only repeat the upstream one. Given `errors`, the
-    problems are left there (and the failed steps in `errors.failed`) for the caller's further checks."""
+    problems are left there (and the failed steps in `errors.failed`) for the caller's further checks.
+    `compiled`, given, receives each step's program (what sample-data's column inference reads again)."""
     ctx = offline_context(project, plan, dialect)
     given = errors is not None
     errors = errors if errors is not None else ErrorCollector()
@@ -39,13 +46,15 @@ def check_offline(
             errors.failed.add(step.path)
             continue
         with errors.item(step.path):
-            _check_step(step, ctx, dialect, parse_back)
+            program = _check_step(step, ctx, dialect, parse_back)
+            if compiled is not None:
+                compiled[step.key] = program
     if not given:
         errors.raise_if_any()
     return len(plan.steps)
 
 
-def _check_step(step: Step, ctx: CompileContext, dialect: str, parse_back: bool = True) -> None:
+def _check_step(step: Step, ctx: CompileContext, dialect: str, parse_back: bool = True) -> StepProgram:
     program = compile_step(step, ctx)
     nodes = [program.observations] if program.observations is not None else program.statements
     for node in nodes:
@@ -55,6 +64,7 @@ def _check_step(step: Step, ctx: CompileContext, dialect: str, parse_back: bool 
                 sqlglot.parse(text, read=dialect)
         except (UnsupportedError, ParseError) as exc:
             raise _step_error(step, f"its SQL cannot be written for {dialect}: {exc}") from None
+    return program
 
 
 def _step_error(step: Step, message: str) -> ProfilesError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from sqlglot import exp
 from profiles_dagster.errors import ErrorCollector, ProfilesError, ProfilesErrors, summary
 from profiles_dagster.offline import offline_context
 from profiles_dagster.plan.payloads import MappedPayload, VarTablePayload
-from profiles_dagster.plan.steps import RunPlan, Step
+from profiles_dagster.plan.steps import RunPlan, Step, StepKey
 from profiles_dagster.plan.vars import PlannedVar
 from profiles_dagster.project.model import Project
 from profiles_dagster.run import blame, inputs
@@ -33,7 +34,7 @@ from profiles_dagster.runner import ProfilesRun
 from profiles_dagster.sampledata.columns import NAMED_TABLE, input_columns, table_key
 from profiles_dagster.sampledata.rows import column_types
 from profiles_dagster.sampledata.target import sample_schema
-from profiles_dagster.sql.compiler import compile_step
+from profiles_dagster.sql.compiler import StepProgram, compile_step
 from profiles_dagster.sql.dialects import DUCKDB
 from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session
@@ -52,14 +53,20 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors: ErrorCollector) -> Prepared:
+def prepare(
+    project: Project,
+    plan: RunPlan,
+    engine: DuckDBConfig | None,
+    errors: ErrorCollector,
+    compiled: Mapping[StepKey, StepProgram] | None = None,
+) -> Prepared:
     """Run every step on empty inputs in a scratch DuckDB; failures go to `errors` (steps already in
     `errors.failed`, e.g. those that did not compile, are skipped with their dependents)."""
     # the steps that compiled (a failed step's dependents are in `failed` too): those the inference reads
     plan = RunPlan(plan.project_name, [s for s in plan.steps if s.path not in errors.failed], plan.notes)
     prepared = Prepared()
     try:
-        _prepare(project, plan, engine, errors, prepared)
+        _prepare(project, plan, engine, errors, prepared, compiled or {})
     except ProfilesError as exc:
         errors.add(exc)
     except Exception as exc:  # the scratch database itself: one located error rather than a traceback
@@ -68,7 +75,12 @@ def prepare(project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors
 
 
 def _prepare(
-    project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors: ErrorCollector, prepared: Prepared
+    project: Project,
+    plan: RunPlan,
+    engine: DuckDBConfig | None,
+    errors: ErrorCollector,
+    prepared: Prepared,
+    compiled: Mapping[StepKey, StepProgram],
 ) -> None:
     if engine is not None:  # the run's own schema
         schema = engine.output_schema
@@ -88,7 +100,7 @@ def _prepare(
         real = _real_columns(engine, tables, prepared)
         missing = [n for n in needed if n not in real] + [NAMED_TABLE + n for n in named if n not in real]
         try:
-            inferred = _inferred_columns(project, plan, missing)
+            inferred = _inferred_columns(project, plan, missing, compiled)
         except ProfilesError as exc:  # a step the inference compiles fails: the run would stop there too
             errors.add(exc)
             return
@@ -253,11 +265,13 @@ def _data_type(text: str) -> exp.DataType:
         return exp.DataType.build(text, dialect=DUCKDB, udt=True)
 
 
-def _inferred_columns(project: Project, plan: RunPlan, names: list[str]) -> dict[str, Columns]:
+def _inferred_columns(
+    project: Project, plan: RunPlan, names: list[str], compiled: Mapping[StepKey, StepProgram] | None = None
+) -> dict[str, Columns]:
     """The columns the project reads of each input, typed from their use (sample-data's inference)."""
     if not names:
         return {}
-    found = input_columns(project, plan)
+    found = input_columns(project, plan, compiled)
     return {name: column_types(list(found[name].values())) for name in names if name in found}
 
 

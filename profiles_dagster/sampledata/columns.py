@@ -5,6 +5,7 @@ attributed to the input table it reads through the query's scopes."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -16,7 +17,7 @@ from profiles_dagster.offline import offline_context
 from profiles_dagster.plan.payloads import MappedPayload
 from profiles_dagster.plan.steps import RunPlan, StepKey, StepKind
 from profiles_dagster.project.model import Input, Project, SqlModel
-from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, compile_step
+from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, StepProgram, compile_step
 from profiles_dagster.sql.dialects import DUCKDB
 from profiles_dagster.sql.ids import rendered_select
 
@@ -92,8 +93,9 @@ _DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.DATETIME, *exp.DataType
 _NUMBER_TYPES = exp.DataType.NUMERIC_TYPES
 
 
-def input_columns(project: Project, plan: RunPlan) -> Columns:
-    """Every column each table input is read by: ids, occurred_at, contract columns and what its SQL uses."""
+def input_columns(project: Project, plan: RunPlan, compiled: Mapping[StepKey, StepProgram] | None = None) -> Columns:
+    """Every column each table input is read by: ids, occurred_at, contract columns and what its SQL uses.
+    `compiled`: the steps' programs already compiled offline for DuckDB (validate's compile check)."""
     ctx = offline_context(project, plan, DUCKDB)
     raw = _input_tables(project, ctx)
     found: Columns = {name: {} for name, inp in project.inputs.items() if not _is_file(inp)}
@@ -101,7 +103,8 @@ def input_columns(project: Project, plan: RunPlan) -> Columns:
     tables.update(_input_materials(project, plan, ctx, set(found)))
     for name in found:
         _declared(project, ctx, name, found[name])
-    programs = [compile_step(step, ctx) for step in plan.steps]
+    compiled = compiled or {}
+    programs = [compiled.get(step.key) or compile_step(step, ctx) for step in plan.steps]
     for program in programs:
         if program.step.kind is StepKind.SQL_MODEL and len(program.statements) == 1:
             _model_source(program.statements[0], ctx.materials[program.step.key], tables)

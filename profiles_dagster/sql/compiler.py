@@ -128,6 +128,11 @@ def _function_name(node: exp.Expr) -> str:
     return node.name
 
 
+# parsed and translated fragments by (rendered text, source dialect, engine dialect): pure functions of the key
+_FRAGMENTS: dict[tuple[str, str, str], exp.Expr] = {}
+_FRAGMENTS_KEPT = 20_000
+
+
 @dataclass
 class CompileContext:
     project: Project
@@ -139,6 +144,7 @@ class CompileContext:
     begin_time: datetime | None = None
     file_tables: Mapping[str, exp.Table] = field(default_factory=dict)  # `csv:`/`s3:` inputs loaded by the run
     input_schema: str | None = None  # the connection's schema, where an unqualified input table name is
+    reuse_fragments: bool = True  # False: every fragment is parsed and translated anew (the census counts them)
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
@@ -223,8 +229,14 @@ class CompileContext:
         )
 
     def fragment(self, text: str, where: Where) -> exp.Expr:
-        """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile."""
+        """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile. The
+        same rendered text gives the same tree (a copy of one made earlier: validate compiles a step more
+        than once, and var fragments repeat across var tables)."""
         rendered = self.rendered(text, where)
+        key = (rendered, str(self.source_dialect), str(self.dialect))
+        known = _FRAGMENTS.get(key) if self.reuse_fragments else None
+        if known is not None:
+            return known.copy()
         parsed = self.translated(parse_expression(rendered, self.source_dialect, where), where)
         if self.dialect != self.source_dialect:
             try:
@@ -233,6 +245,9 @@ class CompileContext:
                 raise where.error(
                     f"`{rendered.strip()}` ({self.source_dialect}) cannot be written for {self.dialect}: {exc}"
                 ) from None
+        if len(_FRAGMENTS) >= _FRAGMENTS_KEPT:
+            _FRAGMENTS.pop(next(iter(_FRAGMENTS)))
+        _FRAGMENTS[key] = parsed.copy()
         return parsed
 
     def translated(self, tree: exp.Expr, where: Where) -> exp.Expr:
