@@ -21,7 +21,6 @@ from profiles_dagster.project.siteconfig import Connection, find_site_config, lo
 from profiles_dagster.run.sql_files import sql_folder, write_step_sql
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
-from profiles_dagster.sql.compiler import StepProgram
 from profiles_dagster.sql.registry import Status
 from profiles_dagster.warehouse import EMBEDDED_ENGINE
 
@@ -164,11 +163,9 @@ def _validate(args: argparse.Namespace) -> int:
         from profiles_dagster.run.prepare import prepare
         from profiles_dagster.warehouse.duckdb import DuckDBEngine
 
-        compiled: dict[StepKey, StepProgram] = {}  # the column inference reads them again
-        check_offline(project, plan, engine, errors, parse_back=False, compiled=compiled)  # DuckDB parses it
         duckdb = DuckDBEngine.from_connection(connection) if connection is not None else None
         assert duckdb is None or isinstance(duckdb, DuckDBEngine)
-        prepared = prepare(project, plan, duckdb, errors, compiled)
+        prepared = prepare(project, plan, duckdb, errors)  # compiles each step once, then runs it
         compiled = prepared.steps
         notes.extend(prepared.notes)
         if prepared.inferred:

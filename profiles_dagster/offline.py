@@ -7,7 +7,7 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from profiles_dagster.clock import default_end_time
 from profiles_dagster.errors import ErrorCollector, ProfilesError
-from profiles_dagster.plan.steps import RunPlan, Step, StepKey
+from profiles_dagster.plan.steps import RunPlan, Step
 from profiles_dagster.project.model import Project
 from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step
 from profiles_dagster.sql.names import material_name, table
@@ -22,22 +22,12 @@ def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileCon
     return CompileContext(project, plan, dialect, source, materials, default_end_time())
 
 
-def check_offline(
-    project: Project,
-    plan: RunPlan,
-    dialect: str,
-    errors: ErrorCollector | None = None,
-    *,
-    parse_back: bool = True,
-    compiled: dict[StepKey, StepProgram] | None = None,
-) -> int:
-    """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back (not
-    when `parse_back` is off: the engine itself is about to parse and run it, as `validate` does on DuckDB).
+def check_offline(project: Project, plan: RunPlan, dialect: str, errors: ErrorCollector | None = None) -> int:
+    """Compile each step for `dialect`, refuse what sqlglot cannot transpile, and parse the result back.
 
     Every step is checked on its own and all problems are raised together (`ProfilesErrors`); a step whose
     upstream step failed is skipped, as its error would only repeat the upstream one. Given `errors`, the
-    problems are left there (and the failed steps in `errors.failed`) for the caller's further checks.
-    `compiled`, given, receives each step's program (what sample-data's column inference reads again)."""
+    problems are left there (and the failed steps in `errors.failed`) for the caller's further checks."""
     ctx = offline_context(project, plan, dialect)
     given = errors is not None
     errors = errors if errors is not None else ErrorCollector()
@@ -46,16 +36,14 @@ def check_offline(
             errors.failed.add(step.path)
             continue
         with errors.item(step.path):
-            program = _check_step(step, ctx, dialect, parse_back)
-            if compiled is not None:
-                compiled[step.key] = program
+            check_writable(step, compile_step(step, ctx), dialect, parse_back=True)
     if not given:
         errors.raise_if_any()
     return len(plan.steps)
 
 
-def _check_step(step: Step, ctx: CompileContext, dialect: str, parse_back: bool = True) -> StepProgram:
-    program = compile_step(step, ctx)
+def check_writable(step: Step, program: StepProgram, dialect: str, *, parse_back: bool = False) -> None:
+    """The step's SQL written for `dialect` with sqlglot's refusals raised (and parsed back, if asked)."""
     nodes = [program.observations] if program.observations is not None else program.statements
     for node in nodes:
         try:
@@ -64,7 +52,6 @@ def _check_step(step: Step, ctx: CompileContext, dialect: str, parse_back: bool 
                 sqlglot.parse(text, read=dialect)
         except (UnsupportedError, ParseError) as exc:
             raise _step_error(step, f"its SQL cannot be written for {dialect}: {exc}") from None
-    return program
 
 
 def _step_error(step: Step, message: str) -> ProfilesError:

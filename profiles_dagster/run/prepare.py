@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from profiles_dagster.errors import ErrorCollector, ProfilesError, ProfilesErrors, summary
-from profiles_dagster.offline import offline_context
+from profiles_dagster.offline import check_writable, offline_context
 from profiles_dagster.plan.payloads import MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey
 from profiles_dagster.plan.vars import PlannedVar
@@ -34,7 +34,7 @@ from profiles_dagster.runner import ProfilesRun
 from profiles_dagster.sampledata.columns import NAMED_TABLE, input_columns, table_key
 from profiles_dagster.sampledata.rows import column_types
 from profiles_dagster.sampledata.target import sample_schema
-from profiles_dagster.sql.compiler import StepProgram, compile_step
+from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step
 from profiles_dagster.sql.dialects import DUCKDB
 from profiles_dagster.warehouse import files
 from profiles_dagster.warehouse.base import Session
@@ -53,20 +53,14 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(
-    project: Project,
-    plan: RunPlan,
-    engine: DuckDBConfig | None,
-    errors: ErrorCollector,
-    compiled: Mapping[StepKey, StepProgram] | None = None,
-) -> Prepared:
+def prepare(project: Project, plan: RunPlan, engine: DuckDBConfig | None, errors: ErrorCollector) -> Prepared:
     """Run every step on empty inputs in a scratch DuckDB; failures go to `errors` (steps already in
     `errors.failed`, e.g. those that did not compile, are skipped with their dependents)."""
     # the steps that compiled (a failed step's dependents are in `failed` too): those the inference reads
     plan = RunPlan(plan.project_name, [s for s in plan.steps if s.path not in errors.failed], plan.notes)
     prepared = Prepared()
     try:
-        _prepare(project, plan, engine, errors, prepared, compiled or {})
+        _prepare(project, plan, engine, errors, prepared)
     except ProfilesError as exc:
         errors.add(exc)
     except Exception as exc:  # the scratch database itself: one located error rather than a traceback
@@ -80,7 +74,6 @@ def _prepare(
     engine: DuckDBConfig | None,
     errors: ErrorCollector,
     prepared: Prepared,
-    compiled: Mapping[StepKey, StepProgram],
 ) -> None:
     if engine is not None:  # the run's own schema
         schema = engine.output_schema
@@ -93,6 +86,8 @@ def _prepare(
         run = ProfilesRun(project, plan, session, lock_wait_seconds=0)
         run.start(check_inputs=False)
         assert run.context is not None
+        compiled = _compile_all(run, errors)
+        plan = RunPlan(plan.project_name, [s for s in plan.steps if s.key in compiled], plan.notes)
         needed = sorted({n for s in run.steps for n in s.external_inputs if not files.is_file_input(project, n)})
         tables = {name: run.context.input_table(name) for name in needed}
         named = _named_tables(run, tables)  # tables a sql model (or an id filter) reads by name, not as an input
@@ -100,7 +95,7 @@ def _prepare(
         real = _real_columns(engine, tables, prepared)
         missing = [n for n in needed if n not in real] + [NAMED_TABLE + n for n in named if n not in real]
         try:
-            inferred = _inferred_columns(project, plan, missing, compiled)
+            inferred = _inferred_columns(project, plan, missing, compiled, run.context)
         except ProfilesError as exc:  # a step the inference compiles fails: the run would stop there too
             errors.add(exc)
             return
@@ -127,6 +122,21 @@ def _prepare(
             with errors.item(step.path):
                 _prepare_step(run, step)
                 prepared.steps += 1
+
+
+def _compile_all(run: ProfilesRun, errors: ErrorCollector) -> dict[StepKey, StepProgram]:
+    """Each step compiled once (the run keeps it for executing), its SQL written for DuckDB with sqlglot's
+    refusals raised; a step that fails is an error, and the steps that read it are left out."""
+    compiled: dict[StepKey, StepProgram] = {}
+    for step in run.steps:
+        if step.path in errors.failed or any("/".join(dep) in errors.failed for dep in step.deps):
+            errors.failed.add(step.path)
+            continue
+        with errors.item(step.path):
+            program = run.compile(step)
+            check_writable(step, program, DUCKDB)
+            compiled[step.key] = program
+    return compiled
 
 
 def _prepare_step(run: ProfilesRun, step: Step) -> None:
@@ -266,12 +276,16 @@ def _data_type(text: str) -> exp.DataType:
 
 
 def _inferred_columns(
-    project: Project, plan: RunPlan, names: list[str], compiled: Mapping[StepKey, StepProgram] | None = None
+    project: Project,
+    plan: RunPlan,
+    names: list[str],
+    compiled: Mapping[StepKey, StepProgram] | None = None,
+    ctx: CompileContext | None = None,
 ) -> dict[str, Columns]:
     """The columns the project reads of each input, typed from their use (sample-data's inference)."""
     if not names:
         return {}
-    found = input_columns(project, plan, compiled)
+    found = input_columns(project, plan, compiled, ctx)
     return {name: column_types(list(found[name].values())) for name in names if name in found}
 
 

@@ -93,10 +93,16 @@ _DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.DATETIME, *exp.DataType
 _NUMBER_TYPES = exp.DataType.NUMERIC_TYPES
 
 
-def input_columns(project: Project, plan: RunPlan, compiled: Mapping[StepKey, StepProgram] | None = None) -> Columns:
+def input_columns(
+    project: Project,
+    plan: RunPlan,
+    compiled: Mapping[StepKey, StepProgram] | None = None,
+    ctx: CompileContext | None = None,
+) -> Columns:
     """Every column each table input is read by: ids, occurred_at, contract columns and what its SQL uses.
-    `compiled`: the steps' programs already compiled offline for DuckDB (validate's compile check)."""
-    ctx = offline_context(project, plan, DUCKDB)
+    `compiled`: the steps' programs already compiled with `ctx`, a DuckDB context (validate's preparation
+    run); else each step is compiled offline for DuckDB here."""
+    ctx = ctx or offline_context(project, plan, DUCKDB)
     raw = _input_tables(project, ctx)
     found: Columns = {name: {} for name, inp in project.inputs.items() if not _is_file(inp)}
     tables = {key: _Source(name, frozenset()) for key, name in raw.items()}
