@@ -110,7 +110,37 @@ CHECKED: dict[tuple[str, str], frozenset[str]] = {
     ("snowflake", "duckdb"): _SNOWFLAKE_BOTH | _SNOWFLAKE_DUCKDB_ONLY,
     ("snowflake", "postgres"): _SNOWFLAKE_BOTH,
     ("databricks", "duckdb"): frozenset(
-        {"ANY_VALUE", "CAST(… AS DATE)", "COLLECT_LIST", "COUNT", "MAX", "MIN", "CURRENT_DATE"}
+        {
+            "% (modulo)",
+            "/ (division)",
+            "ADD_MONTHS",
+            "ANY_VALUE",
+            "CASE",
+            "CAST(… AS DATE)",
+            "CAST(… AS DECIMAL(16, 1))",
+            "CAST(… AS FLOAT)",
+            "CAST(… AS STRING)",
+            "COALESCE",
+            "COLLECT_LIST",
+            "CONCAT_WS",
+            "COUNT",
+            "CURRENT_DATE",
+            "DATEDIFF",
+            "DATE_ADD",
+            "DATE_FORMAT",
+            "FIRST_VALUE",
+            "GREATEST",
+            "LOWER",
+            "MAX",
+            "MIN",
+            "NTILE",
+            "OVER (window)",
+            "ROW_NUMBER",
+            "SUBSTRING",
+            "SUM",
+            "TRIM",
+            "UPPER",
+        }
     ),
     ("bigquery", "duckdb"): frozenset({"CAST(… AS DATE)", "COUNT", "FIRST_VALUE", "MAX", "MIN"}),
     ("redshift", "duckdb"): frozenset({"CAST(… AS TIMESTAMP)", "FIRST_VALUE", "MAX", "MIN"}),
@@ -232,6 +262,16 @@ def to_timestamp_of_expression(node: exp.Expr) -> exp.Expr:
             return exp.AtTimeZone(this=epoch, zone=exp.Literal.string("UTC"))
         return epoch
     return exp.Cast(this=value.copy(), to=target.copy())
+
+
+@rule([("databricks", "duckdb")])
+def spark_date_add_is_a_date(node: exp.Expr) -> exp.Expr:
+    """Spark's `date_add(d, n)` / `date_sub(d, n)` return a DATE (Databricks docs); sqlglot writes
+    `d + INTERVAL n DAY`, a TIMESTAMP on DuckDB (its text would gain ` 00:00:00`): cast back to DATE."""
+    if isinstance(node, exp.TsOrDsAdd) and not node.meta.get("pd_spark_date"):
+        node.meta["pd_spark_date"] = True
+        return exp.Cast(this=node, to=exp.DataType.build("DATE"))
+    return node
 
 
 @rule(SNOWFLAKE_ENGINES)
