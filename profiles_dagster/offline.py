@@ -60,5 +60,6 @@ def _step_error(step: Step, message: str) -> ProfilesError:
         f"step '{step.path}': {message}",
         file=origin.file if origin else None,
         line=origin.line if origin else None,
+        column=origin.column if origin else None,
         key=origin.key if origin else None,
     )

@@ -81,8 +81,8 @@ def test_a_failed_run_names_the_var_and_leaves_the_sql_up_to_the_failed_step(tmp
     assert main(["run", "-p", str(root), "--end_time", END_TIME]) == 1
     err = capsys.readouterr().err.strip()
     vars_file = root / "models" / "vars.yaml"
-    # line 11 of vars.yaml is `select: sum(amont)`
-    assert err.startswith(f"error: {vars_file}:11: var_groups[0].vars[1].entity_var.select: entity var 'revenue'")
+    # line 11 of vars.yaml is `select: sum(amont)`, its key at column 11
+    assert err.startswith(f"error: {vars_file}:11:11: var_groups[0].vars[1].entity_var.select: entity var 'revenue'")
     assert "step 'user/entity_vars'" in err and "amont" in err
     files = _sql_files(root)
     assert files[-1].endswith("_user__entity_vars.sql")  # the failed step's SQL is the last file
@@ -99,7 +99,7 @@ def test_a_function_the_engine_refuses_names_the_var(tmp_path: Path, capsys) -> 
     con.close()
     assert main(["run", "-p", str(root), "--end_time", END_TIME]) == 1
     err = capsys.readouterr().err
-    assert f"{root / 'models' / 'vars.yaml'}:11: " in err and "entity var 'revenue'" in err and "sum(VARCHAR)" in err
+    assert f"{root / 'models' / 'vars.yaml'}:11:11: " in err and "entity var 'revenue'" in err and "sum(VARCHAR)" in err
 
 
 SQL_MODEL = """

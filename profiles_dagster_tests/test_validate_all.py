@@ -185,5 +185,5 @@ def test_each_steps_sql_is_checked_and_a_step_reading_a_failed_one_is_skipped(tm
     assert main(["validate", "-p", str(root)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "validate: 2 error(s)"  # third reads first: its step is skipped, not reported again
-    assert "first" in err[0] and "sql.yaml:7: " in err[0]
-    assert "second" in err[1] and "sql.yaml:13: " in err[1]
+    assert "first" in err[0] and "sql.yaml:7:7: " in err[0]
+    assert "second" in err[1] and "sql.yaml:13:7: " in err[1]

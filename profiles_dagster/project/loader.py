@@ -296,8 +296,8 @@ def _override_one(
 
 
 def _origin(doc: YamlDocument, key_path: KeyPath) -> Origin:
-    line, _ = doc.locate(key_path)
-    return Origin(doc.path, line, format_key_path(key_path), doc.lines)
+    line, column = doc.locate(key_path)
+    return Origin(doc.path, line, format_key_path(key_path), doc.lines, column, doc.columns)
 
 
 def _load_entities(project: Project, doc: YamlDocument, errors: ErrorCollector) -> None:

@@ -31,18 +31,24 @@ class Origin:
     key: str
     # the line of every key path in `file` ("models[0].model_spec.extends"), shared by its origins
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    column: int | None = field(default=None, compare=False, hash=False)
+    columns: dict[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else str(self.file)
 
     def error(self, message: str, hint: str | None = None) -> ProfilesError:
         """A ProfilesError located here."""
-        return ProfilesError(message, file=self.file, line=self.line, key=self.key or None, hint=hint)
+        return ProfilesError(
+            message, file=self.file, line=self.line, column=self.column, key=self.key or None, hint=hint
+        )
 
     def at(self, sub: str) -> Origin:
         """The origin of a key inside this one ("from"); its line falls back to this origin's line."""
         key = f"{self.key}.{sub}" if self.key else sub
-        return Origin(self.file, self.lines.get(key, self.line), key, self.lines)
+        if key in self.lines:
+            return Origin(self.file, self.lines[key], key, self.lines, self.columns.get(key), self.columns)
+        return Origin(self.file, self.line, key, self.lines, self.column, self.columns)
 
 
 @dataclass(frozen=True)

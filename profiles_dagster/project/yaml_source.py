@@ -31,6 +31,11 @@ class YamlDocument:
         """The line of every key path, by its printed form (`inputs[0].name`)."""
         return {format_key_path(path): pos[0] for path, pos in self.positions.items()}
 
+    @cached_property
+    def columns(self) -> dict[str, int]:
+        """The column of every key path, by its printed form."""
+        return {format_key_path(path): pos[1] for path, pos in self.positions.items()}
+
     def locate(self, key_path: KeyPath) -> tuple[int | None, int | None]:
         """The position of key_path, or of its nearest located ancestor."""
         for end in range(len(key_path), -1, -1):

@@ -35,6 +35,7 @@ def step_failure(step: Step, exc: BaseException, sql_file: Path | None = None) -
         f"step '{step.path}' failed in the warehouse: {text}",
         file=origin.file if origin else None,
         line=origin.line if origin else None,
+        column=origin.column if origin else None,
         hint=read,
     )
 
@@ -51,7 +52,9 @@ def _var_error(var: Var, key: str, what: str, hint: str | None = None) -> Profil
     """`<kind> '<name>' <what>`, located at the var's `key` (its select, where, window...)."""
     at = var.origin.at(key)
     kind = var.kind.replace("_", " ")
-    return ProfilesError(f"{kind} '{var.name}' {what}", file=at.file, line=at.line, key=at.key, hint=hint)
+    return ProfilesError(
+        f"{kind} '{var.name}' {what}", file=at.file, line=at.line, column=at.column, key=at.key, hint=hint
+    )
 
 
 def _word(name: str) -> re.Pattern[str]:

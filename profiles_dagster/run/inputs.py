@@ -70,6 +70,7 @@ def check_inputs(
                     f"{', '.join(missing)}",
                     file=at.file,
                     line=at.line,
+                    column=at.column,
                     key=at.key,
                 )
 
@@ -90,6 +91,7 @@ def missing_input(name: str, inp: Input, source: exp.Table, session: Session) ->
         + (f" ({why}; unquoted names fold as the project's SQL dialect folds them)" if why else ""),
         file=at.file,
         line=at.line,
+        column=at.column,
         key=at.key,
     )
 

@@ -24,7 +24,9 @@ class Where:
     def error(self, message: str) -> ProfilesError:
         if self.origin is None:
             return ProfilesError(f"{self.what}: {message}")
-        return ProfilesError(message, file=self.origin.file, line=self.origin.line, key=self.what)
+        return ProfilesError(
+            message, file=self.origin.file, line=self.origin.line, column=self.origin.column, key=self.what
+        )
 
 
 def parse_expression(text: str, dialect: str, where: Where) -> exp.Expr:

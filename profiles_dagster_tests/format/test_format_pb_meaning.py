@@ -156,7 +156,7 @@ def test_window_function_in_a_sourced_entity_var_without_window_is_refused(tmp_p
                   select: first_value(session_id)
         """
     err = _validate_error(tmp_path, "first_value_bare", vars_yaml, capsys)
-    assert "vars.yaml:12: var_groups[0].vars[1].entity_var.select:" in err
+    assert "vars.yaml:12:11: var_groups[0].vars[1].entity_var.select:" in err
     assert "`first_value(...)` is a window function" in err and "'first_session'" in err
     assert "window: order_by" in err
 
@@ -182,7 +182,7 @@ def test_aggregate_in_an_entity_var_without_from_is_refused(tmp_path: Path, caps
                   select: "any_value({{ user.Var('n_events') }} * 2)"
         """
     err = _validate_error(tmp_path, "any_value_bare", vars_yaml, capsys)
-    assert "vars.yaml:14: var_groups[0].vars[2].entity_var.select:" in err
+    assert "vars.yaml:14:11: var_groups[0].vars[2].entity_var.select:" in err
     assert "`any_value(...)` aggregates" in err and "'doubled'" in err and "GROUP BY" in err
     assert "'running'" not in err
 
@@ -204,7 +204,7 @@ def test_aggregate_in_an_input_var_without_window_is_refused(tmp_path: Path, cap
                   select: max({{ events.Var("last_ts") }})
         """
     err = _validate_error(tmp_path, "input_var_agg", vars_yaml, capsys)
-    assert "vars.yaml:8: var_groups[0].vars[0].input_var.select:" in err
+    assert "vars.yaml:8:11: var_groups[0].vars[0].input_var.select:" in err
     assert "`max(...)` aggregates" in err and "input var 'last_ts'" in err and "window:" in err
 
 
@@ -428,5 +428,5 @@ def test_an_id_naming_a_column_the_sql_model_does_not_select_is_an_error_where_i
     write(tmp_path, files)
     assert main(["validate", "-p", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "models.yaml:12: models[0].model_spec.ids[0].select:" in err
+    assert "models.yaml:12:11: models[0].model_spec.ids[0].select:" in err
     assert "reads 'user_id', which the model does not select" in err and "uid, anon_id, a_amount, m_name" in err
