@@ -44,8 +44,7 @@ def check_offline(project: Project, plan: RunPlan, dialect: str, errors: ErrorCo
 
 def check_writable(step: Step, program: StepProgram, dialect: str, *, parse_back: bool = False) -> None:
     """The step's SQL written for `dialect` with sqlglot's refusals raised (and parsed back, if asked)."""
-    nodes = [program.observations] if program.observations is not None else program.statements
-    for node in nodes:
+    for node in program.nodes:
         try:
             text = node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
             if parse_back:

@@ -31,7 +31,7 @@ from profiles_dagster.plan.vars import PlannedVar
 from profiles_dagster.project.model import Project
 from profiles_dagster.run import blame, inputs
 from profiles_dagster.runner import ProfilesRun
-from profiles_dagster.sampledata.columns import NAMED_TABLE, input_columns, table_key
+from profiles_dagster.sampledata.columns import NAMED_TABLE, input_columns, named_tables, table_key
 from profiles_dagster.sampledata.rows import column_types
 from profiles_dagster.sampledata.target import sample_schema
 from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step
@@ -90,7 +90,11 @@ def _prepare(
         plan = RunPlan(plan.project_name, [s for s in plan.steps if s.key in compiled], plan.notes)
         needed = sorted({n for s in run.steps for n in s.external_inputs if not files.is_file_input(project, n)})
         tables = {name: run.context.input_table(name) for name in needed}
-        named = _named_tables(run, tables)  # tables a sql model (or an id filter) reads by name, not as an input
+        # tables a sql model reads by name, not as an input
+        named = named_tables(
+            (n for p in compiled.values() for n in p.nodes),
+            {table_key(t) for t in [*tables.values(), *run.materials.values()]},
+        )
         tables.update(named)
         real = _real_columns(engine, tables, prepared)
         missing = [n for n in needed if n not in real] + [NAMED_TABLE + n for n in named if n not in real]
@@ -211,30 +215,6 @@ def _trial_error(run: ProfilesRun, step: Step, vars_: list[PlannedVar]) -> BaseE
 
 def _has_file(engine: DuckDBConfig | None) -> bool:
     return engine is not None and engine.database != ":memory:" and Path(engine.database).is_file()
-
-
-def _named_tables(run: ProfilesRun, inputs_: dict[str, exp.Table]) -> dict[str, exp.Table]:
-    """The tables the steps' SQL reads by name that are neither an input nor a material of the run (a sql
-    model reading a table of the warehouse directly), keyed by their SQL."""
-    known = {table_key(t) for t in [*inputs_.values(), *run.materials.values()]}
-    found: dict[str, exp.Table] = {}
-    for step in run.steps:
-        try:
-            program = run.compile(step)
-        except Exception:  # reported when the step runs
-            continue
-        nodes = [program.observations] if program.observations is not None else program.statements
-        for node in nodes:
-            ctes = {cte.alias_or_name.lower() for cte in node.find_all(exp.CTE)}
-            for table in node.find_all(exp.Table):
-                if not isinstance(table.this, exp.Identifier) or table_key(table) in known:
-                    continue
-                if not table.db and table.name.lower() in ctes:
-                    continue
-                parts = {k: table.args[k].copy() for k in ("this", "db", "catalog") if table.args.get(k)}
-                name = exp.Table(**parts)  # without its alias, joins or sample clause
-                found.setdefault(name.sql(DUCKDB), name)
-    return found
 
 
 def _real_columns(engine: DuckDBConfig | None, tables: dict[str, exp.Table], prepared: Prepared) -> dict[str, Columns]:

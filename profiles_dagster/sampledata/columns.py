@@ -5,10 +5,9 @@ attributed to the input table it reads through the query's scopes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
@@ -114,11 +113,10 @@ def input_columns(
     for program in programs:
         if program.step.kind is StepKind.SQL_MODEL and len(program.statements) == 1:
             _model_source(program.statements[0], ctx.materials[program.step.key], tables)
-    nodes = [n for p in programs for n in ([p.observations] if p.observations is not None else p.statements)]
-    materials = {table_key(t) for t in ctx.materials.values()}
-    for named in _named_tables(nodes, tables, materials):
-        found[NAMED_TABLE + named.sql(DUCKDB)] = {}
-        tables[table_key(named)] = _Source(NAMED_TABLE + named.sql(DUCKDB), frozenset())
+    nodes = [n for p in programs for n in p.nodes]
+    for sql, named in named_tables(nodes, {*tables, *(table_key(t) for t in ctx.materials.values())}).items():
+        found[NAMED_TABLE + sql] = {}
+        tables[table_key(named)] = _Source(NAMED_TABLE + sql, frozenset())
     handed_on = _vars_handing_on(project, ctx, set(found))
     compared: list[set[tuple[str, str]]] = []
     for node in nodes:
@@ -140,26 +138,25 @@ def sampled_table(name: str, ctx: CompileContext) -> exp.Table:
     return ctx.input_table(name)
 
 
-def _named_tables(
-    nodes: list[exp.Expr], tables: dict[tuple[str, ...], _Source], materials: set[tuple[str, ...]]
-) -> list[exp.Table]:
-    """The tables the SQL reads by name that are no input, material or CTE of the run: a sql model reading
-    the warehouse directly (pb lets it), which sample data must hold too."""
-    found: dict[tuple[str, ...], exp.Table] = {}
+def named_tables(nodes: Iterable[exp.Expr], known: Collection[tuple[str, ...]]) -> dict[str, exp.Table]:
+    """The tables the SQL reads by name that are not `known` (inputs, materials; by `table_key`) nor a CTE:
+    a sql model reading the warehouse directly (pb lets it), which sample data and validate's scratch
+    database must hold too. Keyed by their SQL; without alias, joins or sample clause."""
+    found: dict[str, exp.Table] = {}
     for node in nodes:
-        root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
+        root = node.expression if isinstance(node, (exp.Create, exp.Insert)) else node
         if not isinstance(root, exp.Query):
             continue
         for scope in traverse_scope(root):
             for source in scope.sources.values():
                 if not isinstance(source, exp.Table) or not isinstance(source.this, exp.Identifier):
                     continue
-                key = table_key(source)
-                if key in tables or key in materials or key in found:
+                if table_key(source) in known:
                     continue
                 parts = {k: source.args[k].copy() for k in ("this", "db", "catalog") if source.args.get(k)}
-                found[key] = exp.Table(**parts)
-    return list(found.values())
+                named = exp.Table(**parts)
+                found.setdefault(named.sql(DUCKDB), named)
+    return found
 
 
 _JSON_KEY = re.compile(r"\$\.([A-Za-z_][A-Za-z0-9_]*)|\[['\"]([^'\"]+)['\"]\]")
@@ -335,7 +332,7 @@ def _scan(
     root = node.expression if isinstance(node, exp.Create) and node.expression is not None else node
     if not isinstance(root, exp.Query):
         return
-    memo: _Memo = {(0, _HANDED_ON): handed_on or {}}
+    memo = _Memo(handed_on or {})
     for scope in traverse_scope(root):
         for column in scope.columns:
             if _grouped_alias(scope, column):
@@ -383,11 +380,15 @@ def _grouped_alias(scope: Scope, column: exp.Column) -> bool:
     return column.name.lower() in aliases
 
 
-# what `_resolve` found for a (source, column) within one query, and each select's column names: a var
-# table's layers of `SELECT *` would otherwise be walked again for every column of every layer
-_Memo = dict[tuple[int, str], Any]
-_NAMES = "\0names"  # the memo's key for a select's column names (no column has that name)
-_HANDED_ON = "\0vars"  # the memo's key for the vars that hand on an input column's values
+@dataclass
+class _Memo:
+    """One query's walk: what `_resolve` found for a (source, column) and each select's column names (a var
+    table's layers of `SELECT *` would otherwise be walked again for every column of every layer), and the
+    vars that hand on an input column's values (`_vars_handing_on`)."""
+
+    handed_on: Mapping[str, set[tuple[str, str]]] = field(default_factory=dict)
+    resolved: dict[tuple[int, str], set[tuple[str, str]]] = field(default_factory=dict)
+    names: dict[int, list[str]] = field(default_factory=dict)
 
 
 def _in_scope(
@@ -399,7 +400,7 @@ def _in_scope(
     sources = [scope.sources.get(column.table)] if column.table else [s for _, s in scope.selected_sources.values()]
     pairs = {found for source in sources for found in _resolve(source, column.name, tables, memo)}
     if not pairs:  # a var's column (`cur.v`, or `v` of the var table) is what the var hands on, if anything
-        return set(memo.get((0, _HANDED_ON), {}).get(column.name.lower(), ()))
+        return set(memo.handed_on.get(column.name.lower(), ()))
     return pairs
 
 
@@ -411,13 +412,13 @@ def _resolve(
     that name (`oi.item_count`, `o.customer_id AS user_id`), so the use of a sql model's column types the
     input column it copies. A column a subquery computes (`count(*) AS n`) is its own: its scope types what
     it reads."""
-    memo = {} if memo is None else memo
+    memo = _Memo() if memo is None else memo
     key = (id(source), name.lower())
-    if key in memo:
-        return set(memo[key])
-    memo[key] = set()  # a source that reaches itself hands nothing on
+    if key in memo.resolved:
+        return set(memo.resolved[key])
+    memo.resolved[key] = set()  # a source that reaches itself hands nothing on
     found = _resolve_once(source, name, tables, memo)
-    memo[key] = found
+    memo.resolved[key] = found
     return set(found)
 
 
@@ -445,11 +446,10 @@ def _resolve_once(
 
 
 def _names(scope: Scope, memo: _Memo) -> list[str]:
-    key = (id(scope.expression), _NAMES)
-    if key not in memo:
-        memo[key] = [e.alias_or_name.lower() for e in scope.expression.expressions]
-    names: list[str] = memo[key]
-    return names
+    key = id(scope.expression)
+    if key not in memo.names:
+        memo.names[key] = [e.alias_or_name.lower() for e in scope.expression.expressions]
+    return memo.names[key]
 
 
 def _branches(scope: Scope) -> list[Scope]:

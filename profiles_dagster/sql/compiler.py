@@ -269,6 +269,11 @@ class StepProgram:
     statements: list[exp.Expr] = field(default_factory=list)
     observations: exp.Query | None = None  # id stitcher input
 
+    @property
+    def nodes(self) -> list[exp.Expr]:
+        """The trees the step sends: its observations (id stitcher) or its statements."""
+        return [self.observations] if self.observations is not None else self.statements
+
     def sql(self, dialect: str) -> str:
         """The step's SQL as it runs, for compile output and metadata."""
         if self.observations is not None:
