@@ -154,7 +154,7 @@ class CompileContext:
         inp = self.project.inputs[name]
         defaults = inp.spec.app_defaults
         if defaults.csv is None and defaults.s3 is None:
-            return input_table(defaults.source, self.source_dialect, self.input_schema)
+            return input_table(defaults.source, self.source_dialect, self.input_schema, self.dialect)
         if name in self.file_tables:  # the run loaded it into a table (profiles_dagster/warehouse/files.py)
             return self.file_tables[name].copy()
         key = "csv" if defaults.csv is not None else "s3"

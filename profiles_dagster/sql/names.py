@@ -27,17 +27,28 @@ def source_table(reference: str, dialect: str) -> exp.Table:
     return exp.to_table(reference, dialect=dialect)
 
 
-def input_table(reference: str, dialect: str, schema: str | None) -> exp.Table:
+def input_table(reference: str, dialect: str, schema: str | None, engine: str | None = None) -> exp.Table:
     """Where the warehouse finds an input's `table:`, the one answer the contract check, `validate access`,
     compile and the run share. Unquoted identifiers fold as the project's SQL dialect folds them (upper case
     on Snowflake, lower case on Postgres; DuckDB keeps the case and matches case-blind; quoted ones stay as
     written); an unqualified name is in the connection's schema (the siteconfig output's `schema`), as pb
-    resolves it. Every part comes back quoted, so no engine folds it again."""
+    resolves it. Every part comes back quoted, so no engine folds it again.
+
+    On an `engine` that folds unquoted names itself (Postgres, Redshift: lower; Snowflake: upper), an
+    unquoted name means that engine's folding: `events` written for Snowflake is the table `events` a
+    Postgres user created, not "EVENTS"."""
     parsed = exp.to_table(reference, dialect=dialect)
-    if Dialect.get_or_raise(dialect).normalization_strategy is not NormalizationStrategy.CASE_INSENSITIVE:
-        parsed = normalize_identifiers(parsed, dialect=dialect)  # DuckDB keeps a name's case and matches case-blind
+    folding = engine if engine is not None and _folds(engine) else dialect
+    if Dialect.get_or_raise(folding).normalization_strategy is not NormalizationStrategy.CASE_INSENSITIVE:
+        parsed = normalize_identifiers(parsed, dialect=folding)  # DuckDB keeps a name's case and matches case-blind
     assert isinstance(parsed, exp.Table)
     return table(parsed.name, parsed.db or schema, parsed.catalog or None)
+
+
+def _folds(dialect: str) -> bool:
+    """Whether the engine folds an unquoted identifier's case (to lower or upper)."""
+    strategy = Dialect.get_or_raise(dialect).normalization_strategy
+    return strategy in (NormalizationStrategy.LOWERCASE, NormalizationStrategy.UPPERCASE)
 
 
 def ident(name: str) -> exp.Identifier:

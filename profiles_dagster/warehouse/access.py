@@ -80,7 +80,7 @@ def check_access(loaded: Any) -> AccessReport:
                 loads = "" if session.reads_in_place(where) else f"; a run loads it into a table in {schema}"
                 report.checks.append(AccessCheck(f"read input '{name}' ({where}{loads})", error is None, error))
                 continue
-            source = input_table(project.inputs[name].spec.app_defaults.source, source_dialect, schema)
+            source = input_table(project.inputs[name].spec.app_defaults.source, source_dialect, schema, session.dialect)
             probe = exp.select("*").from_(source.copy()).where(exp.false()).limit(0)
             error = _try(session, session.render(probe))
             where = source.sql(session.dialect)

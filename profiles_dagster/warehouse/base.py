@@ -174,10 +174,14 @@ class Session:
             exp.column("table_name").eq(exp.Literal.string(table.name)),
         )
 
+    def _information_schema(self, view: str, table: exp.Table) -> exp.Table:
+        """The information_schema view that lists `table` (engines with one per database override it)."""
+        return exp.table_(view, db="information_schema")
+
     def table_exists(self, target: exp.Table) -> bool:
         query = (
             exp.select(exp.func("count", exp.Star()))
-            .from_(exp.table_("tables", db="information_schema"))
+            .from_(self._information_schema("tables", target))
             .where(self._where(target))
         )
         return bool(self.query(self.render(query))[0][0])
@@ -186,7 +190,7 @@ class Session:
         """(name, data_type) of a table's columns in order, where information_schema has them."""
         query = (
             exp.select("column_name", "data_type")
-            .from_(exp.table_("columns", db="information_schema"))
+            .from_(self._information_schema("columns", table))
             .where(self._where(table))
             .order_by("ordinal_position")
         )

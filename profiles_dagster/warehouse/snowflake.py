@@ -7,7 +7,7 @@ folded to upper case like unquoted identifiers (see `profiles_dagster.sql.dialec
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,8 @@ from sqlglot import exp
 from profiles_dagster.sql.dialects import SNOWFLAKE, fold_upper
 from profiles_dagster.warehouse.base import Session, WarehouseEngine, lazy_resource
 from profiles_dagster.warehouse.grants import Grants, quoted_name
+
+_OBJECT_DOES_NOT_EXIST = 2003  # Snowflake's error code for a missing database, schema or table
 
 
 class SnowflakeSession(Session):
@@ -35,21 +37,44 @@ class SnowflakeSession(Session):
         return exp.column("table_schema").eq(exp.Literal.string(fold_upper(schema or self.schema)))
 
     def _where(self, table: exp.Table) -> exp.Expression:
-        return exp.and_(
+        where = exp.and_(
             self._in_schema(table.db or self.schema),
             exp.column("table_name").eq(exp.Literal.string(fold_upper(table.name))),
+        )
+        if table.catalog:  # DB.SCHEMA.TABLE: another database's tables, never the current one's of that name
+            where = exp.and_(where, exp.column("table_catalog").eq(exp.Literal.string(fold_upper(table.catalog))))
+        return where
+
+    def _information_schema(self, view: str, table: exp.Table) -> exp.Table:
+        # each database has its own information_schema: DB.information_schema lists DB's tables
+        return exp.table_(
+            view, db="information_schema", catalog=exp.to_identifier(table.catalog) if table.catalog else None
         )
 
     def table_exists(self, target: exp.Table) -> bool:
         # views are listed in information_schema.views (some stand-ins leave them out of .tables)
         counts = [
-            exp.select(exp.func("count", exp.Star())).from_(exp.table_(kind, db="information_schema"))
+            exp.select(exp.func("count", exp.Star())).from_(self._information_schema(kind, target))
             for kind in ("tables", "views")
         ]
-        return any(int(self.query(self.render(q.where(self._where(target))))[0][0]) for q in counts)
+        with self._database_may_be_missing(target):
+            return any(int(self.query(self.render(q.where(self._where(target))))[0][0]) for q in counts)
+        return False
 
     def columns(self, table: exp.Table) -> list[tuple[str, str]]:
-        return [(name.lower(), kind) for name, kind in self.information_schema_columns(table)]
+        with self._database_may_be_missing(table):
+            return [(name.lower(), kind) for name, kind in self.information_schema_columns(table)]
+        return []
+
+    @contextlib.contextmanager
+    def _database_may_be_missing(self, table: exp.Table) -> Iterator[None]:
+        """`DB.information_schema` of a database that does not exist (or the role cannot see) fails with
+        "object does not exist" (002003): the table is not there, which the caller reports with its name."""
+        try:
+            yield
+        except Exception as exc:
+            if not (table.catalog and getattr(exc, "errno", None) == _OBJECT_DOES_NOT_EXIST):
+                raise
 
     def list_tables(self, schema: str | None = None, prefix: str = "") -> list[str]:
         return sorted(n for n in self.list_objects(schema) if n.startswith(fold_upper(prefix)) or n.startswith(prefix))

@@ -297,6 +297,62 @@ def test_one_resolution_of_an_input_table_name(written: str, dialect: str, found
     assert input_table(written, dialect, "out").sql("postgres") == found
 
 
+@pytest.mark.parametrize(
+    ("written", "dialect", "engine", "found"),
+    [
+        # written for Snowflake, run on Postgres: an unquoted name is the one the Postgres user created
+        ("Raw.Events", "snowflake", "postgres", '"raw"."events"'),
+        ('raw."Events"', "snowflake", "postgres", '"raw"."Events"'),  # quoted: as written, on any engine
+        # written for Postgres, run on Snowflake: Snowflake's own folding
+        ("raw.events", "postgres", "snowflake", '"RAW"."EVENTS"'),
+        # DuckDB matches case-blind: the project's folding stays (what sample-data writes and the run reads)
+        ("Raw.Events", "snowflake", "duckdb", '"RAW"."EVENTS"'),
+    ],
+)
+def test_an_unquoted_name_folds_as_the_engine_that_reads_it_folds(
+    written: str, dialect: str, engine: str, found: str
+) -> None:
+    from profiles_dagster.sql.names import input_table
+
+    assert input_table(written, dialect, "out", engine).sql("postgres") == found
+
+
+def test_a_snowflake_project_on_postgres_reads_the_lower_case_tables_there(tmp_path: Path, postgres_standin) -> None:
+    # Postgres folds unquoted names down: the user's `create table raw.orders` is raw.orders, which the
+    # Snowflake-written `RAW.ORDERS` means there; a decoy "RAW"."ORDERS" (quoted upper case) must not be read
+    target = postgres_standin.target("names_pg")  # a fresh database
+    con = postgres_standin.connect("names_pg")
+    with con.cursor() as cur:
+        cur.execute('create schema raw; create schema "RAW"')
+        cur.execute(
+            "create table raw.orders as select * from (values ('u1', 10, timestamp '2025-01-01'), "
+            "('u1', 11, timestamp '2025-01-02'), ('u2', 5, timestamp '2025-01-03')) t(user_id, amount, ts)"
+        )
+        cur.execute("""create table "RAW"."ORDERS" as select * from raw.orders where false""")
+    con.close()
+    outputs = {"dev": {**target, "schema": "names_out"}}
+    import yaml
+
+    site = yaml.safe_dump({"connections": {"test": {"target": "dev", "outputs": outputs}}})
+    files = {
+        "siteconfig.yaml": site,
+        "profiles_dagster.yaml": "dialect: snowflake\n",
+        "models/vars.yaml": VARS,
+        "models/inputs.yaml": inputs("RAW.ORDERS"),
+    }
+    write(tmp_path, {"pb_project.yaml": project("names"), **files})
+    assert main(["run", "-p", str(tmp_path), "--end_time", END_TIME]) == 0, "the project did not run"
+    con = postgres_standin.connect("names_pg")
+    with con.cursor() as cur:
+        cur.execute(
+            "select s.other_id, v.total from names_out.user_feature_view v "
+            "join names_out.user_default_id_stitcher s using (user_main_id)"
+        )
+        totals = {other: int(total) for other, total in cur.fetchall()}
+    con.close()
+    assert totals == {"u1": 21, "u2": 5}
+
+
 def test_sample_data_refuses_a_database_the_duckdb_connection_does_not_attach(tmp_path: Path) -> None:
     from profiles_dagster.clock import parse_time
     from profiles_dagster.sampledata import write_sample_data
