@@ -27,6 +27,7 @@ from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import IdStitcher, Input, Origin, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, project_macros, render
+from profiles_dagster.sql import merges
 from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
     Where,
@@ -579,10 +580,17 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     # vars read from a source without referring to other vars share one aggregate pass per source;
     # the rest follow in dependency order, each a layer over what is computed so far.
     # `query` is ours alone: build it in place (copy=False), or hundreds of vars copy the tree quadratically
-    batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs]
+    # pb's `merge:` vars (sql/merges.py): their clauses are checked on every compile; merged when there is a
+    # baseline, else computed over all rows with the others
+    clauses = {pv.var.name: merges.merge_clauses(ctx, pv) for pv in payload.vars if merges.merges(pv)}
+    baseline = _merge_baseline(ctx, step, entity) if clauses else None
+    merging = [pv for pv in payload.vars if pv.var.name in clauses] if baseline is not None else []
+    batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs and pv not in merging]
     ctes: list[exp.CTE] = []
-    for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched)):
-        alias = f"agg_{n}"
+    subs = [(f"agg_{n}", columns, sub) for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched))]
+    for n, pv in enumerate(merging):
+        subs.append((f"merged_{n}", [pv], _merged(ctx, entity, pv, baseline, clauses[pv.var.name])))
+    for alias, columns, sub in subs:
         on = col(main, "base").eq(col(main, alias))
         query = query.join(sub.subquery(alias, copy=False), on=on, join_type="left", copy=False)
         query = query.select(
@@ -626,6 +634,40 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     if ctes:
         result.set("with_", exp.With(expressions=ctes))
     return result
+
+
+def _merge_baseline(ctx: CompileContext, step: Step, entity: str) -> merges.Baseline | None:
+    """The run a `merge:` var table extends: its previous complete material of the same definition and the id
+    graph of that same run. None (compute in full, as pb's first run does): no such run, a full refresh, or
+    that run's graph is gone."""
+    increments = getattr(ctx, "increments", None)
+    if increments is None:
+        return None
+    graph_key = StepKey.id_stitcher(entity)
+    table, graph = increments.of(step.key), increments.of(graph_key)
+    if table is None or graph is None or graph_key not in ctx.materials:
+        return None
+    if table.seq_no != graph.seq_no or table.end_time is None:
+        return None
+    return merges.Baseline(table.table, graph.table, table.end_time)
+
+
+def _merged(
+    ctx: CompileContext,
+    entity: str,
+    pv: PlannedVar,
+    baseline: merges.Baseline | None,
+    clauses: tuple[exp.Expr, exp.Expr | None],
+) -> exp.Select:
+    """A `merge:` var on a run with a baseline: its own aggregate over the source's new rows, merged by pb's
+    rule with the baseline's values (sql/merges.py)."""
+    assert baseline is not None and pv.var.spec.from_ is not None
+    source = pv.var.spec.from_
+    occurred = ctx.project.occurred_at_col(source) or ""  # the loader requires one
+    rows = merges.new_rows(_source_rows(ctx, entity, source), occurred, baseline, ctx.time_literal(baseline.end_time))
+    ((_, new),) = _aggregations(ctx, entity, [pv], source=rows)
+    graph = ctx.materials[StepKey.id_stitcher(entity)]
+    return merges.merged(pv, _main(ctx, entity), new, baseline, graph, clauses)
 
 
 def _with_default(value: exp.Expr, pv: PlannedVar) -> exp.Expr:
