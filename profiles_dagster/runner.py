@@ -29,6 +29,7 @@ from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.timegrains import boundary
 from profiles_dagster.run import blame, execution, inputs, publication
+from profiles_dagster.run.increments import previous_materials
 from profiles_dagster.run.materials import step_materials
 from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.run.resume import Resume, parse_seq_no
@@ -150,6 +151,9 @@ class ProfilesRun:
             raise
         self.materials = step_materials(self.record, self.plan, self.steps, self.resume)
         self.file_tables = inputs.file_tables(self.project, self.steps, session, self.schema, self.seq_no)
+        increments = previous_materials(
+            session, self.schema, self.project.name, self.steps, self.seq_no, full_refresh=self.full_refresh
+        )
         self.context = CompileContext(
             self.project,
             self.plan,
@@ -160,6 +164,7 @@ class ProfilesRun:
             self.begin_time,
             self.file_tables,
             input_schema=self.schema,
+            increments=increments,
         )
         if check_inputs:
             continuing = self.seq_no if self.resume is not None else None

@@ -39,6 +39,7 @@ from profiles_dagster.sql.fragments import (
     var_placeholder,
 )
 from profiles_dagster.sql.ids import filtered_id, qualify, rendered_select
+from profiles_dagster.sql.increments import Increments
 from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
@@ -146,6 +147,8 @@ class CompileContext:
     file_tables: Mapping[str, exp.Table] = field(default_factory=dict)  # `csv:`/`s3:` inputs loaded by the run
     input_schema: str | None = None  # the connection's schema, where an unqualified input table name is
     reuse_fragments: bool = True  # False: every fragment is parsed and translated anew (the census counts them)
+    # each step's previous complete material of the same definition (incremental runs); empty: all in full
+    increments: Increments = field(default_factory=Increments)
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
