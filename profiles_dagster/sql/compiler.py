@@ -643,11 +643,8 @@ def _merge_baseline(ctx: CompileContext, step: Step, entity: str) -> merges.Base
     """The run a `merge:` var table extends: its previous complete material of the same definition and the id
     graph of that same run. None (compute in full, as pb's first run does): no such run, a full refresh, or
     that run's graph is gone."""
-    increments = getattr(ctx, "increments", None)
-    if increments is None:
-        return None
     graph_key = StepKey.id_stitcher(entity)
-    table, graph = increments.of(step.key), increments.of(graph_key)
+    table, graph = ctx.increments.of(step.key), ctx.increments.of(graph_key)
     if table is None or graph is None or graph_key not in ctx.materials:
         return None
     if table.seq_no != graph.seq_no or table.end_time is None:
