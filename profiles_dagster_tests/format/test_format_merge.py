@@ -213,3 +213,31 @@ def test_merge_that_does_not_aggregate_is_refused(tmp_path: Path, capsys) -> Non
     # pb groups the rowset by main id: a bare value fails in the warehouse at run time; refused at validate
     err = _validate_error(tmp_path, _files("merge_bare", ONE_MERGE.format(merge="'{{rowset.total}}'")), capsys)
     assert "vars.yaml:9:" in err and "not an aggregate" in err and "sum({{rowset.total}})" in err
+
+
+# ---- timegrains: results reused until the grain's next boundary -----------------------------------------
+
+
+def test_a_second_run_within_the_same_day_reuses_the_first_runs_results(tmp_path: Path) -> None:
+    """pb 0.26.4 with `default_time_grain: day` (observed): a run at 10:00 computes as of 00:00 that day; a run at
+    15:00 the same day writes no material and its views show the 10:00 run's; a run the next day computes again."""
+    vars_yaml = ONE_MERGE.replace("          merge: {merge}\n", "")
+    files = _files("grain_reuse", vars_yaml)
+    files["pb_project.yaml"] += "default_time_grain: day\n"
+    write(tmp_path, files)
+    _sql(tmp_path, SEED)
+    first = _run(tmp_path, "2025-06-01T10:00:00Z")
+    # as of 2025-06-01 00:00: every seeded row. u1 15, a1 7, u2 42, u3 1
+    assert _values(first, "total") == {U1: 15, A1: 7, U2: 42, U3: 1}
+    # both rows dated before the boundary; the second joins u1 and a1
+    _sql(tmp_path, APPENDED)
+    second = _run(tmp_path, "2025-06-01T15:00:00Z")
+    assert second == first  # same boundary: the first run's results, not recomputed
+    db = Outputs(tmp_path / "warehouse.duckdb")
+    (material,) = db.rows(
+        "select table_name from out._profiles_materials where seq_no = 2 and step = 'user/entity_vars'"
+    )
+    assert material[0].endswith("_1")  # run 2 reused run 1's var table
+    third = _run(tmp_path, "2025-06-02T01:00:00Z")
+    # as of 2025-06-02 00:00: the appended rows count. u1+a1 10+5+7+3 = 25, u2 40+2+100 = 142, u3 1
+    assert _values(third, "total") == {U1: 25, U2: 142, U3: 1}
