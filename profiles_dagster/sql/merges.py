@@ -73,10 +73,26 @@ def merge_clauses(ctx: CompileContext, pv: PlannedVar) -> tuple[exp.Expr, exp.Ex
             "yet: pb computes it over the new rows with those vars' values of this run, which is not built here",
             hint="merge the vars it reads and compute this one from them without merge: (a var without from:)",
         )
+    main = ctx.project.entities[pv.var.entity].main_id_column
+    _check_columns(merge, pv, "merge", main)
     text = getattr(spec, "merge_where", None)
     if text is None:
         return merge, None
-    return merge, _clause(ctx, str(text), Where(pv.var.origin.at("merge_where"), pv.var.name))
+    merge_where = _clause(ctx, str(text), Where(pv.var.origin.at("merge_where"), pv.var.name))
+    _check_columns(merge_where, pv, "merge_where", main)
+    return merge, merge_where
+
+
+def _check_columns(clause: exp.Expr, pv: PlannedVar, key: str, main: str) -> None:
+    """The rows of rowset carry the main id and the var's own value only (pb's SQL): any other column fails in
+    the warehouse on the second run, so it is refused at validate instead."""
+    for column in clause.find_all(exp.Column):
+        if column.table not in ("", ROWSET) or column.name.lower() not in (pv.var.name.lower(), main):
+            raise pv.var.origin.at(key).error(
+                f"{key}: of entity var '{pv.var.name}' reads `{column.sql()}`, but the rows it merges (rowset) hold "
+                f"only {main} and the var's own value: pb's SQL fails on it in the warehouse",
+                hint=f"write `{{{{rowset.{pv.var.name}}}}}`",
+            )
 
 
 def _clause(ctx: CompileContext, text: str, where: Where) -> exp.Expr:

@@ -241,3 +241,56 @@ def test_a_second_run_within_the_same_day_reuses_the_first_runs_results(tmp_path
     third = _run(tmp_path, "2025-06-02T01:00:00Z")
     # as of 2025-06-02 00:00: the appended rows count. u1+a1 10+5+7+3 = 25, u2 40+2+100 = 142, u3 1
     assert _values(third, "total") == {U1: 25, U2: 142, U3: 1}
+
+
+def test_merge_reading_another_column_is_refused(tmp_path: Path, capsys) -> None:
+    # the rows of rowset hold the main id and the var's own value; pb's SQL fails on any other column
+    files = _files("merge_other", ONE_MERGE.format(merge="sum({{rowset.amount}})"))
+    err = _validate_error(tmp_path, files, capsys)
+    assert "vars.yaml:9:" in err and "reads `rowset.amount`" in err and "{{rowset.total}}" in err
+
+
+SQL_SOURCE = """
+models:
+  - name: big_orders
+    model_type: sql_template
+    model_spec:
+      materialization:
+        output_type: table
+      occurred_at_col: ts
+      contract:
+        is_append_only: true
+      ids:
+        - select: user_id
+          type: user_id
+          entity: user
+        - select: anonymous_id
+          type: anonymous_id
+          entity: user
+      single_sql: |
+        {% with orders = this.DeRef("inputs/orders") %}
+        select user_id, anonymous_id, amount, ts from {{ orders }} where amount >= 5
+        {% endwith %}
+var_groups:
+  - name: vars
+    entity_key: user
+    vars:
+      - entity_var:
+          name: big_total
+          select: sum(amount)
+          from: models/big_orders
+          merge: sum({{rowset.big_total}})
+"""
+
+
+def test_merge_over_an_append_only_sql_model(tmp_path: Path) -> None:
+    write(tmp_path, _files("merge_sql_model", SQL_SOURCE))
+    _sql(tmp_path, SEED)
+    first = _run(tmp_path, END_1)
+    # run 1, rows of 5 or more up to END_1: u1 10+5, a1 7, u2 40 (u2's 2 is below 5)
+    assert _values(first, "big_total") == {U1: 15, A1: 7, U2: 40}
+    _sql(tmp_path, APPENDED)
+    second = _run(tmp_path, END_2)
+    # new rows of the model dated >= END_1: none (u2's 2, u3's 1 and u1+a1's 3 are below 5; u2's 100 is late).
+    # u1 and a1 now one profile: 15 + 7 = 22; u2 keeps 40 (a full recompute: 140); u3 has no row of 5 or more
+    assert _values(second, "big_total") == {U1: 22, U2: 40, U3: None}
