@@ -591,8 +591,10 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs and pv not in merging]
     ctes: list[exp.CTE] = []
     subs = [(f"agg_{n}", columns, sub) for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched))]
-    for n, pv in enumerate(merging):
-        subs.append((f"merged_{n}", [pv], _merged(ctx, entity, pv, baseline, clauses[pv.var.name])))
+    if merging and baseline is not None:
+        merge_ctes, merged = _merged(ctx, entity, merging, baseline, clauses)
+        ctes.extend(merge_ctes)
+        subs.extend((f"merged_{n}", [pv], sub) for n, (pv, sub) in enumerate(merged))
     for alias, columns, sub in subs:
         on = col(main, "base").eq(col(main, alias))
         query = query.join(sub.subquery(alias, copy=False), on=on, join_type="left", copy=False)
@@ -655,19 +657,23 @@ def _merge_baseline(ctx: CompileContext, step: Step, entity: str) -> merges.Base
 def _merged(
     ctx: CompileContext,
     entity: str,
-    pv: PlannedVar,
-    baseline: merges.Baseline | None,
-    clauses: tuple[exp.Expr, exp.Expr | None],
-) -> exp.Select:
-    """A `merge:` var on a run with a baseline: its own aggregate over the source's new rows, merged by pb's
-    rule with the baseline's values (sql/merges.py)."""
-    assert baseline is not None and pv.var.spec.from_ is not None
-    source = pv.var.spec.from_
-    occurred = ctx.project.occurred_at_col(source) or ""  # the loader requires one
-    rows = merges.new_rows(_source_rows(ctx, entity, source), occurred, baseline, ctx.time_literal(baseline.end_time))
-    ((_, new),) = _aggregations(ctx, entity, [pv], source=rows)
+    merging: list[PlannedVar],
+    baseline: merges.Baseline,
+    clauses: dict[str, tuple[exp.Expr, exp.Expr | None]],
+) -> tuple[list[exp.CTE], list[tuple[PlannedVar, exp.Select]]]:
+    """`merge:` vars on a run with a baseline: their own aggregates over each source's new rows (one pass per
+    source, as for the other vars), merged by pb's rule with the baseline's values (sql/merges.py)."""
+    by_source: dict[str, list[PlannedVar]] = {}
+    for pv in merging:
+        by_source.setdefault(pv.var.spec.from_ or "", []).append(pv)
+    news: list[tuple[list[PlannedVar], exp.Query]] = []
+    for source, pvs in by_source.items():
+        occurred = ctx.project.occurred_at_col(source) or ""  # the loader requires one
+        since = ctx.time_literal(baseline.end_time)
+        rows = merges.new_rows(_source_rows(ctx, entity, source), occurred, baseline, since)
+        news.extend(_aggregations(ctx, entity, pvs, source=rows))
     graph = ctx.materials[StepKey.id_stitcher(entity)]
-    return merges.merged(pv, _main(ctx, entity), new, baseline, graph, clauses)
+    return merges.merged_vars(_main(ctx, entity), news, baseline, graph, clauses)
 
 
 def _with_default(value: exp.Expr, pv: PlannedVar) -> exp.Expr:

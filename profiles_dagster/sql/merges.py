@@ -114,20 +114,20 @@ def new_rows(rows: exp.Expr, occurred_at: str, baseline: Baseline, literal: exp.
     return query.subquery("new_rows")
 
 
-def merged(
-    pv: PlannedVar,
+def merged_vars(
     main: str,
-    new: exp.Query,
+    news: list[tuple[list[PlannedVar], exp.Query]],
     baseline: Baseline,
     current_graph: exp.Table,
-    clauses: tuple[exp.Expr, exp.Expr | None],
-) -> exp.Select:
-    """One row per main id: `merge` over the baseline's value and `new` (the var over the new rows), pb's way.
+    clauses: dict[str, tuple[exp.Expr, exp.Expr | None]],
+) -> tuple[list[exp.CTE], list[tuple[PlannedVar, exp.Select]]]:
+    """Per merge var, one row per main id: `merge` over the baseline's value and its value over the new rows
+    (`news`: the vars' aggregates over the new rows, several vars of one source in one pass), pb's way. The
+    CTEs they read (named once for all the table's merge vars) come first.
 
     The baseline's values follow their main ids through this run's stitching: an old main id whose ids now
     belong to another cluster takes that cluster's main id (the smallest, should a cluster have split), so
     two profiles merged by stitching have their rows merged by `merge` too, as pb's id_cluster_delta does."""
-    name = pv.var.name
     moves = (
         exp.select(exp.alias_(col(main, "p"), _OLD_MAIN), exp.alias_(exp.Min(this=col(main, "c")), _NEW_MAIN))
         .from_(baseline.graph.copy().as_("p"))
@@ -138,23 +138,44 @@ def merged(
                 col("other_id_type", "p").eq(col("other_id_type", "c")),
             ),
         )
+        .where(col(main, "p").neq(col(main, "c")))
         .group_by(col(main, "p"))
     )
+    names = [pv.var.name for pvs, _ in news for pv in pvs]
     old = (
         exp.select(
             exp.alias_(exp.func("coalesce", col(_NEW_MAIN, "moves"), col(main, "evt")), main),
-            exp.alias_(col(name, "evt"), name),
+            *(exp.alias_(col(name, "evt"), name) for name in names),
         )
         .from_(baseline.var_table.copy().as_("evt"))
-        .join(moves.subquery("moves"), on=col(main, "evt").eq(col(_OLD_MAIN, "moves")), join_type="left")
+        .join(_ref(_MOVES).as_("moves"), on=col(main, "evt").eq(col(_OLD_MAIN, "moves")), join_type="left")
     )
-    fresh = exp.select(col(main), col(name)).from_(new.subquery("new_values")).where(col(main).is_(exp.null()).not_())
-    merge, merge_where = clauses
-    query = (
-        exp.select(col(main), exp.alias_(merge.copy(), name))
-        .from_(exp.union(old, fresh, distinct=False).subquery(ROWSET))
-        .group_by(col(main))
-    )
-    if merge_where is not None:
-        query = query.where(merge_where.copy())
-    return query
+    ctes = [_cte(_MOVES, moves), _cte(_OLD, old)]
+    merged: list[tuple[PlannedVar, exp.Select]] = []
+    for n, (pvs, new) in enumerate(news):
+        fresh_name = f"{_NEW}_{n}"
+        ctes.append(_cte(fresh_name, new))
+        for pv in pvs:
+            name = pv.var.name
+            rows = exp.union(
+                exp.select(col(main), col(name)).from_(_ref(_OLD)),
+                exp.select(col(main), col(name)).from_(_ref(fresh_name)).where(col(main).is_(exp.null()).not_()),
+                distinct=False,
+            )
+            merge, merge_where = clauses[name]
+            query = exp.select(col(main), exp.alias_(merge.copy(), name)).from_(rows.subquery(ROWSET))
+            if merge_where is not None:
+                query = query.where(merge_where.copy())
+            merged.append((pv, query.group_by(col(main))))
+    return ctes, merged
+
+
+_MOVES, _OLD, _NEW = "merge_moved_ids", "merge_previous", "merge_new"
+
+
+def _ref(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name))
+
+
+def _cte(name: str, query: exp.Query) -> exp.CTE:
+    return exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(name)))
