@@ -7,7 +7,9 @@ rows; a later run computes a merge var's select over the rows with `occurred_at 
 changed) as the rows of `rowset`, keeps the rows passing `merge_where`, and aggregates them per main id with
 `merge`. Late rows (dated before the previous end time) are never merged, and a row dated exactly at it is
 merged again: pb's drift, kept for a user's own `merge:`. A full refresh (`--rebase_incremental`, pb's flag)
-computes in full again, without `merge_where`. Expected values are worked out by hand from the rows below.
+computes in full again, without `merge_where`. Expected values are worked out by hand from the rows below;
+the two-run, full-refresh and sql-model projects were also run under pb 0.26.4 on Postgres with the same rows
+and gave the same values, cell for cell (main ids included).
 """
 
 from __future__ import annotations
