@@ -211,9 +211,9 @@ def _check_merges(project: Project, errors: ErrorCollector) -> None:
             at = var.origin.at("merge")
             kind, _, name = spec.from_.partition("/")
             source = project.inputs.get(name) if kind == "inputs" else project.sql_models.get(name)
-            if source is None:
+            if source is None and name not in _model_names(project):
                 continue  # an unknown source is reported by _check_references
-            contract = source.spec.contract
+            contract = source.spec.contract if source is not None else None  # an id graph has no contract
             if contract is None or not contract.is_append_only:
                 raise at.error(
                     f"entity var '{var.name}' has a merge: clause, so it is merged with its previous value "

@@ -8,7 +8,7 @@ changed) as the rows of `rowset`, keeps the rows passing `merge_where`, and aggr
 `merge`. Late rows (dated before the previous end time) are never merged, and a row dated exactly at it is
 merged again: pb's drift, kept for a user's own `merge:`. A full refresh (`--rebase_incremental`, pb's flag)
 computes in full again, without `merge_where`. Expected values are worked out by hand from the rows below;
-the two-run, full-refresh and sql-model projects were also run under pb 0.26.4 on Postgres with the same rows
+the two-run, full-refresh, window/where and sql-model projects were also run under pb 0.26.4 on Postgres with the same rows
 and gave the same values, cell for cell (main ids included).
 """
 
@@ -149,6 +149,45 @@ def test_first_run_computes_in_full_and_the_second_merges_the_new_rows(tmp_path:
     assert _values(second, "plain_total") == {U1: Decimal(25), U2: Decimal(142), U3: Decimal(1)}
     # a var without from reads this run's merged value: 25+1, 44+1, 1+1
     assert _values(second, "total_plus_one") == {U1: Decimal(26), U2: Decimal(45), U3: Decimal(2)}
+
+
+WINDOW_AND_WHERE = """
+var_groups:
+  - name: vars
+    entity_key: user
+    vars:
+      - entity_var:
+          name: first_amount
+          select: first_value(amount)
+          from: inputs/orders
+          window:
+            order_by:
+              - ts
+          merge: min({{rowset.first_amount}})
+      - entity_var:
+          name: big_count
+          select: count(*)
+          from: inputs/orders
+          where: amount >= 5
+          default_value: 0
+          merge: sum({{rowset.big_count}})
+"""
+
+
+def test_a_window_var_and_a_var_with_where_merge_their_values_over_the_new_rows(tmp_path: Path) -> None:
+    write(tmp_path, _files("merge_window_where", WINDOW_AND_WHERE))
+    _sql(tmp_path, SEED)
+    first = _run(tmp_path, END_1)
+    # run 1: the earliest amount u1 10, a1 7, u2 40; rows of 5 or more: u1 2, a1 1, u2 1 (its 2 is below 5)
+    assert _values(first, "first_amount") == {U1: 10, A1: 7, U2: 40}
+    assert _values(first, "big_count") == {U1: 2, A1: 1, U2: 1}
+    _sql(tmp_path, APPENDED)
+    second = _run(tmp_path, END_2)
+    # new rows: u1+a1 3, u2 2, u3 1. first_value over the new rows: 3, 2, 1; min with the previous ones:
+    # u1 min(10, 7, 3) = 3, u2 min(40, 2) = 2, u3 1
+    assert _values(second, "first_amount") == {U1: 3, U2: 2, U3: 1}
+    # no new row is of 5 or more, so no new value: u1 2 + 1 = 3, u2 1, u3 none at all: its default 0
+    assert _values(second, "big_count") == {U1: 3, U2: 1, U3: 0}
 
 
 def test_full_refresh_computes_every_var_over_all_rows(tmp_path: Path) -> None:
