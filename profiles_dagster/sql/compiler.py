@@ -670,7 +670,7 @@ def _merged(
     for source, pvs in by_source.items():
         occurred = ctx.project.occurred_at_col(source) or ""  # the loader requires one
         since = ctx.time_literal(baseline.end_time)
-        rows = merges.new_rows(_source_rows(ctx, entity, source), occurred, baseline, since)
+        rows = merges.new_rows(_source_rows(ctx, entity, source), occurred, since)
         news.extend(_aggregations(ctx, entity, pvs, source=rows))
     graph = ctx.materials[StepKey.id_stitcher(entity)]
     return merges.merged_vars(_main(ctx, entity), news, baseline, graph, clauses)

@@ -87,7 +87,7 @@ def _check_columns(clause: exp.Expr, pv: PlannedVar, key: str, main: str) -> Non
     """The rows of rowset carry the main id and the var's own value only (pb's SQL): any other column fails in
     the warehouse on the second run, so it is refused at validate instead."""
     for column in clause.find_all(exp.Column):
-        if column.table not in ("", ROWSET) or column.name.lower() not in (pv.var.name.lower(), main):
+        if column.table not in ("", ROWSET) or column.name.lower() not in (pv.var.name.lower(), main.lower()):
             raise pv.var.origin.at(key).error(
                 f"{key}: of entity var '{pv.var.name}' reads `{column.sql()}`, but the rows it merges (rowset) hold "
                 f"only {main} and the var's own value: pb's SQL fails on it in the warehouse",
@@ -106,11 +106,11 @@ def _clause(ctx: CompileContext, text: str, where: Where) -> exp.Expr:
     return ctx.translated(parse_expression(rendered, ctx.source_dialect, where), where)
 
 
-def new_rows(rows: exp.Expr, occurred_at: str, baseline: Baseline, literal: exp.Expr) -> exp.Subquery:
+def new_rows(rows: exp.Expr, occurred_at: str, since: exp.Expr) -> exp.Subquery:
     """The source's rows new since the baseline, as pb picks them: occurred_at at or after the baseline's end
-    time (pb's `>=`: a row dated exactly at it is merged twice); a row with no occurred_at is never new."""
+    time `since` (pb's `>=`: a row dated exactly at it is merged twice); a row with no occurred_at is never new."""
     when = exp.cast(col(occurred_at), exp.DataType.build("timestamp"))
-    query = exp.select(exp.Star()).from_(rows).where(when >= literal)
+    query = exp.select(exp.Star()).from_(rows).where(when >= since)
     return query.subquery("new_rows")
 
 
