@@ -29,11 +29,14 @@ from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.timegrains import boundary
 from profiles_dagster.run import blame, execution, inputs, publication
+from profiles_dagster.run.grains import reused_within_grain
+from profiles_dagster.run.increments import previous_materials
 from profiles_dagster.run.materials import step_materials
 from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.run.resume import Resume, parse_seq_no
 from profiles_dagster.run.sql_files import sql_folder, write_step_sql
 from profiles_dagster.sql.compiler import CompileContext, StepProgram, compile_step
+from profiles_dagster.sql.increments import Previous
 from profiles_dagster.sql.names import table
 from profiles_dagster.sql.registry import Status
 from profiles_dagster.sql.stitcher import run_stitcher_step
@@ -111,6 +114,7 @@ class ProfilesRun:
         self.file_tables: dict[str, exp.Table] = {}
         self.context: CompileContext | None = None
         self._programs: dict[StepKey, StepProgram] = {}
+        self.within_grain: dict[StepKey, Previous] = {}  # steps reused from an earlier run of the same boundary
         self.results: list[StepResult] = []
         self.published = False
         self.sql_output = sql_output
@@ -150,6 +154,9 @@ class ProfilesRun:
             raise
         self.materials = step_materials(self.record, self.plan, self.steps, self.resume)
         self.file_tables = inputs.file_tables(self.project, self.steps, session, self.schema, self.seq_no)
+        increments = previous_materials(
+            session, self.schema, self.project.name, self.steps, self.seq_no, full_refresh=self.full_refresh
+        )
         self.context = CompileContext(
             self.project,
             self.plan,
@@ -160,7 +167,13 @@ class ProfilesRun:
             self.begin_time,
             self.file_tables,
             input_schema=self.schema,
+            increments=increments,
         )
+        if self.resume is None:  # pb's timegrains: a boundary an earlier run computed is reused, not redone
+            self.within_grain = reused_within_grain(
+                self.project.time_grain, increments, self.steps, self.end_time, self.begin_time
+            )
+            self.materials.update({key: previous.table for key, previous in self.within_grain.items()})
         if check_inputs:
             continuing = self.seq_no if self.resume is not None else None
             inputs.check_inputs(
@@ -193,10 +206,31 @@ class ProfilesRun:
         log.info("%s -> %s: kept from run %d (%d rows)", step.path, target.name, self.seq_no, rows)
         return result
 
+    def reuse_within_grain(self, step: Step) -> StepResult:
+        """A step an earlier run computed as of this run's timegrain boundary: its material, recorded as reused
+        (retention keeps it while this run's views read it)."""
+        previous = self.within_grain[step.key]
+        target = previous.table
+        self.record.material(step, target.name, Status.REUSED, finished=True)
+        rows = self.session.row_count(target)
+        stats: dict[str, object] = {"reused_within_grain": self.project.time_grain, "from_run": previous.seq_no}
+        result = StepResult(step, target, rows, 0.0, "", self.session.columns(target), stats)
+        self.results.append(result)
+        log.info(
+            "%s -> %s: reused from run %d (same %s boundary)",
+            step.path,
+            target.name,
+            previous.seq_no,
+            self.project.time_grain,
+        )
+        return result
+
     def execute_step(self, step: Step) -> StepResult:
         resume = self.resume
         if resume is not None and step.key in resume.kept:
             return self.keep_step(step, resume.kept[step.key])
+        if step.key in self.within_grain:
+            return self.reuse_within_grain(step)
         session = self.session
         target = self.materials[step.key]
         self.lock.heartbeat()

@@ -102,6 +102,7 @@ def load_project(project_dir: str | Path) -> Project:
     _check_filter_sources(project, doc, errors)
     _check_references(project, errors)
     _check_contracts(project, errors)
+    _check_merges(project, errors)
     errors.raise_if_any()
     project.notes.extend(_unapplied_keys(project))
     return project
@@ -143,11 +144,24 @@ def _unapplied_keys(project: Project) -> list[str]:
     contracts = [(n, i.spec.contract) for n, i in project.inputs.items()]
     contracts += [(n, m.spec.contract) for n, m in project.sql_models.items()]
     append_only = sorted(n for n, c in contracts if c is not None and c.is_append_only)
-    if append_only:
+    merging = {v.spec.from_.partition("/")[2] for v in project.vars if getattr(v.spec, "merge", None) and v.spec.from_}
+    unmerged = [n for n in append_only if n not in merging]
+    if unmerged:
         notes.append(
-            f"contract is_append_only on {', '.join(append_only)} is accepted: a declaration; each run here reads "
-            "the whole input, which gives the same values"
+            f"contract is_append_only on {', '.join(unmerged)} is accepted: a declaration; no var with merge: reads "
+            "it, so each run here reads the whole input, which gives the same values"
         )
+    for var in project.vars:
+        spec = var.spec
+        if getattr(spec, "merge", None) is not None and not spec.from_:
+            notes.append(
+                f"entity var '{var.name}' ({var.origin}): merge: on a var without from: is ignored, as pb does; "
+                "it is computed from the other vars every run"
+            )
+        elif getattr(spec, "merge_where", None) is not None and getattr(spec, "merge", None) is None:
+            notes.append(
+                f"entity var '{var.name}' ({var.origin}): merge_where: without merge: changes nothing, as with pb"
+            )
     tagged = [v.name for v in project.vars if v.spec.tags]
     if tagged:
         notes.append(f"tags on var(s) {', '.join(tagged)} are accepted: labels for pb's UI, they change no value")
@@ -181,6 +195,38 @@ def _check_contract(project: Project, inp: Input, errors: ErrorCollector) -> Non
                     f"the contract of input '{inp.name}' promises ids of entity '{entity}', but its "
                     "app_defaults.ids declare none",
                     hint=f"add an id with `entity: {entity}` or remove it from with_entity_ids",
+                )
+
+
+def _check_merges(project: Project, errors: ErrorCollector) -> None:
+    """pb 0.26.4's rule for an entity var's `merge:` (its incremental features): the var reads an input or sql
+    model whose contract says `is_append_only: true`; `is_event_stream` alone is not enough (pb refuses both at
+    load). The new rows are found by the source's occurred_at_col, so a source without one is refused too."""
+    for var in project.vars:
+        spec = var.spec
+        merge = getattr(spec, "merge", None)
+        if merge is None or not spec.from_:  # pb ignores a derived var's merge (noted in _unapplied_keys)
+            continue
+        with errors.item():
+            at = var.origin.at("merge")
+            kind, _, name = spec.from_.partition("/")
+            source = project.inputs.get(name) if kind == "inputs" else project.sql_models.get(name)
+            if source is None and name not in _model_names(project):
+                continue  # an unknown source is reported by _check_references
+            contract = source.spec.contract if source is not None else None  # an id graph has no contract
+            if contract is None or not contract.is_append_only:
+                raise at.error(
+                    f"entity var '{var.name}' has a merge: clause, so it is merged with its previous value "
+                    f"over the new rows of '{spec.from_}', but '{spec.from_}' is not declared append-only "
+                    "(pb refuses this too: a source whose rows can change or vanish cannot be merged)",
+                    hint=f"add `contract: {{is_append_only: true}}` to '{spec.from_}' if rows are only ever "
+                    f"added to it, or remove merge: from '{var.name}'",
+                )
+            if not project.occurred_at_col(spec.from_):
+                raise at.error(
+                    f"entity var '{var.name}' has a merge: clause, but '{spec.from_}' has no occurred_at_col: "
+                    "the rows new since the previous run are those with a later occurred_at",
+                    hint=f"set occurred_at_col on '{spec.from_}', or remove merge: from '{var.name}'",
                 )
 
 
@@ -403,12 +449,6 @@ def _load_var_group(project: Project, doc: YamlDocument, group: Any, base: KeyPa
         kind = "entity_var" if entry.entity_var else "input_var"
         spec = entry.entity_var or entry.input_var
         with errors.item():
-            for key in ("merge", "merge_where"):
-                if getattr(spec, key, None) is not None:
-                    where = (*base, "vars", j, kind, key)
-                    raise _not_yet(
-                        doc, where, "an entity_var", "the var from the previous run's value and the new rows"
-                    )
             var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
             if not _var_disabled(project, var):
                 project.vars.append(var)

@@ -145,7 +145,7 @@ class Contract(PbModel):
     is_event_stream: bool = False
     with_entity_ids: list[str] = []
     with_columns: list[ContractColumn] = []
-    is_append_only: bool = False  # a declaration pb accepts; runs here recompute in full, so nothing changes
+    is_append_only: bool = False  # rows are only ever added: what an entity var's `merge:` requires (pb's rule)
 
 
 class InputDef(PbModel):
@@ -270,7 +270,8 @@ class VarDef(PbModel):
 class EntityVarDef(VarDef):
     is_feature: bool = True
     materialization: Materialization | None = None  # pb reads its enable_status
-    # pb's incremental merge of an append-only input's new rows: parsed, refused by the loader until supported
+    # pb's incremental features: an aggregate over `{{rowset.<name>}}` (the previous value and the value over
+    # the source's new rows, per main id) and a condition on those rows (sql/merges.py)
     merge: str | None = None
     merge_where: str | None = None
 

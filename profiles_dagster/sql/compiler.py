@@ -27,6 +27,7 @@ from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import IdStitcher, Input, Origin, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, project_macros, render
+from profiles_dagster.sql import merges
 from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
     Where,
@@ -38,6 +39,7 @@ from profiles_dagster.sql.fragments import (
     var_placeholder,
 )
 from profiles_dagster.sql.ids import filtered_id, qualify, rendered_select
+from profiles_dagster.sql.increments import Increments
 from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
@@ -145,6 +147,8 @@ class CompileContext:
     file_tables: Mapping[str, exp.Table] = field(default_factory=dict)  # `csv:`/`s3:` inputs loaded by the run
     input_schema: str | None = None  # the connection's schema, where an unqualified input table name is
     reuse_fragments: bool = True  # False: every fragment is parsed and translated anew (the census counts them)
+    # each step's previous complete material of the same definition (incremental runs); empty: all in full
+    increments: Increments = field(default_factory=Increments)
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
@@ -579,10 +583,19 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     # vars read from a source without referring to other vars share one aggregate pass per source;
     # the rest follow in dependency order, each a layer over what is computed so far.
     # `query` is ours alone: build it in place (copy=False), or hundreds of vars copy the tree quadratically
-    batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs]
+    # pb's `merge:` vars (sql/merges.py): their clauses are checked on every compile; merged when there is a
+    # baseline, else computed over all rows with the others
+    clauses = {pv.var.name: merges.merge_clauses(ctx, pv) for pv in payload.vars if merges.merges(pv)}
+    baseline = _merge_baseline(ctx, step, entity) if clauses else None
+    merging = [pv for pv in payload.vars if pv.var.name in clauses] if baseline is not None else []
+    batched = [pv for pv in payload.vars if pv.var.spec.from_ and not pv.refs and pv not in merging]
     ctes: list[exp.CTE] = []
-    for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched)):
-        alias = f"agg_{n}"
+    subs = [(f"agg_{n}", columns, sub) for n, (columns, sub) in enumerate(_aggregations(ctx, entity, batched))]
+    if merging and baseline is not None:
+        merge_ctes, merged = _merged(ctx, entity, merging, baseline, clauses)
+        ctes.extend(merge_ctes)
+        subs.extend((f"merged_{n}", [pv], sub) for n, (pv, sub) in enumerate(merged))
+    for alias, columns, sub in subs:
         on = col(main, "base").eq(col(main, alias))
         query = query.join(sub.subquery(alias, copy=False), on=on, join_type="left", copy=False)
         query = query.select(
@@ -626,6 +639,41 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     if ctes:
         result.set("with_", exp.With(expressions=ctes))
     return result
+
+
+def _merge_baseline(ctx: CompileContext, step: Step, entity: str) -> merges.Baseline | None:
+    """The run a `merge:` var table extends: its previous complete material of the same definition and the id
+    graph of that same run. None (compute in full, as pb's first run does): no such run, a full refresh, or
+    that run's graph is gone."""
+    graph_key = StepKey.id_stitcher(entity)
+    table, graph = ctx.increments.of(step.key), ctx.increments.of(graph_key)
+    if table is None or graph is None or graph_key not in ctx.materials:
+        return None
+    if table.seq_no != graph.seq_no or table.end_time is None:
+        return None
+    return merges.Baseline(table.table, graph.table, table.end_time)
+
+
+def _merged(
+    ctx: CompileContext,
+    entity: str,
+    merging: list[PlannedVar],
+    baseline: merges.Baseline,
+    clauses: dict[str, tuple[exp.Expr, exp.Expr | None]],
+) -> tuple[list[exp.CTE], list[tuple[PlannedVar, exp.Select]]]:
+    """`merge:` vars on a run with a baseline: their own aggregates over each source's new rows (one pass per
+    source, as for the other vars), merged by pb's rule with the baseline's values (sql/merges.py)."""
+    by_source: dict[str, list[PlannedVar]] = {}
+    for pv in merging:
+        by_source.setdefault(pv.var.spec.from_ or "", []).append(pv)
+    news: list[tuple[list[PlannedVar], exp.Query]] = []
+    for source, pvs in by_source.items():
+        occurred = ctx.project.occurred_at_col(source) or ""  # the loader requires one
+        since = ctx.time_literal(baseline.end_time)
+        rows = merges.new_rows(_source_rows(ctx, entity, source), occurred, since)
+        news.extend(_aggregations(ctx, entity, pvs, source=rows))
+    graph = ctx.materials[StepKey.id_stitcher(entity)]
+    return merges.merged_vars(_main(ctx, entity), news, baseline, graph, clauses)
 
 
 def _with_default(value: exp.Expr, pv: PlannedVar) -> exp.Expr:
