@@ -28,7 +28,7 @@ from profiles_dagster.maintenance import recover_unfinished_runs, retain_after_r
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.timegrains import boundary
-from profiles_dagster.run import blame, execution, inputs, publication
+from profiles_dagster.run import blame, column_types, execution, inputs, publication
 from profiles_dagster.run.materials import step_materials
 from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.run.resume import Resume, parse_seq_no
@@ -111,6 +111,7 @@ class ProfilesRun:
         self.file_tables: dict[str, exp.Table] = {}
         self.context: CompileContext | None = None
         self._programs: dict[StepKey, StepProgram] = {}
+        self._untyped: set[StepKey] = set()  # compiled before the types of the tables they read were known
         self.results: list[StepResult] = []
         self.published = False
         self.sql_output = sql_output
@@ -171,8 +172,15 @@ class ProfilesRun:
         """The step's program, compiled once per run (validate's preparation asks for it more than once)."""
         if self.context is None:
             raise RuntimeError("ProfilesRun.start() must come before compiling a step")
-        if step.key not in self._programs:
+        # compiled again when the types of the tables it reads became known since (validate compiles first)
+        learned = column_types.learn(self.session, self.context, step, self.materials)
+        if step.key not in self._programs or (learned and step.key in self._untyped):
+            self.context.types_missed = False
             self._programs[step.key] = compile_step(step, self.context)
+            if self.context.types_missed:
+                self._untyped.add(step.key)
+            else:
+                self._untyped.discard(step.key)
         return self._programs[step.key]
 
     def compiled_sql(self, step: Step) -> str:

@@ -1,0 +1,98 @@
+"""The types of the columns a fragment reads, attached to its tree before translation.
+
+Some of Snowflake's meanings depend on a type the SQL does not show: a VARIANT column in arithmetic is cast to a
+number, a text column compared with a number is cast to it, a TIMESTAMP cast to text takes Snowflake's default
+output format. Those types are the types of the tables the fragment reads (upstream materials, input tables),
+known to whoever runs the SQL. They reach this pure layer as data: a mapping per table of column name to the
+engine's type, attached to each `exp.Column` (`TYPE` in its meta) so the rules read them with `column_type`.
+
+A column of a fragment read with types (`TYPED` set) whose type is still unknown makes a type-dependent
+construct refused; a fragment compiled with no types at all (no connection) keeps sqlglot's rendering, and the
+run compiles it again with the types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+TYPE = "pd_type"  # meta: the column's type on the engine (exp.DataType), when known
+TYPED = "pd_typed"  # meta: the column was read with types known (its TYPE may still be missing)
+
+Columns = Mapping[str, exp.DataType]  # column name (lower case) -> the engine's type
+Schema = Mapping[str, Columns]  # table name (lower case) -> its columns
+
+
+def table_key(table: exp.Table) -> str:
+    return table.name.lower()
+
+
+def column_type(node: exp.Expr) -> exp.DataType | None:
+    """The type attached to a column (None for another node, or a column whose type is unknown)."""
+    found = node.meta.get(TYPE) if isinstance(node, exp.Column) else None
+    return found if isinstance(found, exp.DataType) else None
+
+
+def read_with_types(node: exp.Expr) -> bool:
+    """Whether any column of `node` was read with types known: an unknown type there is a refusal, not a guess."""
+    return any(c.meta.get(TYPED) for c in node.find_all(exp.Column))
+
+
+def _mark(column: exp.Column, found: exp.DataType | None) -> None:
+    column.meta[TYPED] = True
+    if found is not None:
+        column.meta[TYPE] = found
+
+
+def attach_columns(tree: exp.Expr, columns: Columns) -> exp.Expr:
+    """A fragment over one table's rows (an entity var's `from`, an input's `where`): each column by its name."""
+    for column in tree.find_all(exp.Column):
+        _mark(column, columns.get(column.name.lower()))
+    return tree
+
+
+def attach_schema(tree: exp.Expr, schema: Schema) -> exp.Expr:
+    """A query (a sql model): each column through the scope it is read in, to the table it comes from (through
+    derived tables and CTEs by the projection of that name). A query sqlglot cannot scope is left untyped."""
+    try:
+        scopes = list(traverse_scope(tree))
+    except Exception:  # sqlglot's scoping does not cover every dialect construct: untyped, as without schema
+        return tree
+    for scope in scopes:  # inner scopes come first, so a derived table's columns are typed before its readers
+        for column in scope.columns:
+            found = _from_scope(scope, column, schema)
+            if found is not False:
+                _mark(column, found if isinstance(found, exp.DataType) else None)
+    return tree
+
+
+def _from_scope(scope: Scope, column: exp.Column, schema: Schema) -> exp.DataType | bool | None:
+    """The column's type; None when its table is typed but the type unknown; False when nothing is known."""
+    name = column.name.lower()
+    if column.table:
+        source = scope.sources.get(column.table)
+        sources = [source] if source is not None else []
+    else:
+        sources = list(scope.sources.values())
+    found: list[exp.DataType | bool | None] = []
+    for source in sources:
+        if isinstance(source, exp.Table):
+            columns = schema.get(table_key(source))
+            if columns is None:
+                found.append(False)
+            elif name in columns or len(sources) == 1:
+                found.append(columns.get(name))
+        elif isinstance(source, Scope) and isinstance(source.expression, exp.Select):
+            for projection in source.expression.selects:
+                if projection.alias_or_name.lower() == name:
+                    inner = projection.unalias()
+                    typed = isinstance(inner, exp.Column) and inner.meta.get(TYPED)
+                    found.append(column_type(inner) if typed else None)
+    if len(found) != 1:
+        return False if not found or any(f is False for f in found) else None
+    return found[0]
+
+
+__all__ = ["TYPE", "TYPED", "Columns", "Schema", "attach_columns", "attach_schema", "column_type", "read_with_types"]
