@@ -220,6 +220,12 @@ def known_type(node: exp.Expr) -> exp.DataType | None:
     if isinstance(node, exp.Min | exp.Max | exp.AnyValue | exp.FirstValue | exp.LastValue | exp.Sum):
         inner = known_type(node.this)  # the value's own type (a SUM of integers is an integer, of floats a float)
         return inner if inner is None or not isinstance(node, exp.Sum) or inner.this in _INTEGER | _FLOATS else None
+    if isinstance(node, exp.Window):
+        return known_type(node.this)
+    if isinstance(node, exp.Case):  # every branch of one known type (a missing ELSE is NULL, of any type)
+        branches = [i.args.get("true") for i in node.args.get("ifs") or []] + [node.args.get("default")]
+        kinds = [known_type(b) for b in branches if b is not None and not isinstance(b, exp.Null)]
+        return kinds[0] if kinds and all(k is not None and k == kinds[0] for k in kinds) else None
     if isinstance(node, exp.Coalesce):
         types = [known_type(a) for a in [node.this, *node.expressions] if not isinstance(a, exp.Null)]
         return types[0] if types and all(t is not None and t == types[0] for t in types) else None

@@ -36,8 +36,10 @@ def column_type(node: exp.Expr) -> exp.DataType | None:
 
 
 def read_with_types(node: exp.Expr) -> bool:
-    """Whether any column of `node` was read with types known: an unknown type there is a refusal, not a guess."""
-    return any(c.meta.get(TYPED) for c in node.find_all(exp.Column))
+    """Whether the columns of `node` were all read with types known: an unknown type there is a refusal, not a
+    guess (a column of a table whose types were not read leaves it as without types)."""
+    columns = list(node.find_all(exp.Column))
+    return bool(columns) and all(c.meta.get(TYPED) for c in columns)
 
 
 def _mark(column: exp.Column, found: exp.DataType | None) -> None:
@@ -68,14 +70,26 @@ def attach_schema(tree: exp.Expr, schema: Schema) -> exp.Expr:
     return tree
 
 
+def _projection_type(inner: exp.Expr) -> exp.DataType | bool | None:
+    """The type of a derived table's projection (its columns typed already): False when it was not read
+    with types."""
+    from profiles_dagster.sql.transpile.scalars import known_type  # the rules' own reading of a type
+
+    found = known_type(inner)
+    if found is not None:
+        return found
+    return None if read_with_types(inner) else False
+
+
 def _from_scope(scope: Scope, column: exp.Column, schema: Schema) -> exp.DataType | bool | None:
     """The column's type; None when its table is typed but the type unknown; False when nothing is known."""
     name = column.name.lower()
+    selected = {alias: source for alias, (_, source) in scope.selected_sources.items()}  # FROM and JOINs
     if column.table:
-        source = scope.sources.get(column.table)
+        source = selected.get(column.table)
         sources = [source] if source is not None else []
     else:
-        sources = list(scope.sources.values())
+        sources = list(selected.values())
     found: list[exp.DataType | bool | None] = []
     for source in sources:
         if isinstance(source, exp.Table):
@@ -87,9 +101,7 @@ def _from_scope(scope: Scope, column: exp.Column, schema: Schema) -> exp.DataTyp
         elif isinstance(source, Scope) and isinstance(source.expression, exp.Select):
             for projection in source.expression.selects:
                 if projection.alias_or_name.lower() == name:
-                    inner = projection.unalias()
-                    typed = isinstance(inner, exp.Column) and inner.meta.get(TYPED)
-                    found.append(column_type(inner) if typed else None)
+                    found.append(_projection_type(projection.unalias()))
     if len(found) != 1:
         return False if not found or any(f is False for f in found) else None
     return found[0]
