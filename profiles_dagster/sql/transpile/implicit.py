@@ -129,7 +129,8 @@ def _text_cast(value: exp.Expr, construct: str) -> exp.Expr | None:
     found = known_type(value)
     if found is None:
         if read_with_types(value):
-            raise UnfaithfulError(construct, f"the text of {value.sql('snowflake')} depends on its type, not known here")
+            reason = f"the text of {value.sql('snowflake')} depends on its type, not known here"
+            raise UnfaithfulError(construct, reason)
         return None  # compiled without types: the run compiles it again with them
     if found.this in _SAME_TEXT:
         return None
@@ -217,7 +218,8 @@ def spark_text_of_typed_value(node: exp.Expr) -> exp.Expr:
     found = known_type(node.this)
     if found is None:
         if read_with_types(node.this):
-            raise UnfaithfulError("CAST", f"the text of {node.this.sql('databricks')} depends on its type, not known here")
+            reason = f"the text of {node.this.sql('databricks')} depends on its type, not known here"
+            raise UnfaithfulError("CAST", reason)
         return node
     if found.this in _SAME_TEXT:
         return node

@@ -7,7 +7,6 @@ Snowflake's documentation defines (the rule is named beside each case). Refusals
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -73,7 +72,8 @@ SNOWFLAKE: list[tuple[str, str, object, str]] = [
     ("text comparison", "txt0 = 12", True, "'012' is the number 12"),
     ("text comparison", "txt < i + 1", True, "text vs a numeric column expression"),
     # CAST(x AS VARCHAR) / ::string / TO_CHAR(x): the text of x's type
-    ("CAST(… AS VARCHAR)", "ts::string", "2024-01-02 03:04:05.100", "TIMESTAMP_OUTPUT_FORMAT YYYY-MM-DD HH24:MI:SS.FF3"),
+    # TIMESTAMP_OUTPUT_FORMAT's default YYYY-MM-DD HH24:MI:SS.FF3
+    ("CAST(… AS VARCHAR)", "ts::string", "2024-01-02 03:04:05.100", "TIMESTAMP_OUTPUT_FORMAT"),
     ("CAST(… AS VARCHAR)", "cast(ts0 as varchar)", "2024-01-02 03:04:05.000", "FF3 keeps three zero digits"),
     ("CAST(… AS VARCHAR)", "d::varchar", "2024-01-02", "DATE_OUTPUT_FORMAT YYYY-MM-DD"),
     ("CAST(… AS VARCHAR)", "b::varchar", "true", "BOOLEAN as text: 'true'"),
