@@ -129,7 +129,7 @@ def _function_name(node: exp.Expr) -> str:
 
 
 # parsed and translated fragments by (rendered text, source dialect, engine dialect): pure functions of the key
-_FRAGMENTS: dict[tuple[str, str, str, str], exp.Expr] = {}
+_FRAGMENTS: dict[tuple[str, str, str, str], tuple[exp.Expr, bool]] = {}  # (tree, a rule asked a type)
 _FRAGMENTS_KEPT = 20_000
 _SIGNATURES: dict[int, tuple[dict[str, exp.DataType], str]] = {}  # id(columns) -> (columns, their text)
 
@@ -245,13 +245,10 @@ class CompileContext:
         )
 
     def types_of(self, reads: exp.Expr | None) -> dict[str, exp.DataType] | None:
-        """The column types of the table a fragment reads, None when not known (noted in `types_missed`)."""
+        """The column types of the table a fragment reads, None when not known."""
         if not isinstance(reads, exp.Table):
             return None
-        found = self.column_types.get(types.table_key(reads))
-        if found is None:
-            self.types_missed = True
-        return found
+        return self.column_types.get(types.table_key(reads))
 
     def fragment(self, text: str, where: Where, reads: exp.Expr | None = None) -> exp.Expr:
         """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile. The
@@ -263,12 +260,17 @@ class CompileContext:
         signature = _signature(columns)
         key = (rendered, str(self.source_dialect), str(self.dialect), signature)
         known = _FRAGMENTS.get(key) if self.reuse_fragments else None
+        untyped = columns is None and isinstance(reads, exp.Table)  # its table's types may come later
         if known is not None:
-            return known.copy()
+            self.types_missed |= untyped and known[1]
+            return known[0].copy()
         parsed = parse_expression(rendered, self.source_dialect, where)
         if columns is not None:
             types.attach_columns(parsed, columns)
+        types.reset_asked()
         parsed = self.translated(parsed, where)
+        asked = types.was_asked()  # a rule asked a column's type: its answer may change with the types
+        self.types_missed |= untyped and asked
         if self.dialect != self.source_dialect:
             try:
                 parsed.sql(dialect=self.dialect, unsupported_level=ErrorLevel.RAISE)
@@ -278,16 +280,22 @@ class CompileContext:
                 ) from None
         if len(_FRAGMENTS) >= _FRAGMENTS_KEPT:
             _FRAGMENTS.pop(next(iter(_FRAGMENTS)))
-        _FRAGMENTS[key] = parsed.copy()
+        _FRAGMENTS[key] = (parsed.copy(), asked)
         return parsed
 
     def with_types(self, tree: exp.Expr) -> exp.Expr:
         """A query's columns typed from the tables it reads, where their types are known."""
+        return types.attach_schema(tree, self.column_types) if self.column_types else tree
+
+    def translated_query(self, tree: exp.Expr, where: Where) -> exp.Expr:
+        """A sql model's query or statement, its columns typed, translated; `types_missed` noted when it reads
+        a table whose types are not known and a rule asked the type of a column."""
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
         read = {t.name.lower() for t in tree.find_all(exp.Table) if t.name} - ctes
-        if any(name not in self.column_types for name in read):
-            self.types_missed = True
-        return types.attach_schema(tree, self.column_types) if self.column_types else tree
+        types.reset_asked()
+        out = self.translated(self.with_types(tree), where)
+        self.types_missed |= types.was_asked() and any(name not in self.column_types for name in read)
+        return out
 
     def translated(self, tree: exp.Expr, where: Where) -> exp.Expr:
         """User SQL parsed in the project's dialect, rewritten to mean the same on the engine (or refused)."""
@@ -902,11 +910,11 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
                     expressions=[*ctes, *(own.expressions if own else [])], recursive=own and own.args.get("recursive")
                 ),
             )
-        query = ctx.translated(ctx.with_types(parsed), where)
+        query = ctx.translated_query(parsed, where)
         assert isinstance(query, exp.Query)
         _check_id_columns(ctx, model, query)
         return query
-    return [ctx.translated(ctx.with_types(s), where) for s in parse_statements(rendered, ctx.source_dialect, where)]
+    return [ctx.translated_query(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]
 
 
 def _as_pb_wraps(single_sql: str) -> str:

@@ -30,7 +30,7 @@ from sqlglot import exp
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
 from profiles_dagster.sql.transpile.scalars import _FLOATS, _INTEGER, _TEMPORAL, _TEXT, known_type
 from profiles_dagster.sql.transpile.semistructured import _is_variant, _text_of
-from profiles_dagster.sql.transpile.types import read_with_types
+from profiles_dagster.sql.transpile.types import column_type, read_with_types
 
 T = exp.DataType.Type
 SNOWFLAKE_DUCKDB = [("snowflake", "duckdb")]
@@ -49,6 +49,12 @@ _NUMERIC_FUNCTIONS = (exp.Sum, exp.Avg, exp.Round, exp.Abs, exp.Floor, exp.Ceil,
 # the text both engines write for a value of these types cast to VARCHAR
 _SAME_TEXT = _TEXT | _INTEGER | {T.DATE, T.BOOLEAN, T.DECIMAL, T.UUID}
 _DEFAULT_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%g"  # Snowflake's TIMESTAMP_OUTPUT_FORMAT YYYY-MM-DD HH24:MI:SS.FF3
+
+
+def _variant_operand(value: exp.Expr) -> bool:
+    """Whether an operand is a VARIANT (asking a column's type, so an untyped compile is known to depend on it)."""
+    column_type(value)
+    return _is_variant(value)
 
 
 def _double() -> exp.DataType:
@@ -81,13 +87,13 @@ def variant_as_number(node: exp.Expr) -> exp.Expr:
         for side, other in (("this", "expression"), ("expression", "this")):
             value = node.args[side]
             partner = known_type(node.args[other])
-            if _is_variant(value) and not (partner is not None and partner.this in _TEMPORAL):
+            if _variant_operand(value) and not (partner is not None and partner.this in _TEMPORAL):
                 node.set(side, _as_number(value))
         return node
-    if isinstance(node, _NUMERIC_FUNCTIONS) and _is_variant(node.this):
+    if isinstance(node, _NUMERIC_FUNCTIONS) and _variant_operand(node.this):
         node.set("this", _as_number(node.this))
         return node
-    if isinstance(node, exp.Min | exp.Max) and _is_variant(node.this) and _may_hold_scalars(node.this):
+    if isinstance(node, exp.Min | exp.Max) and _variant_operand(node.this) and _may_hold_scalars(node.this):
         raise UnfaithfulError(
             f"{node.key.upper()} of a VARIANT",
             "Snowflake orders VARIANT values by their type and value; DuckDB would order their JSON text",
@@ -104,7 +110,7 @@ def coerced_comparison(node: exp.Expr) -> exp.Expr:
     for side, other in (("this", "expression"), ("expression", "this")):
         value, partner = node.args[side], node.args[other]
         partner_type = known_type(partner)
-        if _is_variant(value) and not _is_variant(partner):
+        if _variant_operand(value) and not _variant_operand(partner):
             if _is_number(partner):
                 node.set(side, _as_number(value))
             elif partner_type is not None and partner_type.this in _TEMPORAL:
@@ -124,7 +130,7 @@ def coerced_comparison(node: exp.Expr) -> exp.Expr:
 
 def _text_cast(value: exp.Expr, construct: str) -> exp.Expr | None:
     """`value` written as Snowflake casts it to text; None to keep the cast as it is."""
-    if _is_variant(value) or isinstance(value, exp.Null):
+    if _variant_operand(value) or isinstance(value, exp.Null):
         return None  # semistructured.py writes a VARIANT's text; NULL is NULL
     found = known_type(value)
     if found is None:
@@ -171,8 +177,8 @@ def to_boolean(node: exp.Expr) -> exp.Expr:
         return exp.paren(value)
     if _is_number(value):
         return exp.NEQ(this=exp.paren(value), expression=exp.Literal.number(0))
-    text = _text_of(value) if _is_variant(value) else value
-    if not _is_variant(value) and (found is None or found.this not in _TEXT):
+    text = _text_of(value) if _variant_operand(value) else value
+    if not _variant_operand(value) and (found is None or found.this not in _TEXT):
         raise UnfaithfulError("TO_BOOLEAN", "of a value whose type is not known: its rule depends on it")
     lowered = exp.Lower(this=text.copy())
     truths = exp.In(this=lowered.copy(), expressions=[exp.Literal.string(s) for s in _TRUE])
@@ -211,7 +217,7 @@ def spark_text_of_typed_value(node: exp.Expr) -> exp.Expr:
     """Databricks' CAST(x AS STRING): a DATE, BOOLEAN, integer or DECIMAL is written as DuckDB writes it; a
     TIMESTAMP drops zero fractions there (`2024-01-02 03:04:05`), DuckDB keeps them in another form: refused,
     as are FLOAT/DOUBLE (Spark's own shortest form) and a type unknown with columns read with types."""
-    if not (isinstance(node, exp.Cast) and node.to.this in _TEXT) or _is_variant(node.this):
+    if not (isinstance(node, exp.Cast) and node.to.this in _TEXT) or _variant_operand(node.this):
         return node
     if isinstance(node.this, exp.Null):
         return node

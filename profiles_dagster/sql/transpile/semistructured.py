@@ -30,7 +30,7 @@ from sqlglot.dialects.snowflake import Snowflake
 from sqlglot.optimizer.annotate_types import annotate_types
 
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
-from profiles_dagster.sql.transpile.types import column_type
+from profiles_dagster.sql.transpile.types import TYPE
 
 # Constructs (as benchmarks/sql_census.py names them) whose translation keeps Snowflake's meaning on DuckDB, each
 # checked by test_semistructured.py against Snowflake's documented values (the census reports them "same";
@@ -452,8 +452,9 @@ class _Rewriter:
             else:
                 select = node.find_ancestor(exp.Select)
                 known = name in ("value", "this") and select is not None and id(select) in self.flatten_selects
-            typed = column_type(node)  # a JSON column of a table read is a VARIANT (transpile/types.py)
-            return _variant(node) if known or (typed is not None and typed.this in _SEMI_TYPES) else node
+            typed = node.meta.get(TYPE)  # a JSON column of a table read is a VARIANT (transpile/types.py)
+            json = isinstance(typed, exp.DataType) and typed.this in _SEMI_TYPES
+            return _variant(node) if known or json else node
         if isinstance(node, exp.TableFromRows | exp.Lateral) and isinstance(node.this, exp.Explode):
             return _flatten_node(node)
         if isinstance(node, exp.ParseJSON):

@@ -29,9 +29,25 @@ def table_key(table: exp.Table) -> str:
     return table.name.lower()
 
 
+_ASKED = [False]  # a rule asked the type of a column read without types since `reset_asked`
+
+
+def reset_asked() -> None:
+    _ASKED[0] = False
+
+
+def was_asked() -> bool:
+    """Whether a rule asked the type of a column read without types: then the answer may change with types."""
+    return _ASKED[0]
+
+
 def column_type(node: exp.Expr) -> exp.DataType | None:
     """The type attached to a column (None for another node, or a column whose type is unknown)."""
-    found = node.meta.get(TYPE) if isinstance(node, exp.Column) else None
+    if not isinstance(node, exp.Column):
+        return None
+    if not node.meta.get(TYPED):
+        _ASKED[0] = True
+    found = node.meta.get(TYPE)
     return found if isinstance(found, exp.DataType) else None
 
 
@@ -107,4 +123,15 @@ def _from_scope(scope: Scope, column: exp.Column, schema: Schema) -> exp.DataTyp
     return found[0]
 
 
-__all__ = ["TYPE", "TYPED", "Columns", "Schema", "attach_columns", "attach_schema", "column_type", "read_with_types"]
+__all__ = [
+    "TYPE",
+    "TYPED",
+    "Columns",
+    "Schema",
+    "attach_columns",
+    "attach_schema",
+    "column_type",
+    "read_with_types",
+    "reset_asked",
+    "was_asked",
+]
