@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, project_macros, render
 from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
+    VAR_PREFIX,
     Where,
     bind_vars,
     literal_for,
@@ -42,6 +44,7 @@ from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
 from profiles_dagster.sql.transpile import UnfaithfulError, translate, types
+from profiles_dagster.sql.transpile.semistructured import holds_variant
 
 INPUT_ROW_ID = "input_row_id"
 # pb's name for the entity's main id: in an input var's `window.partition_by` (its docs' example uses it), and
@@ -131,6 +134,7 @@ def _function_name(node: exp.Expr) -> str:
 # parsed and translated fragments by (rendered text, source dialect, engine dialect): pure functions of the key
 _FRAGMENTS: dict[tuple[str, str, str, str], tuple[exp.Expr, bool]] = {}  # (tree, a rule asked a type)
 _FRAGMENTS_KEPT = 20_000
+_VAR_REFS = re.compile(re.escape(VAR_PREFIX) + r"(\w+)")
 _SIGNATURES: dict[int, tuple[dict[str, exp.DataType], str]] = {}  # id(columns) -> (columns, their text)
 
 
@@ -161,6 +165,7 @@ class CompileContext:
     # filled by whoever runs the SQL as the tables come to exist; some of the source dialect's casts depend on them
     column_types: dict[str, dict[str, exp.DataType]] = field(default_factory=dict)
     types_missed: bool = False  # set when a fragment read a table whose types were not known
+    variant_vars: set[str] = field(default_factory=set)  # vars whose value is a VARIANT (JSON on the engine)
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
@@ -257,7 +262,10 @@ class CompileContext:
         `reads`: the table whose rows the fragment is computed over, whose column types some casts depend on."""
         rendered = self.rendered(text, where)
         columns = self.types_of(reads)
-        signature = _signature(columns)
+        variants = (
+            sorted(n for n in _VAR_REFS.findall(rendered) if n in self.variant_vars) if VAR_PREFIX in rendered else []
+        )
+        signature = _signature(columns) + "|" + ",".join(variants)
         key = (rendered, str(self.source_dialect), str(self.dialect), signature)
         known = _FRAGMENTS.get(key) if self.reuse_fragments else None
         untyped = columns is None and isinstance(reads, exp.Table)  # its table's types may come later
@@ -267,6 +275,8 @@ class CompileContext:
         parsed = parse_expression(rendered, self.source_dialect, where)
         if columns is not None:
             types.attach_columns(parsed, columns)
+        if variants:  # a var holding a VARIANT is one where another var reads it (`{{ user.Var("v") }}::string`)
+            types.attach_vars(parsed, {var_placeholder(n) for n in variants})
         types.reset_asked()
         parsed = self.translated(parsed, where)
         asked = types.was_asked()  # a rule asked a column's type: its answer may change with the types
@@ -569,6 +579,8 @@ def _row_value(
     spec = pv.var.spec
     where = Where(pv.var.origin, pv.var.name)
     value = ctx.fragment(spec.select, where, reads)
+    if holds_variant(value):
+        ctx.variant_vars.add(pv.var.name)
     cond = ctx.fragment(spec.where, where, reads) if spec.where else None
     if not spec.window and (found := _bare(value, _aggregate)) is not None:
         rows = "its input's rows, one value per row" if main is not None else "the entity var table, one per main id"
@@ -725,6 +737,8 @@ def _aggregations(
             raise where.error("a var aggregated per source needs `from`")
         reads = _source_table(ctx, entity, spec.from_)
         value = ctx.fragment(spec.select, where, reads)
+        if holds_variant(value):
+            ctx.variant_vars.add(pv.var.name)
         if not spec.window and (found := _bare(value, _window_only)) is not None:
             raise pv.var.origin.at("select").error(
                 f"`{_function_name(found)}(...)` is a window function, and entity var '{spec.name}' has `from:` and "

@@ -120,6 +120,29 @@ def _is_variant(node: exp.Expr) -> bool:
     return bool(node.meta.get(_VARIANT))
 
 
+_KEEPS_VALUE = (
+    exp.Paren,
+    exp.AnyValue,
+    exp.Max,
+    exp.Min,
+    exp.ArgMax,
+    exp.ArgMin,
+    exp.FirstValue,
+    exp.LastValue,
+    exp.Window,
+    exp.Coalesce,
+)
+
+
+def holds_variant(tree: exp.Expr) -> bool:
+    """Whether a translated value is a VARIANT (JSON on DuckDB): a VARIANT itself, or an aggregate or window
+    that keeps one of its input values (ANY_VALUE, MAX, FIRST_VALUE, ... of a VARIANT)."""
+    node = tree
+    while not _is_variant(node) and isinstance(node, _KEEPS_VALUE):
+        node = node.this
+    return _is_variant(node)
+
+
 def _text_of(node: exp.Expr) -> exp.Expr:
     """A VARIANT's value as Snowflake converts it to text: a string unquoted, other scalars and compounds as
     JSON text, a JSON null as NULL."""

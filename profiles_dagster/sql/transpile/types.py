@@ -71,6 +71,14 @@ def attach_columns(tree: exp.Expr, columns: Columns) -> exp.Expr:
     return tree
 
 
+def attach_vars(tree: exp.Expr, variants: set[str]) -> exp.Expr:
+    """Var references (placeholder columns) of vars whose value is a VARIANT: typed JSON, as the engine holds it."""
+    for column in tree.find_all(exp.Column):
+        if not column.table and column.name in variants:
+            _mark(column, exp.DataType.build("json"))
+    return tree
+
+
 def attach_schema(tree: exp.Expr, schema: Schema) -> exp.Expr:
     """A query (a sql model): each column through the scope it is read in, to the table it comes from (through
     derived tables and CTEs by the projection of that name). A query sqlglot cannot scope is left untyped."""
@@ -130,6 +138,7 @@ __all__ = [
     "Schema",
     "attach_columns",
     "attach_schema",
+    "attach_vars",
     "column_type",
     "read_with_types",
     "reset_asked",

@@ -307,3 +307,35 @@ def test_variant_arithmetic_project_validates_and_runs(tmp_path: Path) -> None:
     # round(price * 0.8, 2): u1 9.6 + 2.8 = 12.4; u2 4.0
     assert float(u1["discount"]) == pytest.approx(12.4) and float(u2["discount"]) == pytest.approx(4.0)
     assert json.dumps(u1, default=str)  # the row reads back whole
+
+
+def test_a_var_holding_a_variant_string_is_text_without_quotes(tmp_path: Path) -> None:
+    # `{{ user.Var("v") }}::string` of a var whose value is a VARIANT string: Snowflake's text is the string
+    # itself ('CA'), not its JSON ('"CA"'), though the reading var only sees a column of the var table
+    project = dict(PROJECT)
+    project["models/vars.yaml"] = """
+        var_groups:
+          - name: vars
+            entity_key: user
+            vars:
+              - entity_var:
+                  name: first_sku
+                  select: min_by(sku, ts)
+                  from: models/items
+              - entity_var:
+                  name: sku_text
+                  select: '{{ user.Var("first_sku") }}::string'
+              - entity_var:
+                  name: sku_upper
+                  select: 'upper({{ user.Var("first_sku") }}::varchar)'
+    """
+    write(tmp_path, project)
+    database = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(database))
+    con.execute("create schema raw")
+    con.execute(ORDERS)
+    con.close()
+    assert main(["run", "-p", str(tmp_path), "--end_time", "2025-06-01T00:00:00Z"]) == 0
+    rows = Outputs(database).by_key("out.user_feature_view")
+    u1 = rows[rid("u1", "user_id")]
+    assert u1["sku_text"] == "b" and u1["sku_upper"] == "B"
