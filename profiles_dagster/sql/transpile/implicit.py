@@ -10,6 +10,8 @@ thing (Snowflake's "Data type conversion: implicit casting (coercion)"):
 - a VARIANT compared with a DATE or TIMESTAMP is cast to that type through its text;
 - a text column compared with a number is cast to a number (DuckDB refuses `VARCHAR > INTEGER`, and compares
   `'012' = 12` only by chance of its literal rules);
+- a text column or a VARIANT given to a date function (DATEDIFF, DATEADD, DATE_TRUNC, YEAR, EXTRACT, ...) is
+  a TIMESTAMP read from its text;
 - MIN/MAX of a VARIANT column or path order VARIANT values (numbers by value) where DuckDB orders JSON text
   ('10' < '9'): refused.
 
@@ -125,6 +127,39 @@ def coerced_comparison(node: exp.Expr) -> exp.Expr:
         ):
             node.set(side, exp.Cast(this=value, to=_double()))
             return node
+    return node
+
+
+_DATE_FUNCTIONS: dict[type[exp.Expr], tuple[str, ...]] = {
+    exp.DateDiff: ("this", "expression"),
+    exp.DateAdd: ("this",),
+    exp.DateSub: ("this",),
+    exp.DateTrunc: ("this",),
+    exp.TimestampTrunc: ("this",),
+    exp.Year: ("this",),
+    exp.Month: ("this",),
+    exp.Day: ("this",),
+    exp.DayOfWeek: ("this",),
+    exp.DayOfYear: ("this",),
+    exp.Quarter: ("this",),
+    exp.LastDay: ("this",),
+    exp.Extract: ("expression",),
+}
+
+
+@rule(SNOWFLAKE_DUCKDB)
+def text_in_date_functions(node: exp.Expr) -> exp.Expr:
+    """A text column (or a VARIANT) given to a date function is a TIMESTAMP_NTZ on Snowflake, read from its text
+    in AUTO format ('2024-01-02' is its midnight); DuckDB has no date function of VARCHAR or JSON."""
+    for key in _DATE_FUNCTIONS.get(type(node), ()):
+        value = node.args.get(key)
+        if value is None or isinstance(value, exp.Literal):
+            continue  # DuckDB casts a string literal itself
+        found = known_type(value)
+        if _variant_operand(value):
+            node.set(key, exp.Cast(this=_text_of(value), to=exp.DataType.build("timestamp")))
+        elif found is not None and found.this in _TEXT:
+            node.set(key, exp.Cast(this=value, to=exp.DataType.build("timestamp")))
     return node
 
 

@@ -7,6 +7,7 @@ Snowflake's documentation defines (the rule is named beside each case). Refusals
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -71,6 +72,12 @@ SNOWFLAKE: list[tuple[str, str, object, str]] = [
     ("text comparison", "txt > 9", True, "text cast to a number (DuckDB alone refuses VARCHAR > INTEGER)"),
     ("text comparison", "txt0 = 12", True, "'012' is the number 12"),
     ("text comparison", "txt < i + 1", True, "text vs a numeric column expression"),
+    # text (or a VARIANT) in a date function: a TIMESTAMP_NTZ read from its text in AUTO format
+    ("date functions", "datediff(day, vdate, '2024-01-10'::date)", 8, "a VARIANT date string"),
+    ("date functions", "year(d::varchar)", 2024, "YEAR of a date's text"),
+    ("date functions", "dateadd(day, 1, d::varchar)", dt.datetime(2024, 1, 3), "a TIMESTAMP from text"),
+    ("date functions", "date_trunc(month, vdate)", dt.datetime(2024, 1, 1), "DATE_TRUNC of a VARIANT"),
+    ("date functions", "extract(day from d::string)", 2, "EXTRACT from text"),
     # CAST(x AS VARCHAR) / ::string / TO_CHAR(x): the text of x's type
     # TIMESTAMP_OUTPUT_FORMAT's default YYYY-MM-DD HH24:MI:SS.FF3
     ("CAST(… AS VARCHAR)", "ts::string", "2024-01-02 03:04:05.100", "TIMESTAMP_OUTPUT_FORMAT"),
