@@ -33,9 +33,11 @@ def learn(session: Session, context: CompileContext, step: Step, materials: Mapp
         key = table_key(table)
         if not key or key in context.column_types:
             continue
-        try:
+        try:  # asked first: a failed query would abort an open transaction on some engines
+            if not session.table_exists(table):  # not there yet (validate compiles before it runs)
+                continue
             columns = session.columns(table)
-        except Exception:  # not there yet (validate compiles before it runs)
+        except Exception:  # a table this session cannot describe: its types stay unknown
             continue
         context.column_types[key] = {name.lower(): _data_type(kind, session.dialect) for name, kind in columns}
         learned = True
