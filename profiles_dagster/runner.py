@@ -111,7 +111,9 @@ class ProfilesRun:
         self.file_tables: dict[str, exp.Table] = {}
         self.context: CompileContext | None = None
         self._programs: dict[StepKey, StepProgram] = {}
-        self._untyped: set[StepKey] = set()  # compiled before the types of the tables they read were known
+        # compiled before the types of some tables they read were known: the tables typed then
+        self._untyped: dict[StepKey, frozenset[str]] = {}
+        self.types: column_types.Learner | None = None
         self.results: list[StepResult] = []
         self.published = False
         self.sql_output = sql_output
@@ -162,6 +164,7 @@ class ProfilesRun:
             self.file_tables,
             input_schema=self.schema,
         )
+        self.types = column_types.Learner(self.context, (self.materials[s.key] for s in self.steps))
         if check_inputs:
             continuing = self.seq_no if self.resume is not None else None
             inputs.check_inputs(
@@ -173,14 +176,14 @@ class ProfilesRun:
         if self.context is None:
             raise RuntimeError("ProfilesRun.start() must come before compiling a step")
         # compiled again when the types of the tables it reads became known since (validate compiles first)
-        learned = column_types.learn(self.session, self.context, step, self.materials)
-        if step.key not in self._programs or (learned and step.key in self._untyped):
+        typed = self.types.learn(self.session, step, self.materials) if self.types is not None else frozenset()
+        if step.key not in self._programs or self._untyped.get(step.key, typed) != typed:
             self.context.types_missed = False
             self._programs[step.key] = compile_step(step, self.context)
             if self.context.types_missed:
-                self._untyped.add(step.key)
+                self._untyped[step.key] = typed
             else:
-                self._untyped.discard(step.key)
+                self._untyped.pop(step.key, None)
         return self._programs[step.key]
 
     def compiled_sql(self, step: Step) -> str:
@@ -197,6 +200,8 @@ class ProfilesRun:
         if rows is None:
             rows = self.session.row_count(target)
         result = StepResult(step, target, rows, 0.0, "", self.session.columns(target), {"kept": True})
+        if self.types is not None:
+            self.types.built(target, result.columns, self.session.dialect)
         self.results.append(result)
         log.info("%s -> %s: kept from run %d (%d rows)", step.path, target.name, self.seq_no, rows)
         return result
@@ -266,6 +271,8 @@ class ProfilesRun:
             rows, seconds = recorded
         self.lock.heartbeat()
         result = StepResult(step, program.target, rows, seconds, sql, session.columns(program.target), stats)
+        if self.types is not None:
+            self.types.built(program.target, result.columns, session.dialect)
         self.results.append(result)
         log.info("%s -> %s: %d rows in %.2fs", step.path, program.target.name, rows, seconds)
         return result

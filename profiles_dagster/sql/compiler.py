@@ -138,6 +138,21 @@ _VAR_REFS = re.compile(re.escape(VAR_PREFIX) + r"(\w+)")
 _SIGNATURES: dict[int, tuple[dict[str, exp.DataType], str]] = {}  # id(columns) -> (columns, their text)
 
 
+_PARSED: dict[tuple[str, str], exp.Expr] = {}  # a fragment's text parsed, before types and translation
+
+
+def _parsed(rendered: str, dialect: str, where: Where) -> exp.Expr:
+    """The fragment parsed (a copy: the caller types and translates it); the same text is parsed once, so a step
+    compiled again with the types of what it reads only translates its fragments again."""
+    key = (rendered, dialect)
+    known = _PARSED.get(key)
+    if known is None:
+        if len(_PARSED) >= _FRAGMENTS_KEPT:
+            _PARSED.pop(next(iter(_PARSED)))
+        known = _PARSED[key] = parse_expression(rendered, dialect, where)
+    return known.copy()
+
+
 def _signature(columns: dict[str, exp.DataType] | None) -> str:
     """A fragment cache key's part for the types it was translated with (computed once per mapping)."""
     if columns is None:
@@ -166,6 +181,8 @@ class CompileContext:
     column_types: dict[str, dict[str, exp.DataType]] = field(default_factory=dict)
     types_missed: bool = False  # set when a fragment read a table whose types were not known
     variant_vars: set[str] = field(default_factory=set)  # vars whose value is a VARIANT (JSON on the engine)
+    _rendered_texts: dict[str, str] = field(default_factory=dict, repr=False)
+    _model_rows: dict[tuple[str, str], exp.Subquery] = field(default_factory=dict, repr=False)
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
@@ -241,13 +258,17 @@ class CompileContext:
         """A user's SQL text with its template rendered (var references become placeholders)."""
         if "{{" not in text and "{%" not in text:  # most fragments are plain SQL: no template context to build
             return text
-        return render(
+        known = self._rendered_texts.get(text)  # one context renders a text the same way each time
+        if known is not None:
+            return known
+        self._rendered_texts[text] = done = render(
             text,
             self.template_context(),
             file=where.origin.file if where.origin else None,
             line=where.origin.line if where.origin else None,
             key=where.what,
         )
+        return done
 
     def types_of(self, reads: exp.Expr | None) -> dict[str, exp.DataType] | None:
         """The column types of the table a fragment reads, None when not known."""
@@ -265,14 +286,18 @@ class CompileContext:
         variants = (
             sorted(n for n in _VAR_REFS.findall(rendered) if n in self.variant_vars) if VAR_PREFIX in rendered else []
         )
-        signature = _signature(columns) + "|" + ",".join(variants)
-        key = (rendered, str(self.source_dialect), str(self.dialect), signature)
+        vars_part = "|" + ",".join(variants)
+        key = (rendered, str(self.source_dialect), str(self.dialect), _signature(columns) + vars_part)
         known = _FRAGMENTS.get(key) if self.reuse_fragments else None
+        if known is None and columns is not None and self.reuse_fragments:
+            # translated before without types, no rule asking a column's type: the types change nothing
+            before = _FRAGMENTS.get((key[0], key[1], key[2], vars_part))
+            known = before if before is not None and not before[1] else None
         untyped = columns is None and isinstance(reads, exp.Table)  # its table's types may come later
         if known is not None:
             self.types_missed |= untyped and known[1]
             return known[0].copy()
-        parsed = parse_expression(rendered, self.source_dialect, where)
+        parsed = _parsed(rendered, self.source_dialect, where)
         if columns is not None:
             types.attach_columns(parsed, columns)
         if variants:  # a var holding a VARIANT is one where another var reads it (`{{ user.Var("v") }}::string`)
@@ -426,8 +451,13 @@ def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expr:
     if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:  # with its input vars
         return ctx.materials[StepKey.input_vars_mapped(entity, name)].copy()
     if name in ctx.project.sql_models:
-        model = ctx.project.sql_models[name]
-        return _attributed(ctx, ctx.materials[StepKey.sql_model(name)].copy(), model.ids, entity).subquery()
+        # the same for every var reading the model: built once per context (its ids' SQL parsed once)
+        known = ctx._model_rows.get((entity, name))
+        if known is None:
+            model = ctx.project.sql_models[name]
+            rows = _attributed(ctx, ctx.materials[StepKey.sql_model(name)].copy(), model.ids, entity).subquery()
+            known = ctx._model_rows[(entity, name)] = rows
+        return known.copy()
     return ctx.materials[StepKey.id_stitcher(entity)].copy()
 
 

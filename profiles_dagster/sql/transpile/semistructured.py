@@ -30,7 +30,7 @@ from sqlglot.dialects.snowflake import Snowflake
 from sqlglot.optimizer.annotate_types import annotate_types
 
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
-from profiles_dagster.sql.transpile.types import TYPE
+from profiles_dagster.sql.transpile.types import TYPE, column_type
 
 # Constructs (as benchmarks/sql_census.py names them) whose translation keeps Snowflake's meaning on DuckDB, each
 # checked by test_semistructured.py against Snowflake's documented values (the census reports them "same";
@@ -552,6 +552,9 @@ class _Rewriter:
             # a VARIANT argument of a string function is converted to VARCHAR as `::string` converts it
             for key in ("this", "expression", "expressions"):
                 value = node.args.get(key)
+                for arg in value if isinstance(value, list) else [value]:
+                    if isinstance(arg, exp.Expr):
+                        column_type(arg)  # asked: a column's type decides (transpile/types.py)
                 if isinstance(value, list):
                     node.set(key, [_text_of(v) if _is_variant(v) else v for v in value])
                 elif isinstance(value, exp.Expr) and _is_variant(value):
