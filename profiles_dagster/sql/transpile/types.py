@@ -47,8 +47,8 @@ def column_type(node: exp.Expr) -> exp.DataType | None:
         return None
     if not node.meta.get(TYPED):
         _ASKED[0] = True
-    found = node.meta.get(TYPE)
-    return found if isinstance(found, exp.DataType) else None
+    found = node.meta.get(TYPE)  # a type sqlglot could not read (UNKNOWN) is no type
+    return found if isinstance(found, exp.DataType) and found.this != exp.DataType.Type.UNKNOWN else None
 
 
 def read_with_types(node: exp.Expr) -> bool:
