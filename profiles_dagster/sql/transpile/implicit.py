@@ -8,8 +8,8 @@ thing (Snowflake's "Data type conversion: implicit casting (coercion)"):
   VARIANT string '12' is 12 as on Snowflake) cast to DOUBLE, which fails on a non-numeric string as
   Snowflake's cast does (never TRY_CAST, whose NULL would be another answer);
 - a VARIANT compared with a DATE or TIMESTAMP is cast to that type through its text;
-- a text column compared with a number is cast to a number (DuckDB refuses `VARCHAR > INTEGER`, and compares
-  `'012' = 12` only by chance of its literal rules);
+- a text column compared with a number is cast to a number, an exact NUMBER(38, 10) unless the other side is a
+  FLOAT (DuckDB refuses `VARCHAR > INTEGER`, and compares `'012' = 12` only by chance of its literal rules);
 - a text column or a VARIANT given to a date function (DATEDIFF, DATEADD, DATE_TRUNC, YEAR, EXTRACT, ...) is
   a TIMESTAMP read from its text;
 - MIN/MAX of a VARIANT column or path order VARIANT values (numbers by value) where DuckDB orders JSON text
@@ -125,7 +125,9 @@ def coerced_comparison(node: exp.Expr) -> exp.Expr:
             and value_type.this in _TEXT
             and _is_number(partner)
         ):
-            node.set(side, exp.Cast(this=value, to=_double()))
+            # to the other side's kind of number: a float, else an exact NUMBER (a long id keeps every digit)
+            exact = partner_type is None or partner_type.this not in _FLOATS
+            node.set(side, exp.Cast(this=value, to=exp.DataType.build("decimal(38, 10)") if exact else _double()))
             return node
     return node
 
