@@ -28,7 +28,7 @@ from profiles_dagster.maintenance import recover_unfinished_runs, retain_after_r
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.timegrains import boundary
-from profiles_dagster.run import blame, execution, inputs, publication
+from profiles_dagster.run import blame, column_types, execution, inputs, publication
 from profiles_dagster.run.grains import reused_within_grain
 from profiles_dagster.run.increments import previous_materials
 from profiles_dagster.run.materials import step_materials
@@ -115,6 +115,9 @@ class ProfilesRun:
         self.context: CompileContext | None = None
         self._programs: dict[StepKey, StepProgram] = {}
         self.within_grain: dict[StepKey, Previous] = {}  # steps reused from an earlier run of the same boundary
+        # compiled before the types of some tables they read were known: the tables typed then
+        self._untyped: dict[StepKey, frozenset[str]] = {}
+        self.types: column_types.Learner | None = None
         self.results: list[StepResult] = []
         self.published = False
         self.sql_output = sql_output
@@ -174,6 +177,7 @@ class ProfilesRun:
                 self.project.time_grain, increments, self.steps, self.end_time, self.begin_time
             )
             self.materials.update({key: previous.table for key, previous in self.within_grain.items()})
+        self.types = column_types.Learner(self.context, (self.materials[s.key] for s in self.steps))
         if check_inputs:
             continuing = self.seq_no if self.resume is not None else None
             inputs.check_inputs(
@@ -184,8 +188,15 @@ class ProfilesRun:
         """The step's program, compiled once per run (validate's preparation asks for it more than once)."""
         if self.context is None:
             raise RuntimeError("ProfilesRun.start() must come before compiling a step")
-        if step.key not in self._programs:
+        # compiled again when the types of the tables it reads became known since (validate compiles first)
+        typed = self.types.learn(self.session, step, self.materials) if self.types is not None else frozenset()
+        if step.key not in self._programs or self._untyped.get(step.key, typed) != typed:
+            self.context.types_missed = False
             self._programs[step.key] = compile_step(step, self.context)
+            if self.context.types_missed:
+                self._untyped[step.key] = typed
+            else:
+                self._untyped.pop(step.key, None)
         return self._programs[step.key]
 
     def compiled_sql(self, step: Step) -> str:
@@ -202,6 +213,8 @@ class ProfilesRun:
         if rows is None:
             rows = self.session.row_count(target)
         result = StepResult(step, target, rows, 0.0, "", self.session.columns(target), {"kept": True})
+        if self.types is not None:
+            self.types.built(target, result.columns, self.session.dialect)
         self.results.append(result)
         log.info("%s -> %s: kept from run %d (%d rows)", step.path, target.name, self.seq_no, rows)
         return result
@@ -292,6 +305,8 @@ class ProfilesRun:
             rows, seconds = recorded
         self.lock.heartbeat()
         result = StepResult(step, program.target, rows, seconds, sql, session.columns(program.target), stats)
+        if self.types is not None:
+            self.types.built(program.target, result.columns, session.dialect)
         self.results.append(result)
         log.info("%s -> %s: %d rows in %.2fs", step.path, program.target.name, rows, seconds)
         return result

@@ -36,9 +36,9 @@ class _PlaceholderContext(CompileContext):
     _fragments: dict[str, exp.Expr] = field(default_factory=dict, repr=False)
     _templates: TemplateContext | None = field(default=None, repr=False)
 
-    def fragment(self, text: str, where: Where) -> exp.Expr:
+    def fragment(self, text: str, where: Where, reads: exp.Expr | None = None) -> exp.Expr:
         parsed = self._fragments.get(text)
-        if parsed is None:  # rendering depends on the text alone here: one context, one end_time
+        if parsed is None:  # rendering depends on the text alone here: one context, one end_time, no types
             parsed = self._fragments[text] = super().fragment(text, where)
         return parsed.copy()  # the compiler attaches and changes the trees it gets
 

@@ -44,9 +44,11 @@ def destination(
     path = path.expanduser().resolve()
     config = path.with_name(f"{path.stem}.siteconfig.yaml")
     # each other database inputs name in `DB.SCHEMA.TABLE`: a file beside it, attached under that name
+    # DuckDB matches database names case-insensitively: `DB` and `db` are one file, attached once
+    unique = {c.lower(): c for c in sorted(catalogs, reverse=True)}
     attach = [
         {"path": str(path.with_name(f"{c}.duckdb")), "alias": c, "read_only": False}
-        for c in sorted(catalogs)
+        for c in sorted(unique.values())
         if c.lower() != path.stem.lower()
     ]
     _write_site_config(config, project.file.connection, path, schema, attach)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from profiles_dagster.project.templating import TemplateContext, project_macros,
 from profiles_dagster.sql import merges
 from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
+    VAR_PREFIX,
     Where,
     bind_vars,
     literal_for,
@@ -43,7 +45,8 @@ from profiles_dagster.sql.increments import Increments
 from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
-from profiles_dagster.sql.transpile import UnfaithfulError, translate
+from profiles_dagster.sql.transpile import UnfaithfulError, translate, types
+from profiles_dagster.sql.transpile.semistructured import holds_variant
 
 INPUT_ROW_ID = "input_row_id"
 # pb's name for the entity's main id: in an input var's `window.partition_by` (its docs' example uses it), and
@@ -131,8 +134,36 @@ def _function_name(node: exp.Expr) -> str:
 
 
 # parsed and translated fragments by (rendered text, source dialect, engine dialect): pure functions of the key
-_FRAGMENTS: dict[tuple[str, str, str], exp.Expr] = {}
+_FRAGMENTS: dict[tuple[str, str, str, str], tuple[exp.Expr, bool]] = {}  # (tree, a rule asked a type)
 _FRAGMENTS_KEPT = 20_000
+_VAR_REFS = re.compile(re.escape(VAR_PREFIX) + r"(\w+)")
+_SIGNATURES: dict[int, tuple[dict[str, exp.DataType], str]] = {}  # id(columns) -> (columns, their text)
+
+
+_PARSED: dict[tuple[str, str], exp.Expr] = {}  # a fragment's text parsed, before types and translation
+
+
+def _parsed(rendered: str, dialect: str, where: Where) -> exp.Expr:
+    """The fragment parsed (a copy: the caller types and translates it); the same text is parsed once, so a step
+    compiled again with the types of what it reads only translates its fragments again."""
+    key = (rendered, dialect)
+    known = _PARSED.get(key)
+    if known is None:
+        if len(_PARSED) >= _FRAGMENTS_KEPT:
+            _PARSED.pop(next(iter(_PARSED)))
+        known = _PARSED[key] = parse_expression(rendered, dialect, where)
+    return known.copy()
+
+
+def _signature(columns: dict[str, exp.DataType] | None) -> str:
+    """A fragment cache key's part for the types it was translated with (computed once per mapping)."""
+    if columns is None:
+        return ""
+    known = _SIGNATURES.get(id(columns))
+    if known is None or known[0] is not columns:
+        known = (columns, ";".join(f"{n}:{t.sql()}" for n, t in sorted(columns.items())))
+        _SIGNATURES[id(columns)] = known
+    return known[1]
 
 
 @dataclass
@@ -149,6 +180,13 @@ class CompileContext:
     reuse_fragments: bool = True  # False: every fragment is parsed and translated anew (the census counts them)
     # each step's previous complete material of the same definition (incremental runs); empty: all in full
     increments: Increments = field(default_factory=Increments)
+    # the engine's column types of the tables steps read (materials, inputs), by table name (transpile/types.py):
+    # filled by whoever runs the SQL as the tables come to exist; some of the source dialect's casts depend on them
+    column_types: dict[str, dict[str, exp.DataType]] = field(default_factory=dict)
+    types_missed: bool = False  # set when a fragment read a table whose types were not known
+    variant_vars: set[str] = field(default_factory=set)  # vars whose value is a VARIANT (JSON on the engine)
+    _rendered_texts: dict[str, str] = field(default_factory=dict, repr=False)
+    _model_rows: dict[tuple[str, str], exp.Subquery] = field(default_factory=dict, repr=False)
 
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
@@ -181,7 +219,7 @@ class CompileContext:
         window = self.time_window(name)
         if inp.spec.where is None:
             return window
-        kept = self.fragment(inp.spec.where, Where(inp.origin.at("where"), f"{name}.where"))
+        kept = self.fragment(inp.spec.where, Where(inp.origin.at("where"), f"{name}.where"), self.input_table(name))
         return exp.and_(exp.paren(kept), window) if window is not None else kept
 
     def time_window(self, name: str) -> exp.Expr | None:
@@ -224,24 +262,54 @@ class CompileContext:
         """A user's SQL text with its template rendered (var references become placeholders)."""
         if "{{" not in text and "{%" not in text:  # most fragments are plain SQL: no template context to build
             return text
-        return render(
+        known = self._rendered_texts.get(text)  # one context renders a text the same way each time
+        if known is not None:
+            return known
+        self._rendered_texts[text] = done = render(
             text,
             self.template_context(),
             file=where.origin.file if where.origin else None,
             line=where.origin.line if where.origin else None,
             key=where.what,
         )
+        return done
 
-    def fragment(self, text: str, where: Where) -> exp.Expr:
+    def types_of(self, reads: exp.Expr | None) -> dict[str, exp.DataType] | None:
+        """The column types of the table a fragment reads, None when not known."""
+        if not isinstance(reads, exp.Table):
+            return None
+        return self.column_types.get(types.table_key(reads))
+
+    def fragment(self, text: str, where: Where, reads: exp.Expr | None = None) -> exp.Expr:
         """A user's SQL fragment, rendered, parsed in the project's dialect and checked to transpile. The
-        same rendered text gives the same tree (a copy of one made earlier: validate compiles a step more
-        than once, and var fragments repeat across var tables)."""
+        same rendered text (over a table of the same column types) gives the same tree (a copy of one made
+        earlier: validate compiles a step more than once, and var fragments repeat across var tables).
+        `reads`: the table whose rows the fragment is computed over, whose column types some casts depend on."""
         rendered = self.rendered(text, where)
-        key = (rendered, str(self.source_dialect), str(self.dialect))
+        columns = self.types_of(reads)
+        variants = (
+            sorted(n for n in _VAR_REFS.findall(rendered) if n in self.variant_vars) if VAR_PREFIX in rendered else []
+        )
+        vars_part = "|" + ",".join(variants)
+        key = (rendered, str(self.source_dialect), str(self.dialect), _signature(columns) + vars_part)
         known = _FRAGMENTS.get(key) if self.reuse_fragments else None
+        if known is None and columns is not None and self.reuse_fragments:
+            # translated before without types, no rule asking a column's type: the types change nothing
+            before = _FRAGMENTS.get((key[0], key[1], key[2], vars_part))
+            known = before if before is not None and not before[1] else None
+        untyped = columns is None and isinstance(reads, exp.Table)  # its table's types may come later
         if known is not None:
-            return known.copy()
-        parsed = self.translated(parse_expression(rendered, self.source_dialect, where), where)
+            self.types_missed |= untyped and known[1]
+            return known[0].copy()
+        parsed = _parsed(rendered, self.source_dialect, where)
+        if columns is not None:
+            types.attach_columns(parsed, columns)
+        if variants:  # a var holding a VARIANT is one where another var reads it (`{{ user.Var("v") }}::string`)
+            types.attach_vars(parsed, {var_placeholder(n) for n in variants})
+        types.reset_asked()
+        parsed = self.translated(parsed, where)
+        asked = types.was_asked()  # a rule asked a column's type: its answer may change with the types
+        self.types_missed |= untyped and asked
         if self.dialect != self.source_dialect:
             try:
                 parsed.sql(dialect=self.dialect, unsupported_level=ErrorLevel.RAISE)
@@ -251,8 +319,22 @@ class CompileContext:
                 ) from None
         if len(_FRAGMENTS) >= _FRAGMENTS_KEPT:
             _FRAGMENTS.pop(next(iter(_FRAGMENTS)))
-        _FRAGMENTS[key] = parsed.copy()
+        _FRAGMENTS[key] = (parsed.copy(), asked)
         return parsed
+
+    def with_types(self, tree: exp.Expr) -> exp.Expr:
+        """A query's columns typed from the tables it reads, where their types are known."""
+        return types.attach_schema(tree, self.column_types) if self.column_types else tree
+
+    def translated_query(self, tree: exp.Expr, where: Where) -> exp.Expr:
+        """A sql model's query or statement, its columns typed, translated; `types_missed` noted when it reads
+        a table whose types are not known and a rule asked the type of a column."""
+        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        read = {t.name.lower() for t in tree.find_all(exp.Table) if t.name} - ctes
+        types.reset_asked()
+        out = self.translated(self.with_types(tree), where)
+        self.types_missed |= types.was_asked() and any(name not in self.column_types for name in read)
+        return out
 
     def translated(self, tree: exp.Expr, where: Where) -> exp.Expr:
         """User SQL parsed in the project's dialect, rewritten to mean the same on the engine (or refused)."""
@@ -357,14 +439,29 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
     )
 
 
+def _source_table(ctx: CompileContext, entity: str, ref: str) -> exp.Table | None:
+    """The table whose columns a var `from: ref` reads (as `_source_rows` reads it)."""
+    kind, _, name = ref.partition("/")
+    if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:
+        return ctx.materials[StepKey.input_vars_mapped(entity, name)]
+    if name in ctx.project.sql_models:
+        return ctx.materials[StepKey.sql_model(name)]
+    return None
+
+
 def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expr:
     """Rows of `inputs/x` or `models/x` with the entity's main id column."""
     kind, _, name = ref.partition("/")
     if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:  # with its input vars
         return ctx.materials[StepKey.input_vars_mapped(entity, name)].copy()
     if name in ctx.project.sql_models:
-        model = ctx.project.sql_models[name]
-        return _attributed(ctx, ctx.materials[StepKey.sql_model(name)].copy(), model.ids, entity).subquery()
+        # the same for every var reading the model: built once per context (its ids' SQL parsed once)
+        known = ctx._model_rows.get((entity, name))
+        if known is None:
+            model = ctx.project.sql_models[name]
+            rows = _attributed(ctx, ctx.materials[StepKey.sql_model(name)].copy(), model.ids, entity).subquery()
+            known = ctx._model_rows[(entity, name)] = rows
+        return known.copy()
     return ctx.materials[StepKey.id_stitcher(entity)].copy()
 
 
@@ -495,14 +592,17 @@ def _mapped(step: Step, ctx: CompileContext) -> exp.Query:
     inp = payload.input
     query: exp.Query = _attributed(ctx, ctx.materials[payload.input_vars].copy(), inp.ids, entity)
     for n, pv in enumerate(payload.vars):
-        value = bind_vars(_row_value(pv, ctx, main=_main(ctx, entity)), lambda ref: col(ref))
+        value = _row_value(pv, ctx, main=_main(ctx, entity), reads=ctx.materials[payload.input_vars])
+        value = bind_vars(value, lambda ref: col(ref))
         query = exp.select(exp.Star(), exp.alias_(value, pv.var.name)).from_(
             query.subquery(f"iv_{n}", copy=False), copy=False
         )
     return query
 
 
-def _row_value(pv: PlannedVar, ctx: CompileContext, main: str | None = None) -> exp.Expr:
+def _row_value(
+    pv: PlannedVar, ctx: CompileContext, main: str | None = None, reads: exp.Table | None = None
+) -> exp.Expr:
     """A var computed row by row over the rows it reads (an input var over its input's rows, a var without
     `from` over the entity var table's): its select, windowed over the rows passing `where` if it has a
     window, NULL where `where` does not hold, then its default. Var references stay placeholders.
@@ -512,8 +612,10 @@ def _row_value(pv: PlannedVar, ctx: CompileContext, main: str | None = None) -> 
     `window.partition_by` entry written `rudder_id` means that main id column (pb 0.26.4 writes it so)."""
     spec = pv.var.spec
     where = Where(pv.var.origin, pv.var.name)
-    value = ctx.fragment(spec.select, where)
-    cond = ctx.fragment(spec.where, where) if spec.where else None
+    value = ctx.fragment(spec.select, where, reads)
+    if holds_variant(value):
+        ctx.variant_vars.add(pv.var.name)
+    cond = ctx.fragment(spec.where, where, reads) if spec.where else None
     if not spec.window and (found := _bare(value, _aggregate)) is not None:
         rows = "its input's rows, one value per row" if main is not None else "the entity var table, one per main id"
         kind = pv.var.kind.replace("_", " ")
@@ -531,7 +633,7 @@ def _row_value(pv: PlannedVar, ctx: CompileContext, main: str | None = None) -> 
     if spec.window:
         # the rows failing `where` form partitions of their own, so a rank counts only the rows that pass
         partition = [
-            col(main) if main is not None and p == RUDDER_ID else ctx.fragment(p, where)
+            col(main) if main is not None and p == RUDDER_ID else ctx.fragment(p, where, reads)
             for p in spec.window.partition_by
         ]
         if cond is not None:
@@ -711,7 +813,10 @@ def _aggregations(
         where = Where(pv.var.origin, pv.var.name)
         if spec.from_ is None:  # callers pass only vars read from an input or model
             raise where.error("a var aggregated per source needs `from`")
-        value = ctx.fragment(spec.select, where)
+        reads = _source_table(ctx, entity, spec.from_)
+        value = ctx.fragment(spec.select, where, reads)
+        if holds_variant(value):
+            ctx.variant_vars.add(pv.var.name)
         if not spec.window and (found := _bare(value, _window_only)) is not None:
             raise pv.var.origin.at("select").error(
                 f"`{_function_name(found)}(...)` is a window function, and entity var '{spec.name}' has `from:` and "
@@ -720,11 +825,11 @@ def _aggregations(
                 hint="add `window: order_by: [...]` (pb then takes it over each main id's rows in that order), "
                 "or use an aggregate such as min/max/any_value",
             )
-        cond = ctx.fragment(spec.where, where) if spec.where else None
+        cond = ctx.fragment(spec.where, where, reads) if spec.where else None
         rows = source.copy() if source is not None else _source_rows(ctx, entity, spec.from_)
         not_null = col(main).is_(exp.null()).not_()
         if spec.window:
-            partition = [col(main), *(ctx.fragment(p, where) for p in spec.window.partition_by)]
+            partition = [col(main), *(ctx.fragment(p, where, reads) for p in spec.window.partition_by)]
             inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
             inner = inner.from_(rows).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
             sub = (
@@ -897,11 +1002,11 @@ def _sql_model(step: Step, ctx: CompileContext) -> exp.Query | list[exp.Expr]:
                     expressions=[*ctes, *(own.expressions if own else [])], recursive=own and own.args.get("recursive")
                 ),
             )
-        query = ctx.translated(parsed, where)
+        query = ctx.translated_query(parsed, where)
         assert isinstance(query, exp.Query)
         _check_id_columns(ctx, model, query)
         return query
-    return [ctx.translated(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]
+    return [ctx.translated_query(s, where) for s in parse_statements(rendered, ctx.source_dialect, where)]
 
 
 def _as_pb_wraps(single_sql: str) -> str:

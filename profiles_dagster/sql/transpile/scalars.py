@@ -26,6 +26,7 @@ from typing import Any
 from sqlglot import exp
 
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
+from profiles_dagster.sql.transpile.types import column_type
 
 SNOWFLAKE_DUCKDB = [("snowflake", "duckdb")]
 SNOWFLAKE_POSTGRES = [("snowflake", "postgres")]
@@ -153,7 +154,8 @@ _TIMESTAMPTZ = exp.DataType.build("timestamptz")
 _VARCHAR = exp.DataType.build("varchar")
 _TEMPORAL = {T.DATE, T.TIMESTAMP, T.TIMESTAMPNTZ, T.TIMESTAMPTZ, T.TIMESTAMPLTZ, T.DATETIME}
 _TEXT = {T.VARCHAR, T.TEXT, T.CHAR, T.NVARCHAR, T.NCHAR}
-_INTEGER = {T.TINYINT, T.SMALLINT, T.INT, T.BIGINT}
+_INTEGER = {T.TINYINT, T.SMALLINT, T.INT, T.BIGINT, T.INT128, T.UTINYINT, T.USMALLINT, T.UINT, T.UBIGINT}
+_FLOATS = {T.FLOAT, T.DOUBLE}
 # Snowflake's TO_TIMESTAMP_* of a value: TO_TIMESTAMP follows TIMESTAMP_TYPE_MAPPING, TIMESTAMP_NTZ by default
 _TO_TIMESTAMP = {
     "TO_TIMESTAMP": _TIMESTAMP,
@@ -187,6 +189,10 @@ def known_type(node: exp.Expr) -> exp.DataType | None:
     a literal); None for a column or anything whose type depends on the data."""
     if isinstance(node, exp.Paren):
         return known_type(node.this)
+    if isinstance(node, exp.Column):
+        return column_type(node)  # the engine's type of a column read with types (transpile/types.py)
+    if isinstance(node, exp.Null):
+        return None
     if isinstance(node, exp.Cast | exp.TryCast):
         return node.to
     if isinstance(node, exp.CurrentDate | exp.TsOrDsToDate | exp.StrToDate):
@@ -211,6 +217,24 @@ def known_type(node: exp.Expr) -> exp.DataType | None:
         return exp.DataType.build("bigint") if node.is_int else exp.DataType.build("decimal")
     if isinstance(node, exp.Count):
         return exp.DataType.build("bigint")
+    if isinstance(node, exp.Min | exp.Max | exp.AnyValue | exp.FirstValue | exp.LastValue | exp.Sum):
+        inner = known_type(node.this)  # the value's own type (a SUM of integers is an integer, of floats a float)
+        return inner if inner is None or not isinstance(node, exp.Sum) or inner.this in _INTEGER | _FLOATS else None
+    if isinstance(node, exp.Window):
+        return known_type(node.this)
+    if isinstance(node, exp.Case):  # every branch of one known type (a missing ELSE is NULL, of any type)
+        branches = [i.args.get("true") for i in node.args.get("ifs") or []] + [node.args.get("default")]
+        kinds = [known_type(b) for b in branches if b is not None and not isinstance(b, exp.Null)]
+        return kinds[0] if kinds and all(k is not None and k == kinds[0] for k in kinds) else None
+    if isinstance(node, exp.Coalesce):
+        types = [known_type(a) for a in [node.this, *node.expressions] if not isinstance(a, exp.Null)]
+        return types[0] if types and all(t is not None and t == types[0] for t in types) else None
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul):  # integers stay integers; a float makes a float
+        sides = [known_type(node.this), known_type(node.expression)]
+        if all(s is not None and s.this in _INTEGER for s in sides):
+            return exp.DataType.build("bigint")
+        if all(s is not None and s.this in _INTEGER | _FLOATS for s in sides):
+            return exp.DataType.build("double")
     return None
 
 

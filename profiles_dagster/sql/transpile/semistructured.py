@@ -30,6 +30,7 @@ from sqlglot.dialects.snowflake import Snowflake
 from sqlglot.optimizer.annotate_types import annotate_types
 
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
+from profiles_dagster.sql.transpile.types import TYPE, column_type
 
 # Constructs (as benchmarks/sql_census.py names them) whose translation keeps Snowflake's meaning on DuckDB, each
 # checked by test_semistructured.py against Snowflake's documented values (the census reports them "same";
@@ -117,6 +118,29 @@ def _is_variant(node: exp.Expr) -> bool:
     if isinstance(node, exp.Paren):
         return _is_variant(node.this)
     return bool(node.meta.get(_VARIANT))
+
+
+_KEEPS_VALUE = (
+    exp.Paren,
+    exp.AnyValue,
+    exp.Max,
+    exp.Min,
+    exp.ArgMax,
+    exp.ArgMin,
+    exp.FirstValue,
+    exp.LastValue,
+    exp.Window,
+    exp.Coalesce,
+)
+
+
+def holds_variant(tree: exp.Expr) -> bool:
+    """Whether a translated value is a VARIANT (JSON on DuckDB): a VARIANT itself, or an aggregate or window
+    that keeps one of its input values (ANY_VALUE, MAX, FIRST_VALUE, ... of a VARIANT)."""
+    node = tree
+    while not _is_variant(node) and isinstance(node, _KEEPS_VALUE):
+        node = node.this
+    return _is_variant(node)
 
 
 def _text_of(node: exp.Expr) -> exp.Expr:
@@ -451,7 +475,9 @@ class _Rewriter:
             else:
                 select = node.find_ancestor(exp.Select)
                 known = name in ("value", "this") and select is not None and id(select) in self.flatten_selects
-            return _variant(node) if known else node
+            typed = node.meta.get(TYPE)  # a JSON column of a table read is a VARIANT (transpile/types.py)
+            json = isinstance(typed, exp.DataType) and typed.this in _SEMI_TYPES
+            return _variant(node) if known or json else node
         if isinstance(node, exp.TableFromRows | exp.Lateral) and isinstance(node.this, exp.Explode):
             return _flatten_node(node)
         if isinstance(node, exp.ParseJSON):
@@ -526,6 +552,9 @@ class _Rewriter:
             # a VARIANT argument of a string function is converted to VARCHAR as `::string` converts it
             for key in ("this", "expression", "expressions"):
                 value = node.args.get(key)
+                for arg in value if isinstance(value, list) else [value]:
+                    if isinstance(arg, exp.Expr):
+                        column_type(arg)  # asked: a column's type decides (transpile/types.py)
                 if isinstance(value, list):
                     node.set(key, [_text_of(v) if _is_variant(v) else v for v in value])
                 elif isinstance(value, exp.Expr) and _is_variant(value):

@@ -1,0 +1,74 @@
+"""The column types of the tables a step reads, for the compile context (`CompileContext.column_types`).
+
+Some of the source dialect's casts depend on the types of the columns a fragment reads (transpile/types.py);
+those are the types of upstream materials and input tables, known only once they exist: a run compiles each
+step after its upstream ran, and validate's preparation compiles a step again when it was compiled before the
+tables it reads existed (`Learner.learn` says which tables it reads are typed now). A material this run builds is
+typed from the columns its step's result read anyway; only inputs and materials of earlier runs are asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+
+from sqlglot import exp
+
+from profiles_dagster.plan.steps import Step, StepKey
+from profiles_dagster.sql.compiler import CompileContext
+from profiles_dagster.sql.transpile.types import table_key
+from profiles_dagster.warehouse.base import Session
+
+
+class Learner:
+    """Fills `context.column_types` as the tables steps read come to exist."""
+
+    def __init__(self, context: CompileContext, built_here: Iterable[exp.Table]) -> None:
+        self.context = context
+        self.pending = {table_key(t) for t in built_here}  # materials this run builds: typed when built
+        self.missing: set[str] = set()  # asked and not there (asked again after the next step ran)
+        # nothing depends on types where the project's SQL is written for the engine itself
+        self.wanted = context.source_dialect != context.dialect
+
+    def learn(self, session: Session, step: Step, materials: Mapping[StepKey, exp.Table]) -> frozenset[str]:
+        """Record the column types of the tables `step` reads that exist now; the tables it reads whose types
+        are known (a step compiled with fewer is compiled again)."""
+        if not self.wanted:
+            return frozenset()
+        tables = [materials[d] for d in step.deps if d in materials]
+        for name in step.external_inputs:
+            with contextlib.suppress(Exception):  # an input the run loads itself (a file) has no table yet
+                tables.append(self.context.input_table(name))
+        for table in tables:
+            key = table_key(table)
+            if not key or key in self.context.column_types or key in self.pending or key in self.missing:
+                continue
+            try:  # asked first: a failed query would abort an open transaction on some engines
+                if not session.table_exists(table):  # not there yet (validate compiles before it runs)
+                    self.missing.add(key)
+                    continue
+                columns = session.columns(table)
+            except Exception:  # a table this session cannot describe: its types stay unknown
+                self.missing.add(key)
+                continue
+            self.record(table, columns, session.dialect)
+        return frozenset(k for t in tables if (k := table_key(t)) in self.context.column_types)
+
+    def built(self, table: exp.Table, columns: list[tuple[str, str]], dialect: str) -> None:
+        """A step ran: its material's columns (read for its result anyway); the tables asked before may exist now."""
+        self.missing.clear()
+        if self.wanted:
+            self.pending.discard(table_key(table))
+            self.record(table, columns, dialect)
+
+    def record(self, table: exp.Table, columns: list[tuple[str, str]], dialect: str) -> None:
+        self.context.column_types[table_key(table)] = {
+            name.lower(): _data_type(kind, dialect) for name, kind in columns
+        }
+
+
+def _data_type(name: str, dialect: str) -> exp.DataType:
+    try:
+        return exp.DataType.build(name, dialect=dialect)
+    except Exception:  # a type sqlglot does not know: unknown, so a cast that depends on it is refused
+        return exp.DataType.build("unknown")
