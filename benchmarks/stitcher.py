@@ -9,10 +9,12 @@ of the graph goes through Python) and the whole stitcher step, from the input ta
 stitcher table (ids, main ids, first_seen_at, valid_at), runs three ways, side by side:
 
 - ours: `run_stitcher`, connected components by randomized contraction in SQL;
-- limit: the same encoding and main-id SQL, but the components come from scipy's in-memory
-  connected_components: DuckDB dictionary-encodes ids and edges, the edge list is fetched as
-  numpy arrays, and the node -> component mapping is written back to DuckDB. What an in-process
-  stitcher could do at best on one machine, and what a warehouse cannot;
+- limit: the fastest pipeline we can write by hand for the same table (`_common.hand_stitch`): DuckDB
+  numbers the distinct ids with their first-seen time and looks each row's ids up once, takes each
+  linked id's first link time in one aggregate, scipy's in-memory connected_components labels the
+  nodes from the rows' id pairs, numpy picks each component's earliest ids, and DuckDB hashes only
+  those and writes all five columns in one statement. What an in-process stitcher could do at best
+  on one machine, and what a warehouse cannot; it shares no code with ours;
 - naive: min-label propagation in SQL (each pass: every node takes the smallest label among its
   neighbours; what dbt-id-stitching and most SQL stitchers do), one pass per hop. Capped: skipped
   above --naive-max-edges, stopped after --naive-minutes.
@@ -31,6 +33,7 @@ tracks, identifies and orders, 1% shared devices: example_project/generate_data.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -39,14 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pandas as pd
 import sqlglot
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlglot import exp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import HandInput, hand_stitch
 
 from profiles_dagster.sql.stitcher import PreviousGraph, StitcherStats, run_stitcher
 from profiles_dagster.warehouse.duckdb import DuckDBSession
@@ -216,33 +218,6 @@ def observations(table: str = "ev", before: str | None = None) -> exp.Query:
 # -------------------------------------------------------------------------------- baselines
 
 
-def scipy_components(con: duckdb.DuckDBPyConnection):
-    """Connected components by scipy: edge list to numpy, labels back to DuckDB."""
-
-    def find(scratch, edges: exp.Table, *, max_rounds: int):
-        n = int(con.execute(f"SELECT coalesce(max(v), 0) + 1 FROM {edges.sql('duckdb')}").fetchone()[0])
-        got = con.execute(f"SELECT u, v FROM {edges.sql('duckdb')}").fetchnumpy()
-        u, v = got["u"].astype(np.int64), got["v"].astype(np.int64)
-        if not len(u):
-            return None, 0, ()
-        graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n)).tocsr()
-        _, labels = connected_components(graph, directed=False)
-        has_edge = np.zeros(n, dtype=bool)
-        has_edge[u] = True
-        has_edge[v] = True
-        nodes = np.flatnonzero(has_edge)
-        frame = pd.DataFrame({"x": nodes, "p": labels[nodes].astype(np.int64)})
-        con.register("scipy_frame", frame)
-        try:  # a scratch table like ours (temporary on DuckDB)
-            table = scratch.create("scipy_labels", sqlglot.select("x", "p").from_("scipy_frame"))
-        finally:
-            con.unregister("scipy_frame")
-        del frame, graph, labels, u, v, got
-        return sqlglot.select("x", "p").from_(table), 1, ()
-
-    return find
-
-
 def naive_components(con: duckdb.DuckDBPyConnection, deadline: float):
     """Min-label propagation: one SQL pass per hop until no label changes."""
 
@@ -310,6 +285,21 @@ def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
     return Timed(seconds, stats, peak / 2**20)
 
 
+def hand_limit(con, target: str) -> Timed:
+    """The floor: pb's whole stitcher table by hand (benchmarks/_common.py's hand_stitch)."""
+    con.execute(f'DROP TABLE IF EXISTS "{target}"')
+    ids = [("anonymous_id", "anon"), ("user_id", "uid"), ("email", "email")]
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        phases = hand_stitch(con, [HandInput("ev", "ts", ids)], f'"{target}"', MAIN)
+    finally:
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return Timed(seconds, None, peak / 2**20, note=", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
+
+
 def same(con, a: str, b: str) -> bool:
     diff = con.execute(
         f'SELECT (SELECT count(*) FROM (SELECT * FROM "{a}" EXCEPT ALL SELECT * FROM "{b}")) + '
@@ -344,7 +334,7 @@ def bench(con, graph: str, edges: int, args) -> dict:
     everything = observations()
     # side by side: ours, the limit, ours again (order effects), the naive loop
     ours = stitch(con, everything, "ours")
-    limit = stitch(con, everything, "limit", components=scipy_components(con))
+    limit = hand_limit(con, "limit")
     again = stitch(con, everything, "ours_again")
     naive = Timed(None, note=f"skipped above {fmt_size(args.naive_max_edges)} edges")
     if edges <= args.naive_max_edges:
@@ -376,6 +366,7 @@ def bench(con, graph: str, edges: int, args) -> dict:
         "ours": full,
         "ours_runs": (ours.seconds, again.seconds),
         "limit": limit.seconds,
+        "limit_phases": limit.note,
         "naive": naive.seconds,
         "naive_note": naive.note,
         "ok": ok,
@@ -408,6 +399,9 @@ def print_table(results: list[dict]) -> None:
             f"{r['incremental'] / r['ours']:>8.0%} {r['py_ours']:>7.1f} / {r['py_limit']:<6.1f} "
             f"{'yes' if r['ok'] and r['inc_ok'] else 'NO':>5}"
         )
+    print("\nlimit phases (s):")
+    for r in results:
+        print(f"  {r['graph']:<7} {fmt_size(r['edges']):>5}: {r['limit_phases']}")
     notes = [f"{r['graph']} {fmt_size(r['edges'])}: naive {r['naive_note']}" for r in results if r["naive_note"]]
     if notes:
         print("\nnaive min-label loop: " + "; ".join(notes))
@@ -453,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  {graph} {fmt_size(size)}: ours {fmt_s(r['ours'])}s limit {fmt_s(r['limit'])}s "
                     f"naive {fmt_s(r['naive'])}s incremental {fmt_s(r['incremental'])}s "
-                    f"{'ok' if r['ok'] and r['inc_ok'] else 'MISMATCH'}",
+                    f"{'ok' if r['ok'] and r['inc_ok'] else 'MISMATCH'} (load average {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
         con.close()
