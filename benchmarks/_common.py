@@ -774,8 +774,11 @@ def hand_stitch(con, inputs: list[HandInput], target: str, main: str = "user_mai
     comps = pd.DataFrame({"node": np.arange(n_nodes, dtype=np.int32), "comp": labels.astype(np.int32)})
     cands = pd.DataFrame({"node": candidates.astype(np.int32), "comp": labels[candidates].astype(np.int32)})
     phase("earliest ids (numpy)")
-    con.register("hs_comps", comps)
-    con.register("hs_cands", cands)
+    for name, frame in (("hs_comps", comps), ("hs_cands", cands)):  # native tables: joins scan them in parallel
+        con.register("hs_frame", frame)
+        run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM hs_frame")
+        con.unregister("hs_frame")
+    del comps, cands
     rid = f"'rid' || left(sha1(left(sha1('{PB_SALT}' || i.id), 32) || i.t), 32)"
     run(
         f"CREATE OR REPLACE TEMP TABLE hs_mains AS SELECT c.comp, min({rid}) AS main "
@@ -795,9 +798,7 @@ def hand_stitch(con, inputs: list[HandInput], target: str, main: str = "user_mai
         "CASE WHEN k.node IS NULL THEN i.first_seen ELSE k.linked_at END AS valid_at, i.first_seen AS first_seen_at "
         f"FROM {source} LEFT JOIN hs_linked k USING (node)"
     )
-    con.unregister("hs_comps")
-    con.unregister("hs_cands")
-    for name in ("hs_mains", "hs_linked", "hs_ids"):
+    for name in ("hs_mains", "hs_linked", "hs_ids", "hs_comps", "hs_cands"):
         run(f"DROP TABLE IF EXISTS {name}")
     if not rows:
         for n in range(len(inputs)):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -260,12 +261,18 @@ class Timed:
     stats: StitcherStats | None = None
     python_peak_mb: float = 0.0
     note: str = ""
+    cpu: float = 0.0  # user + system seconds of the process (DuckDB's threads included)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
     con.execute(f'DROP TABLE IF EXISTS "{target}"')
     tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     try:
         stats = run_stitcher(
             DuckDBSession(con, "main"),
@@ -279,10 +286,10 @@ def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
     except SkippedError as exc:
         return Timed(None, note=str(exc))
     finally:
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    return Timed(seconds, stats, peak / 2**20)
+    return Timed(seconds, stats, peak / 2**20, cpu=cpu)
 
 
 def hand_limit(con, target: str) -> Timed:
@@ -290,14 +297,15 @@ def hand_limit(con, target: str) -> Timed:
     con.execute(f'DROP TABLE IF EXISTS "{target}"')
     ids = [("anonymous_id", "anon"), ("user_id", "uid"), ("email", "email")]
     tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     try:
         phases = hand_stitch(con, [HandInput("ev", "ts", ids)], f'"{target}"', MAIN)
     finally:
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    return Timed(seconds, None, peak / 2**20, note=", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
+    phases_text = ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
+    return Timed(seconds, None, peak / 2**20, note=phases_text, cpu=cpu)
 
 
 def same(con, a: str, b: str) -> bool:
@@ -335,7 +343,7 @@ def bench(con, graph: str, edges: int, args) -> dict:
     # side by side: ours, the limit, ours again (order effects), the naive loop
     ours = stitch(con, everything, "ours")
     limit = hand_limit(con, "limit")
-    again = stitch(con, everything, "ours_again")
+    again = ours if args.quick else stitch(con, everything, "ours_again")
     naive = Timed(None, note=f"skipped above {fmt_size(args.naive_max_edges)} edges")
     if edges <= args.naive_max_edges:
         deadline = time.perf_counter() + args.naive_minutes * 60
@@ -344,14 +352,17 @@ def bench(con, graph: str, edges: int, args) -> dict:
             naive.note = f"{naive.stats.rounds} passes"
         elif naive.seconds is None:
             naive.note = f"{naive.note} (> {args.naive_minutes:g} min)"
-    ok = same(con, "ours", "limit") and same(con, "ours", "ours_again")
+    ok = same(con, "ours", "limit") and (args.quick or same(con, "ours", "ours_again"))
     if naive.seconds is not None:
         ok = ok and same(con, "ours", "naive")
     # incremental: the table of the base rows, extended by the newest ones
-    base = stitch(con, observations(before=cut), "base")
-    previous = PreviousGraph(exp.table_("base", quoted=True), base.stats.checkpoint)
-    inc = stitch(con, everything, "incremental", previous=previous)
-    inc_ok = inc.stats.mode == "incremental" and same(con, "ours", "incremental")
+    if args.quick:
+        inc, inc_ok = ours, True
+    else:
+        base = stitch(con, observations(before=cut), "base")
+        previous = PreviousGraph(exp.table_("base", quoted=True), base.stats.checkpoint)
+        inc = stitch(con, everything, "incremental", previous=previous)
+        inc_ok = inc.stats.mode == "incremental" and same(con, "ours", "incremental")
     full = min(t.seconds for t in (ours, again))
     for name in ("ours", "limit", "ours_again", "naive", "base", "incremental"):
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
@@ -366,6 +377,9 @@ def bench(con, graph: str, edges: int, args) -> dict:
         "ours": full,
         "ours_runs": (ours.seconds, again.seconds),
         "limit": limit.seconds,
+        "ours_cpu": ours.cpu,
+        "limit_cpu": limit.cpu,
+        "load": os.getloadavg()[0],
         "limit_phases": limit.note,
         "naive": naive.seconds,
         "naive_note": naive.note,
@@ -385,7 +399,7 @@ def print_table(results: list[dict]) -> None:
     head = (
         f"{'graph':<7} {'edges':>6} {'ids':>7} {'rows':>7} {'rounds':>6} {'ours s':>8} {'limit s':>8} "
         f"{'ours/limit':>10} {'naive s':>9} {'naive/ours':>10} {'incr s':>7} {'incr/full':>9} "
-        f"{'py MB ours/limit':>16} {'same':>5}"
+        f"{'py MB ours/limit':>16} {'same':>5} {'CPU ours/limit':>15} {'load':>5}"
     )
     print(head)
     print("-" * len(head))
@@ -397,7 +411,8 @@ def print_table(results: list[dict]) -> None:
             f"{s.rounds:>6} {fmt_s(r['ours']):>8} {fmt_s(r['limit']):>8} {r['ours'] / r['limit']:>9.2f}x "
             f"{fmt_s(r['naive']):>9} {naive_ratio:>10} {fmt_s(r['incremental']):>7} "
             f"{r['incremental'] / r['ours']:>8.0%} {r['py_ours']:>7.1f} / {r['py_limit']:<6.1f} "
-            f"{'yes' if r['ok'] and r['inc_ok'] else 'NO':>5}"
+            f"{'yes' if r['ok'] and r['inc_ok'] else 'NO':>5} "
+            f"{r['ours_cpu']:>6.1f}/{r['limit_cpu']:<5.1f}{r['ours_cpu'] / r['limit_cpu']:>4.2f}x {r['load']:>5.1f}"
         )
     print("\nlimit phases (s):")
     for r in results:
@@ -424,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-max-edges", default="1M", help="skip the naive loop above this many edges")
     parser.add_argument("--naive-minutes", type=float, default=5.0, help="stop the naive loop after this long")
     parser.add_argument("--db", help="DuckDB file (default: a temporary one)")
+    parser.add_argument(
+        "--quick", action="store_true", help="ours and the limit once each, no incremental run (large sizes)"
+    )
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's)")
     args = parser.parse_args(argv)
     args.naive_max_edges = parse_size(args.naive_max_edges)
@@ -446,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(r)
                 print(
                     f"  {graph} {fmt_size(size)}: ours {fmt_s(r['ours'])}s limit {fmt_s(r['limit'])}s "
-                    f"naive {fmt_s(r['naive'])}s incremental {fmt_s(r['incremental'])}s "
+                    f"(CPU {r['ours_cpu']:.2f}s / {r['limit_cpu']:.2f}s) naive {fmt_s(r['naive'])}s "
+                    f"incremental {fmt_s(r['incremental'])}s "
                     f"{'ok' if r['ok'] and r['inc_ok'] else 'MISMATCH'} (load average {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
