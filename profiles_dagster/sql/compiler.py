@@ -402,16 +402,25 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
             table = numbered.subquery()
         else:
             table = ctx.materials[StepKey.sql_model(name)].copy()
-        row_key = _row_key(index, len(sources)) if links else exp.cast(exp.null(), exp.DataType.build("bigint"))
+        no_key = exp.cast(exp.null(), exp.DataType.build("bigint"))
+        row_key = _row_key(index, len(sources)) if links else no_key
         occurred_expr = (
             exp.cast(col(occurred), exp.DataType.build("timestamp"))
             if occurred
             else exp.cast(exp.null(), exp.DataType.build("timestamp"))
         )
-        for id_, expr in declared:
-            split = _split_filtered(expr)
+        values = [_split_filtered(expr) for _, expr in declared]
+        for n, (id_, expr) in enumerate(declared):
+            split = values[n]
+            key = row_key.copy()
+            others = [v[0] for k, v in enumerate(values) if k != n and v is not None]
+            if links and len(others) == len(declared) - 1:
+                # a row whose other ids are all NULL links nothing: its observation needs no row key, and the
+                # stitcher groups only the rows that may link (a filtered value that is not NULL keeps the key)
+                present = exp.or_(*(exp.paren(o.copy()).is_(exp.null()).not_() for o in others))
+                key = exp.Case(ifs=[exp.If(this=present, true=key)], default=no_key.copy())
             inner = exp.select(
-                exp.alias_(row_key.copy(), "row_key"),
+                exp.alias_(key, "row_key"),
                 exp.alias_(exp.cast(exp.Literal.string(id_.type), "VARCHAR"), "other_id_type"),  # pb: varchar
                 exp.alias_(expr if split is None else split[0], "other_id"),
                 exp.alias_(occurred_expr.copy(), "occurred_at"),
