@@ -666,3 +666,142 @@ def parse_size(text: str) -> int:
     if not m:
         raise ValueError(f"size '{text}': use e.g. 100k, 1M, 10M")
     return int(float(m.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()])
+
+
+# --------------------------------------------------------------------------- the stitcher by hand
+
+PB_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
+_NO_TIME = np.iinfo(np.int64).max  # a NULL first_seen_at sorts last
+
+
+@dataclass
+class HandInput:
+    """One input of the hand-written stitcher: a table, its time column and its id columns by id type."""
+
+    table: str
+    ts: str
+    ids: list[tuple[str, str]]  # (id type, column holding the cleaned id or NULL)
+    keep: list[str] = field(default_factory=list)  # further columns kept on the per-row table r_<n>
+
+
+def hand_stitch(con, inputs: list[HandInput], target: str, main: str = "user_main_id", rows: bool = False):
+    """pb's whole stitcher table by hand, as fast as one machine allows: the floor a stitcher step is measured
+    against. DuckDB numbers the distinct ids with their first-seen time, looks each row's ids up once (integer
+    node columns per row), and takes each linked id's first link time (valid_at) in one aggregate; scipy finds the
+    components from the row pairs; numpy picks each component's earliest ids; DuckDB hashes only those (pb's main
+    id: earliest first_seen_at, NULL last, ties by the smaller hash) and writes the five columns in one statement.
+
+    With ``rows``, the per-row tables ``r_<n>`` (ts, kept columns, node0..) and ``node_main(node, main)`` stay
+    (TEMP) for a caller that maps rows to profiles. Returns phase seconds."""
+    import pandas as pd
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    phases: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
+    def run(text: str) -> None:
+        con.execute(text).fetchall()
+
+    sightings = " UNION ALL ".join(
+        f"SELECT '{t}' AS t, {c} AS id, {i.ts} AS ts FROM {i.table} WHERE {c} IS NOT NULL"
+        for i in inputs
+        for t, c in i.ids
+    )
+    run(
+        "CREATE OR REPLACE TEMP TABLE hs_ids AS SELECT (row_number() OVER () - 1)::INTEGER AS node, t, id, "
+        f"first_seen FROM (SELECT t, id, min(ts) AS first_seen FROM ({sightings}) GROUP BY t, id)"
+    )
+    for n, i in enumerate(inputs):
+        joins = " ".join(
+            f"LEFT JOIN hs_ids n{k} ON n{k}.t = '{t}' AND n{k}.id = s.{c}" for k, (t, c) in enumerate(i.ids)
+        )
+        cols = ", ".join(
+            [f"s.{i.ts} AS ts", *(f"s.{c}" for c in i.keep), *(f"n{k}.node AS node{k}" for k in range(len(i.ids)))]
+        )
+        run(f"CREATE OR REPLACE TEMP TABLE r_{n} AS SELECT {cols} FROM {i.table} s {joins}")
+    phase("encode (SQL)")
+
+    def linking(n: int, i: HandInput) -> str:
+        """Rows of input n with two or more ids (ids of different types are different nodes)."""
+        present = " + ".join(f"(node{k} IS NOT NULL)::INT" for k in range(len(i.ids)))
+        return f"r_{n} WHERE {present} >= 2"
+
+    linked = " UNION ALL ".join(
+        f"SELECT node{k} AS node, ts FROM {linking(n, i)} AND node{k} IS NOT NULL"
+        for n, i in enumerate(inputs)
+        if len(i.ids) > 1
+        for k in range(len(i.ids))
+    )
+    if linked:
+        run(
+            f"CREATE OR REPLACE TEMP TABLE hs_linked AS SELECT node, min(ts) AS linked_at FROM ({linked}) GROUP BY node"
+        )
+    else:
+        run("CREATE OR REPLACE TEMP TABLE hs_linked (node INTEGER, linked_at TIMESTAMP)")
+    phase("valid_at (SQL)")
+    pairs = " UNION ALL ".join(
+        f"SELECT node{a} AS u, node{b} AS v FROM r_{n} WHERE node{a} IS NOT NULL AND node{b} IS NOT NULL"
+        for n, i in enumerate(inputs)
+        for a in range(len(i.ids))
+        for b in range(a + 1, len(i.ids))
+    )
+    nodes = con.execute(
+        "SELECT node, coalesce(epoch_us(first_seen), 9223372036854775807) AS fs FROM hs_ids"
+    ).fetchnumpy()
+    n_nodes = len(nodes["node"])
+    first_seen = np.empty(n_nodes, dtype=np.int64)
+    first_seen[nodes["node"]] = nodes["fs"]
+    del nodes
+    if pairs:
+        edges = con.execute(pairs).fetchnumpy()
+        u, v = edges["u"].astype(np.int32), edges["v"].astype(np.int32)
+    else:
+        u = v = np.zeros(0, dtype=np.int32)
+    phase("fetch (SQL -> numpy)")
+    graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n_nodes, n_nodes)).tocsr()
+    n_comps, labels = connected_components(graph, directed=False)
+    del graph, u, v
+    phase("components (scipy)")
+    earliest = np.full(n_comps, _NO_TIME, dtype=np.int64)
+    np.minimum.at(earliest, labels, first_seen)
+    candidates = np.flatnonzero(first_seen == earliest[labels])
+    comps = pd.DataFrame({"node": np.arange(n_nodes, dtype=np.int32), "comp": labels.astype(np.int32)})
+    cands = pd.DataFrame({"node": candidates.astype(np.int32), "comp": labels[candidates].astype(np.int32)})
+    phase("earliest ids (numpy)")
+    for name, frame in (("hs_comps", comps), ("hs_cands", cands)):  # native tables: joins scan them in parallel
+        con.register("hs_frame", frame)
+        run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM hs_frame")
+        con.unregister("hs_frame")
+    del comps, cands
+    rid = f"'rid' || left(sha1(left(sha1('{PB_SALT}' || i.id), 32) || i.t), 32)"
+    run(
+        f"CREATE OR REPLACE TEMP TABLE hs_mains AS SELECT c.comp, min({rid}) AS main "
+        "FROM hs_cands c JOIN hs_ids i USING (node) GROUP BY c.comp"
+    )
+    phase("main ids (SQL)")
+    if rows:
+        run(
+            "CREATE OR REPLACE TEMP TABLE node_main AS "
+            "SELECT c.node, m.main FROM hs_comps c JOIN hs_mains m USING (comp)"
+        )
+        source = "hs_ids i JOIN node_main m USING (node)"
+    else:
+        source = "hs_ids i JOIN hs_comps c USING (node) JOIN hs_mains m USING (comp)"
+    run(
+        f'CREATE TABLE {target} AS SELECT m.main AS "{main}", i.id AS other_id, i.t AS other_id_type, '
+        "CASE WHEN k.node IS NULL THEN i.first_seen ELSE k.linked_at END AS valid_at, i.first_seen AS first_seen_at "
+        f"FROM {source} LEFT JOIN hs_linked k USING (node)"
+    )
+    for name in ("hs_mains", "hs_linked", "hs_ids", "hs_comps", "hs_cands"):
+        run(f"DROP TABLE IF EXISTS {name}")
+    if not rows:
+        for n in range(len(inputs)):
+            run(f"DROP TABLE IF EXISTS r_{n}")
+    phase("write (SQL)")
+    return phases

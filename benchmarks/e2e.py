@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -62,10 +63,10 @@ _IDS = {  # input -> [(id type, select)]
     "pages": [("anonymous_id", "anonymous_id")],
     "orders": [("user_id", "user_id"), ("email", "lower(trim(email))")],
 }
-_KEEP = {  # the columns the vars read
+_KEEP = {  # the columns the vars of either project read
     "identifies": "email",
-    "tracks": "anonymous_id",
-    "pages": "1 AS one",
+    "tracks": "anonymous_id, event",
+    "pages": "path",
     "orders": "order_id, amount, status",
 }
 FEATURES = sorted(
@@ -88,13 +89,73 @@ FEATURES = sorted(
 _SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 
 
-def baseline(database: str, end_time: str) -> dict[str, float]:
+def _hand_rows(con, phase) -> None:
+    """Both projects' common part by hand: per input its cleaned ids and the columns the vars read (one scan),
+    pb's whole stitcher table (`_common.hand_stitch`: DuckDB + scipy), `base.all`, and each row with its profile
+    (m_<input>: the main id of its first id, a row's ids sharing one profile; one integer join per input)."""
+    from _common import HandInput, hand_stitch
+
+    def sql(text: str):
+        return con.execute(text).fetchall()
+
+    sql("CREATE SCHEMA base")
+    inputs = []
+    for name, ids in _IDS.items():
+        cleaned = ", ".join(_CLEAN[t].format(v=f"({s})") + f" AS id{n}" for n, (t, s) in enumerate(ids))
+        sql(f"CREATE TEMP TABLE k_{name} AS SELECT timestamp AS ts, {_KEEP[name]}, {cleaned} FROM raw.{name}")
+        keep = [c.split(" AS ")[-1].strip() for c in _KEEP[name].split(",")]
+        inputs.append(HandInput(f"k_{name}", "ts", [(t, f"id{n}") for n, (t, _) in enumerate(ids)], keep))
+    phase("clean ids (SQL)")
+    for step, seconds in hand_stitch(con, inputs, "base.id_graph", rows=True).items():
+        phase(f"stitcher: {step}", seconds)
+    for name in _IDS:
+        sql(f"DROP TABLE k_{name}")
+    sql("CREATE TABLE base.all AS SELECT DISTINCT user_main_id FROM base.id_graph")
+    for n, (name, ids) in enumerate(_IDS.items()):
+        first = "coalesce(" + ", ".join(f"r.node{k}" for k in range(len(ids))) + ")"
+        sql(f"CREATE TEMP TABLE m_{name} AS SELECT m.main, r.* FROM r_{n} r JOIN node_main m ON m.node = {first}")
+        sql(f"DROP TABLE r_{n}")
+    phase("rows -> profiles (SQL)")
+
+
+def _views(con, features: list[str], cohort: str, cohort_vars: str, by: dict[str, str], cohort_by: dict[str, str]):
+    """The default feature view, views keyed by other ids, the cohort's views (its own vars first)."""
+
+    def sql(text: str):
+        return con.execute(text).fetchall()
+
+    cols = ", ".join(features)
+    f_cols = ", ".join(f"f.{c}" for c in features)
+    sql(f"CREATE TABLE base.feature_view AS SELECT user_main_id, {cols} FROM base.var_table")
+    for id_type, view in by.items():
+        sql(
+            f"CREATE TABLE base.{view} AS SELECT g.other_id AS {id_type}, {f_cols} FROM base.id_graph g "
+            f"JOIN base.feature_view f USING (user_main_id) WHERE g.other_id_type = '{id_type}'"
+        )
+    own = ", ".join(c.split(" AS ")[-1].strip() for c in cohort_vars.split(", "))
+    own_values = ", ".join(
+        f"coalesce(o.{c}, 0) AS {c}" if c.endswith("_orders") else f"o.{c}" for c in own.split(", ")
+    )  # count(*) vars default to 0
+    sql(
+        f"CREATE TABLE base.{cohort}_feature_view AS SELECT c.user_main_id, {own_values}, {f_cols} "
+        f"FROM base.{cohort} c "
+        f"LEFT JOIN ({cohort_vars_sql(cohort_vars)}) o ON o.main = c.user_main_id "
+        "JOIN base.feature_view f ON f.user_main_id = c.user_main_id"
+    )
+    for id_type, view in cohort_by.items():
+        sql(
+            f"CREATE TABLE base.{view} AS SELECT g.other_id AS {id_type}, {own}, {f_cols} FROM base.id_graph g "
+            f"JOIN base.{cohort}_feature_view f USING (user_main_id) WHERE g.other_id_type = '{id_type}'"
+        )
+
+
+def cohort_vars_sql(select: str) -> str:
+    return f"SELECT main, {select} FROM m_orders GROUP BY main"
+
+
+def baseline(database: str, end_time: str, project: str = "example") -> dict[str, float]:
     """Hand-written: DuckDB SQL + scipy connected_components. Writes schema `base`; returns phase seconds."""
     import duckdb
-    import numpy as np
-    import pandas as pd
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     end = "TIMESTAMP '" + end_time.replace("T", " ").rstrip("Z") + "'"
     con = duckdb.connect(database)
@@ -104,73 +165,29 @@ def baseline(database: str, end_time: str) -> dict[str, float]:
     def sql(text: str):
         return con.execute(text).fetchall()
 
-    def phase(name: str) -> None:
+    def phase(name: str, seconds: float | None = None) -> None:
         now = time.perf_counter()
-        phases[name] = now - clock[0]
+        if seconds is None:
+            phases[name] = now - clock[0]
+        else:  # a part of a phase timed inside
+            phases[name] = seconds
         clock[0] = now
 
-    sql("CREATE SCHEMA base")
-    # 1. per input: cleaned ids and the columns the vars need, in one scan
-    for name, ids in _IDS.items():
-        cleaned = ", ".join(_CLEAN[t].format(v=f"({s})") + f" AS id{n}" for n, (t, s) in enumerate(ids))
-        sql(f"CREATE TEMP TABLE k_{name} AS SELECT timestamp AS ts, {_KEEP[name]}, {cleaned} FROM raw.{name}")
-    # 2. distinct ids with their first sighting, numbered 0..n-1
-    sightings = " UNION ALL ".join(
-        f"SELECT '{t}' AS t, id{n} AS id, ts FROM k_{name} WHERE id{n} IS NOT NULL"
-        for name, ids in _IDS.items()
-        for n, (t, _) in enumerate(ids)
-    )
-    sql(
-        "CREATE TEMP TABLE nodes AS SELECT (row_number() OVER () - 1)::INTEGER AS node, t, id, first_seen "
-        f"FROM (SELECT t, id, min(ts) AS first_seen FROM ({sightings}) GROUP BY t, id)"
-    )
-    # 3. per row: node numbers of its ids
-    for name, ids in _IDS.items():
-        joins = " ".join(
-            f"LEFT JOIN nodes n{n} ON n{n}.t = '{t}' AND n{n}.id = k.id{n}" for n, (t, _) in enumerate(ids)
-        )
-        nodes = ", ".join(f"n{n}.node AS node{n}" for n in range(len(ids)))
-        sql(f"CREATE TEMP TABLE r_{name} AS SELECT k.*, {nodes} FROM k_{name} k {joins}")
-        sql(f"DROP TABLE k_{name}")
-    phase("ids (SQL)")
-    # 4. edges -> scipy connected components -> component per node
-    pairs = " UNION ALL ".join(
-        f"SELECT node{a} AS u, node{b} AS v FROM r_{name} WHERE node{a} IS NOT NULL AND node{b} IS NOT NULL"
-        for name, ids in _IDS.items()
-        for a in range(len(ids))
-        for b in range(a + 1, len(ids))
-    )
-    edges = con.execute(pairs).fetchnumpy()
-    n_nodes = sql("SELECT count(*) FROM nodes")[0][0]
-    u, v = edges["u"].astype(np.int32), edges["v"].astype(np.int32)
-    graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n_nodes, n_nodes)).tocsr()
-    _, labels = connected_components(graph, directed=False)
-    comps = pd.DataFrame({"node": np.arange(n_nodes, dtype=np.int32), "comp": labels.astype(np.int32)})
-    phase("connected components (scipy)")
-    con.register("comps", comps)
-    # 5. main id per component: the earliest-seen id (ties: the smaller hash), pb's hash
-    rid = f"'rid' || left(sha1(left(sha1('{_SALT}' || id), 32) || t), 32)"
-    sql(
-        "CREATE TEMP TABLE node_main AS WITH c AS (SELECT n.*, comps.comp FROM nodes n JOIN comps USING (node)), "
-        f"m AS (SELECT comp, min({rid}) AS main FROM (SELECT * FROM c "
-        "QUALIFY first_seen = min(first_seen) OVER (PARTITION BY comp)) GROUP BY comp) "
-        "SELECT c.node, c.t, c.id, c.first_seen, m.main FROM c JOIN m USING (comp)"
-    )
-    con.unregister("comps")
-    sql(
-        "CREATE TABLE base.id_graph AS SELECT main AS user_main_id, id AS other_id, t AS other_id_type, "
-        "first_seen AS first_seen_at FROM node_main"
-    )
-    sql("CREATE TABLE base.all AS SELECT DISTINCT user_main_id FROM base.id_graph")
-    phase("main ids (SQL)")
+    _hand_rows(con, phase)
+    if project == "rich":
+        _rich_vars(con, end)
+    else:
+        _example_vars(con, end)
+    phase("entity vars (SQL)")
+    spec = PROJECTS[project]
+    _views(con, spec["features"], spec["cohort"], spec["cohort_vars"], spec["by"], spec["cohort_by"])
+    phase("views + cohort (SQL)")
+    con.close()
+    return phases
 
-    # 6. each row's profile: the main id of its first id (a row's ids share one profile), one join per input
-    for name, ids in _IDS.items():
-        first = "coalesce(" + ", ".join(f"r.node{n}" for n in range(len(ids))) + ")"
-        sql(f"CREATE TEMP TABLE m_{name} AS SELECT m.main, r.* FROM r_{name} r JOIN node_main m ON m.node = {first}")
-        sql(f"DROP TABLE r_{name}")
-    phase("rows -> profiles (SQL)")
-    sql(
+
+def _example_vars(con, end: str) -> None:
+    con.execute(
         f"""CREATE TABLE base.var_table AS
         WITH tr AS (SELECT main, min(ts) AS first_seen_at, max(ts) AS last_seen_at,
                            count(DISTINCT anonymous_id) AS distinct_devices FROM m_tracks GROUP BY main),
@@ -194,45 +211,117 @@ def baseline(database: str, end_time: str) -> dict[str, float]:
         SELECT *, date_diff('day', last_seen_at, {end}) AS days_since_last_seen,
                total_revenue / nullif(order_count, 0) AS avg_order_value,
                date_diff('day', last_order_at, {end}) AS days_since_last_order FROM v"""
-    )
-    phase("entity vars (SQL)")
-    # 7. views and the cohort
-    features = ", ".join(FEATURES)
-    f_features = ", ".join(f"f.{c}" for c in FEATURES)
-    sql(f"CREATE TABLE base.feature_view AS SELECT user_main_id, {features} FROM base.var_table")
-    sql(
-        f"CREATE TABLE base.features_by_email AS SELECT g.other_id AS email, {f_features} FROM base.id_graph g "
-        "JOIN base.feature_view f USING (user_main_id) WHERE g.other_id_type = 'email'"
-    )
-    sql("CREATE TABLE base.high_value AS SELECT user_main_id FROM base.var_table WHERE total_revenue >= 300")
-    sql(
-        f"""CREATE TABLE base.high_value_feature_view AS
-        SELECT h.user_main_id, o.hv_max_order_amount, {features} FROM base.high_value h
-        LEFT JOIN (SELECT main, max(amount) AS hv_max_order_amount FROM m_orders
-                   WHERE status = 'completed' GROUP BY main) o ON o.main = h.user_main_id
-        JOIN base.feature_view f ON f.user_main_id = h.user_main_id"""
-    )
-    sql(
-        f"CREATE TABLE base.high_value_by_email AS SELECT g.other_id AS email, hv_max_order_amount, {f_features} "
-        "FROM base.id_graph g JOIN base.high_value_feature_view f USING (user_main_id) WHERE g.other_id_type = 'email'"
-    )
-    phase("views + cohort (SQL)")
-    con.close()
-    return phases
+    ).fetchall()
+    con.execute("CREATE TABLE base.high_value AS SELECT user_main_id FROM base.var_table WHERE total_revenue >= 300")
+
+
+def _rich_vars(con, end: str) -> None:
+    """benchmarks/rich_project's vars by hand (first/last by arg_min/arg_max: timestamps are distinct)."""
+    con.execute(
+        f"""CREATE TABLE base.var_table AS
+        WITH tr AS (SELECT main, min(ts) AS first_seen_at, max(ts) AS last_seen_at, count(*) AS track_count,
+                           count(DISTINCT event) AS distinct_events FROM m_tracks GROUP BY main),
+             pg AS (SELECT main, count(*) AS page_views, count(DISTINCT path) AS distinct_paths,
+                           arg_min(path, ts) AS first_page FROM m_pages GROUP BY main),
+             idf AS (SELECT main, arg_max(email, ts) AS latest_email FROM m_identifies
+                     WHERE email IS NOT NULL AND email LIKE '%@%' GROUP BY main),
+             od AS (SELECT main, count(*) AS order_count, sum(amount) AS total_revenue, max(amount) AS max_order_amount,
+                           arg_min(amount, (ts, order_id)) AS first_order_amount,
+                           arg_max(amount, (ts, order_id)) AS last_order_amount
+                    FROM m_orders WHERE status = 'completed' GROUP BY main),
+             dd AS (SELECT main, count(DISTINCT CAST(ts AS DATE)) AS active_order_days
+                    FROM m_orders WHERE status = 'completed' AND node0 IS NOT NULL GROUP BY main),
+             v AS (SELECT a.user_main_id, tr.first_seen_at, tr.last_seen_at, coalesce(tr.track_count, 0) AS track_count,
+                          tr.distinct_events, coalesce(pg.page_views, 0) AS page_views, pg.distinct_paths,
+                          pg.first_page, idf.latest_email,
+                          coalesce(od.order_count, 0) AS order_count, coalesce(od.total_revenue, 0) AS total_revenue,
+                          od.max_order_amount, od.first_order_amount, od.last_order_amount,
+                          coalesce(dd.active_order_days, 0) AS active_order_days
+                   FROM base.all a LEFT JOIN tr ON tr.main = a.user_main_id LEFT JOIN pg ON pg.main = a.user_main_id
+                   LEFT JOIN idf ON idf.main = a.user_main_id LEFT JOIN od ON od.main = a.user_main_id
+                   LEFT JOIN dd ON dd.main = a.user_main_id)
+        SELECT *, CAST({end} AS DATE) - CAST(last_seen_at AS DATE) AS days_since_last_seen,
+               track_count + page_views AS engagement,
+               total_revenue / nullif(order_count, 0) AS avg_order_value,
+               total_revenue / nullif(active_order_days, 0) AS revenue_per_active_day FROM v"""
+    ).fetchall()
+    con.execute(
+        "CREATE TABLE base.big_spenders AS SELECT user_main_id FROM base.var_table "
+        "WHERE total_revenue >= 200 AND order_count >= 2"
+    ).fetchall()
+
+
+_EXAMPLE_FEATURES = sorted(FEATURES)
+_RICH_FEATURES = sorted(
+    [
+        "active_order_days",
+        "avg_order_value",
+        "days_since_last_seen",
+        "distinct_events",
+        "distinct_paths",
+        "engagement",
+        "first_order_amount",
+        "first_page",
+        "first_seen_at",
+        "last_order_amount",
+        "last_seen_at",
+        "latest_email",
+        "max_order_amount",
+        "order_count",
+        "page_views",
+        "revenue_per_active_day",
+        "total_revenue",
+        "track_count",
+    ]
+)
+PROJECTS: dict[str, dict] = {
+    "example": {
+        "folder": EXAMPLE,
+        "connection": "example",
+        "features": _EXAMPLE_FEATURES,
+        "cohort": "high_value",
+        "cohort_vars": "max(amount) FILTER (WHERE status = 'completed') AS hv_max_order_amount",
+        "by": {"email": "features_by_email"},
+        "cohort_by": {"email": "high_value_by_email"},
+        "views": [  # (what, product view, baseline table, key)
+            ("feature view", "user_feature_view", "feature_view", "user_main_id"),
+            ("feature view by email", "user_features_by_email", "features_by_email", "email"),
+            ("cohort feature view", "high_value_feature_view", "high_value_feature_view", "user_main_id"),
+            ("cohort view by email", "high_value_by_email", "high_value_by_email", "email"),
+        ],
+    },
+    "rich": {
+        "folder": Path(__file__).resolve().parent / "rich_project",
+        "connection": "rich",
+        "features": _RICH_FEATURES,
+        "cohort": "big_spenders",
+        "cohort_vars": "count(*) FILTER (WHERE status = 'returned') AS bs_returned_orders, "
+        "min(ts) FILTER (WHERE status = 'returned') AS bs_first_return_at",
+        "by": {"email": "features_by_email", "user_id": "features_by_user_id"},
+        "cohort_by": {"email": "big_spenders_feature_view_with_email", "user_id": "big_spenders_by_user_id"},
+        "views": [
+            ("feature view", "user_feature_view", "feature_view", "user_main_id"),
+            ("feature view by email", "user_features_by_email", "features_by_email", "email"),
+            ("feature view by user_id", "user_features_by_user_id", "features_by_user_id", "user_id"),
+            ("cohort feature view", "big_spenders_feature_view", "big_spenders_feature_view", "user_main_id"),
+            (
+                "cohort view by email",
+                "big_spenders_feature_view_with_email",
+                "big_spenders_feature_view_with_email",
+                "email",
+            ),
+            ("cohort view by user_id", "big_spenders_by_user_id", "big_spenders_by_user_id", "user_id"),
+        ],
+    },
+}
 
 
 # --------------------------------------------------------------------------- agreement
 
-_VIEWS = [  # (what, product view, baseline table, key)
-    ("feature view", "user_feature_view", "feature_view", "user_main_id"),
-    ("feature view by email", "user_features_by_email", "features_by_email", "email"),
-    ("cohort feature view", "high_value_feature_view", "high_value_feature_view", "user_main_id"),
-    ("cohort view by email", "high_value_by_email", "high_value_by_email", "email"),
-]
 _NUMERIC = ("DECIMAL", "DOUBLE", "FLOAT", "BIGINT", "INTEGER", "HUGEINT", "SMALLINT")
 
 
-def compare(product_db: Path, baseline_db: Path) -> list[list[object]]:
+def compare(product_db: Path, baseline_db: Path, project: str = "example") -> list[list[object]]:
     """[what, rows, mismatches] per output: 0 mismatches means the two agree value by value."""
     import duckdb
 
@@ -246,33 +335,25 @@ def compare(product_db: Path, baseline_db: Path) -> list[list[object]]:
     def sym(a: str, b: str) -> int:
         return one(f"SELECT count(*) FROM (({a} EXCEPT ALL {b}) UNION ALL ({b} EXCEPT ALL {a}))")
 
+    spec = PROJECTS[project]
+    cohort = spec["cohort"]
     out = []
-    cols = "user_main_id, other_id, other_id_type"
+    cols = "user_main_id, other_id, other_id_type, valid_at, first_seen_at"
     out.append(
         [
-            "id -> main id",
+            "stitcher table (all five columns)",
             one("SELECT count(*) FROM p.profiles.user_id_stitcher"),
             sym(f"SELECT {cols} FROM p.profiles.user_id_stitcher", f"SELECT {cols} FROM b.base.id_graph"),
         ]
     )
     out.append(
         [
-            "first_seen_at of ids",
-            one("SELECT count(*) FROM p.profiles.user_id_stitcher"),
-            sym(
-                "SELECT other_id, other_id_type, first_seen_at FROM p.profiles.user_id_stitcher",
-                "SELECT other_id, other_id_type, first_seen_at FROM b.base.id_graph",
-            ),
-        ]
-    )
-    out.append(
-        [
             "cohort membership",
-            one("SELECT count(*) FROM p.profiles.user_high_value"),
-            sym("SELECT user_main_id FROM p.profiles.user_high_value", "SELECT user_main_id FROM b.base.high_value"),
+            one(f"SELECT count(*) FROM p.profiles.user_{cohort}"),
+            sym(f"SELECT user_main_id FROM p.profiles.user_{cohort}", f"SELECT user_main_id FROM b.base.{cohort}"),
         ]
     )
-    for what, view, base, key in _VIEWS:
+    for what, view, base, key in spec["views"]:
         columns = con.execute(f"DESCRIBE p.profiles.{view}").fetchall()
         names = [c[0] for c in columns]
         expected = [c[0] for c in con.execute(f"DESCRIBE b.base.{base}").fetchall()]
@@ -301,13 +382,13 @@ def compare(product_db: Path, baseline_db: Path) -> list[list[object]]:
 # --------------------------------------------------------------------------- the driver
 
 
-def _project_copy(folder: Path) -> Path:
-    """The example project's definition files (not its data or database) in a scratch folder."""
+def _project_copy(folder: Path, source: Path) -> Path:
+    """The project's definition files (not its data or database) in a scratch folder."""
     target = folder / "project"
     target.mkdir(parents=True)
     for name in ("pb_project.yaml", "profiles_dagster.yaml"):
-        shutil.copy(EXAMPLE / name, target / name)
-    shutil.copytree(EXAMPLE / "models", target / "models")
+        shutil.copy(source / name, target / name)
+    shutil.copytree(source / "models", target / "models")
     return target
 
 
@@ -327,7 +408,7 @@ def _example_raw(folder: Path) -> tuple[Path, dict[str, int], float]:
     return path, counts, time.perf_counter() - start
 
 
-def bench_size(size: str, folder: Path, repeat: int) -> dict[str, object]:
+def bench_size(size: str, folder: Path, repeat: int, project_name: str = "example") -> dict[str, object]:
     if size == "example":
         raw, counts, gen_seconds = _example_raw(folder)
     else:
@@ -339,14 +420,18 @@ def bench_size(size: str, folder: Path, repeat: int) -> dict[str, object]:
         f"raw data ready in {gen_seconds:.1f}s",
         flush=True,
     )
-    project = _project_copy(folder / label)
+    spec = PROJECTS[project_name]
+    project = _project_copy(folder / label, spec["folder"])
     runs = []
     for attempt in range(repeat):
         base_db = fresh_copy(raw, folder / label / f"baseline_{attempt}.duckdb")
-        base = run_process([PYTHON, __file__, "--baseline", str(base_db), "--end-time", END_TIME], env=clean_env())
+        base = run_process(
+            [PYTHON, __file__, "--baseline", str(base_db), "--end-time", END_TIME, "--project", project_name],
+            env=clean_env(),
+        )
         base.extra = json.loads(base.stdout.strip().splitlines()[-1])
         prod_db = fresh_copy(raw, folder / label / f"product_{attempt}.duckdb")
-        site = write_site_config(folder / label / f"site_{attempt}.yaml", "example", prod_db)
+        site = write_site_config(folder / label / f"site_{attempt}.yaml", spec["connection"], prod_db)
         prod = run_process(
             [
                 str(BIN / "profiles-dagster"),
@@ -364,11 +449,12 @@ def bench_size(size: str, folder: Path, repeat: int) -> dict[str, object]:
         prod.extra = {"steps": steps, "in_run": in_run}
         print(
             f"   run {attempt + 1}: baseline {base.seconds:.2f}s ({base.cpu:.2f}s CPU), product {prod.seconds:.2f}s "
-            f"({prod.cpu:.2f}s CPU): {prod.seconds / base.seconds:.2f}x wall, {prod.cpu / base.cpu:.2f}x CPU",
+            f"({prod.cpu:.2f}s CPU): {prod.seconds / base.seconds:.2f}x wall, {prod.cpu / base.cpu:.2f}x CPU; "
+            f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         runs.append((base, prod, base_db, prod_db))
-    agreement = compare(runs[-1][3], runs[-1][2])
+    agreement = compare(runs[-1][3], runs[-1][2], project_name)
     for _, _, b, p in runs:  # keep disk use bounded at 10M
         b.unlink(missing_ok=True)
         p.unlink(missing_ok=True)
@@ -488,18 +574,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: example, 100k, 1M, 10M, ... "
         "(default 100k,1M; 10M takes ~1 min to generate once, then a few minutes per run)",
     )
+    parser.add_argument("--project", default="example", choices=sorted(PROJECTS), help="the project to run")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the best of each side is reported")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (printed)")
     parser.add_argument("--baseline", help=argparse.SUPPRESS)  # internal: run the baseline on this database
     parser.add_argument("--end-time", default=END_TIME, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline:
-        print(json.dumps(baseline(args.baseline, args.end_time)))
+        print(json.dumps(baseline(args.baseline, args.end_time, args.project)))
         return 0
     folder = Path(tempfile.mkdtemp(prefix="profiles_e2e_"))
     start = time.perf_counter()
     try:
-        results = [bench_size(s.strip(), folder, args.repeat) for s in args.sizes.split(",") if s.strip()]
+        sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+        results = [bench_size(size, folder, args.repeat, args.project) for size in sizes]
         report(results)
         bad = [(r["label"], a[0]) for r in results for a in r["agreement"] if a[2] != 0]
         print(

@@ -9,10 +9,12 @@ of the graph goes through Python) and the whole stitcher step, from the input ta
 stitcher table (ids, main ids, first_seen_at, valid_at), runs three ways, side by side:
 
 - ours: `run_stitcher`, connected components by randomized contraction in SQL;
-- limit: the same encoding and main-id SQL, but the components come from scipy's in-memory
-  connected_components: DuckDB dictionary-encodes ids and edges, the edge list is fetched as
-  numpy arrays, and the node -> component mapping is written back to DuckDB. What an in-process
-  stitcher could do at best on one machine, and what a warehouse cannot;
+- limit: the fastest pipeline we can write by hand for the same table (`_common.hand_stitch`): DuckDB
+  numbers the distinct ids with their first-seen time and looks each row's ids up once, takes each
+  linked id's first link time in one aggregate, scipy's in-memory connected_components labels the
+  nodes from the rows' id pairs, numpy picks each component's earliest ids, and DuckDB hashes only
+  those and writes all five columns in one statement. What an in-process stitcher could do at best
+  on one machine, and what a warehouse cannot; it shares no code with ours;
 - naive: min-label propagation in SQL (each pass: every node takes the smallest label among its
   neighbours; what dbt-id-stitching and most SQL stitchers do), one pass per hop. Capped: skipped
   above --naive-max-edges, stopped after --naive-minutes.
@@ -31,6 +33,8 @@ tracks, identifies and orders, 1% shared devices: example_project/generate_data.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -39,14 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pandas as pd
 import sqlglot
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlglot import exp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import HandInput, hand_stitch
 
 from profiles_dagster.sql.stitcher import PreviousGraph, StitcherStats, run_stitcher
 from profiles_dagster.warehouse.duckdb import DuckDBSession
@@ -202,9 +205,11 @@ GRAPHS = {"random": gen_random, "chain": gen_chain, "star": gen_star, "mix": gen
 def observations(table: str = "ev", before: str | None = None) -> exp.Query:
     """The stitcher's input as the compiler builds it: one branch per id column, NULL ids dropped."""
     parts = []
-    for column, id_type in (("anon", "anonymous_id"), ("uid", "user_id"), ("email", "email")):
-        part = (
-            f"SELECT rk AS row_key, '{id_type}' AS other_id_type, {column} AS other_id, "
+    columns = (("anon", "anonymous_id"), ("uid", "user_id"), ("email", "email"))
+    for column, id_type in columns:
+        others = " OR ".join(f"{c} IS NOT NULL" for c, _ in columns if c != column)
+        part = (  # as the compiler: a row whose other ids are all NULL links nothing and gets no row key
+            f"SELECT CASE WHEN {others} THEN rk END AS row_key, '{id_type}' AS other_id_type, {column} AS other_id, "
             f"ts AS occurred_at FROM {table} WHERE {column} IS NOT NULL"
         )
         if before:
@@ -214,33 +219,6 @@ def observations(table: str = "ev", before: str | None = None) -> exp.Query:
 
 
 # -------------------------------------------------------------------------------- baselines
-
-
-def scipy_components(con: duckdb.DuckDBPyConnection):
-    """Connected components by scipy: edge list to numpy, labels back to DuckDB."""
-
-    def find(scratch, edges: exp.Table, *, max_rounds: int):
-        n = int(con.execute(f"SELECT coalesce(max(v), 0) + 1 FROM {edges.sql('duckdb')}").fetchone()[0])
-        got = con.execute(f"SELECT u, v FROM {edges.sql('duckdb')}").fetchnumpy()
-        u, v = got["u"].astype(np.int64), got["v"].astype(np.int64)
-        if not len(u):
-            return None, 0, ()
-        graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n)).tocsr()
-        _, labels = connected_components(graph, directed=False)
-        has_edge = np.zeros(n, dtype=bool)
-        has_edge[u] = True
-        has_edge[v] = True
-        nodes = np.flatnonzero(has_edge)
-        frame = pd.DataFrame({"x": nodes, "p": labels[nodes].astype(np.int64)})
-        con.register("scipy_frame", frame)
-        try:  # a scratch table like ours (temporary on DuckDB)
-            table = scratch.create("scipy_labels", sqlglot.select("x", "p").from_("scipy_frame"))
-        finally:
-            con.unregister("scipy_frame")
-        del frame, graph, labels, u, v, got
-        return sqlglot.select("x", "p").from_(table), 1, ()
-
-    return find
 
 
 def naive_components(con: duckdb.DuckDBPyConnection, deadline: float):
@@ -285,12 +263,18 @@ class Timed:
     stats: StitcherStats | None = None
     python_peak_mb: float = 0.0
     note: str = ""
+    cpu: float = 0.0  # user + system seconds of the process (DuckDB's threads included)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
     con.execute(f'DROP TABLE IF EXISTS "{target}"')
     tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     try:
         stats = run_stitcher(
             DuckDBSession(con, "main"),
@@ -304,10 +288,26 @@ def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
     except SkippedError as exc:
         return Timed(None, note=str(exc))
     finally:
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    return Timed(seconds, stats, peak / 2**20)
+    return Timed(seconds, stats, peak / 2**20, cpu=cpu)
+
+
+def hand_limit(con, target: str) -> Timed:
+    """The floor: pb's whole stitcher table by hand (benchmarks/_common.py's hand_stitch)."""
+    con.execute(f'DROP TABLE IF EXISTS "{target}"')
+    ids = [("anonymous_id", "anon"), ("user_id", "uid"), ("email", "email")]
+    tracemalloc.start()
+    started, cpu = time.perf_counter(), _cpu()
+    try:
+        phases = hand_stitch(con, [HandInput("ev", "ts", ids)], f'"{target}"', MAIN)
+    finally:
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    phases_text = ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
+    return Timed(seconds, None, peak / 2**20, note=phases_text, cpu=cpu)
 
 
 def same(con, a: str, b: str) -> bool:
@@ -344,8 +344,8 @@ def bench(con, graph: str, edges: int, args) -> dict:
     everything = observations()
     # side by side: ours, the limit, ours again (order effects), the naive loop
     ours = stitch(con, everything, "ours")
-    limit = stitch(con, everything, "limit", components=scipy_components(con))
-    again = stitch(con, everything, "ours_again")
+    limit = hand_limit(con, "limit")
+    again = ours if args.quick else stitch(con, everything, "ours_again")
     naive = Timed(None, note=f"skipped above {fmt_size(args.naive_max_edges)} edges")
     if edges <= args.naive_max_edges:
         deadline = time.perf_counter() + args.naive_minutes * 60
@@ -354,14 +354,17 @@ def bench(con, graph: str, edges: int, args) -> dict:
             naive.note = f"{naive.stats.rounds} passes"
         elif naive.seconds is None:
             naive.note = f"{naive.note} (> {args.naive_minutes:g} min)"
-    ok = same(con, "ours", "limit") and same(con, "ours", "ours_again")
+    ok = same(con, "ours", "limit") and (args.quick or same(con, "ours", "ours_again"))
     if naive.seconds is not None:
         ok = ok and same(con, "ours", "naive")
     # incremental: the table of the base rows, extended by the newest ones
-    base = stitch(con, observations(before=cut), "base")
-    previous = PreviousGraph(exp.table_("base", quoted=True), base.stats.checkpoint)
-    inc = stitch(con, everything, "incremental", previous=previous)
-    inc_ok = inc.stats.mode == "incremental" and same(con, "ours", "incremental")
+    if args.quick:
+        inc, inc_ok = ours, True
+    else:
+        base = stitch(con, observations(before=cut), "base")
+        previous = PreviousGraph(exp.table_("base", quoted=True), base.stats.checkpoint)
+        inc = stitch(con, everything, "incremental", previous=previous)
+        inc_ok = inc.stats.mode == "incremental" and same(con, "ours", "incremental")
     full = min(t.seconds for t in (ours, again))
     for name in ("ours", "limit", "ours_again", "naive", "base", "incremental"):
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
@@ -376,6 +379,10 @@ def bench(con, graph: str, edges: int, args) -> dict:
         "ours": full,
         "ours_runs": (ours.seconds, again.seconds),
         "limit": limit.seconds,
+        "ours_cpu": ours.cpu,
+        "limit_cpu": limit.cpu,
+        "load": os.getloadavg()[0],
+        "limit_phases": limit.note,
         "naive": naive.seconds,
         "naive_note": naive.note,
         "ok": ok,
@@ -394,7 +401,7 @@ def print_table(results: list[dict]) -> None:
     head = (
         f"{'graph':<7} {'edges':>6} {'ids':>7} {'rows':>7} {'rounds':>6} {'ours s':>8} {'limit s':>8} "
         f"{'ours/limit':>10} {'naive s':>9} {'naive/ours':>10} {'incr s':>7} {'incr/full':>9} "
-        f"{'py MB ours/limit':>16} {'same':>5}"
+        f"{'py MB ours/limit':>16} {'same':>5} {'CPU ours/limit':>15} {'load':>5}"
     )
     print(head)
     print("-" * len(head))
@@ -406,8 +413,12 @@ def print_table(results: list[dict]) -> None:
             f"{s.rounds:>6} {fmt_s(r['ours']):>8} {fmt_s(r['limit']):>8} {r['ours'] / r['limit']:>9.2f}x "
             f"{fmt_s(r['naive']):>9} {naive_ratio:>10} {fmt_s(r['incremental']):>7} "
             f"{r['incremental'] / r['ours']:>8.0%} {r['py_ours']:>7.1f} / {r['py_limit']:<6.1f} "
-            f"{'yes' if r['ok'] and r['inc_ok'] else 'NO':>5}"
+            f"{'yes' if r['ok'] and r['inc_ok'] else 'NO':>5} "
+            f"{r['ours_cpu']:>6.1f}/{r['limit_cpu']:<5.1f}{r['ours_cpu'] / r['limit_cpu']:>4.2f}x {r['load']:>5.1f}"
         )
+    print("\nlimit phases (s):")
+    for r in results:
+        print(f"  {r['graph']:<7} {fmt_size(r['edges']):>5}: {r['limit_phases']}")
     notes = [f"{r['graph']} {fmt_size(r['edges'])}: naive {r['naive_note']}" for r in results if r["naive_note"]]
     if notes:
         print("\nnaive min-label loop: " + "; ".join(notes))
@@ -430,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-max-edges", default="1M", help="skip the naive loop above this many edges")
     parser.add_argument("--naive-minutes", type=float, default=5.0, help="stop the naive loop after this long")
     parser.add_argument("--db", help="DuckDB file (default: a temporary one)")
+    parser.add_argument(
+        "--quick", action="store_true", help="ours and the limit once each, no incremental run (large sizes)"
+    )
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's)")
     args = parser.parse_args(argv)
     args.naive_max_edges = parse_size(args.naive_max_edges)
@@ -452,8 +466,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(r)
                 print(
                     f"  {graph} {fmt_size(size)}: ours {fmt_s(r['ours'])}s limit {fmt_s(r['limit'])}s "
-                    f"naive {fmt_s(r['naive'])}s incremental {fmt_s(r['incremental'])}s "
-                    f"{'ok' if r['ok'] and r['inc_ok'] else 'MISMATCH'}",
+                    f"(CPU {r['ours_cpu']:.2f}s / {r['limit_cpu']:.2f}s) naive {fmt_s(r['naive'])}s "
+                    f"incremental {fmt_s(r['incremental'])}s "
+                    f"{'ok' if r['ok'] and r['inc_ok'] else 'MISMATCH'} (load average {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
         con.close()

@@ -503,16 +503,25 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
             table = numbered.subquery()
         else:
             table = ctx.materials[StepKey.sql_model(name)].copy()
-        row_key = _row_key(index, len(sources)) if links else exp.cast(exp.null(), exp.DataType.build("bigint"))
+        no_key = exp.cast(exp.null(), exp.DataType.build("bigint"))
+        row_key = _row_key(index, len(sources)) if links else no_key
         occurred_expr = (
             exp.cast(col(occurred), exp.DataType.build("timestamp"))
             if occurred
             else exp.cast(exp.null(), exp.DataType.build("timestamp"))
         )
-        for id_, expr in declared:
-            split = _split_filtered(expr)
+        values = [_split_filtered(expr) for _, expr in declared]
+        for n, (id_, expr) in enumerate(declared):
+            split = values[n]
+            key = row_key.copy()
+            others = [v[0] for k, v in enumerate(values) if k != n and v is not None]
+            if links and len(others) == len(declared) - 1:
+                # a row whose other ids are all NULL links nothing: its observation needs no row key, and the
+                # stitcher groups only the rows that may link (a filtered value that is not NULL keeps the key)
+                present = exp.or_(*(exp.paren(o.copy()).is_(exp.null()).not_() for o in others))
+                key = exp.Case(ifs=[exp.If(this=present, true=key)], default=no_key.copy())
             inner = exp.select(
-                exp.alias_(row_key.copy(), "row_key"),
+                exp.alias_(key, "row_key"),
                 exp.alias_(exp.cast(exp.Literal.string(id_.type), "VARCHAR"), "other_id_type"),  # pb: varchar
                 exp.alias_(expr if split is None else split[0], "other_id"),
                 exp.alias_(occurred_expr.copy(), "occurred_at"),
@@ -646,10 +655,8 @@ def _row_value(
     return value
 
 
-def _windowed(
-    value: exp.Expr, partition: list[exp.Expr], window: Window, ctx: CompileContext, where: Where
-) -> exp.Expr:
-    """Attach pb's `window:` (partition_by, order_by, frame_clause) to a var's select."""
+def _window_shell(window: Window, ctx: CompileContext, where: Where) -> exp.Window:
+    """pb's `window:` order_by and frame_clause as an empty window `f() OVER (...)`, its order translated."""
     order = ", ".join(ctx.rendered(o, where) for o in window.order_by)
     frame = ctx.rendered(window.frame_clause, where) if window.frame_clause else ""
     text = "f() OVER (" + (f"ORDER BY {order} " if order else "") + frame + ")"
@@ -658,6 +665,14 @@ def _windowed(
         raise where.error("window order_by/frame_clause do not form a window clause")
     if shell.args.get("order") is not None:  # the order_by is user SQL too: translated like the select
         shell.set("order", ctx.translated(shell.args["order"], where))
+    return shell
+
+
+def _windowed(
+    value: exp.Expr, partition: list[exp.Expr], window: Window, ctx: CompileContext, where: Where
+) -> exp.Expr:
+    """Attach pb's `window:` (partition_by, order_by, frame_clause) to a var's select."""
+    shell = _window_shell(window, ctx, where)
     shell.set("partition_by", partition or None)
     if value.meta.get("pd_window_inside"):  # a translation wrapped the aggregate (transpile/semistructured.py)
         inner = value.find_all(exp.WithinGroup, exp.ArrayAgg)
@@ -828,6 +843,12 @@ def _aggregations(
         cond = ctx.fragment(spec.where, where, reads) if spec.where else None
         rows = source.copy() if source is not None else _source_rows(ctx, entity, spec.from_)
         not_null = col(main).is_(exp.null()).not_()
+        if spec.window and source is None and (ordered := _ordered_aggregate(value, spec.window, ctx, where)):
+            # one value per main id that an ordered aggregate gives: a column of the source's shared pass
+            shared.setdefault(spec.from_, []).append(
+                (pv, ordered if cond is None else exp.Filter(this=ordered, expression=exp.Where(this=exp.paren(cond))))
+            )
+            continue
         if spec.window:
             partition = [col(main), *(ctx.fragment(p, where, reads) for p in spec.window.partition_by)]
             inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
@@ -859,6 +880,51 @@ def _aggregations(
         sub = exp.select(col(main), *(exp.alias_(v, pv.var.name, copy=False) for pv, v in items)).from_(rows)
         sub = sub.where(col(main).is_(exp.null()).not_(), copy=False).group_by(*(k.copy() for k in keys), copy=False)
         yield [pv for pv, _ in items], sub
+
+
+def _ordered_aggregate(value: exp.Expr, window: Window, ctx: CompileContext, where: Where) -> exp.Expr | None:
+    """`first_value(x)` (or `last_value(x)` framed to the partition's end) over a main id's rows in the window's
+    order, as the aggregate `FIRST(x ORDER BY ...)` (`LAST`) where the engine has it, or None.
+
+    pb takes such a var as the MAX of the window's value over the main id's rows; the value is the same on
+    every row (the first row's x, NULL included; the last row's when the frame reaches the partition's end),
+    so the ordered aggregate (which keeps NULLs too) is the same value, without a window sort of the rows
+    and as one more column of the source's aggregate pass. Not for extra `partition_by` columns (then the
+    MAX is over several partitions), IGNORE NULLS, other frames, or a window without order."""
+    if not traits_of(ctx.dialect).ordered_first_last or window.partition_by or not window.order_by:
+        return None
+    if not isinstance(value, exp.FirstValue | exp.LastValue) or value.meta.get("pd_window_inside"):
+        return None
+    shell = _window_shell(window, ctx, where)
+    order, frame = shell.args.get("order"), shell.args.get("spec")
+    if order is None:
+        return None
+    if frame is not None and frame.args.get("exclude"):
+        return None
+    bound = _frame_bound
+    if isinstance(value, exp.FirstValue):  # a frame from the partition's start to the row or later: its first row
+        if frame is not None and (
+            bound(frame, "start") != "UNBOUNDED PRECEDING"
+            or bound(frame, "end") not in ("", "CURRENT ROW", "UNBOUNDED FOLLOWING")
+        ):
+            return None
+        aggregate: type[exp.AggFunc] = exp.First
+    else:  # a frame from the row or earlier to the partition's end: its last row
+        if frame is None or bound(frame, "end") != "UNBOUNDED FOLLOWING":
+            return None
+        if bound(frame, "start") not in ("UNBOUNDED PRECEDING", "CURRENT ROW"):
+            return None
+        aggregate = exp.Last
+    return aggregate(this=exp.Order(this=value.this.copy(), expressions=order.expressions))
+
+
+def _frame_bound(frame: exp.Expr, which: str) -> str:
+    """A window frame's start or end as `UNBOUNDED PRECEDING`, `CURRENT ROW`, ... ('' when absent)."""
+    value, side = frame.args.get(which), frame.args.get(f"{which}_side")
+    if value is None:
+        return ""
+    text = value.upper() if isinstance(value, str) else value.sql().upper()
+    return f"{text} {side.upper()}" if isinstance(side, str) and side else text
 
 
 def _filter_aggregates(value: exp.Expr, cond: exp.Expr) -> exp.Expr | None:

@@ -76,6 +76,9 @@ class EngineTraits:
     reads_csv_in_place: bool
     # The engine's spelling of `Sha1Hex` (lowercase hex SHA-1 text), a fix applied before generation.
     sha1_hex: Fix
+    # FIRST(x ORDER BY ...) and LAST(x ORDER BY ...) are aggregates that keep NULLs (DuckDB): a window var
+    # `first_value(x)` over each main id's rows is then one aggregate in its source's pass, not a window sort.
+    ordered_first_last: bool
 
 
 class EngineDialect(str):
@@ -216,6 +219,7 @@ DUCKDB = _engine_dialect(
         materialized_ctes=True,
         reads_csv_in_place=True,
         sha1_hex=sha1_hex_text,
+        ordered_first_last=True,
     ),
 )
 POSTGRES = _engine_dialect(
@@ -230,6 +234,7 @@ POSTGRES = _engine_dialect(
         materialized_ctes=True,
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_pgcrypto,
+        ordered_first_last=False,
     ),
 )
 REDSHIFT = _engine_dialect(
@@ -244,6 +249,7 @@ REDSHIFT = _engine_dialect(
         materialized_ctes=False,
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_text,
+        ordered_first_last=False,
     ),
 )
 SNOWFLAKE = _engine_dialect(
@@ -258,6 +264,7 @@ SNOWFLAKE = _engine_dialect(
         materialized_ctes=False,
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_text,
+        ordered_first_last=False,
     ),
 )
 BIGQUERY = _engine_dialect(
@@ -272,6 +279,7 @@ BIGQUERY = _engine_dialect(
         materialized_ctes=False,
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_of_bytes,
+        ordered_first_last=False,
     ),
 )
 DATABRICKS = _engine_dialect(
@@ -286,6 +294,7 @@ DATABRICKS = _engine_dialect(
         materialized_ctes=False,
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_text,
+        ordered_first_last=False,
     ),
 )
 

@@ -557,7 +557,7 @@ def _connected_components(
 @dataclass(frozen=True)
 class _Encoded:
     ids: exp.Table  # node, other_id_type, other_id, first_seen_at
-    obs: exp.Table  # row_key, node, occurred_at: every observation
+    obs: exp.Table  # row_key, node, occurred_at: the observations with a row key (only those can link ids)
     edges: exp.Table  # u < v: star edges (hub, other id) of rows with 2+ distinct ids, distinct
     linked: exp.Table  # node, linked_at, hub: ids seen on a row with another id (hub: first-round pointer)
     star_edges: int  # rows of edges
@@ -574,7 +574,9 @@ def _present(observations: exp.Query) -> exp.Query:
 
 def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
     """Integer nodes, observations, edges and link times of ``source`` (a scratch table of observations,
-    read twice here and never again: the input's own query, with its filters, runs once)."""
+    read twice here: the input's own query, with its filters, runs once). Only observations with a row key
+    look their node up: one without (an input of a single id) names a node and its first_seen_at, nothing else;
+    the caller reads counts and times of all observations from ``source`` itself."""
     grouped = (
         sqlglot.select("other_id_type", "other_id", exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"))
         .from_(source.copy())
@@ -599,7 +601,8 @@ def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
                 _eq(_col("other_id_type", "s"), _col("other_id_type", "i")),
                 _eq(_col("other_id", "s"), _col("other_id", "i")),
             ),
-        ),
+        )
+        .where(_not_null(_col("row_key", "s"))),
     )
     # Rows linking two or more distinct ids, with their hub: the id of least priority (in the first
     # round's order) as a key (priority, node), and their observation count.
@@ -793,16 +796,17 @@ def _full(
     components: Components | None = None,
 ) -> StitcherStats:
     scratch.phase("encode")
-    graph = _encode(scratch, scratch.create("src", source), "")
-    scratch.drop("src")
+    src = scratch.create("src", source)
+    graph = _encode(scratch, src, "")
+    scratch.drop("obs")
     n_ids = scratch.rows(graph.ids)
     if n_ids >= _PACK:
         raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
-    n_obs = scratch.rows(graph.obs)
+    n_obs = scratch.rows(src)
     scratch.phase("checkpoint")
-    watermark = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(graph.obs.copy()))[0])
-    checkpoint = _checkpoint_from(scratch, graph.obs, watermark, lookback)
-    scratch.drop("obs")
+    watermark = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(src.copy()))[0])
+    checkpoint = _checkpoint_from(scratch, src, watermark, lookback)
+    scratch.drop("src")
     scratch.phase("components")
     if components is not None:
         labels, rounds, left = components(scratch, graph.edges, max_rounds=max_rounds)
@@ -924,13 +928,13 @@ def _incremental(
         ),
     )
     graph = _encode(scratch, batch, "b_")
-    scratch.drop("batch")
-    n_batch_ids = scratch.rows(graph.ids)
-    n_obs = scratch.rows(graph.obs)
-    scratch.phase("checkpoint")
-    batch_max = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(graph.obs.copy()))[0])
-    checkpoint = _next_checkpoint(scratch, source, graph.obs, previous.checkpoint, batch_max, lookback)
     scratch.drop("b_obs")
+    n_batch_ids = scratch.rows(graph.ids)
+    n_obs = scratch.rows(batch)
+    scratch.phase("checkpoint")
+    batch_max = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(batch.copy()))[0])
+    checkpoint = _next_checkpoint(scratch, source, batch, previous.checkpoint, batch_max, lookback)
+    scratch.drop("batch")
 
     scratch.phase("previous")
     # Batch ids already in the previous table: their old profile and times.
