@@ -888,6 +888,7 @@ def _full(
         )
     scratch.phase("write")
     scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=out))
+    scratch.session.analyze(target)  # every input's mapping step joins it (Postgres: plans it blind otherwise)
     clusters = n_ids - multi + n_mains
     return StitcherStats(
         rounds=rounds,
@@ -1121,6 +1122,7 @@ def _incremental(
         .where(_eq(_col("is_new", "b"), _num(1)))
     )
     scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=exp.union(old_rows, new_rows, distinct=False)))
+    scratch.session.analyze(target)
     ids = previous.checkpoint.ids + n_new
     clusters = previous.checkpoint.clusters - n_aff + n_comps
     return StitcherStats(
