@@ -29,6 +29,7 @@ from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.timegrains import boundary
 from profiles_dagster.run import blame, execution, inputs, publication
+from profiles_dagster.run.incremental import IncrementalRun
 from profiles_dagster.run.increments import previous_materials
 from profiles_dagster.run.materials import step_materials
 from profiles_dagster.run.recording import RunRecord
@@ -111,6 +112,7 @@ class ProfilesRun:
         self.materials: dict[StepKey, exp.Table] = {}
         self.file_tables: dict[str, exp.Table] = {}
         self.context: CompileContext | None = None
+        self.incremental: IncrementalRun | None = None  # extends previous materials where that is exact
         self._programs: dict[StepKey, StepProgram] = {}
         self.results: list[StepResult] = []
         self.published = False
@@ -166,6 +168,7 @@ class ProfilesRun:
             input_schema=self.schema,
             increments=increments,
         )
+        self.incremental = IncrementalRun(session, self.record, self.context, self.seq_no)
         if check_inputs:
             continuing = self.seq_no if self.resume is not None else None
             inputs.check_inputs(
@@ -244,9 +247,19 @@ class ProfilesRun:
                     full_refresh=self.full_refresh or from_scratch,
                     table_exists=session.table_exists,
                 )
+                stats["incremental"] = stats.get("stitcher_mode") == "incremental"
+                if not stats["incremental"]:
+                    stats["incremental_reason"] = stats.get("stitcher_full_reason", "")
             else:
                 sql = program.sql(session.dialect)
-                recorded = execution.write(session, self.record, step, program, start)
+                built = self.incremental.build(step, program.target, start) if self.incremental else None
+                if built is not None and built.recorded is not None:
+                    recorded = built.recorded
+                else:
+                    recorded = execution.write(session, self.record, step, program, start)
+                    if self.incremental is not None:
+                        self.incremental.after_full(step, program.target)
+                stats = built.stats if built is not None else {}
             # a view's query runs first when it is counted: its engine error is the step's too
             counted = session.row_count(program.target) if recorded is None else None
         except ProfilesError:
@@ -281,6 +294,8 @@ class ProfilesRun:
         self.lock.heartbeat()
         publication.publish(self.record, views)
         self.published = True
+        if self.incremental is not None:
+            self.incremental.drop_scratch()
         inputs.drop_file_tables(self.session, self.file_tables, [r.step for r in self.results])
         if self.resume is not None:  # `--force` moved them aside; no view reads them now
             self.resume.drop_moved_aside(self.session)
@@ -305,6 +320,9 @@ class ProfilesRun:
             self.lock.release()
 
     def fail(self, error: BaseException | None = None) -> None:
+        if self.incremental is not None:
+            with contextlib.suppress(Exception):
+                self.incremental.drop_scratch()
         if not self.seq_no or self.published:  # nothing recorded yet, or already complete: just let go
             with contextlib.suppress(Exception):
                 self.lock.release()

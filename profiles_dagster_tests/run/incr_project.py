@@ -120,7 +120,15 @@ var_groups:
           where: kind = 'buy'
 """
 
-STABLE_VIEWS = ("user_default_id_stitcher", "user_all", "user_feature_view", "users_by_user_id", "user_big")
+STABLE_VIEWS = (
+    "user_default_id_stitcher",
+    "user_all",
+    "user_feature_view",
+    "users_by_user_id",
+    "user_big",
+    "big_feature_view",
+    "big_feature_view_with_user_id",
+)
 
 
 def write_project(folder: Path, database: Path) -> tuple[Path, Path]:

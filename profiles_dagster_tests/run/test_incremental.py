@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+
 from profiles_dagster.loading import load
 from profiles_dagster.runner import ProfilesRun
-from profiles_dagster_tests.run.incr_project import add_events, write_project
+from profiles_dagster_tests.run.incr_project import STABLE_VIEWS, add_events, write_project
 
 D = datetime
 
@@ -54,3 +56,90 @@ def test_previous_materials_known_after_a_complete_run(tmp_path: Path) -> None:
     assert known[stitcher.key].checkpoint is not None
     refreshed = _run(root, site, D(2025, 1, 7), full_refresh=True)
     assert refreshed.context is not None and refreshed.context.increments.of(stitcher.key) is None
+
+
+def _views(database: Path) -> dict[str, list[tuple]]:
+    """Every stable view, its rows sorted (an independent dump: compared as data, not as SQL)."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        out = {}
+        for name in STABLE_VIEWS:
+            rows = con.execute(f"SELECT * FROM profiles.{name}").fetchall()
+            out[name] = sorted(rows, key=lambda r: tuple((v is None, str(v)) for v in r))
+        return out
+    finally:
+        con.close()
+
+
+def _full_recompute(tmp_path: Path, rows: list, end: datetime) -> dict[str, list[tuple]]:
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    database = folder / "w.duckdb"
+    root, site = write_project(folder, database)
+    add_events(database, rows)
+    _run(root, site, end)
+    return _views(database)
+
+
+def _stats(run: ProfilesRun) -> dict[str, dict[str, object]]:
+    return {r.step.path: r.stats for r in run.results}
+
+
+class Scenario:
+    """A project run once, then again after more rows; the second run compared with a full recompute."""
+
+    def __init__(self, tmp_path: Path, first: list, first_end: datetime) -> None:
+        self.tmp = tmp_path
+        self.database = tmp_path / "w.duckdb"
+        self.root, self.site = write_project(tmp_path, self.database)
+        self.rows = list(first)
+        add_events(self.database, first)
+        self.first = _run(self.root, self.site, first_end)
+
+    def again(self, more: list, end: datetime, **kwargs: object) -> ProfilesRun:
+        add_events(self.database, more)
+        self.rows += more
+        return _run(self.root, self.site, end, **kwargs)
+
+    def check(self, end: datetime) -> dict[str, list[tuple]]:
+        got = _views(self.database)
+        want = _full_recompute(self.tmp, self.rows, end)
+        for name in STABLE_VIEWS:
+            assert got[name] == want[name], name
+        return got
+
+
+def test_new_rows_new_profiles_merge_and_late_rows_equal_a_full_recompute(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    more = [
+        (D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy"),  # existing profile
+        (D(2025, 1, 6, 13), "u4", "a4", 5.0, "buy"),  # new profile
+        (D(2025, 1, 6, 14), "u3", "a3", 1.0, "view"),  # merges u3's profile with a3's
+        (D(2025, 1, 4, 9), "u2", "a2", 30.0, "buy"),  # late, inside the 4-day look-back
+        (None, "u2", None, 2.0, "view"),  # no occurred_at: read as the full run reads it
+    ]
+    second = s.again(more, D(2025, 1, 7))
+    stats = _stats(second)
+    for path in ("user/input_vars/events", "user/input_vars_mapped/events", "user/entity_vars", "user/cohort/big/vars"):
+        assert stats[path]["incremental"] is True, (path, stats[path])
+    views = s.check(D(2025, 1, 7))
+    # by hand: u1 bought 50 + 70; u2 120 + 30 (the late row) and ranks first; u3 + a3 are one profile now
+    assert len(views["user_all"]) == 4  # (u1,a1) (u2,a2) (u3,a3) (u4)
+    # user_id, days_since_last, first_amount, first_ts, kinds, last_ts, median_amount, n_events, revenue, rank
+    by_user = {r[0]: r[1:] for r in views["users_by_user_id"]}
+    assert by_user["u1"] == (1, 50.0, D(2025, 1, 1, 10), 2, D(2025, 1, 6, 12), 60.0, 3, 120.0, 2)
+    # the row without occurred_at counts; the late row is u2's latest; its first event (by time) is the 120
+    assert by_user["u2"] == (3, 120.0, D(2025, 1, 3, 10), 2, D(2025, 1, 4, 9), 30.0, 3, 150.0, 1)
+    # a3's view is the merged profile's first event (no amount); the median of 10 and 1 is 5.5
+    assert by_user["u3"] == (1, None, D(2025, 1, 4, 10), 2, D(2025, 1, 6, 14), 5.5, 3, 10.0, 3)
+    assert by_user["u4"] == (1, 5.0, D(2025, 1, 6, 13), 1, D(2025, 1, 6, 13), 5.0, 1, 5.0, 4)
+    assert sorted(r[1] for r in views["big_feature_view"]) == [2, 2]  # big_orders of u1 and u2
+    assert stats["user/entity_vars"]["recomputed_on_all_profiles"] == "days_since_last, revenue_rank"
+
+
+def _dump(database: Path, query: str) -> list[tuple]:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
