@@ -72,7 +72,10 @@ def _views(database: Path) -> dict[str, list[tuple]]:
 
 
 def _full_recompute(tmp_path: Path, rows: list, end: datetime) -> dict[str, list[tuple]]:
-    folder = tmp_path / "fresh"
+    n = 0
+    while (tmp_path / f"fresh{n}").exists():
+        n += 1
+    folder = tmp_path / f"fresh{n}"
     folder.mkdir()
     database = folder / "w.duckdb"
     root, site = write_project(folder, database)
@@ -143,3 +146,113 @@ def _dump(database: Path, query: str) -> list[tuple]:
         return con.execute(query).fetchall()
     finally:
         con.close()
+
+
+INCREMENTAL_STEPS = (
+    "user/input_vars/events",
+    "user/input_vars_mapped/events",
+    "user/entity_vars",
+    "user/cohort/big/vars",
+)
+
+
+def test_a_late_row_with_an_earlier_new_id_changes_the_main_id(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    before = dict(_dump(s.database, "SELECT other_id, user_main_id FROM profiles.user_default_id_stitcher"))
+    # window start = newest event (Jan 5 10:00) - 4 days = Jan 1 10:00: a row at Jan 1 11:00 is inside it
+    second = s.again([(D(2025, 1, 1, 11), "u3", "a9", 3.0, "buy")], D(2025, 1, 7))
+    assert all(_stats(second)[p]["incremental"] is True for p in INCREMENTAL_STEPS)
+    after = dict(_dump(s.database, "SELECT other_id, user_main_id FROM profiles.user_default_id_stitcher"))
+    assert after["u3"] != before["u3"] and after["u3"] == after["a9"]  # a9 is the cluster's earliest id now
+    views = s.check(D(2025, 1, 7))
+    by_user = {r[0]: r[1:] for r in views["users_by_user_id"]}
+    assert by_user["u3"][1:4] == (3.0, D(2025, 1, 1, 11), 1)  # first_amount, first_ts, kinds
+
+
+def test_a_row_changed_before_the_look_back_window_rebuilds_in_full_and_says_why(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    second = s.again([(D(2024, 12, 30), "u1", None, 9.0, "buy")], D(2025, 1, 7))  # older than the window
+    stats = _stats(second)
+    assert stats["user/input_vars/events"]["incremental"] is False
+    assert "rows at or before the look-back window" in str(stats["user/input_vars/events"]["incremental_reason"])
+    assert stats["user/entity_vars"]["incremental"] is False
+    s.check(D(2025, 1, 7))
+    third = s.again([(D(2025, 1, 7, 1), "u2", None, 1.0, "buy")], D(2025, 1, 8))  # incremental again
+    assert all(_stats(third)[p]["incremental"] is True for p in INCREMENTAL_STEPS)
+    s.check(D(2025, 1, 8))
+
+
+def test_full_refresh_rebuilds_everything(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    second = s.again([(D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy")], D(2025, 1, 7), full_refresh=True)
+    for path, stats in _stats(second).items():
+        assert stats["incremental"] is False, path
+        assert stats["incremental_reason"] == "full refresh requested" or path == "user/id_stitcher"
+    s.check(D(2025, 1, 7))
+
+
+def test_a_changed_var_definition_rebuilds_the_var_table_and_what_reads_it(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    profiles = s.root / "models" / "profiles.yaml"
+    profiles.write_text(profiles.read_text().replace("select: max(ts)", "select: max(ts) + interval 1 hour"))
+    second = s.again([(D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy")], D(2025, 1, 7))
+    stats = _stats(second)
+    assert stats["user/input_vars/events"]["incremental"] is True
+    assert stats["user/entity_vars"]["incremental"] is False
+    assert stats["user/entity_vars"]["incremental_reason"] == "no previous material of this definition"
+    (tmp_path / "fresh").mkdir()
+    fresh_db = tmp_path / "fresh" / "w.duckdb"
+    root, site = write_project(tmp_path / "fresh", fresh_db)
+    (root / "models" / "profiles.yaml").write_text(profiles.read_text())
+    add_events(fresh_db, s.rows)
+    _run(root, site, D(2025, 1, 7))
+    assert _views(s.database) == _views(fresh_db)
+
+
+def test_a_var_reading_rows_and_end_time_rebuilds_its_table_in_full(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    profiles = s.root / "models" / "profiles.yaml"
+    text = profiles.read_text().replace(
+        "          from: inputs/events\n          default_value: 0\n",
+        "          from: inputs/events\n          where: ts <= {{ end_time_sql }}\n          default_value: 0\n",
+        1,
+    )
+    profiles.write_text(text)
+    s.again([], D(2025, 1, 6))  # the new definition's first run
+    third = s.again([(D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy")], D(2025, 1, 7))
+    stats = _stats(third)
+    assert stats["user/entity_vars"]["incremental"] is False
+    assert "reads rows and the run's time" in str(stats["user/entity_vars"]["incremental_reason"])
+    assert stats["user/input_vars_mapped/events"]["incremental"] is True
+
+
+def test_a_run_killed_after_extending_loses_nothing(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    published = _views(s.database)
+    add_events(s.database, [(D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy")])
+    s.rows.append((D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy"))
+    loaded = load(s.root, site_config=s.site)
+    with loaded.warehouse.session() as session:
+        run = ProfilesRun(loaded.project, loaded.plan, session, end_time=D(2025, 1, 7))
+        run.start()
+        for step in run.steps[:4]:  # input vars (extended), the stitcher, all, the mapped table
+            result = run.execute_step(step)
+        assert result.stats["incremental"] is True
+        run.fail(RuntimeError("killed"))
+    assert _views(s.database) == published  # the stable views still read the first run's complete tables
+    third = s.again([(D(2025, 1, 6, 13), "u4", None, 5.0, "buy")], D(2025, 1, 7))
+    stats = _stats(third)
+    assert stats["user/input_vars/events"]["incremental"] is True  # extends the killed run's complete table
+    s.check(D(2025, 1, 7))
+
+
+def test_an_input_not_declared_append_only_is_read_in_full(tmp_path: Path) -> None:
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    inputs = s.root / "models" / "inputs.yaml"
+    inputs.write_text(inputs.read_text().replace("is_append_only: true", "is_append_only: false"))
+    s.again([], D(2025, 1, 6))
+    third = s.again([(D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy")], D(2025, 1, 7))
+    stats = _stats(third)
+    assert "not declared append-only" in str(stats["user/input_vars/events"]["incremental_reason"])
+    assert stats["user/entity_vars"]["incremental"] is False
+    s.check(D(2025, 1, 7))
