@@ -347,7 +347,7 @@ class IncrementalRun:
         )
         model = self.ctx.project.sql_models[name]
         main = self.ctx.project.entities[entity].main_id_column
-        rows = _attributed(self.ctx, diff.subquery("d"), model.ids, entity).subquery("a")
+        rows = _attributed(self.ctx, diff.subquery("src"), model.ids, entity).subquery("a")
         return self._scratch(
             step,
             f"model_{name}",
