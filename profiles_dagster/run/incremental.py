@@ -11,8 +11,11 @@ How new materials relate to the previous ones:
   stable view reads an input var table, so the previous run's views stay complete. A run killed before the
   commit leaves the previous table as it was; killed after it, the next run extends the moved table (it is a
   complete material of its definition) and rebuilds in full what read the old one.
-- a mapped table and a var table are written anew: the previous rows of the untouched profiles copied, the
-  touched ones recomputed. The previous tables stay as they were until retention drops them.
+- a mapped table moves the same way, and its rows of the touched profiles are deleted and computed again (in
+  the same transaction): the untouched rows are neither read nor written.
+- a var table (one row per profile: small) is written anew from the previous rows of the untouched profiles
+  and the recomputed ones; the previous table stays until retention drops it. The mapped rows it reads for
+  the touched profiles are views, not copies.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class IncrementalRun:
     extended: dict[StepKey, Extended] = field(default_factory=dict)
     touched: dict[StepKey, exp.Table] = field(default_factory=dict)  # mapped step -> its recomputed main ids
     graphs: dict[str, tuple[exp.Table, exp.Table] | None] = field(default_factory=dict)  # (moved, regrouped)
-    scratch: list[exp.Table] = field(default_factory=list)
+    scratch: list[tuple[exp.Table, bool]] = field(default_factory=list)  # (table or view, is a view)
 
     @property
     def schema(self) -> str:
@@ -77,12 +80,19 @@ class IncrementalRun:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _scratch(self, step: Step, suffix: str, query: exp.Query) -> exp.Table:
+    def _scratch(self, step: Step, suffix: str, query: exp.Query, *, view: bool = False) -> exp.Table:
+        """A scratch table (or view) of this run, named as the run's scratch tables so cleanup finds it."""
         target = table(f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63], self.schema)
-        self.session.drop_table(target)
-        self.session.run(exp.Create(kind="TABLE", this=target.copy(), expression=query))
-        self.scratch.append(target)
+        self._drop(target, view)
+        self.session.run(exp.Create(kind="VIEW" if view else "TABLE", this=target.copy(), expression=query))
+        self.scratch.append((target, view))
         return target
+
+    def _drop(self, target: exp.Table, view: bool) -> None:
+        if view:
+            self.session.run(exp.Drop(tables=[target.copy()], kind="VIEW", exists=True))
+        else:
+            self.session.drop_table(target)
 
     def _scalar(self, query: exp.Query) -> object:
         return self.session.query(self.session.render(query))[0][0]
@@ -91,9 +101,9 @@ class IncrementalRun:
         return int(self._scalar(query) or 0)  # type: ignore[call-overload]
 
     def drop_scratch(self) -> None:
-        for t in self.scratch:
+        for t, view in reversed(self.scratch):  # views first: they read the tables
             try:
-                self.session.drop_table(t)
+                self._drop(t, view)
             except Exception as exc:  # cleanup drops the run's scratch tables later
                 log.warning("could not drop %s: %s", t.name, exc)
         self.scratch.clear()
@@ -268,10 +278,14 @@ class IncrementalRun:
             step, "redo", inc.mapped_redo_rows(iv, prev.table, extended.prev_max, touched, moved, main)
         )
         read = self.session.row_count(redo)
-        query = inc.mapped_table(self.ctx, step, prev.table, redo, touched, moved)
-        self.session.run(exp.Create(kind="TABLE", this=target.copy(), expression=query))
-        rows = self.session.row_count(target)
-        self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        session = self.session
+        with session.transaction():  # the previous table moves here: its stale rows replaced by recomputed ones
+            session.run(inc.rename(prev.table, target.name))
+            session.run(inc.delete_stale(target, touched, moved, main))
+            session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, redo)))
+            session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
+            rows = self._count(inc.count(target.copy()))
+            self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
         self.touched[step.key] = touched
         return Built(
             (rows, time.perf_counter() - start),
@@ -307,10 +321,10 @@ class IncrementalRun:
         base = self.ctx.materials[payload.base]
         redo = self._scratch(step, "redo", inc.var_redo_mains(base, prev.table, touched, main))
         narrowed = {
-            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main))
+            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main), view=True)
             for n, k in enumerate(narrowed_keys)
         }
-        read = sum(self.session.row_count(t) for t in narrowed.values())
+        read = self._count(inc.count(_in_redo_rows(narrowed.values())))
         query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
         self.session.run(exp.Create(kind="TABLE", this=target.copy(), expression=query))
         rows = self.session.row_count(target)
@@ -353,6 +367,16 @@ class IncrementalRun:
             f"model_{name}",
             exp.select(exp.alias_(col(main), "main_id")).distinct().from_(rows).where(col(main).is_(exp.null()).not_()),
         )
+
+
+def _in_redo_rows(views: object) -> exp.Expr:
+    parts = [exp.select(exp.Literal.number(1).as_("one")).from_(v.copy()) for v in views]  # type: ignore[attr-defined]
+    if not parts:
+        return exp.select(exp.Literal.number(1).as_("one")).where(exp.false()).subquery("r")
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    return union.subquery("r")
 
 
 class _InFullError(Exception):

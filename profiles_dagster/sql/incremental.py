@@ -234,6 +234,17 @@ def mapped_redo_rows(
     )
 
 
+def delete_stale(target: exp.Table, touched: exp.Table, moved: exp.Table, main: str) -> exp.Delete:
+    """The moved previous mapped table's rows of touched profiles (and of clusters whose main id moved)."""
+    return exp.Delete(this=target.copy(), where=exp.Where(this=stale(col(main), touched, moved)))
+
+
+def mapped_fresh(ctx: CompileContext, step: Step, redo: exp.Table) -> exp.Query:
+    """The mapped query over the input var rows computed again."""
+    payload = step.payload_as(MappedPayload)
+    return _mapped(step, replace(ctx, materials={**ctx.materials, payload.input_vars: redo}))
+
+
 def mapped_table(
     ctx: CompileContext, step: Step, previous: exp.Table, redo: exp.Table, touched: exp.Table, moved: exp.Table
 ) -> exp.Query:
