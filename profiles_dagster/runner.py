@@ -246,6 +246,7 @@ class ProfilesRun:
                     seq_no=self.seq_no,
                     full_refresh=self.full_refresh or from_scratch,
                     table_exists=session.table_exists,
+                    unchanged_before=self.incremental.vouch(step) if self.incremental else None,
                 )
                 stats["incremental"] = stats.get("stitcher_mode") == "incremental"
                 if not stats["incremental"]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,7 +32,7 @@ from profiles_dagster.clock import now_utc
 from profiles_dagster.plan.keys import StepKind
 from profiles_dagster.plan.payloads import MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import Step, StepKey
-from profiles_dagster.project.model import Input, SqlModel
+from profiles_dagster.project.model import IdStitcher, Input, SqlModel
 from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.sql import incremental as inc
 from profiles_dagster.sql import registry
@@ -51,6 +52,7 @@ class Extended:
     prev_seq_no: int
     prev_max: int
     new_rows: exp.Table  # scratch: the rows added
+    occurred: str  # the input's occurred_at column
 
 
 @dataclass
@@ -222,11 +224,35 @@ class IncrementalRun:
                 rows_before = self._count(inc.count(target.copy(), inc.at_or_before(occurred, window_start)))
             self._checkpoint(step, target, "incremental", Checkpoint(watermark, window_start, rows_before, 0, 0))
             self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
-        self.extended[step.key] = Extended(prev.seq_no, prev_max, new_rows)
+        self.extended[step.key] = Extended(prev.seq_no, prev_max, new_rows, occurred)
         return Built(
             (rows, time.perf_counter() - start),
             {"incremental": True, "rows_read": read, "rows_added": added, "window_start": str(ws)},
         )
+
+    def vouch(self, step: Step) -> Callable[[datetime], bool] | None:
+        """For an id stitcher whose edge sources are all input var tables this run extended from the tables its
+        previous graph read: whether no row added at or before an instant (so the observations there are the
+        previous run's; each input's older rows were counted and its later ones compared row by row)."""
+        stitcher = step.payload_as(IdStitcher)
+        prev = self.previous(step.key)
+        assert step.entity is not None
+        extended = [
+            self.extended.get(StepKey.input_vars(step.entity, ref.partition("/")[2])) for ref in stitcher.edge_sources
+        ]
+        if prev is None or stitcher.borrowed_from is not None or not extended:
+            return None
+        if any(e is None or e.prev_seq_no != prev.seq_no or not e.occurred for e in extended):
+            return None
+
+        def unchanged(instant: datetime) -> bool:
+            return all(
+                self._count(inc.count(e.new_rows.copy(), inc.at_or_before(e.occurred, instant))) == 0
+                for e in extended
+                if e is not None
+            )
+
+        return unchanged
 
     # -- mapped tables --------------------------------------------------------------------------------
 
