@@ -138,7 +138,9 @@ def dump(database: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(database), read_only=True)
     try:
         return {
-            v: sorted(con.execute(f"SELECT * FROM profiles.{v}").fetchall(), key=lambda r: [(x is None, str(x)) for x in r])
+            v: sorted(
+                con.execute(f"SELECT * FROM profiles.{v}").fetchall(), key=lambda r: [(x is None, str(x)) for x in r]
+            )
             for v in VIEWS
         }
     finally:
@@ -175,14 +177,18 @@ def bench(size: str, folder: Path) -> bool:
     print(f"   first run (99%): {first:.2f}s; load {load_before:.2f} before the incremental run", flush=True)
     full_by = {p: s for p, _, s in full_steps}
     rows = [[p, full_by.get(p, 0.0), s, (s / full_by[p]) if full_by.get(p) else 0.0] for p, _, s in second_steps]
-    rows.append(["(run, in process)", full_in_run or 0.0, second_in_run or 0.0, (second_in_run or 0) / (full_in_run or 1)])
+    rows.append(
+        ["(run, in process)", full_in_run or 0.0, second_in_run or 0.0, (second_in_run or 0) / (full_in_run or 1)]
+    )
     rows.append(["(process, wall)", full, second, second / full])
     print(table(rows, ["step", "full s", "incremental s", "ratio"]))
     agreement = compare(incr_db, full_db)
     print(table(agreement, ["stable view", "incremental rows", "full rows", "cells"]))
     ok = all(r[3] == "identical" for r in agreement)
-    print(f"   {label}: incremental / full = {second / full:.1%} (process), "
-          f"{(second_in_run or 0) / (full_in_run or 1):.1%} (run); outputs {'identical' if ok else 'DIFFER'}")
+    print(
+        f"   {label}: incremental / full = {second / full:.1%} (process), "
+        f"{(second_in_run or 0) / (full_in_run or 1):.1%} (run); outputs {'identical' if ok else 'DIFFER'}"
+    )
     for p in (base, whole, incr_db, full_db):
         p.unlink(missing_ok=True)
     return ok

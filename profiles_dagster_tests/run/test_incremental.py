@@ -256,3 +256,22 @@ def test_an_input_not_declared_append_only_is_read_in_full(tmp_path: Path) -> No
     assert "not declared append-only" in str(stats["user/input_vars/events"]["incremental_reason"])
     assert stats["user/entity_vars"]["incremental"] is False
     s.check(D(2025, 1, 7))
+
+
+def test_each_step_says_in_dagster_whether_it_ran_incrementally(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from profiles_dagster.dagster.definitions import materialization_metadata
+
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    second = s.again([(D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy")], D(2025, 1, 7))
+    by_path = {r.step.path: r for r in second.results}
+    metadata = materialization_metadata(by_path["user/entity_vars"], second.seq_no)
+    event = dg.AssetMaterialization(asset_key="user/entity_vars", metadata=metadata)
+    assert event.metadata["profiles/incremental"].value is True
+    assert event.metadata["profiles/profiles_changed"].value == 1  # u1's profile
+    assert event.metadata["profiles/rows_read"].value == 3  # u1's rows: two then, one now
+    added = materialization_metadata(by_path["user/input_vars/events"], second.seq_no)
+    assert added["profiles/rows_added"] == 1
+    features = materialization_metadata(by_path["user/features"], second.seq_no)
+    assert features["profiles/incremental"] is False and features["profiles/incremental_reason"]
