@@ -132,17 +132,12 @@ def run(project: Path, database: Path, site: Path) -> tuple[float, list[tuple[st
 
 
 def dump(database: Path) -> dict[str, list[tuple]]:
-    """Every stable view's rows, sorted (NULLs and mixed types compared by their text)."""
+    """Every stable view's rows, in one total order (ORDER BY ALL): equal multisets give equal lists."""
     import duckdb
 
     con = duckdb.connect(str(database), read_only=True)
     try:
-        return {
-            v: sorted(
-                con.execute(f"SELECT * FROM profiles.{v}").fetchall(), key=lambda r: [(x is None, str(x)) for x in r]
-            )
-            for v in VIEWS
-        }
+        return {v: con.execute(f"SELECT * FROM profiles.{v} ORDER BY ALL").fetchall() for v in VIEWS}
     finally:
         con.close()
 
@@ -168,7 +163,7 @@ def bench(size: str, folder: Path) -> bool:
     print(f"   increment: {sum(increment.values()):,} rows ({late:,} late); load {os.getloadavg()[0]:.2f}", flush=True)
     project = project_copy(work)
     incr_db = fresh_copy(base, work / "incremental.duckdb")
-    first, first_steps, _ = run(project, incr_db, work / "site_incr.yaml")
+    first, _, _ = run(project, incr_db, work / "site_incr.yaml")
     add_increment(incr_db)
     load_before = os.getloadavg()[0]
     second, second_steps, second_in_run = run(project, incr_db, work / "site_incr.yaml")
