@@ -266,8 +266,9 @@ class IncrementalRun:
                 graph = self.ctx.materials[key]
                 main = self.ctx.project.entities[entity].main_id_column
                 step = self.ctx.plan[key]
-                moved = self._scratch(step, "moved", inc.moved_mains(prev.table, graph, main))
-                regrouped = self._scratch(step, "regrouped", inc.regrouped_mains(prev.table, graph, main))
+                changes = self._scratch(step, "changes", inc.graph_changes(prev.table, graph, main))
+                moved = self._scratch(step, "moved", inc.moved_mains(changes))
+                regrouped = self._scratch(step, "regrouped", inc.regrouped_mains(changes))
                 found = (moved, regrouped)
             self.graphs[entity] = found
         found = self.graphs[entity]
@@ -300,8 +301,9 @@ class IncrementalRun:
             step, "touched", inc.mapped_new_mains(self.ctx, step, extended.new_rows, regrouped, main)
         )
         iv = self.ctx.materials[payload.input_vars]
+        columns = [c for c, _ in self.session.columns(iv)]
         redo = self._scratch(
-            step, "redo", inc.mapped_redo_rows(iv, prev.table, extended.prev_max, touched, moved, main)
+            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, touched, moved, main)
         )
         read = self.session.row_count(redo)
         session = self.session
@@ -347,7 +349,7 @@ class IncrementalRun:
         base = self.ctx.materials[payload.base]
         redo = self._scratch(step, "redo", inc.var_redo_mains(base, prev.table, touched, main))
         narrowed = {
-            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main), view=True)
+            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main))
             for n, k in enumerate(narrowed_keys)
         }
         read = self._count(inc.count(_in_redo_rows(narrowed.values())))

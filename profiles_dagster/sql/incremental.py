@@ -166,26 +166,30 @@ def _same_id(a: str, b: str) -> exp.Expr:
     )
 
 
-def moved_mains(previous: exp.Table, graph: exp.Table, main: str) -> exp.Select:
-    """Previous main id -> this run's, where it changed (clusters only grow: one new main per old one)."""
+def graph_changes(previous: exp.Table, graph: exp.Table, main: str) -> exp.Select:
+    """This run's ids that are new or changed cluster: (new_main, old_main; NULL for a new id). One join of the
+    two graphs; what the steps need is read from this small table."""
     return (
-        exp.select(exp.alias_(col(main, "p"), "old_main"), exp.alias_(col(main, "n"), "new_main"))
-        .distinct()
-        .from_(previous.copy().as_("p"))
-        .join(graph.copy().as_("n"), on=_same_id("p", "n"))
-        .where(exp.NEQ(this=col(main, "p"), expression=col(main, "n")))
-    )
-
-
-def regrouped_mains(previous: exp.Table, graph: exp.Table, main: str) -> exp.Select:
-    """This run's main ids whose members changed: a new id, or an id that was in another cluster."""
-    return (
-        exp.select(exp.alias_(col(main, "n"), "main_id"))
-        .distinct()
+        exp.select(exp.alias_(col(main, "n"), "new_main"), exp.alias_(col(main, "p"), "old_main"))
         .from_(graph.copy().as_("n"))
         .join(previous.copy().as_("p"), on=_same_id("p", "n"), join_type="left")
         .where(exp.or_(col(main, "p").is_(exp.null()), exp.NEQ(this=col(main, "p"), expression=col(main, "n"))))
     )
+
+
+def moved_mains(changes: exp.Table) -> exp.Select:
+    """Previous main id -> this run's, where it changed (clusters only grow: one new main per old one)."""
+    return (
+        exp.select(col("old_main"), col("new_main"))
+        .distinct()
+        .from_(changes.copy())
+        .where(col("old_main").is_(exp.null()).not_())
+    )
+
+
+def regrouped_mains(changes: exp.Table) -> exp.Select:
+    """This run's main ids whose members changed: a new id, or an id that was in another cluster."""
+    return exp.select(exp.alias_(col("new_main"), "main_id")).distinct().from_(changes.copy())
 
 
 def _in(value: exp.Expr, mains: exp.Table, column: str = "main_id") -> exp.Expr:
@@ -218,20 +222,25 @@ def stale(column: exp.Expr, touched: exp.Table, moved: exp.Table) -> exp.Expr:
 
 
 def mapped_redo_rows(
-    input_vars: exp.Table, previous: exp.Table, prev_max: int, touched: exp.Table, moved: exp.Table, main: str
-) -> exp.Select:
-    """The input var rows whose mapped row is computed again: the new ones and every row of a touched profile."""
-    again = exp.select(col(INPUT_ROW_ID)).from_(previous.copy()).where(stale(col(main), touched, moved))
-    return (
-        exp.select(exp.Star())
+    input_vars: exp.Table,
+    columns: Sequence[str],
+    previous: exp.Table,
+    prev_max: int,
+    touched: exp.Table,
+    moved: exp.Table,
+    main: str,
+) -> exp.Query:
+    """The input var rows whose mapped row is computed again: every row of a touched profile (read back from
+    the previous mapped table, which carries the input var table's columns) and the new ones (the last row
+    ids of the input var table: a range its storage skips to)."""
+    cols = [col(c) for c in columns]
+    again = exp.select(*cols).from_(previous.copy()).where(stale(col(main), touched, moved))
+    new = (
+        exp.select(*(c.copy() for c in cols))
         .from_(input_vars.copy())
-        .where(
-            exp.or_(
-                exp.GT(this=col(INPUT_ROW_ID), expression=exp.Literal.number(prev_max)),
-                in_query(col(INPUT_ROW_ID), again),
-            )
-        )
+        .where(exp.GT(this=col(INPUT_ROW_ID), expression=exp.Literal.number(prev_max)))
     )
+    return exp.union(again, new, distinct=False)
 
 
 def delete_stale(target: exp.Table, touched: exp.Table, moved: exp.Table, main: str) -> exp.Delete:
