@@ -374,19 +374,10 @@ class IncrementalRun:
         if prev is None or prev.seq_no != prev_vars.seq_no or key not in self.ctx.materials:
             raise _InFullError(f"no previous table of sql model '{name}' to compare with")
         now = self.ctx.materials[key]
-        diff = exp.union(
-            exp.except_(
-                exp.select(exp.Star()).from_(now.copy()),
-                exp.select(exp.Star()).from_(prev.table.copy()),
-                distinct=False,
-            ),
-            exp.except_(
-                exp.select(exp.Star()).from_(prev.table.copy()),
-                exp.select(exp.Star()).from_(now.copy()),
-                distinct=False,
-            ),
-            distinct=False,
-        )
+        columns = [c for c, _ in self.session.columns(now)]
+        if [c.lower() for c in columns] != [c.lower() for c, _ in self.session.columns(prev.table)]:
+            raise _InFullError(f"the columns of sql model '{name}' changed since the previous run")
+        diff = inc.symmetric_difference(now, prev.table, columns)
         model = self.ctx.project.sql_models[name]
         main = self.ctx.project.entities[entity].main_id_column
         rows = _attributed(self.ctx, diff.subquery("src"), model.ids, entity).subquery("a")

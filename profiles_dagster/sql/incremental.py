@@ -327,14 +327,21 @@ def var_table(
     return exp.select(*final).from_(query.subquery("vars"))
 
 
-def symmetric_difference(a: exp.Table, b: exp.Table) -> exp.Query:
-    """Rows of `a` not in `b` and of `b` not in `a`, as multisets."""
+def symmetric_difference(a: exp.Table, b: exp.Table, columns: Sequence[str]) -> exp.Query:
+    """The distinct rows whose count differs between `a` and `b` (in one but not the other, or more often in
+    one): one aggregation over both, several times faster than two EXCEPT ALL on DuckDB."""
+    side = "_pd_side"
+    cols = [col(c) for c in columns]
 
-    def rows(t: exp.Table) -> exp.Select:
-        return exp.select(exp.Star()).from_(t.copy())
+    def rows(t: exp.Table, sign: int) -> exp.Select:
+        return exp.select(*(c.copy() for c in cols), exp.alias_(exp.Literal.number(sign), side)).from_(t.copy())
 
-    return exp.union(
-        exp.except_(rows(a), rows(b), distinct=False), exp.except_(rows(b), rows(a), distinct=False), distinct=False
+    both = exp.union(rows(a, 1), rows(b, -1), distinct=False).subquery("both_sides")
+    return (
+        exp.select(*(c.copy() for c in cols))
+        .from_(both)
+        .group_by(*(c.copy() for c in cols))
+        .having(exp.NEQ(this=exp.Sum(this=col(side)), expression=exp.Literal.number(0)))
     )
 
 
