@@ -336,7 +336,8 @@ class IncrementalRun:
         _, regrouped = self._graph(entity)  # old main ids that moved are no members of this run's base
         touched: list[exp.Table] = [regrouped]
         narrowed_keys: list[StepKey] = []
-        for ref in sorted({pv.var.spec.from_ for pv in payload.vars if pv.var.spec.from_}):
+        sources = sorted({pv.var.spec.from_ for pv in payload.vars if pv.var.spec.from_})
+        for ref in sources:
             kind, _, name = ref.partition("/")
             mapped_key = StepKey.input_vars_mapped(entity, name)
             if mapped_key in self.touched:
@@ -352,6 +353,15 @@ class IncrementalRun:
             k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main))
             for n, k in enumerate(narrowed_keys)
         }
+        models = [name for kind, _, name in (r.partition("/") for r in sources) if kind == "models"]
+        graph = self.ctx.materials.get(StepKey.id_stitcher(entity))
+        if models and graph is not None:  # a model's rows of the touched profiles, found by their ids
+            ids = self._scratch(step, "ids", inc.ids_of_mains(graph, redo, main))
+            for name in models:
+                rows = inc.narrowed_model_rows(self.ctx, name, entity, ids)
+                key = StepKey.sql_model(name)
+                if rows is not None and StepKey.input_vars_mapped(entity, name) not in self.ctx.materials:
+                    narrowed[key] = self._scratch(step, f"model_rows_{name}", rows)
         read = self._count(inc.count(_in_redo_rows(narrowed.values())))
         query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
         self.session.run(exp.Create(kind="TABLE", this=target.copy(), expression=query))

@@ -27,12 +27,15 @@ from profiles_dagster.sql.compiler import (
     RUDDER_ID,
     CompileContext,
     _attributed,
+    _graph_key,
+    _ids_of,
     _mapped,
     _row_value,
     _typed,
     _var_table,
 )
 from profiles_dagster.sql.fragments import bind_vars
+from profiles_dagster.sql.ids import qualify
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col
 from profiles_dagster.sql.stitcher import parse_lookback
@@ -343,6 +346,31 @@ def symmetric_difference(a: exp.Table, b: exp.Table, columns: Sequence[str]) -> 
         .group_by(*(c.copy() for c in cols))
         .having(exp.NEQ(this=exp.Sum(this=col(side)), expression=exp.Literal.number(0)))
     )
+
+
+def ids_of_mains(graph: exp.Table, redo: exp.Table, main: str) -> exp.Select:
+    """The ids (type, value) of the profiles computed again."""
+    return exp.select(col("other_id_type"), col("other_id")).from_(graph.copy()).where(_in(col(main), redo, main))
+
+
+def narrowed_model_rows(ctx: CompileContext, name: str, entity: str, ids: exp.Table) -> exp.Select | None:
+    """A sql model's rows that belong to the profiles computed again, found by their ids (all of a row's ids
+    share one cluster): a scan with a small lookup instead of attributing every row. None: a model whose rows
+    name their main id themselves (a rudder_id id)."""
+    model = ctx.project.sql_models[name]
+    if any(i.entity == entity and i.type == RUDDER_ID for i in model.ids):
+        return None
+    parts: list[exp.Expr] = []
+    for id_, expr in _ids_of(ctx, model.ids, entity):
+        value = qualify(_graph_key(ctx, id_, expr, entity), "src")
+        known = (
+            exp.select(col("other_id")).from_(ids.copy()).where(col("other_id_type").eq(exp.Literal.string(id_.type)))
+        )
+        parts.append(in_query(value, known))
+    if not parts:
+        return None
+    source = ctx.materials[StepKey.sql_model(name)]
+    return exp.select(exp.column(exp.Star(), table="src")).from_(source.copy().as_("src")).where(exp.or_(*parts))
 
 
 def narrowed_rows(source: exp.Table, redo: exp.Table, main: str) -> exp.Select:

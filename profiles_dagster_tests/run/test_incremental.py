@@ -274,7 +274,7 @@ def test_each_step_says_in_dagster_whether_it_ran_incrementally(tmp_path: Path) 
     event = dg.AssetMaterialization(asset_key="user/entity_vars", metadata=metadata)
     assert event.metadata["profiles/incremental"].value is True
     assert event.metadata["profiles/profiles_changed"].value == 1  # u1's profile
-    assert event.metadata["profiles/rows_read"].value == 3  # u1's rows: two then, one now
+    assert event.metadata["profiles/rows_read"].value == 5  # u1: 3 events (2 then, 1 now), 2 days with a buy
     added = materialization_metadata(by_path["user/input_vars/events"], second.seq_no)
     assert added["profiles/rows_added"] == 1
     features = materialization_metadata(by_path["user/features"], second.seq_no)
