@@ -151,7 +151,9 @@ def numbered(rows: exp.Table, offset: int, columns: Sequence[str]) -> exp.Select
 
 def rename(source: exp.Table, name: str) -> exp.Alter:
     return exp.Alter(
-        this=source.copy(), kind="TABLE", actions=[exp.AlterRename(this=exp.Table(this=exp.to_identifier(name)))]
+        this=source.copy(),
+        kind="TABLE",
+        actions=[exp.AlterRename(this=exp.Table(this=exp.to_identifier(name, quoted=True)))],
     )
 
 
