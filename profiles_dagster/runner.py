@@ -30,6 +30,7 @@ from profiles_dagster.project.model import Project
 from profiles_dagster.project.timegrains import boundary
 from profiles_dagster.run import blame, column_types, execution, inputs, publication
 from profiles_dagster.run.grains import reused_within_grain
+from profiles_dagster.run.incremental import IncrementalRun
 from profiles_dagster.run.increments import previous_materials
 from profiles_dagster.run.materials import step_materials
 from profiles_dagster.run.recording import RunRecord
@@ -113,6 +114,7 @@ class ProfilesRun:
         self.materials: dict[StepKey, exp.Table] = {}
         self.file_tables: dict[str, exp.Table] = {}
         self.context: CompileContext | None = None
+        self.incremental: IncrementalRun | None = None  # extends previous materials where that is exact
         self._programs: dict[StepKey, StepProgram] = {}
         self.within_grain: dict[StepKey, Previous] = {}  # steps reused from an earlier run of the same boundary
         # compiled before the types of some tables they read were known: the tables typed then
@@ -178,6 +180,7 @@ class ProfilesRun:
             )
             self.materials.update({key: previous.table for key, previous in self.within_grain.items()})
         self.types = column_types.Learner(self.context, (self.materials[s.key] for s in self.steps))
+        self.incremental = IncrementalRun(session, self.record, self.context, self.seq_no)
         if check_inputs:
             continuing = self.seq_no if self.resume is not None else None
             inputs.check_inputs(
@@ -285,10 +288,21 @@ class ProfilesRun:
                     seq_no=self.seq_no,
                     full_refresh=self.full_refresh or from_scratch,
                     table_exists=session.table_exists,
+                    unchanged_before=self.incremental.vouch(step) if self.incremental else None,
                 )
+                stats["incremental"] = stats.get("stitcher_mode") == "incremental"
+                if not stats["incremental"]:
+                    stats["incremental_reason"] = stats.get("stitcher_full_reason", "")
             else:
                 sql = program.sql(session.dialect)
-                recorded = execution.write(session, self.record, step, program, start)
+                built = self.incremental.build(step, program.target, start) if self.incremental else None
+                if built is not None and built.recorded is not None:
+                    recorded = built.recorded
+                else:
+                    recorded = execution.write(session, self.record, step, program, start)
+                    if self.incremental is not None:
+                        self.incremental.after_full(step, program.target)
+                stats = built.stats if built is not None else {}
             # a view's query runs first when it is counted: its engine error is the step's too
             counted = session.row_count(program.target) if recorded is None else None
         except ProfilesError:
@@ -325,6 +339,8 @@ class ProfilesRun:
         self.lock.heartbeat()
         publication.publish(self.record, views)
         self.published = True
+        if self.incremental is not None:
+            self.incremental.drop_scratch()
         inputs.drop_file_tables(self.session, self.file_tables, [r.step for r in self.results])
         if self.resume is not None:  # `--force` moved them aside; no view reads them now
             self.resume.drop_moved_aside(self.session)
@@ -349,6 +365,9 @@ class ProfilesRun:
             self.lock.release()
 
     def fail(self, error: BaseException | None = None) -> None:
+        if self.incremental is not None:
+            with contextlib.suppress(Exception):
+                self.incremental.drop_scratch()
         if not self.seq_no or self.published:  # nothing recorded yet, or already complete: just let go
             with contextlib.suppress(Exception):
                 self.lock.release()

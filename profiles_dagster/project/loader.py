@@ -141,15 +141,17 @@ def _unapplied_keys(project: Project) -> list[str]:
     for model in project.sql_models.values():
         if model.spec.validity_time is not None:
             notes.append(f"sql_template '{model.name}': validity_time is accepted and not acted on")
-    contracts = [(n, i.spec.contract) for n, i in project.inputs.items()]
-    contracts += [(n, m.spec.contract) for n, m in project.sql_models.items()]
-    append_only = sorted(n for n, c in contracts if c is not None and c.is_append_only)
-    merging = {v.spec.from_.partition("/")[2] for v in project.vars if getattr(v.spec, "merge", None) and v.spec.from_}
-    unmerged = [n for n in append_only if n not in merging]
-    if unmerged:
+    inputs = sorted(n for n, i in project.inputs.items() if i.spec.contract and i.spec.contract.is_append_only)
+    if inputs:
         notes.append(
-            f"contract is_append_only on {', '.join(unmerged)} is accepted: a declaration; no var with merge: reads "
-            "it, so each run here reads the whole input, which gives the same values"
+            f"contract is_append_only on {', '.join(inputs)}: a run after a complete one reads only their new rows "
+            "and recomputes only the profiles they touch, with the full recompute's values (README: Incremental runs)"
+        )
+    models = sorted(n for n, m in project.sql_models.items() if m.spec.contract and m.spec.contract.is_append_only)
+    if models:
+        notes.append(
+            f"contract is_append_only on sql model(s) {', '.join(models)} is accepted: a sql model is rebuilt by "
+            "every run (a var's merge: over it reads its new rows, as pb does)"
         )
     for var in project.vars:
         spec = var.spec

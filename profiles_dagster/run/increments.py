@@ -22,31 +22,30 @@ def previous_materials(
     session: Session, schema: str, project: str, steps: Sequence[Step], seq_no: int, *, full_refresh: bool
 ) -> Increments:
     """For each step, the newest complete material of its definition (content hash) written by an earlier run
-    whose table still exists, with that run's times and the checkpoint recorded with it. `full_refresh`: none."""
+    whose table still exists, with that run's times and the checkpoint recorded with it. `full_refresh`: none.
+    Three queries for the whole run, whatever its number of steps."""
     if full_refresh:
         return Increments(full_refresh=True)
+    wanted = {(s.path, s.content_hash): s.key for s in steps}
+    rows = session.query(registry.complete_materials(schema, project, seq_no).sql(dialect=session.dialect))
+    newest: dict[StepKey, tuple] = {}
+    for row in rows:  # newest first
+        key = wanted.get((str(row[1]), str(row[2])))
+        if key is not None and key not in newest:
+            newest[key] = row
+    if not newest:
+        return Increments()
+    existing = {n.lower() for n in session.list_tables(schema)}
+    states = session.query(registry.checkpoints(schema, project).sql(dialect=session.dialect))
+    points = {
+        str(name): Checkpoint(_as_datetime(wm), _as_datetime(ws), int(before or 0), int(ids or 0), int(clusters or 0))
+        for name, wm, ws, before, ids, clusters in states
+    }
     found: dict[StepKey, Previous] = {}
-    for step in steps:
-        query = registry.previous_material(schema, project, step.path, step.content_hash, seq_no)
-        rows = session.query(query.sql(dialect=session.dialect))
-        if not rows:
+    for key, (prev_seq, _, _, name, end_time, begin_time) in newest.items():
+        if str(name).lower() not in existing:
             continue
-        prev_seq, name, end_time, begin_time = rows[0]
-        material = table(str(name), schema)
-        if not session.table_exists(material):
-            continue
-        state = session.query(registry.stitcher_checkpoint(schema, str(name)).sql(dialect=session.dialect))
-        checkpoint = None
-        if state:
-            watermark, window_start, rows_before, ids, clusters = state[0]
-            checkpoint = Checkpoint(
-                _as_datetime(watermark),
-                _as_datetime(window_start),
-                int(rows_before or 0),
-                int(ids or 0),
-                int(clusters or 0),
-            )
-        found[step.key] = Previous(
-            material, int(prev_seq), _as_datetime(end_time), _as_datetime(begin_time), checkpoint
+        found[key] = Previous(
+            table(str(name), schema), int(prev_seq), _as_datetime(end_time), _as_datetime(begin_time), points.get(name)
         )
     return Increments(found)

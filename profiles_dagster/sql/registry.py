@@ -356,6 +356,43 @@ def previous_material(schema: str, project: str, step: str, content_hash: str, b
     )
 
 
+def complete_materials(schema: str, project: str, before_seq_no: int) -> exp.Query:
+    """Every complete material of the project written by a run before `before_seq_no`, newest first, with that
+    run's times: (seq_no, step, content_hash, table_name, end_time, begin_time). One query for a whole run."""
+    where = exp.and_(
+        exp.column("project", "m").eq(_s(project)),
+        exp.column("status", "m").eq(_s(Status.COMPLETE)),
+        exp.LT(this=exp.column("seq_no", "m"), expression=exp.Literal.number(before_seq_no)),
+    )
+    return (
+        exp.select(
+            *(exp.column(c, "m") for c in ("seq_no", "step", "content_hash", "table_name")),
+            exp.column("end_time", "r"),
+            exp.column("begin_time", "r"),
+        )
+        .from_(_t(MATERIALS, schema).as_("m"))
+        .join(
+            _t(RUNS, schema).as_("r"),
+            on=exp.and_(
+                exp.column("seq_no", "m").eq(exp.column("seq_no", "r")),
+                exp.column("project", "m").eq(exp.column("project", "r")),
+            ),
+        )
+        .where(where)
+        .order_by(exp.Ordered(this=exp.column("seq_no", "m"), desc=True))
+    )
+
+
+def checkpoints(schema: str, project: str) -> exp.Query:
+    """Every recorded checkpoint of the project: (table_name, watermark, window_start, rows_before, ids, clusters)."""
+    return select(
+        schema,
+        STITCHER_STATE,
+        eq("project", project),
+        ("table_name", "watermark", "window_start", "rows_before", "ids", "clusters"),
+    )
+
+
 class Reader(Protocol):
     """What the lookups below need of a session: its dialect and a query."""
 

@@ -211,7 +211,7 @@ def test_keys_pb_accepts_without_effect_are_noted(tmp_path: Path) -> None:
     build_plan(project)
     notes = "\n".join(project.notes)
     assert "optimizations (optimizations.yaml: bundle_entity_vars, enable_input_columns_filtering)" in notes
-    assert "contract is_append_only on tracks is accepted" in notes
+    assert "contract is_append_only on tracks: a run after a complete one reads only their new rows" in notes
     assert "feature_table_model 'table_one': compatibility_mode is accepted" in notes
 
 

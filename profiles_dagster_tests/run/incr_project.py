@@ -47,6 +47,24 @@ inputs:
 
 PROFILES = """\
 models:
+  - name: daily_buys
+    model_type: sql_template
+    model_spec:
+      materialization:
+        output_type: table
+        run_type: discrete
+      occurred_at_col: day
+      ids:
+        - select: user_id
+          type: user_id
+          entity: user
+      single_sql: |
+        {% with events = this.DeRef("inputs/events") %}
+        select user_id, cast(ts as date) as day, count(*) as buys
+        from {{ events }}
+        where kind = 'buy' and user_id is not null
+        group by user_id, cast(ts as date)
+        {% endwith %}
   - name: big
     model_type: entity_cohort
     model_spec:
@@ -102,6 +120,10 @@ var_groups:
           from: inputs/events
           where: "{{ events.Var('event_no') }} = 1"
       - entity_var:
+          name: buy_days
+          select: count(distinct day)
+          from: models/daily_buys
+      - entity_var:
           name: days_since_last
           select: date_diff('day', cast({{ user.Var('last_ts') }} as date), cast({{ end_time_sql }} as date))
       - entity_var:
@@ -120,7 +142,16 @@ var_groups:
           where: kind = 'buy'
 """
 
-STABLE_VIEWS = ("user_default_id_stitcher", "user_all", "user_feature_view", "users_by_user_id", "user_big")
+STABLE_VIEWS = (
+    "user_default_id_stitcher",
+    "user_all",
+    "user_feature_view",
+    "users_by_user_id",
+    "user_big",
+    "big_feature_view",
+    "big_feature_view_with_user_id",
+    "daily_buys",
+)
 
 
 def write_project(folder: Path, database: Path) -> tuple[Path, Path]:
