@@ -9,11 +9,14 @@ and the next step binds against the material's columns. An `INSERT ... <query>` 
 every other statement (the id stitcher's loop over its scratch tables) runs on the empty tables. A count of
 a view's rows is an EXPLAIN.
 
-Every statement runs in a savepoint of its own: one that fails leaves the transaction usable, as autocommit
-would (a failed var table is then prepared again var by var, `prepare._failing_vars`, each trial an EXPLAIN);
-a nested `transaction()` (a step's table committed with its registry row) is a savepoint, and a bare
-ROLLBACK (the lock's and resume's recovery after a failed statement) does nothing more. The lock's
-heartbeat thread is not started (no `beat_sessions`).
+On Postgres every statement runs in a savepoint of its own: one that fails leaves the transaction usable,
+as autocommit would (a failed var table is then prepared again var by var, `prepare._failing_vars`, each
+trial an EXPLAIN); a nested `transaction()` (a step's table committed with its registry row) is a savepoint,
+and a bare ROLLBACK (the lock's and resume's recovery after a failed statement) does nothing more. Redshift
+has no savepoints and a failed statement aborts its transaction: there the failing step is reported (named
+with a var where the engine's error points at one, `blame`), the transaction rolled back, and the
+preparation starts again in a new one without that step and the steps that read it. The lock's heartbeat
+thread is not started (no `beat_sessions`).
 
 Snowflake, BigQuery and Databricks cannot roll DDL back: there validate compiles only.
 """
@@ -47,10 +50,13 @@ class PreparingSession(Session):
     created empty. `begin()` opens the transaction, `rollback()` ends it."""
 
     with_no_data: bool = True  # Postgres' CREATE TABLE AS ... WITH NO DATA; else LIMIT 0 on the outer query
+    savepoints: bool = True  # Postgres; Redshift has none (a failed statement aborts the transaction)
     _savepoints: Iterator[int]
+    aborted = False  # without savepoints: a statement failed, the transaction only waits for its rollback
 
     def begin(self) -> None:
         self._savepoints = itertools.count(1)
+        self.aborted = False
         super().execute("BEGIN")
 
     def rollback(self) -> None:
@@ -58,6 +64,13 @@ class PreparingSession(Session):
 
     @contextlib.contextmanager
     def _savepoint(self) -> Iterator[None]:
+        if not self.savepoints:
+            try:
+                yield
+            except Exception:
+                self.aborted = True
+                raise
+            return
         name = f"pd_prepare_{next(self._savepoints)}"
         super().execute(f"SAVEPOINT {name}")
         try:
@@ -76,6 +89,8 @@ class PreparingSession(Session):
     def execute(self, sql: str) -> None:
         if sql.strip().rstrip(";").strip().upper() == "ROLLBACK":
             return  # the failed statement's savepoint was rolled back already
+        if self.aborted:  # the failed step's registry row, written after its error: rolled back anyway
+            return
         sql = self.empty(sql)
         with self._savepoint():
             super().execute(sql)
@@ -136,7 +151,7 @@ def preparing(session: Session) -> PreparingSession:
     """The open session, now preparing (its class mixed with `PreparingSession`)."""
     base = type(session)
     if base not in _CLASSES:
-        attrs: dict[str, Any] = {"with_no_data": base.dialect == POSTGRES}
+        attrs: dict[str, Any] = {"with_no_data": base.dialect == POSTGRES, "savepoints": base.dialect == POSTGRES}
         _CLASSES[base] = type(f"Preparing{base.__name__}", (PreparingSession, base), attrs)
     session.__class__ = _CLASSES[base]
     assert isinstance(session, PreparingSession)
@@ -144,17 +159,20 @@ def preparing(session: Session) -> PreparingSession:
 
 
 def prepare_on_server(project: Project, plan: RunPlan, engine: WarehouseEngine, errors: ErrorCollector) -> int:
-    """Prepare every step in one rolled-back transaction on the connection; failures go to `errors`. The
+    """Prepare every step in a rolled-back transaction on the connection; failures go to `errors`. The
     number of steps prepared."""
     plan = RunPlan(plan.project_name, [s for s in plan.steps if s.path not in errors.failed], plan.notes)
     try:
         with engine.session() as opened:
             session = preparing(opened)
-            session.begin()
-            try:
-                return _prepare(project, plan, session, errors)
-            finally:
-                session.rollback()
+            while True:  # more than once only without savepoints: a new transaction after each failed step
+                session.begin()
+                try:
+                    prepared, again = _prepare(project, plan, session, errors)
+                finally:
+                    session.rollback()
+                if not again:
+                    return prepared
     except ProfilesError as exc:
         errors.add(exc)
     except Exception as exc:  # the connection itself: one located error rather than a traceback
@@ -162,36 +180,35 @@ def prepare_on_server(project: Project, plan: RunPlan, engine: WarehouseEngine, 
     return 0
 
 
-def _prepare(project: Project, plan: RunPlan, session: PreparingSession, errors: ErrorCollector) -> int:
+def _prepare(project: Project, plan: RunPlan, session: PreparingSession, errors: ErrorCollector) -> tuple[int, bool]:
+    """The steps prepared, and whether to start again in a new transaction (a step failed where a failed
+    statement aborts the transaction)."""
     run = ProfilesRun(project, plan, session, lock_wait_seconds=0)  # no beat_sessions: no heartbeat thread
     run.start(check_inputs=False)
-    compiled = 0
+    assert run.context is not None
+    with errors.item("inputs"):
+        local.inputs.check_inputs(session, project, run.context, run.steps, run.file_tables)
+    if "inputs" in errors.failed:
+        return 0, False
+    prepared = 0
     for step in run.steps:
         if step.path in errors.failed or any("/".join(dep) in errors.failed for dep in step.deps):
             errors.failed.add(step.path)
             continue
         with errors.item(step.path):
             check_writable(step, run.compile(step), session.dialect)
-    assert run.context is not None
-    with errors.item("inputs"):
-        local.inputs.check_inputs(session, project, run.context, run.steps, run.file_tables)
-    if "inputs" in errors.failed:
-        return 0
-    for step in run.steps:
-        if step.path in errors.failed or any("/".join(dep) in errors.failed for dep in step.deps):
-            errors.failed.add(step.path)
-            continue
-        with errors.item(step.path):
             _prepare_step(run, step, session)
-            compiled += 1
-    return compiled
+            prepared += 1
+        if step.path in errors.failed and not session.savepoints:
+            return prepared, True
+    return prepared, False
 
 
 def _prepare_step(run: ProfilesRun, step: Step, session: PreparingSession) -> None:
     try:
         run.execute_step(step)
     except ProfilesError as failure:
-        found = local._failing_vars(run, step, probe=session.probe)
+        found = local._failing_vars(run, step, probe=session.probe) if session.savepoints else []
         if not found:
             raise
         raise ProfilesErrors(found) from failure
