@@ -15,6 +15,7 @@ import yaml
 
 from profiles_dagster.cli import main
 from profiles_dagster.loading import load
+from profiles_dagster.lock import RunLock, ensure_registry
 from profiles_dagster_tests.projects import INPUTS, PB_PROJECT, dedent, write_project
 from profiles_dagster_tests.standins import fixtures
 
@@ -158,6 +159,39 @@ def test_a_good_project_is_prepared_and_nothing_is_written(
     assert _state(root) == before
 
 
+BROKEN_MODEL = dedent(
+    """
+    models:
+      - name: broken_model
+        model_type: sql_template
+        model_spec:
+          materialization:
+            output_type: table
+          single_sql: select no_such_function(user_id) as x from {{ this.DeRef("inputs/tracks") }}
+    """
+)
+
+
+@pytest.mark.parametrize("which", ["postgres", "redshift"])
+def test_a_failing_model_does_not_hide_an_independent_var(
+    which: str, tmp_path: Path, request: pytest.FixtureRequest, capsys
+) -> None:
+    """Both failures are reported in one pass (on Redshift, which has no savepoints, the preparation starts
+    again in a new transaction after each failed step), and nothing is written."""
+    target = request.getfixturevalue(f"{which}_target")
+    root = _project(tmp_path / "p", target, BAD_VARS)
+    (root / "models" / "model.yaml").write_text(BROKEN_MODEL, encoding="utf-8")
+    _inputs(root)
+    before = _state(root)
+    assert _validate(root) == 1
+    err = capsys.readouterr().err
+    assert _state(root) == before
+    lines = err.splitlines()
+    assert lines[-1] == "validate: 2 error(s)", err
+    assert any("broken_model" in x and "no_such_function" in x and "model.yaml:2" in x for x in lines), err
+    assert any("entity var 'event_total'" in x and "vars.yaml:11" in x for x in lines), err
+
+
 def test_after_a_real_run_validate_leaves_the_registry_and_materials_as_they_were(
     postgres_target: dict, tmp_path: Path, capsys
 ) -> None:
@@ -176,6 +210,24 @@ def test_after_a_real_run_validate_leaves_the_registry_and_materials_as_they_wer
     with load(root, site_config=root / "siteconfig.yaml").warehouse.session() as session:
         assert session.query('SELECT * FROM profiles."_profiles_runs" ORDER BY 1') == runs_before
         assert session.query('SELECT * FROM profiles."_profiles_lock"') == lock_before
+
+
+def test_a_live_run_holding_the_lock_is_named(postgres_target: dict, tmp_path: Path, capsys) -> None:
+    """validate takes the run lock inside its transaction: a live run's lock stops it, naming that run; the
+    lock row is the run's afterwards."""
+    root = _project(tmp_path / "p", {**postgres_target}, GOOD_VARS)
+    _inputs(root)
+    with load(root, site_config=root / "siteconfig.yaml").warehouse.session() as session:
+        ensure_registry(session, "profiles")
+        held = RunLock(session, "profiles", "other_project")
+        held.acquire()
+        try:
+            assert _validate(root) == 1
+            err = capsys.readouterr().err
+            assert "another run is using output schema 'profiles'" in err and "other_project" in err, err
+            assert held.holder() is not None and held.holder().run_id == held.run_id
+        finally:
+            held.release()
 
 
 def test_compile_only_engines_say_why(tmp_path: Path, capsys) -> None:
