@@ -163,7 +163,16 @@ def prepare_on_server(project: Project, plan: RunPlan, engine: WarehouseEngine, 
     number of steps prepared."""
     plan = RunPlan(plan.project_name, [s for s in plan.steps if s.path not in errors.failed], plan.notes)
     try:
-        with engine.session() as opened:
+        opening = engine.session()
+        try:
+            opened = opening.__enter__()
+        except ProfilesError as exc:
+            if exc.hint:
+                raise
+            hint = "validate prepares the SQL on the connection; --no-prepare compiles it without one"
+            raise ProfilesError(exc.message, file=exc.file, line=exc.line, key=exc.key, hint=hint) from exc
+        with contextlib.ExitStack() as stack:
+            stack.push(opening)
             session = preparing(opened)
             while True:  # more than once only without savepoints: a new transaction after each failed step
                 session.begin()

@@ -236,3 +236,12 @@ def test_compile_only_engines_say_why(tmp_path: Path, capsys) -> None:
     assert _validate(root) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "compiled, not prepared on snowflake: its DDL cannot be rolled back" in out
+
+
+def test_an_unreachable_connection_is_an_error_that_points_at_no_prepare(tmp_path: Path, capsys) -> None:
+    target = {"type": "postgres", "host": "127.0.0.1", "port": 1, "dbname": "x", "user": "u", "sslmode": "disable"}
+    root = _project(tmp_path / "p", target, GOOD_VARS)
+    assert _validate(root) == 1
+    assert "--no-prepare compiles it without one" in capsys.readouterr().err
+    assert main(["validate", "-p", str(root), "--site-config", str(root / "siteconfig.yaml"), "--no-prepare"]) == 0
+    assert "compiles for postgres (compiled, not prepared: --no-prepare): OK" in capsys.readouterr().out
