@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-prepare",
         dest="no_prepare",
         action="store_true",
-        help="only compile the SQL; do not run every step on empty inputs in a scratch DuckDB (faster)",
+        help="only compile the SQL; do not prepare every step (on empty inputs in a scratch DuckDB, or on a "
+        "Postgres/Redshift connection in a transaction rolled back): faster, and needs no connection",
     )
     _common(validate)
     validate.set_defaults(handler=_validate)
