@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-prepare",
         dest="no_prepare",
         action="store_true",
-        help="only compile the SQL; do not run every step on empty inputs in a scratch DuckDB (faster)",
+        help="only compile the SQL; do not prepare every step (on empty inputs in a scratch DuckDB, or on a "
+        "Postgres/Redshift connection in a transaction rolled back): faster, and needs no connection",
     )
     _common(validate)
     validate.set_defaults(handler=_validate)
@@ -140,6 +141,11 @@ def _count_line(exc: ProfilesError) -> str:
     return f"validate: {count} error(s)" + (" (the first 50 are listed)" if count > len(_error_lines(exc)) else "")
 
 
+# engines whose DDL rolls back with a transaction: validate prepares the SQL on them (run/prepare_server.py)
+PREPARED_ENGINES = ("postgres", "redshift")
+NOT_PREPARED_WHY = "its DDL cannot be rolled back, and validate writes nothing"
+
+
 def _validate(args: argparse.Namespace) -> int:
     if args.what == "access":
         from profiles_dagster.warehouse.access import print_access_report
@@ -152,13 +158,21 @@ def _validate(args: argparse.Namespace) -> int:
     connection = _offline_connection(project, args)
     engine = connection.type if connection is not None else EMBEDDED_ENGINE
     notes = [*project.notes, *plan.notes]
-    if args.no_prepare or engine != EMBEDDED_ENGINE:
+    if args.no_prepare or engine not in (EMBEDDED_ENGINE, *PREPARED_ENGINES):
         # without a connection and without preparing: the SQL compiled for the warehouse it is written in
         dialect = engine if connection is not None else project.settings.sql_dialect(EMBEDDED_ENGINE)
         compiled = check_offline(project, plan, dialect, errors)
         how = f"compiles for {dialect} (compiled, not prepared" + (
-            ": --no-prepare)" if args.no_prepare else ": validate prepares SQL on DuckDB only)"
+            ": --no-prepare)" if args.no_prepare else f" on {engine}: {NOT_PREPARED_WHY})"
         )
+    elif engine in PREPARED_ENGINES:
+        from profiles_dagster.run.prepare_server import prepare_on_server
+        from profiles_dagster.warehouse import warehouse_for
+
+        assert connection is not None
+        # every step prepared on the connection in one transaction that is rolled back: nothing is written
+        compiled = prepare_on_server(project, plan, warehouse_for(connection), errors)
+        how = f"runs on {engine} (prepared against the connection's tables, in a transaction rolled back)"
     else:
         from profiles_dagster.run.prepare import prepare
         from profiles_dagster.warehouse.duckdb import DuckDBEngine

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,15 +153,17 @@ def _prepare_step(run: ProfilesRun, step: Step) -> None:
         raise ProfilesErrors(found) from failure
 
 
-def _failing_vars(run: ProfilesRun, step: Step) -> list[ProfilesError]:
+def _failing_vars(run: ProfilesRun, step: Step, probe: Callable[[str], object] | None = None) -> list[ProfilesError]:
     """The vars of a failed var table that fail on their own (with the vars they read), in the order they
     are computed; a var reading a failed one is not tried. Empty when the step fails without any of its vars
-    (its members' table), or the step has no vars."""
+    (its members' table), or the step has no vars. `probe` runs a trial's query (default: runs it on the
+    session; on a server warehouse an EXPLAIN, which binds it without reading the real inputs)."""
+    probe = probe or run.session.query
     payload = step.payload
     if not isinstance(payload, (VarTablePayload, MappedPayload)) or not payload.vars:
         return []
     by_name = {pv.var.name: pv for pv in payload.vars}
-    if _trial_error(run, step, []) is not None:
+    if _trial_error(run, step, [], probe) is not None:
         return []
     failed: set[str] = set()
     found: list[ProfilesError] = []
@@ -169,7 +171,7 @@ def _failing_vars(run: ProfilesRun, step: Step) -> list[ProfilesError]:
         if any(ref in failed for ref in pv.refs):
             failed.add(pv.var.name)
             continue
-        error = _trial_error(run, step, _with_refs(pv, by_name, payload.vars))
+        error = _trial_error(run, step, _with_refs(pv, by_name, payload.vars), probe)
         if error is not None:
             failed.add(pv.var.name)
             found.append(blame.var_failure(step, pv.var, error, f"on {run.session.dialect}"))
@@ -188,7 +190,9 @@ def _with_refs(pv: PlannedVar, by_name: dict[str, PlannedVar], order: tuple[Plan
     return [v for v in order if v.var.name in wanted]
 
 
-def _trial_error(run: ProfilesRun, step: Step, vars_: list[PlannedVar]) -> BaseException | None:
+def _trial_error(
+    run: ProfilesRun, step: Step, vars_: list[PlannedVar], probe: Callable[[str], object]
+) -> BaseException | None:
     """The engine's error for the step's query computing only `vars_`, None when it runs."""
     payload = step.payload
     names = {pv.var.name for pv in vars_}
@@ -207,7 +211,7 @@ def _trial_error(run: ProfilesRun, step: Step, vars_: list[PlannedVar]) -> BaseE
         for statement in program.statements:
             query = statement.expression if isinstance(statement, exp.Create) else statement
             if isinstance(query, exp.Query):
-                run.session.query(run.session.render(query))
+                probe(run.session.render(query))
     except Exception as exc:
         return exc
     return None
