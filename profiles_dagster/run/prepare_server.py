@@ -192,7 +192,9 @@ def prepare_on_server(project: Project, plan: RunPlan, engine: WarehouseEngine, 
 def _prepare(project: Project, plan: RunPlan, session: PreparingSession, errors: ErrorCollector) -> tuple[int, bool]:
     """The steps prepared, and whether to start again in a new transaction (a step failed where a failed
     statement aborts the transaction)."""
-    run = ProfilesRun(project, plan, session, lock_wait_seconds=0)  # no beat_sessions: no heartbeat thread
+    # no beat_sessions: no heartbeat thread; full_refresh: every step's whole build is prepared (never an earlier
+    # run's material reused within its time grain, nor a previous table moved by an incremental step)
+    run = ProfilesRun(project, plan, session, lock_wait_seconds=0, full_refresh=True)
     run.start(check_inputs=False)
     assert run.context is not None
     with errors.item("inputs"):
