@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlglot
+from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from profiles_dagster.clock import default_end_time
@@ -42,8 +43,12 @@ def check_offline(project: Project, plan: RunPlan, dialect: str, errors: ErrorCo
     return len(plan.steps)
 
 
-def check_writable(step: Step, program: StepProgram, dialect: str, *, parse_back: bool = False) -> None:
-    """The step's SQL written for `dialect` with sqlglot's refusals raised (and parsed back, if asked)."""
+def check_writable(
+    step: Step, program: StepProgram, dialect: str, *, parse_back: bool = False
+) -> list[tuple[exp.Expr, str]]:
+    """The step's SQL written for `dialect` with sqlglot's refusals raised (and parsed back, if asked): each
+    node with its text, which is the text a session of that dialect runs (no refusal means nothing differs)."""
+    written: list[tuple[exp.Expr, str]] = []
     for node in program.nodes:
         try:
             text = node.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
@@ -51,6 +56,8 @@ def check_writable(step: Step, program: StepProgram, dialect: str, *, parse_back
                 sqlglot.parse(text, read=dialect)
         except (UnsupportedError, ParseError) as exc:
             raise _step_error(step, f"its SQL cannot be written for {dialect}: {exc}") from None
+        written.append((node, text))
+    return written
 
 
 def _step_error(step: Step, message: str) -> ProfilesError:

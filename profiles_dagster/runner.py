@@ -12,6 +12,7 @@ view swap (`publication`). `profiles-dagster cleanup` and retention are `mainten
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -55,9 +56,14 @@ class StepResult:
     table: exp.Table
     row_count: int
     seconds: float
-    sql: str
+    render_sql: Callable[[], str]  # the step's SQL text, written only when asked for (Dagster's metadata)
     columns: list[tuple[str, str]]
     stats: dict[str, object] = field(default_factory=dict)
+
+    @functools.cached_property
+    def sql(self) -> str:
+        """A large var table's SQL takes as long to write out as to compile: a CLI run or validate never asks."""
+        return self.render_sql()
 
 
 class ProfilesRun:
@@ -215,7 +221,7 @@ class ProfilesRun:
         target = self.materials[step.key]
         if rows is None:
             rows = self.session.row_count(target)
-        result = StepResult(step, target, rows, 0.0, "", self.session.columns(target), {"kept": True})
+        result = StepResult(step, target, rows, 0.0, str, self.session.columns(target), {"kept": True})
         if self.types is not None:
             self.types.built(target, result.columns, self.session.dialect)
         self.results.append(result)
@@ -230,7 +236,7 @@ class ProfilesRun:
         self.record.material(step, target.name, Status.REUSED, finished=True)
         rows = self.session.row_count(target)
         stats: dict[str, object] = {"reused_within_grain": self.project.time_grain, "from_run": previous.seq_no}
-        result = StepResult(step, target, rows, 0.0, "", self.session.columns(target), stats)
+        result = StepResult(step, target, rows, 0.0, str, self.session.columns(target), stats)
         self.results.append(result)
         log.info(
             "%s -> %s: reused from run %d (same %s boundary)",
@@ -274,7 +280,7 @@ class ProfilesRun:
                 log.warning("%s: could not write its SQL under %s: %s", step.path, folder, exc)
         try:
             if step.kind is StepKind.ID_STITCHER:
-                sql = program.observations.sql(session.dialect, pretty=True)
+                sql: Callable[[], str] = functools.partial(program.observations.sql, session.dialect, pretty=True)
                 from_scratch = resume is not None and resume.stitch_from_scratch(
                     session, self.schema, self.project.name, step
                 )
@@ -294,7 +300,7 @@ class ProfilesRun:
                 if not stats["incremental"]:
                     stats["incremental_reason"] = stats.get("stitcher_full_reason", "")
             else:
-                sql = program.sql(session.dialect)
+                sql = functools.partial(program.sql, session.dialect)
                 built = self.incremental.build(step, program.target, start) if self.incremental else None
                 if built is not None and built.recorded is not None:
                     recorded = built.recorded

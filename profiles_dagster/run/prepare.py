@@ -138,7 +138,10 @@ def _compile_all(run: ProfilesRun, errors: ErrorCollector) -> dict[StepKey, Step
             continue
         with errors.item(step.path):
             program = run.compile(step)
-            check_writable(step, program, DUCKDB)
+            # the scratch session runs these texts as written here, not writing each statement again
+            run.session.written_as.update(
+                (id(node), (node, text)) for node, text in check_writable(step, program, DUCKDB)
+            )
             compiled[step.key] = program
     return compiled
 

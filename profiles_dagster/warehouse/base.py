@@ -33,6 +33,9 @@ class Session:
     def __init__(self, connection: Any, schema: str) -> None:
         self.connection = connection
         self.schema = schema
+        # statements whose text for this engine is already written (validate checks each step's SQL before
+        # running it): by the node's id, with the node, so a recompiled step's new tree is written afresh
+        self.written_as: dict[int, tuple[exp.Expr, str]] = {}
 
     # -- the primitives every engine provides --------------------------------------------------------
 
@@ -132,6 +135,9 @@ class Session:
     # -- built on them ----------------------------------------------------------------------------------
 
     def render(self, node: exp.Expr) -> str:
+        known = self.written_as.get(id(node))
+        if known is not None and known[0] is node:
+            return known[1]
         return node.sql(dialect=self.dialect)
 
     def run(self, node: exp.Expr) -> None:
