@@ -326,36 +326,6 @@ def latest_material(schema: str, project: str, step: str, content_hash: str, *, 
     )
 
 
-def previous_material(schema: str, project: str, step: str, content_hash: str, before_seq_no: int) -> exp.Query:
-    """The newest complete material of a step's definition written by a run before `before_seq_no`, with that
-    run's end and begin time: what an incremental step extends."""
-    where = exp.and_(
-        *(exp.column(c, "m").eq(_s(v)) for c, v in (("project", project), ("step", step))),
-        exp.column("content_hash", "m").eq(_s(content_hash)),
-        exp.column("status", "m").eq(_s(Status.COMPLETE)),
-        exp.LT(this=exp.column("seq_no", "m"), expression=exp.Literal.number(before_seq_no)),
-    )
-    return (
-        exp.select(
-            exp.column("seq_no", "m"),
-            exp.column("table_name", "m"),
-            exp.column("end_time", "r"),
-            exp.column("begin_time", "r"),
-        )
-        .from_(_t(MATERIALS, schema).as_("m"))
-        .join(
-            _t(RUNS, schema).as_("r"),
-            on=exp.and_(
-                exp.column("seq_no", "m").eq(exp.column("seq_no", "r")),
-                exp.column("project", "m").eq(exp.column("project", "r")),
-            ),
-        )
-        .where(where)
-        .order_by(exp.Ordered(this=exp.column("seq_no", "m"), desc=True))
-        .limit(1)
-    )
-
-
 def complete_materials(schema: str, project: str, before_seq_no: int) -> exp.Query:
     """Every complete material of the project written by a run before `before_seq_no`, newest first, with that
     run's times: (seq_no, step, content_hash, table_name, end_time, begin_time). One query for a whole run."""
