@@ -40,6 +40,7 @@ from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, _attribu
 from profiles_dagster.sql.increments import Checkpoint, Previous
 from profiles_dagster.sql.names import col, table
 from profiles_dagster.sql.registry import Status
+from profiles_dagster.sql.stitcher import ChangeTables
 from profiles_dagster.warehouse.base import Session
 
 log = logging.getLogger("profiles_dagster")
@@ -261,6 +262,23 @@ class IncrementalRun:
 
         return unchanged
 
+    def change_tables(self, step: Step) -> ChangeTables | None:
+        """Where the id stitcher, when it extends the previous graph of this step's definition, writes the
+        profiles it changed: the steps after it read them instead of joining the old and the new graph."""
+        prev = self.previous(step.key)
+        if prev is None or step.entity is None:
+            return None
+        names = (f"_pd_{step.content_hash}_{self.seq_no}_inc_{s}"[:63] for s in ("moved", "regrouped"))
+        moved, regrouped = (table(n, self.schema) for n in names)
+        return ChangeTables(prev.table.name, moved, regrouped)
+
+    def stitched(self, step: Step, changes: ChangeTables | None) -> None:
+        """The id stitcher ran: the tables of what it changed, if it wrote them, are this run's graph changes."""
+        if changes is None or not changes.written or step.entity is None:
+            return
+        self.scratch += [(changes.moved, False), (changes.regrouped, False)]
+        self.graphs[step.entity] = (changes.moved, changes.regrouped)
+
     # -- mapped tables --------------------------------------------------------------------------------
 
     def _graph(self, entity: str) -> tuple[exp.Table, exp.Table]:
@@ -357,7 +375,7 @@ class IncrementalRun:
         base = self.ctx.materials[payload.base]
         redo = self._scratch(step, "redo", inc.var_redo_mains(base, prev.table, touched, main))
         narrowed = {
-            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main))
+            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main), view=True)
             for n, k in enumerate(narrowed_keys)
         }
         models = [name for kind, _, name in (r.partition("/") for r in sources) if kind == "models"]
