@@ -11,8 +11,9 @@ How new materials relate to the previous ones:
   stable view reads an input var table, so the previous run's views stay complete. A run killed before the
   commit leaves the previous table as it was; killed after it, the next run extends the moved table (it is a
   complete material of its definition) and rebuilds in full what read the old one.
-- a mapped table moves the same way, and its rows of the touched profiles are deleted and computed again (in
-  the same transaction): the untouched rows are neither read nor written.
+- a mapped table moves the same way, and its rows of the profiles this run's stitching changed (of the touched
+  profiles, when an input var's window spans a profile's rows) are deleted and computed again, in the same
+  transaction, with the new rows: the other rows are neither read nor written.
 - a var table (one row per profile: small) is written anew from the previous rows of the untouched profiles
   and the recomputed ones; the previous table stays until retention drops it. The mapped rows it reads for
   the touched profiles are views, not copies.
@@ -321,20 +322,28 @@ class IncrementalRun:
         blocker = inc.mapped_blocker(payload, main)
         if blocker:
             raise _InFullError(blocker)
+        stitcher = self.ctx.project.entities[entity].stitcher
+        if stitcher is None or f"inputs/{payload.input.name}" not in stitcher.edge_sources:
+            raise _InFullError("its input is not stitched: an old row's id may join the graph in this run")
         moved, regrouped = self._graph(entity)
         touched = self._scratch(
             step, "touched", inc.mapped_new_mains(self.ctx, step, extended.new_rows, regrouped, main)
         )
+        # A previous row's mapped values change only with its main id (its ids are all in the graph: the input is
+        # stitched), unless a window spans the profile's rows, which the new rows join: only then are the
+        # touched profiles' rows computed again, else those of the profiles this run's stitching changed.
+        windowed = any(pv.var.spec.window for pv in payload.vars)
+        again = touched if windowed else regrouped
         iv = self.ctx.materials[payload.input_vars]
         columns = [c for c, _ in self.session.columns(iv)]
         redo = self._scratch(
-            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, touched, moved, main)
+            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, again, moved, main)
         )
         read = self.session.row_count(redo)
         session = self.session
         with session.transaction():  # the previous table moves here: its stale rows replaced by recomputed ones
             session.run(inc.rename(prev.table, target.name))
-            session.run(inc.delete_stale(target, touched, moved, main))
+            session.run(inc.delete_stale(target, again, moved, main))
             session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, redo)))
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
             rows = self._count(inc.count(target.copy()))
