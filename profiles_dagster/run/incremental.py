@@ -80,6 +80,7 @@ class IncrementalRun:
     touched: dict[StepKey, exp.Table] = field(default_factory=dict)  # mapped step -> its recomputed main ids
     graphs: dict[str, tuple[exp.Table, exp.Table] | None] = field(default_factory=dict)  # (moved, regrouped)
     scratch: list[tuple[exp.Table, bool]] = field(default_factory=list)  # (table or view, is a view)
+    written: dict[str, int] = field(default_factory=dict)  # rows of each scratch table, where the engine says
 
     @property
     def schema(self) -> str:
@@ -90,10 +91,21 @@ class IncrementalRun:
     def _scratch(self, step: Step, suffix: str, query: exp.Query, *, view: bool = False) -> exp.Table:
         """A scratch table (or view) of this run, named as the run's scratch tables so cleanup finds it."""
         target = table(f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63], self.schema)
-        self._drop(target, view)
-        self.session.run(exp.Create(kind="VIEW" if view else "TABLE", this=target.copy(), expression=query))
+        # one statement where the engine replaces a leftover of a killed run itself, else drop it first
+        replace = self.session.dialect == "duckdb"
+        if not replace:
+            self._drop(target, view)
+        kind = "VIEW" if view else "TABLE"
+        written = self.session.run_count(exp.Create(kind=kind, this=target.copy(), expression=query, replace=replace))
+        if written is not None and not view:
+            self.written[target.name] = written
         self.scratch.append((target, view))
         return target
+
+    def _rows(self, scratch: exp.Table) -> int:
+        """A scratch table's rows: as its CREATE reported them, else counted."""
+        known = self.written.get(scratch.name)
+        return known if known is not None else self.session.row_count(scratch)
 
     def _drop(self, target: exp.Table, view: bool) -> None:
         if view:
@@ -106,6 +118,12 @@ class IncrementalRun:
 
     def _count(self, query: exp.Query) -> int:
         return int(self._scalar(query) or 0)  # type: ignore[call-overload]
+
+    def _counts(self, source: exp.Expr, *wheres: exp.Expr, also: exp.Expr | None = None) -> list[object]:
+        """Rows of `source` meeting each condition, in one scan (and `also`, an aggregate, last)."""
+        counts = [exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=w)) for w in wheres]
+        row = self.session.query(self.session.render(exp.select(*counts, *([also] if also else [])).from_(source)))[0]
+        return [int(v or 0) for v in row[: len(wheres)]] + list(row[len(wheres) :])
 
     def drop_scratch(self) -> None:
         for t, view in reversed(self.scratch):  # views first: they read the tables
@@ -202,19 +220,21 @@ class IncrementalRun:
         if [c.lower() for c in columns] != [c.lower() for c in now_columns]:
             raise _InFullError(f"the columns of input '{inp.name}' changed since the previous run")
         ws = point.window_start
-        before = self._count(inc.count(inc.input_rows(self.ctx, inp.name, inc.at_or_before(occurred, ws)).subquery()))
+        # the input's rows at or before the window start and after it, in one scan
+        before, read = self._counts(
+            inc.input_rows(self.ctx, inp.name).subquery(), inc.at_or_before(occurred, ws), inc.after(occurred, ws)
+        )
         if before != point.rows_before:
             raise _InFullError(
                 f"rows at or before the look-back window ({ws}) changed: {point.rows_before} at the previous run, "
                 f"{before} now (late data older than the look-back, or rows deleted)"
             )
         new_rows = self._scratch(step, "new", inc.unseen_rows(self.ctx, inp.name, prev.table, columns, occurred, ws))
-        added = self.session.row_count(new_rows)
-        kept_after = self._count(inc.count(prev.table.copy(), inc.after(occurred, ws)))
-        read = self._count(inc.count(inc.input_rows(self.ctx, inp.name, inc.after(occurred, ws)).subquery()))
+        added = self._rows(new_rows)
+        kept_after, top = self._counts(prev.table.copy(), inc.after(occurred, ws), also=exp.Max(this=col(INPUT_ROW_ID)))
         if read != kept_after + added:
             raise _InFullError(f"rows of input '{inp.name}' after the look-back window start were deleted or changed")
-        prev_max = self._count(exp.select(exp.Max(this=col(INPUT_ROW_ID))).from_(prev.table.copy()))
+        prev_max = int(top or 0)  # type: ignore[call-overload]
         session = self.session
         with session.transaction():
             session.run(inc.rename(prev.table, target.name))
@@ -339,7 +359,7 @@ class IncrementalRun:
         redo = self._scratch(
             step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, again, moved, main)
         )
-        read = self.session.row_count(redo)
+        read = self._rows(redo)
         session = self.session
         with session.transaction():  # the previous table moves here: its stale rows replaced by recomputed ones
             session.run(inc.rename(prev.table, target.name))
@@ -351,7 +371,7 @@ class IncrementalRun:
         self.touched[step.key] = touched
         return Built(
             (rows, time.perf_counter() - start),
-            {"incremental": True, "rows_read": read, "profiles_changed": self.session.row_count(touched)},
+            {"incremental": True, "rows_read": read, "profiles_changed": self._rows(touched)},
         )
 
     # -- var tables -----------------------------------------------------------------------------------
@@ -398,15 +418,15 @@ class IncrementalRun:
                     narrowed[key] = self._scratch(step, f"model_rows_{name}", rows)
         read = self._count(inc.count(_in_redo_rows(narrowed.values())))
         query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
-        self.session.run(exp.Create(kind="TABLE", this=target.copy(), expression=query))
-        rows = self.session.row_count(target)
+        written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
+        rows = written if written is not None else self.session.row_count(target)
         self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
         return Built(
             (rows, time.perf_counter() - start),
             {
                 "incremental": True,
                 "rows_read": read,
-                "profiles_changed": self.session.row_count(redo),
+                "profiles_changed": self._rows(redo),
                 "recomputed_on_all_profiles": ", ".join(sorted(volatile)) or "none",
             },
         )
