@@ -16,7 +16,7 @@ How new materials relate to the previous ones:
   transaction, with the new rows: the other rows are neither read nor written.
 - a var table (one row per profile: small) is written anew from the previous rows of the untouched profiles
   and the recomputed ones; the previous table stays until retention drops it. The mapped rows it reads for
-  the touched profiles are views, not copies.
+  the touched profiles are copied once (one filtered scan of each mapped table; the copy reports their count).
 """
 
 from __future__ import annotations
@@ -404,7 +404,7 @@ class IncrementalRun:
         base = self.ctx.materials[payload.base]
         redo = self._scratch(step, "redo", inc.var_redo_mains(base, prev.table, touched, main))
         narrowed = {
-            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main), view=True)
+            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main))
             for n, k in enumerate(narrowed_keys)
         }
         models = [name for kind, _, name in (r.partition("/") for r in sources) if kind == "models"]
@@ -416,7 +416,7 @@ class IncrementalRun:
                 key = StepKey.sql_model(name)
                 if rows is not None and StepKey.input_vars_mapped(entity, name) not in self.ctx.materials:
                     narrowed[key] = self._scratch(step, f"model_rows_{name}", rows)
-        read = self._count(inc.count(_in_redo_rows(narrowed.values())))
+        read = sum(self._rows(t) for t in narrowed.values())  # copies, not views: their rows are counted as written
         query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
         written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
         rows = written if written is not None else self.session.row_count(target)
@@ -450,16 +450,6 @@ class IncrementalRun:
             f"model_{name}",
             exp.select(exp.alias_(col(main), "main_id")).distinct().from_(rows).where(col(main).is_(exp.null()).not_()),
         )
-
-
-def _in_redo_rows(views: object) -> exp.Expr:
-    parts = [exp.select(exp.Literal.number(1).as_("one")).from_(v.copy()) for v in views]  # type: ignore[attr-defined]
-    if not parts:
-        return exp.select(exp.Literal.number(1).as_("one")).where(exp.false()).subquery("r")
-    union: exp.Query = parts[0]
-    for part in parts[1:]:
-        union = exp.union(union, part, distinct=False)
-    return union.subquery("r")
 
 
 class _InFullError(Exception):

@@ -303,7 +303,8 @@ def var_table(
     payload = step.payload_as(VarTablePayload)
     main = ctx.project.entities[payload.entity].main_id_column
     base = ctx.materials[payload.base]
-    narrowed = replace(ctx, materials={**ctx.materials, payload.base: redo, **narrowed_sources})
+    # a context of its own: the rows attributed to main ids it caches per model are those of the narrowed tables
+    narrowed = replace(ctx, materials={**ctx.materials, payload.base: redo, **narrowed_sources}, _model_rows={})
     fresh = _var_table(step, narrowed)
     own = [n for n in payload.declared if n not in volatile]
     fresh_part = exp.select(col(main), *(col(n) for n in payload.inherited), *(col(n) for n in own)).from_(
