@@ -31,7 +31,7 @@ from sqlglot import exp
 
 from profiles_dagster.clock import now_utc
 from profiles_dagster.plan.keys import StepKind
-from profiles_dagster.plan.payloads import MappedPayload, VarTablePayload
+from profiles_dagster.plan.payloads import AllPayload, MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.project.model import IdStitcher, Input, SqlModel
 from profiles_dagster.run.recording import RunRecord
@@ -155,6 +155,8 @@ class IncrementalRun:
                 return self._mapped(step, target, start)
             if step.kind in (StepKind.ENTITY_VARS, StepKind.COHORT_VARS):
                 return self._var_table(step, target, start)
+            if step.kind is StepKind.ALL:
+                return self._all(step, target, start)
         except _InFullError as full:
             return Built(None, {"incremental": False, "incremental_reason": str(full)})
         return Built(None, {"incremental": False, "incremental_reason": "rebuilt from the updated tables it reads"})
@@ -299,6 +301,31 @@ class IncrementalRun:
             return
         self.scratch += [(changes.moved, False), (changes.regrouped, False)]
         self.graphs[step.entity] = (changes.moved, changes.regrouped)
+
+    # -- the ALL cohort ---------------------------------------------------------------------------------
+
+    def _all(self, step: Step, target: exp.Table, start: float) -> Built:
+        """Every main id: the previous ones that did not move, and those of the clusters the stitching changed
+        (one read of the previous ALL table instead of a DISTINCT over the whole id graph)."""
+        payload = step.payload_as(AllPayload)
+        prev = self.previous(step.key)
+        assert prev is not None and step.entity is not None
+        entity = step.entity
+        if payload.id_stitcher != StepKey.id_stitcher(entity) or self._stitcher_prev_seq(entity) != prev.seq_no:
+            raise _InFullError("the previous id graph is not the one its previous material read")
+        found = self.graphs.get(entity)
+        if found is None:
+            raise _InFullError("this run's stitching was not incremental: it did not say which profiles changed")
+        moved, regrouped = found
+        main = self.ctx.project.entities[entity].main_id_column
+        query = inc.all_profiles(prev.table, moved, regrouped, main)
+        written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
+        rows = written if written is not None else self.session.row_count(target)
+        self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        return Built(
+            (rows, time.perf_counter() - start),
+            {"incremental": True, "profiles_changed": self.session.row_count(regrouped)},
+        )
 
     # -- mapped tables --------------------------------------------------------------------------------
 

@@ -209,6 +209,21 @@ def in_query(value: exp.Expr, query: exp.Query) -> exp.Expr:
     return exp.In(this=value, query=exp.Subquery(this=query))
 
 
+# ---- the ALL cohort ---------------------------------------------------------------------------------
+
+
+def all_profiles(previous: exp.Table, moved: exp.Table, regrouped: exp.Table, main: str) -> exp.Query:
+    """This run's main ids: the previous ones neither moved nor regrouped (their clusters kept their members
+    and main id), and the regrouped ones (every cluster whose members changed, under its main id now). The
+    parts are disjoint: no DISTINCT."""
+    kept = (
+        exp.select(col(main))
+        .from_(previous.copy())
+        .where(exp.and_(exp.not_(_in(col(main), moved, "old_main")), exp.not_(_in(col(main), regrouped))))
+    )
+    return exp.union(kept, exp.select(exp.alias_(col("main_id"), main)).from_(regrouped.copy()), distinct=False)
+
+
 # ---- mapped tables ---------------------------------------------------------------------------------
 
 

@@ -125,7 +125,7 @@ def test_new_rows_new_profiles_merge_and_late_rows_equal_a_full_recompute(tmp_pa
     ]
     second = s.again(more, D(2025, 1, 7))
     stats = _stats(second)
-    for path in ("user/input_vars/events", "user/input_vars_mapped/events", "user/entity_vars", "user/cohort/big/vars"):
+    for path in INCREMENTAL_STEPS:
         assert stats[path]["incremental"] is True, (path, stats[path])
     views = s.check(D(2025, 1, 7))
     # by hand: u1 bought 50 + 70; u2 120 + 30 (the late row) and ranks first; u3 + a3 are one profile now
@@ -152,6 +152,7 @@ def _dump(database: Path, query: str) -> list[tuple]:
 
 
 INCREMENTAL_STEPS = (
+    "user/all",
     "user/input_vars/events",
     "user/input_vars_mapped/events",
     "user/entity_vars",
