@@ -284,6 +284,7 @@ class ProfilesRun:
                 from_scratch = resume is not None and resume.stitch_from_scratch(
                     session, self.schema, self.project.name, step
                 )
+                changes = self.incremental.change_tables(step) if self.incremental else None
                 stats = run_stitcher_step(  # incremental unless full_refresh; records its checkpoint
                     session,
                     self.project,
@@ -295,7 +296,10 @@ class ProfilesRun:
                     full_refresh=self.full_refresh or from_scratch,
                     table_exists=session.table_exists,
                     unchanged_before=self.incremental.vouch(step) if self.incremental else None,
+                    changes=changes,
                 )
+                if self.incremental is not None:
+                    self.incremental.stitched(step, changes)
                 stats["incremental"] = stats.get("stitcher_mode") == "incremental"
                 if not stats["incremental"]:
                     stats["incremental_reason"] = stats.get("stitcher_full_reason", "")

@@ -11,11 +11,12 @@ How new materials relate to the previous ones:
   stable view reads an input var table, so the previous run's views stay complete. A run killed before the
   commit leaves the previous table as it was; killed after it, the next run extends the moved table (it is a
   complete material of its definition) and rebuilds in full what read the old one.
-- a mapped table moves the same way, and its rows of the touched profiles are deleted and computed again (in
-  the same transaction): the untouched rows are neither read nor written.
+- a mapped table moves the same way, and its rows of the profiles this run's stitching changed (of the touched
+  profiles, when an input var's window spans a profile's rows) are deleted and computed again, in the same
+  transaction, with the new rows: the other rows are neither read nor written.
 - a var table (one row per profile: small) is written anew from the previous rows of the untouched profiles
   and the recomputed ones; the previous table stays until retention drops it. The mapped rows it reads for
-  the touched profiles are views, not copies.
+  the touched profiles are copied once (one filtered scan of each mapped table; the copy reports their count).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlglot import exp
 
 from profiles_dagster.clock import now_utc
 from profiles_dagster.plan.keys import StepKind
-from profiles_dagster.plan.payloads import MappedPayload, VarTablePayload
+from profiles_dagster.plan.payloads import AllPayload, MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.project.model import IdStitcher, Input, SqlModel
 from profiles_dagster.run.recording import RunRecord
@@ -40,6 +41,7 @@ from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, _attribu
 from profiles_dagster.sql.increments import Checkpoint, Previous
 from profiles_dagster.sql.names import col, table
 from profiles_dagster.sql.registry import Status
+from profiles_dagster.sql.stitcher import ChangeTables
 from profiles_dagster.warehouse.base import Session
 
 log = logging.getLogger("profiles_dagster")
@@ -78,6 +80,7 @@ class IncrementalRun:
     touched: dict[StepKey, exp.Table] = field(default_factory=dict)  # mapped step -> its recomputed main ids
     graphs: dict[str, tuple[exp.Table, exp.Table] | None] = field(default_factory=dict)  # (moved, regrouped)
     scratch: list[tuple[exp.Table, bool]] = field(default_factory=list)  # (table or view, is a view)
+    written: dict[str, int] = field(default_factory=dict)  # rows of each scratch table, where the engine says
 
     @property
     def schema(self) -> str:
@@ -88,10 +91,21 @@ class IncrementalRun:
     def _scratch(self, step: Step, suffix: str, query: exp.Query, *, view: bool = False) -> exp.Table:
         """A scratch table (or view) of this run, named as the run's scratch tables so cleanup finds it."""
         target = table(f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63], self.schema)
-        self._drop(target, view)
-        self.session.run(exp.Create(kind="VIEW" if view else "TABLE", this=target.copy(), expression=query))
+        # one statement where the engine replaces a leftover of a killed run itself, else drop it first
+        replace = self.session.dialect == "duckdb"
+        if not replace:
+            self._drop(target, view)
+        kind = "VIEW" if view else "TABLE"
+        written = self.session.run_count(exp.Create(kind=kind, this=target.copy(), expression=query, replace=replace))
+        if written is not None and not view:
+            self.written[target.name] = written
         self.scratch.append((target, view))
         return target
+
+    def _rows(self, scratch: exp.Table) -> int:
+        """A scratch table's rows: as its CREATE reported them, else counted."""
+        known = self.written.get(scratch.name)
+        return known if known is not None else self.session.row_count(scratch)
 
     def _drop(self, target: exp.Table, view: bool) -> None:
         if view:
@@ -104,6 +118,12 @@ class IncrementalRun:
 
     def _count(self, query: exp.Query) -> int:
         return int(self._scalar(query) or 0)  # type: ignore[call-overload]
+
+    def _counts(self, source: exp.Expr, *wheres: exp.Expr, also: exp.Expr | None = None) -> list[object]:
+        """Rows of `source` meeting each condition, in one scan (and `also`, an aggregate, last)."""
+        counts = [exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=w)) for w in wheres]
+        row = self.session.query(self.session.render(exp.select(*counts, *([also] if also else [])).from_(source)))[0]
+        return [int(v or 0) for v in row[: len(wheres)]] + list(row[len(wheres) :])
 
     def drop_scratch(self) -> None:
         for t, view in reversed(self.scratch):  # views first: they read the tables
@@ -135,6 +155,8 @@ class IncrementalRun:
                 return self._mapped(step, target, start)
             if step.kind in (StepKind.ENTITY_VARS, StepKind.COHORT_VARS):
                 return self._var_table(step, target, start)
+            if step.kind is StepKind.ALL:
+                return self._all(step, target, start)
         except _InFullError as full:
             return Built(None, {"incremental": False, "incremental_reason": str(full)})
         return Built(None, {"incremental": False, "incremental_reason": "rebuilt from the updated tables it reads"})
@@ -200,19 +222,21 @@ class IncrementalRun:
         if [c.lower() for c in columns] != [c.lower() for c in now_columns]:
             raise _InFullError(f"the columns of input '{inp.name}' changed since the previous run")
         ws = point.window_start
-        before = self._count(inc.count(inc.input_rows(self.ctx, inp.name, inc.at_or_before(occurred, ws)).subquery()))
+        # the input's rows at or before the window start and after it, in one scan
+        before, read = self._counts(
+            inc.input_rows(self.ctx, inp.name).subquery(), inc.at_or_before(occurred, ws), inc.after(occurred, ws)
+        )
         if before != point.rows_before:
             raise _InFullError(
                 f"rows at or before the look-back window ({ws}) changed: {point.rows_before} at the previous run, "
                 f"{before} now (late data older than the look-back, or rows deleted)"
             )
         new_rows = self._scratch(step, "new", inc.unseen_rows(self.ctx, inp.name, prev.table, columns, occurred, ws))
-        added = self.session.row_count(new_rows)
-        kept_after = self._count(inc.count(prev.table.copy(), inc.after(occurred, ws)))
-        read = self._count(inc.count(inc.input_rows(self.ctx, inp.name, inc.after(occurred, ws)).subquery()))
+        added = self._rows(new_rows)
+        kept_after, top = self._counts(prev.table.copy(), inc.after(occurred, ws), also=exp.Max(this=col(INPUT_ROW_ID)))
         if read != kept_after + added:
             raise _InFullError(f"rows of input '{inp.name}' after the look-back window start were deleted or changed")
-        prev_max = self._count(exp.select(exp.Max(this=col(INPUT_ROW_ID))).from_(prev.table.copy()))
+        prev_max = int(top or 0)  # type: ignore[call-overload]
         session = self.session
         with session.transaction():
             session.run(inc.rename(prev.table, target.name))
@@ -261,6 +285,48 @@ class IncrementalRun:
 
         return unchanged
 
+    def change_tables(self, step: Step) -> ChangeTables | None:
+        """Where the id stitcher, when it extends the previous graph of this step's definition, writes the
+        profiles it changed: the steps after it read them instead of joining the old and the new graph."""
+        prev = self.previous(step.key)
+        if prev is None or step.entity is None:
+            return None
+        names = (f"_pd_{step.content_hash}_{self.seq_no}_inc_{s}"[:63] for s in ("moved", "regrouped"))
+        moved, regrouped = (table(n, self.schema) for n in names)
+        return ChangeTables(prev.table.name, moved, regrouped)
+
+    def stitched(self, step: Step, changes: ChangeTables | None) -> None:
+        """The id stitcher ran: the tables of what it changed, if it wrote them, are this run's graph changes."""
+        if changes is None or not changes.written or step.entity is None:
+            return
+        self.scratch += [(changes.moved, False), (changes.regrouped, False)]
+        self.graphs[step.entity] = (changes.moved, changes.regrouped)
+
+    # -- the ALL cohort ---------------------------------------------------------------------------------
+
+    def _all(self, step: Step, target: exp.Table, start: float) -> Built:
+        """Every main id: the previous ones that did not move, and those of the clusters the stitching changed
+        (one read of the previous ALL table instead of a DISTINCT over the whole id graph)."""
+        payload = step.payload_as(AllPayload)
+        prev = self.previous(step.key)
+        assert prev is not None and step.entity is not None
+        entity = step.entity
+        if payload.id_stitcher != StepKey.id_stitcher(entity) or self._stitcher_prev_seq(entity) != prev.seq_no:
+            raise _InFullError("the previous id graph is not the one its previous material read")
+        found = self.graphs.get(entity)
+        if found is None:
+            raise _InFullError("this run's stitching was not incremental: it did not say which profiles changed")
+        moved, regrouped = found
+        main = self.ctx.project.entities[entity].main_id_column
+        query = inc.all_profiles(prev.table, moved, regrouped, main)
+        written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
+        rows = written if written is not None else self.session.row_count(target)
+        self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        return Built(
+            (rows, time.perf_counter() - start),
+            {"incremental": True, "profiles_changed": self.session.row_count(regrouped)},
+        )
+
     # -- mapped tables --------------------------------------------------------------------------------
 
     def _graph(self, entity: str) -> tuple[exp.Table, exp.Table]:
@@ -303,20 +369,28 @@ class IncrementalRun:
         blocker = inc.mapped_blocker(payload, main)
         if blocker:
             raise _InFullError(blocker)
+        stitcher = self.ctx.project.entities[entity].stitcher
+        if stitcher is None or f"inputs/{payload.input.name}" not in stitcher.edge_sources:
+            raise _InFullError("its input is not stitched: an old row's id may join the graph in this run")
         moved, regrouped = self._graph(entity)
         touched = self._scratch(
             step, "touched", inc.mapped_new_mains(self.ctx, step, extended.new_rows, regrouped, main)
         )
+        # A previous row's mapped values change only with its main id (its ids are all in the graph: the input is
+        # stitched), unless a window spans the profile's rows, which the new rows join: only then are the
+        # touched profiles' rows computed again, else those of the profiles this run's stitching changed.
+        windowed = any(pv.var.spec.window for pv in payload.vars)
+        again = touched if windowed else regrouped
         iv = self.ctx.materials[payload.input_vars]
         columns = [c for c, _ in self.session.columns(iv)]
         redo = self._scratch(
-            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, touched, moved, main)
+            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, again, moved, main)
         )
-        read = self.session.row_count(redo)
+        read = self._rows(redo)
         session = self.session
         with session.transaction():  # the previous table moves here: its stale rows replaced by recomputed ones
             session.run(inc.rename(prev.table, target.name))
-            session.run(inc.delete_stale(target, touched, moved, main))
+            session.run(inc.delete_stale(target, again, moved, main))
             session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, redo)))
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
             rows = self._count(inc.count(target.copy()))
@@ -324,7 +398,7 @@ class IncrementalRun:
         self.touched[step.key] = touched
         return Built(
             (rows, time.perf_counter() - start),
-            {"incremental": True, "rows_read": read, "profiles_changed": self.session.row_count(touched)},
+            {"incremental": True, "rows_read": read, "profiles_changed": self._rows(touched)},
         )
 
     # -- var tables -----------------------------------------------------------------------------------
@@ -369,17 +443,17 @@ class IncrementalRun:
                 key = StepKey.sql_model(name)
                 if rows is not None and StepKey.input_vars_mapped(entity, name) not in self.ctx.materials:
                     narrowed[key] = self._scratch(step, f"model_rows_{name}", rows)
-        read = self._count(inc.count(_in_redo_rows(narrowed.values())))
+        read = sum(self._rows(t) for t in narrowed.values())  # copies, not views: their rows are counted as written
         query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
-        self.session.run(exp.Create(kind="TABLE", this=target.copy(), expression=query))
-        rows = self.session.row_count(target)
+        written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
+        rows = written if written is not None else self.session.row_count(target)
         self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
         return Built(
             (rows, time.perf_counter() - start),
             {
                 "incremental": True,
                 "rows_read": read,
-                "profiles_changed": self.session.row_count(redo),
+                "profiles_changed": self._rows(redo),
                 "recomputed_on_all_profiles": ", ".join(sorted(volatile)) or "none",
             },
         )
@@ -403,16 +477,6 @@ class IncrementalRun:
             f"model_{name}",
             exp.select(exp.alias_(col(main), "main_id")).distinct().from_(rows).where(col(main).is_(exp.null()).not_()),
         )
-
-
-def _in_redo_rows(views: object) -> exp.Expr:
-    parts = [exp.select(exp.Literal.number(1).as_("one")).from_(v.copy()) for v in views]  # type: ignore[attr-defined]
-    if not parts:
-        return exp.select(exp.Literal.number(1).as_("one")).where(exp.false()).subquery("r")
-    union: exp.Query = parts[0]
-    for part in parts[1:]:
-        union = exp.union(union, part, distinct=False)
-    return union.subquery("r")
 
 
 class _InFullError(Exception):

@@ -209,6 +209,21 @@ def in_query(value: exp.Expr, query: exp.Query) -> exp.Expr:
     return exp.In(this=value, query=exp.Subquery(this=query))
 
 
+# ---- the ALL cohort ---------------------------------------------------------------------------------
+
+
+def all_profiles(previous: exp.Table, moved: exp.Table, regrouped: exp.Table, main: str) -> exp.Query:
+    """This run's main ids: the previous ones neither moved nor regrouped (their clusters kept their members
+    and main id), and the regrouped ones (every cluster whose members changed, under its main id now). The
+    parts are disjoint: no DISTINCT."""
+    kept = (
+        exp.select(col(main))
+        .from_(previous.copy())
+        .where(exp.and_(exp.not_(_in(col(main), moved, "old_main")), exp.not_(_in(col(main), regrouped))))
+    )
+    return exp.union(kept, exp.select(exp.alias_(col("main_id"), main)).from_(regrouped.copy()), distinct=False)
+
+
 # ---- mapped tables ---------------------------------------------------------------------------------
 
 
@@ -303,7 +318,8 @@ def var_table(
     payload = step.payload_as(VarTablePayload)
     main = ctx.project.entities[payload.entity].main_id_column
     base = ctx.materials[payload.base]
-    narrowed = replace(ctx, materials={**ctx.materials, payload.base: redo, **narrowed_sources})
+    # a context of its own: the rows attributed to main ids it caches per model are those of the narrowed tables
+    narrowed = replace(ctx, materials={**ctx.materials, payload.base: redo, **narrowed_sources}, _model_rows={})
     fresh = _var_table(step, narrowed)
     own = [n for n in payload.declared if n not in volatile]
     fresh_part = exp.select(col(main), *(col(n) for n in payload.inherited), *(col(n) for n in own)).from_(

@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # sql/ runs no SQL itself: the session is the warehouse layer
     from profiles_dagster.warehouse.base import Session
 
 __all__ = [
+    "ChangeTables",
     "Checkpoint",
     "PreviousGraph",
     "StitcherRoundLimitError",
@@ -122,6 +123,20 @@ class PreviousGraph:
 
     table: exp.Table
     checkpoint: Checkpoint
+
+
+@dataclass
+class ChangeTables:
+    """Where an incremental stitch writes what it changed, for the incremental steps after it
+    (`run/incremental.py`), which would otherwise join the old and the new graph to find it: `moved` (old_main,
+    new_main) for previous profiles whose main id changed, `regrouped` (main_id) for this run's profiles whose
+    members changed (a new id, or the ids of a moved profile). Written only by a stitch that extends the table
+    named `previous`; `written` says whether it was."""
+
+    previous: str
+    moved: exp.Table
+    regrouped: exp.Table
+    written: bool = False
 
 
 @dataclass(frozen=True)
@@ -733,6 +748,7 @@ def run_stitcher(
     full_reason: str = "",
     components: Components | None = None,
     unchanged_before: Callable[[datetime], bool] | None = None,
+    changes: ChangeTables | None = None,
 ) -> StitcherStats:
     """Stitch ids seen together on an input row into profiles and CREATE ``target``.
 
@@ -749,6 +765,7 @@ def run_stitcher(
     the connected-components phase (benchmarks compare it with in-memory and naive baselines).
     ``unchanged_before(window_start)`` may vouch that the observations at or before the window start are
     those of the previous run (the caller checked the rows they come from), which saves counting them.
+    ``changes``: where an incremental run writes the profiles it changed (see `ChangeTables`).
     """
     scratch = _Scratch(session, target, scratch_prefix)
     source = _present(observations)
@@ -761,7 +778,9 @@ def run_stitcher(
                 vouched = point.window_start is not None and unchanged_before and unchanged_before(point.window_start)
                 reason = "" if vouched else _incremental_blocker(scratch, source, point)
                 if not reason:
-                    return _incremental(scratch, source, previous, target, main_id_column, max_rounds, lookback)
+                    return _incremental(
+                        scratch, source, previous, target, main_id_column, max_rounds, lookback, changes
+                    )
             return _full(scratch, source, target, main_id_column, max_rounds, lookback, reason, components)
         finally:
             scratch.drop_all()
@@ -919,6 +938,7 @@ def _incremental(
     main_id_column: str,
     max_rounds: int,
     lookback: timedelta,
+    changes: ChangeTables | None = None,
 ) -> StitcherStats:
     prev = previous.table
     main = main_id_column
@@ -1107,6 +1127,8 @@ def _incremental(
     )
     n_changed = scratch.rows(remap)
     n_comps = scratch.rows(earliest)
+    if changes is not None and changes.previous == prev.name:
+        _write_changes(scratch, changes, remap, bc, mains)
     scratch.phase("write")
     # The previous rows with their new main ids (a join on the old main id: few rows to look up, even when
     # a giant cluster moves) and new times for the ids seen again whose times moved.
@@ -1147,6 +1169,31 @@ def _incremental(
 
 
 _Lookup = tuple[exp.Expr, exp.Expr]  # (table AS alias, ON condition) of a LEFT JOIN
+
+
+def _write_changes(scratch: _Scratch, changes: ChangeTables, remap: exp.Table, bc: exp.Table, mains: exp.Table) -> None:
+    """The profiles this incremental stitch changed, as `ChangeTables` defines them: the old main ids that
+    moved (`remap`), and the main ids of the components holding a new id or a moved profile (every member of
+    a moved profile takes its new main id; the other previous ids keep theirs)."""
+    for t in (changes.moved, changes.regrouped):
+        scratch.session.drop_table(t)
+    scratch.run(
+        exp.Create(
+            kind="TABLE",
+            this=changes.moved.copy(),
+            expression=sqlglot.select("old_main", "new_main").from_(remap.copy()),
+        )
+    )
+    of_new = (
+        sqlglot.select(_col("main_id", "mn"))
+        .from_(_as(bc, "b"))
+        .join(_as(mains, "mn"), on=_eq(_col("comp", "b"), _col("comp", "mn")))
+        .where(_eq(_col("is_new", "b"), _num(1)))
+    )
+    of_moved = sqlglot.select(exp.alias_(_col("new_main"), "main_id")).from_(remap.copy())
+    regrouped = sqlglot.select("main_id").distinct().from_(exp.union(of_new, of_moved, distinct=False).subquery("g"))
+    scratch.run(exp.Create(kind="TABLE", this=changes.regrouped.copy(), expression=regrouped))
+    changes.written = True
 
 
 def _patched(prev: exp.Table, main: str, moved: _Lookup | None, again: _Lookup | None) -> exp.Select:
@@ -1329,6 +1376,7 @@ def run_stitcher_step(
     full_refresh: bool = False,
     table_exists: Callable[[exp.Table], bool] | None = None,
     unchanged_before: Callable[[datetime], bool] | None = None,
+    changes: ChangeTables | None = None,
 ) -> dict[str, object]:
     """The id-stitcher step of a run: incremental from the previous table when allowed and exact,
     its checkpoint recorded in the registry, and run metadata (counts, health)."""
@@ -1359,6 +1407,7 @@ def run_stitcher_step(
         lookback=lookback,
         full_reason=reason,
         unchanged_before=unchanged_before if previous is not None else None,
+        changes=changes,
     )
     session.execute(
         checkpoint_record(

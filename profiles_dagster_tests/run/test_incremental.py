@@ -6,9 +6,11 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from profiles_dagster.loading import load
 from profiles_dagster.runner import ProfilesRun
+from profiles_dagster_tests.run import incr_project
 from profiles_dagster_tests.run.incr_project import STABLE_VIEWS, add_events, write_project
 
 D = datetime
@@ -123,7 +125,7 @@ def test_new_rows_new_profiles_merge_and_late_rows_equal_a_full_recompute(tmp_pa
     ]
     second = s.again(more, D(2025, 1, 7))
     stats = _stats(second)
-    for path in ("user/input_vars/events", "user/input_vars_mapped/events", "user/entity_vars", "user/cohort/big/vars"):
+    for path in INCREMENTAL_STEPS:
         assert stats[path]["incremental"] is True, (path, stats[path])
     views = s.check(D(2025, 1, 7))
     # by hand: u1 bought 50 + 70; u2 120 + 30 (the late row) and ranks first; u3 + a3 are one profile now
@@ -150,6 +152,7 @@ def _dump(database: Path, query: str) -> list[tuple]:
 
 
 INCREMENTAL_STEPS = (
+    "user/all",
     "user/input_vars/events",
     "user/input_vars_mapped/events",
     "user/entity_vars",
@@ -279,3 +282,43 @@ def test_each_step_says_in_dagster_whether_it_ran_incrementally(tmp_path: Path) 
     assert added["profiles/rows_added"] == 1
     features = materialization_metadata(by_path["user/features"], second.seq_no)
     assert features["profiles/incremental"] is False and features["profiles/incremental_reason"]
+
+
+def _without_windows(text: str) -> str:
+    """The test project without its windowed input var (and the entity var reading it)."""
+    start = text.index("      - input_var:\n          name: event_no")
+    end = text.index("      - entity_var:\n          name: n_events")
+    text = text[:start] + text[end:]
+    start = text.index("      - entity_var:\n          name: first_amount")
+    end = text.index("      - entity_var:\n          name: buy_days")
+    return text[:start] + text[end:]
+
+
+def test_a_mapped_table_without_windows_recomputes_only_the_rows_whose_profile_the_stitching_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: a mapped row's values follow from its own input row and its main id, so only the rows of the
+    profiles this run's stitching changed (merged, new ids, moved main id) are computed again, besides the new
+    rows; the others stay as they were, and the result still equals a full recompute."""
+    monkeypatch.setattr(incr_project, "PROFILES", _without_windows(incr_project.PROFILES))
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    more = [
+        (D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy"),  # existing profile: its old rows are not read again
+        (D(2025, 1, 6, 13), "u4", "a4", 5.0, "buy"),  # new profile
+        (D(2025, 1, 6, 14), "u3", "a3", 1.0, "view"),  # merges u3's profile (Jan 5) into a3's (Jan 4, earlier)
+        (D(2025, 1, 4, 9), "u2", "a2", 30.0, "buy"),  # late, inside the 4-day look-back
+        (None, "u2", None, 2.0, "view"),
+    ]
+    second = s.again(more, D(2025, 1, 7))
+    stats = _stats(second)
+    assert all(stats[p]["incremental"] is True for p in INCREMENTAL_STEPS)
+    # read again: the 5 new rows, a3's Jan 4 row (its profile gained ids) and u3's Jan 5 row (its main id moved)
+    assert stats["user/input_vars_mapped/events"]["rows_read"] == 7
+    s.check(D(2025, 1, 7))
+    # a late row with an earlier new id: u3's cluster takes a9 as its main id, every member row moves
+    third = s.again(
+        [(D(2025, 1, 3, 10, 30), None, "a9", None, "view"), (D(2025, 1, 3, 11), "u3", "a9", 3.0, "view")],
+        D(2025, 1, 8),
+    )
+    assert all(_stats(third)[p]["incremental"] is True for p in INCREMENTAL_STEPS)
+    s.check(D(2025, 1, 8))

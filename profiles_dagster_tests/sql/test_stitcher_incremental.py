@@ -21,6 +21,7 @@ from sqlglot import exp
 from profiles_dagster.sql import stitcher as stitcher_module
 from profiles_dagster.sql import stitcher_health as health_sql
 from profiles_dagster.sql.stitcher import (
+    ChangeTables,
     Checkpoint,
     PreviousGraph,
     StitcherStats,
@@ -67,6 +68,7 @@ class Stitcher:
         self.runs = 0
         self.rng = random.Random(seed)
         self.lookback = lookback
+        self.got: list[tuple] = []
 
     def load(self) -> None:
         """The input as a rebuilt input var table has it: row keys renumbered, rows in another order."""
@@ -81,6 +83,10 @@ class Stitcher:
         self.load()
         self.runs += 1
         name = f"run_{self.runs}"
+        changes = None
+        if incremental and self.previous is not None:
+            tables = (exp.table_(f"{name}_{s}", db="out", quoted=True) for s in ("moved", "regrouped"))
+            changes = ChangeTables(self.previous.table.name, *tables)
         stats = run_stitcher(
             DuckDBSession(self.con, "out"),
             observations=observations_query(),
@@ -89,9 +95,20 @@ class Stitcher:
             scratch_prefix=f"scratch_{name}",
             previous=self.previous if incremental else None,
             lookback=self.lookback,
+            changes=changes,
         )
         got = sorted(self.con.execute(f'SELECT * FROM out."{name}"').fetchall(), key=_sort_key)
         assert got == expected_output(self.rows)
+        if changes is not None:  # written exactly when the run extended the previous table
+            assert changes.written == (stats.mode == "incremental")
+        if changes is not None and changes.written:  # what changed, as a comparison of the two graphs says
+            old, new = _mains(self.got), _mains(got)
+            moved = {(old[k], m) for k, m in new.items() if k in old and old[k] != m}
+            regrouped = {(m,) for k, m in new.items() if old.get(k) != m}
+            assert set(self.con.execute(f'SELECT * FROM out."{name}_moved"').fetchall()) == moved
+            assert len(moved) == len({o for o, _ in moved}) == stats.changed_main_ids  # one new main per old one
+            assert set(self.con.execute(f'SELECT * FROM out."{name}_regrouped"').fetchall()) == regrouped
+        self.got = got
         assert (stats.ids, stats.clusters) == (len(got), len({r[0] for r in got}))
         assert stats.checkpoint is not None
         self.previous = PreviousGraph(exp.table_(name, db="out", quoted=True), stats.checkpoint)
