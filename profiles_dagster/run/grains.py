@@ -9,16 +9,11 @@ first run's. New rows dated before the boundary are so not seen until the next b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from profiles_dagster.clock import naive_utc
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.sql.increments import Increments, Previous
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def reused_within_grain(
@@ -34,6 +29,7 @@ def reused_within_grain(
         previous = increments.of(step.key)
         if previous is None:
             continue
-        if _utc(previous.end_time) == _utc(end_time) and _utc(previous.begin_time) == _utc(begin_time):
+        same_end = naive_utc(previous.end_time) == naive_utc(end_time)
+        if same_end and naive_utc(previous.begin_time) == naive_utc(begin_time):
             found[step.key] = previous
     return found

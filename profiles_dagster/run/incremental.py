@@ -29,7 +29,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from profiles_dagster.clock import now_utc
+from profiles_dagster.clock import naive_utc, now_utc
 from profiles_dagster.plan.keys import StepKind
 from profiles_dagster.plan.payloads import AllPayload, MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import Step, StepKey
@@ -172,7 +172,7 @@ class IncrementalRun:
         wm = self._scalar(exp.select(exp.Max(this=inc._ts(occurred))).from_(target.copy()))
         if wm is None:
             return
-        watermark = _as_datetime(wm)
+        watermark = _instant(wm)
         window_start = watermark - inc.lookback(self.ctx.project, step.entity)
         before = self._count(inc.count(target.copy(), inc.at_or_before(occurred, window_start)))
         self._checkpoint(step, target, "full", Checkpoint(watermark, window_start, before, 0, 0))
@@ -245,7 +245,7 @@ class IncrementalRun:
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
             rows = self._count(inc.count(target.copy()))
             new_max = self._scalar(exp.select(exp.Max(this=inc._ts(occurred))).from_(new_rows.copy()))
-            watermark = max(point.watermark, _as_datetime(new_max)) if new_max is not None else point.watermark
+            watermark = max(point.watermark, _instant(new_max)) if new_max is not None else point.watermark
             window_start = watermark - inc.lookback(self.ctx.project, step.entity)
             if window_start >= ws:
                 rows_before = point.rows_before + self._count(
@@ -490,7 +490,8 @@ def _same_window(ctx: CompileContext, prev: Previous) -> None:
         raise _InFullError("the previous run read up to a later end time")
 
 
-def _as_datetime(value: object) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
+def _instant(value: object) -> datetime:
+    """A timestamp the warehouse returned (never NULL here), as the registry keeps times: naive UTC."""
+    instant = naive_utc(value)
+    assert instant is not None
+    return instant

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
+from profiles_dagster.clock import naive_utc
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.increments import Checkpoint, Increments, Previous
 from profiles_dagster.sql.names import table
 from profiles_dagster.warehouse.base import Session
-
-
-def _as_datetime(value: object) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 def previous_materials(
@@ -38,7 +32,7 @@ def previous_materials(
     existing = {n.lower() for n in session.list_tables(schema)}
     states = session.query(registry.checkpoints(schema, project).sql(dialect=session.dialect))
     points = {
-        str(name): Checkpoint(_as_datetime(wm), _as_datetime(ws), int(before or 0), int(ids or 0), int(clusters or 0))
+        str(name): Checkpoint(naive_utc(wm), naive_utc(ws), int(before or 0), int(ids or 0), int(clusters or 0))
         for name, wm, ws, before, ids, clusters in states
     }
     found: dict[StepKey, Previous] = {}
@@ -46,6 +40,6 @@ def previous_materials(
         if str(name).lower() not in existing:
             continue
         found[key] = Previous(
-            table(str(name), schema), int(prev_seq), _as_datetime(end_time), _as_datetime(begin_time), points.get(name)
+            table(str(name), schema), int(prev_seq), naive_utc(end_time), naive_utc(begin_time), points.get(name)
         )
     return Increments(found)
