@@ -6,3 +6,4 @@ operations the scalar rules then see."""
 from profiles_dagster.sql.transpile import semistructured  # noqa: F401
 from profiles_dagster.sql.transpile import scalars  # noqa: F401
 from profiles_dagster.sql.transpile import implicit  # noqa: F401
+from profiles_dagster.sql.transpile import postgres  # noqa: F401

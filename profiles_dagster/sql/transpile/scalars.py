@@ -43,6 +43,7 @@ _SNOWFLAKE_BOTH = frozenset(
         "% (modulo)",
         "/ (division)",
         "ABS",
+        "ANY_VALUE",
         "ARRAY_AGG",
         "AVG",
         "CASE",
@@ -57,8 +58,10 @@ _SNOWFLAKE_BOTH = frozenset(
         "CONVERT_TIMEZONE",
         "COUNT",
         "CURRENT_DATE",
+        "CURRENT_TIMESTAMP",
         "DATEADD",
         "DATEDIFF",
+        "DATE_PART",
         "DATE_TRUNC",
         "FIRST_VALUE",
         "FLOOR",
@@ -70,17 +73,20 @@ _SNOWFLAKE_BOTH = frozenset(
         "MAX",
         "MEDIAN",
         "MIN",
+        "MODE",
         "NULLIF",
         "NULLS FIRST/LAST",
         "NVL2",
         "OVER (window)",
         "QUALIFY",
+        "RANDOM",
         "RANK",
         "REGEXP_COUNT",
         "REGEXP_LIKE",
         "REPLACE",
         "RIGHT",
         "ROW_NUMBER",
+        "SHA1",
         "SUM",
         "TO_CHAR",
         "TO_DATE",
@@ -88,65 +94,67 @@ _SNOWFLAKE_BOTH = frozenset(
         "TO_TIMESTAMP_LTZ",
         "TO_TIMESTAMP_NTZ",
         "TO_TIMESTAMP_TZ",
+        "UNIFORM",
     }
 )
 _SNOWFLAKE_DUCKDB_ONLY = frozenset(
     {
-        "ANY_VALUE",
-        "CURRENT_TIMESTAMP",
-        "DATE_PART",
         "IGNORE NULLS",
-        "MODE",
-        "RANDOM",
         "REGEXP_SUBSTR",
-        "SHA1",
         "SPLIT_PART",
         "SYSDATE",
         "TRY_CAST(… AS INT)",
-        "UNIFORM",
         "WITHIN GROUP",
     }
 )
+# Databricks, BigQuery and Redshift constructs checked on DuckDB and on the Postgres stand-in with the same cases
+# (test_scalars.py::OTHERS)
+_DATABRICKS = frozenset(
+    {
+        "% (modulo)",
+        "/ (division)",
+        "ADD_MONTHS",
+        "ANY_VALUE",
+        "CASE",
+        "CAST(… AS DATE)",
+        "CAST(… AS DECIMAL(16, 1))",
+        "CAST(… AS FLOAT)",
+        "CAST(… AS STRING)",
+        "COALESCE",
+        "COLLECT_LIST",
+        "CONCAT_WS",
+        "COUNT",
+        "CURRENT_DATE",
+        "DATEDIFF",
+        "DATE_ADD",
+        "DATE_FORMAT",
+        "FIRST_VALUE",
+        "GREATEST",
+        "LOWER",
+        "MAX",
+        "MIN",
+        "NTILE",
+        "OVER (window)",
+        "ROW_NUMBER",
+        "SUBSTRING",
+        "SUM",
+        "TRIM",
+        "UPPER",
+    }
+)
+_BIGQUERY = frozenset({"CAST(… AS DATE)", "COUNT", "FIRST_VALUE", "MAX", "MIN"})
+_REDSHIFT = frozenset({"CAST(… AS TIMESTAMP)", "FIRST_VALUE", "MAX", "MIN"})
 CHECKED: dict[tuple[str, str], frozenset[str]] = {
     ("snowflake", "duckdb"): _SNOWFLAKE_BOTH | _SNOWFLAKE_DUCKDB_ONLY,
-    ("snowflake", "postgres"): _SNOWFLAKE_BOTH,
-    ("databricks", "duckdb"): frozenset(
-        {
-            "% (modulo)",
-            "/ (division)",
-            "ADD_MONTHS",
-            "ANY_VALUE",
-            "CASE",
-            "CAST(… AS DATE)",
-            "CAST(… AS DECIMAL(16, 1))",
-            "CAST(… AS FLOAT)",
-            "CAST(… AS STRING)",
-            "COALESCE",
-            "COLLECT_LIST",
-            "CONCAT_WS",
-            "COUNT",
-            "CURRENT_DATE",
-            "DATEDIFF",
-            "DATE_ADD",
-            "DATE_FORMAT",
-            "FIRST_VALUE",
-            "GREATEST",
-            "LOWER",
-            "MAX",
-            "MIN",
-            "NTILE",
-            "OVER (window)",
-            "ROW_NUMBER",
-            "SUBSTRING",
-            "SUM",
-            "TRIM",
-            "UPPER",
-        }
-    ),
-    ("bigquery", "duckdb"): frozenset({"CAST(… AS DATE)", "COUNT", "FIRST_VALUE", "MAX", "MIN"}),
-    ("redshift", "duckdb"): frozenset({"CAST(… AS TIMESTAMP)", "FIRST_VALUE", "MAX", "MIN"}),
+    # TO_BOOLEAN and ROUND on DuckDB: transpile/implicit.py
+    ("snowflake", "postgres"): _SNOWFLAKE_BOTH | {"TO_BOOLEAN", "ROUND"},
+    ("databricks", "duckdb"): _DATABRICKS,
+    ("databricks", "postgres"): _DATABRICKS | {"CAST"},  # CAST(… AS TIMESTAMP) on DuckDB: transpile/implicit.py
+    ("bigquery", "duckdb"): _BIGQUERY,
+    ("bigquery", "postgres"): _BIGQUERY,
+    ("redshift", "duckdb"): _REDSHIFT,
+    ("redshift", "postgres"): _REDSHIFT,
 }
-
 T = exp.DataType.Type
 _DATE = exp.DataType.build("date")
 _TIMESTAMP = exp.DataType.build("timestamp")
@@ -320,6 +328,45 @@ def _random_bits(bits: int) -> exp.Expr:
     """FLOOR(RANDOM() * 2^bits) as a BIGINT: `bits` uniform random bits (DuckDB's RANDOM() draws 32 at a time)."""
     scaled = exp.Mul(this=exp.Rand(), expression=exp.Literal.number(2**bits))
     return exp.Cast(this=exp.Floor(this=scaled), to=exp.DataType.build("bigint"))
+
+
+@rule(SNOWFLAKE_DUCKDB)
+def epoch_second_is_whole(node: exp.Expr) -> exp.Expr:
+    """DATE_PART(EPOCH_SECOND, ts) counts whole seconds (the fraction is EPOCH_MILLISECOND's and finer);
+    sqlglot casts DuckDB's fractional EPOCH to BIGINT, which rounds 1.75 up to 2: floored first."""
+    if isinstance(node, exp.Extract) and str(node.this.name).upper() == "EPOCH_SECOND":
+        seconds = exp.Floor(this=exp.Anonymous(this="EPOCH", expressions=[node.expression.copy()]))
+        return exp.Cast(this=seconds, to=exp.DataType.build("bigint"))
+    return node
+
+
+@rule(SNOWFLAKE_POSTGRES)
+def uniform_on_postgres(node: exp.Expr) -> exp.Expr:
+    """UNIFORM(min, max, RANDOM()): a uniformly distributed number in [min, max], an integer when both bounds are
+    integers, a float when they are floats (Snowflake); Postgres has no UNIFORM: min + RANDOM() * the range
+    (integers: its floor over max - min + 1 values). Applied before RANDOM() becomes 64 bits (the rule below).
+    A generator other than an unseeded RANDOM() maps its value to the range in Snowflake's own way, and the
+    type of NUMBER(p, s) bounds is not documented: refused."""
+    if not isinstance(node, exp.Uniform):
+        return node
+    gen = node.args.get("gen")
+    if not isinstance(gen, exp.Rand) or gen.this is not None:
+        raise UnfaithfulError(
+            "UNIFORM", "a generator other than RANDOM() is mapped to the range by Snowflake's own rule"
+        )
+    low, high = node.this, node.expression
+    if _is(low, _INTEGER) and _is(high, _INTEGER):
+        count = exp.Add(this=exp.Sub(this=high.copy(), expression=low.copy()), expression=exp.Literal.number(1))
+        drawn = exp.Floor(this=exp.Mul(this=exp.Rand(), expression=exp.paren(count)))
+        return exp.paren(
+            exp.Add(this=exp.paren(low.copy()), expression=exp.Cast(this=drawn, to=exp.DataType.build("bigint")))
+        )
+    if _is(low, _FLOATS) and _is(high, _FLOATS):
+        span = exp.Sub(this=high.copy(), expression=low.copy())
+        return exp.paren(
+            exp.Add(this=exp.paren(low.copy()), expression=exp.Mul(this=exp.Rand(), expression=exp.paren(span)))
+        )
+    raise UnfaithfulError("UNIFORM", "bounds that are not both integers or both floats")
 
 
 @rule(SNOWFLAKE_ENGINES)
