@@ -181,9 +181,41 @@ def any_value_on_postgres(node: exp.Expr) -> exp.Expr:
     return node
 
 
-@rule([p for p in ALL_POSTGRES if p[0] != "snowflake"])
+@rule(ALL_POSTGRES)
+def first_last_value_ignore_nulls_on_postgres(node: exp.Expr) -> exp.Expr:
+    """FIRST_VALUE/LAST_VALUE(x) IGNORE NULLS OVER (w): the first/last non-NULL value of the frame (NULL if it
+    has none). Postgres' window functions cannot skip NULLs, but an aggregate over the same window can:
+    ARRAY_AGG(x) FILTER (WHERE x IS NOT NULL) OVER (w) holds the frame's non-NULL values in the window's
+    order, and its first or last element is the value."""
+    if not (
+        isinstance(node, exp.Window)
+        and isinstance(node.this, exp.IgnoreNulls)
+        and isinstance(node.this.this, exp.FirstValue | exp.LastValue)
+    ):
+        return node
+    function = node.this.this
+    value = function.this
+
+    def values_of_frame() -> exp.Expr:
+        window = node.copy()
+        kept = exp.Filter(
+            this=exp.ArrayAgg(this=value.copy()),
+            expression=exp.Where(this=exp.not_(exp.Is(this=value.copy(), expression=exp.Null()))),
+        )
+        window.set("this", kept)
+        return exp.paren(window)
+
+    if isinstance(function, exp.FirstValue):
+        index: exp.Expr = exp.Literal.number(0)  # a literal index is written 1-based for Postgres
+    else:  # an expression is written as it is: Postgres' 1-based position of the last element
+        index = exp.Anonymous(this="ARRAY_LENGTH", expressions=[values_of_frame(), exp.Literal.number(1)])
+    return exp.Bracket(this=values_of_frame(), expressions=[index])
+
+
+@rule(ALL_POSTGRES)
 def ignore_nulls_on_postgres(node: exp.Expr) -> exp.Expr:
-    """Postgres' window functions cannot skip NULLs; sqlglot drops IGNORE NULLS with a warning."""
+    """Postgres' window functions cannot skip NULLs (sqlglot drops IGNORE NULLS with a warning): what the rule
+    above does not rewrite (LAG, LEAD, NTH_VALUE ... IGNORE NULLS) is refused."""
     if isinstance(node, exp.IgnoreNulls):
         raise UnfaithfulError("IGNORE NULLS", "Postgres' window functions cannot skip NULLs (sqlglot drops it)")
     return node

@@ -66,6 +66,7 @@ _SNOWFLAKE_BOTH = frozenset(
         "FIRST_VALUE",
         "FLOOR",
         "IFF",
+        "IGNORE NULLS",
         "LAST_VALUE",
         "LEFT",
         "LISTAGG",
@@ -99,7 +100,6 @@ _SNOWFLAKE_BOTH = frozenset(
 )
 _SNOWFLAKE_DUCKDB_ONLY = frozenset(
     {
-        "IGNORE NULLS",
         "REGEXP_SUBSTR",
         "SPLIT_PART",
         "SYSDATE",
@@ -588,8 +588,6 @@ def date_trunc_of_a_date_on_postgres(node: exp.Expr) -> exp.Expr:
 @rule(SNOWFLAKE_POSTGRES)
 def refused_on_postgres(node: exp.Expr) -> exp.Expr:
     """What sqlglot writes for Postgres with another meaning, and no rewrite here keeps."""
-    if isinstance(node, exp.IgnoreNulls):
-        raise UnfaithfulError("IGNORE NULLS", "Postgres' window functions cannot skip NULLs (sqlglot drops it)")
     if isinstance(node, exp.DateDiff) and _unit(node) == "WEEK":
         raise UnfaithfulError("DATEDIFF", "week boundaries: Postgres' form counts whole 7-day spans")
     if isinstance(node, exp.DataType) and node.this == T.FLOAT:

@@ -251,6 +251,14 @@ SNOWFLAKE: list[tuple[str, str, list[tuple[object, ...]], str]] = [
         [(2,), (2,)],
         "",
     ),
+    (
+        "IGNORE NULLS",
+        "last_value(x) ignore nulls over (partition by p order by y rows between unbounded preceding and current row) "
+        "from (values (1, 1, 'a'), (null, 2, 'a'), (3, 3, 'a'), (null, 4, 'a'), (null, 1, 'b')) t(x, y, p) "
+        "order by p, y",
+        [(1,), (1,), (3,), (3,), (None,)],
+        "the last non-NULL value of the frame; NULL when it has none",
+    ),
     ("ROW_NUMBER", "row_number() over (order by x desc) from (values (1), (2)) t(x) order by x", [(2,), (1,)], ""),
     ("RANK", "rank() over (order by x) from (values (1), (1), (2)) t(x) order by x", [(1,), (1,), (3,)], ""),
     ("OVER (window)", "sum(x) over (partition by y) from (values (1, 'a'), (2, 'a')) t(x, y)", [(3,), (3,)], ""),
@@ -464,11 +472,8 @@ POSTGRES_REFUSED = {
     "to_varchar(x, 'DY, DD MON YYYY HH24:MI:SS.FF3') from (values ('2024-01-10 10:11:12.345'::timestamp)) t(x)": (
         "TO_CHAR"  # DY and MON come out upper case from Postgres' to_char
     ),
-    "first_value(x) ignore nulls over (order by y) from (values (null, 1), (2, 2)) t(x, y) order by y": "IGNORE NULLS",
     # semi-structured values have no Postgres rules yet (transpile/semistructured.py refuses them there)
     "array_size(array_agg(x)) from (values (1), (null), (2)) t(x)": "ARRAY_SIZE",
-    # BigQuery's FIRST_VALUE(x IGNORE NULLS): Postgres cannot skip NULLs in a window
-    BIGQUERY_IGNORE_NULLS: "IGNORE NULLS",
 }
 
 
@@ -533,7 +538,7 @@ def test_on_postgres(postgres_cursor: Any, source: str, construct: str, sql: str
         ("databricks", "date_format(x, f) from t", "DATE_FORMAT"),
         ("databricks", "concat_ws(',', 'a', collect_list(x)) from t", "CONCAT_WS"),
         ("databricks", "cast(cast(x as double) as string) from t", "CAST"),  # Spark writes doubles its own way
-        ("databricks", "first_value(x, true) over (order by y) from t", "IGNORE NULLS"),
+        ("databricks", "lag(x) ignore nulls over (order by y) from t", "IGNORE NULLS"),  # only FIRST/LAST_VALUE's
     ],
 )
 def test_refused_on_postgres(source: str, sql: str, construct: str) -> None:
