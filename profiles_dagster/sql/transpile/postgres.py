@@ -177,39 +177,47 @@ def any_value_on_postgres(node: exp.Expr) -> exp.Expr:
         window.set("this", exp.ArrayAgg(this=node.this.this.copy()))
         return exp.Bracket(this=exp.paren(window), expressions=[exp.Literal.number(0)])
     if isinstance(node, exp.AnyValue):
-        return exp.Bracket(this=exp.paren(exp.ArrayAgg(this=node.this.copy())), expressions=[exp.Literal.number(0)])
+        first = exp.Bracket(this=exp.paren(exp.ArrayAgg(this=node.this.copy())), expressions=[exp.Literal.number(0)])
+        first.meta["pd_window_inside"] = True  # a pb `window:` goes on the ARRAY_AGG (compiler._windowed)
+        return first
     return node
+
+
+def _non_null_values(value: exp.Expr, window: exp.Window | None) -> exp.Expr:
+    """ARRAY_REMOVE(ARRAY_AGG(value) [OVER window], NULL): the frame's non-NULL values in the window's order."""
+    values: exp.Expr = exp.ArrayAgg(this=value.copy())
+    if window is not None:
+        values = window.copy()
+        values.set("this", exp.ArrayAgg(this=value.copy()))
+    return exp.paren(exp.Anonymous(this="ARRAY_REMOVE", expressions=[values, exp.Null()]))
 
 
 @rule(ALL_POSTGRES)
 def first_last_value_ignore_nulls_on_postgres(node: exp.Expr) -> exp.Expr:
     """FIRST_VALUE/LAST_VALUE(x) IGNORE NULLS OVER (w): the first/last non-NULL value of the frame (NULL if it
     has none). Postgres' window functions cannot skip NULLs, but an aggregate over the same window can:
-    ARRAY_AGG(x) FILTER (WHERE x IS NOT NULL) OVER (w) holds the frame's non-NULL values in the window's
-    order, and its first or last element is the value."""
-    if not (
-        isinstance(node, exp.Window)
-        and isinstance(node.this, exp.IgnoreNulls)
-        and isinstance(node.this.this, exp.FirstValue | exp.LastValue)
-    ):
+    ARRAY_REMOVE(ARRAY_AGG(x) OVER (w), NULL) holds the frame's non-NULL values in the window's order, and its
+    first or last element is the value. A FIRST_VALUE whose window pb's `window:` adds later (a var's select)
+    is marked so the compiler puts that window on the ARRAY_AGG inside; such a LAST_VALUE (its array read
+    twice) is refused."""
+    window = node if isinstance(node, exp.Window) else None
+    ignored = node.this if window is not None else node
+    if not (isinstance(ignored, exp.IgnoreNulls) and isinstance(ignored.this, exp.FirstValue | exp.LastValue)):
         return node
-    function = node.this.this
+    if window is None and isinstance(node.parent, exp.Window):
+        return node  # rewritten with its window
+    function = ignored.this
     value = function.this
-
-    def values_of_frame() -> exp.Expr:
-        window = node.copy()
-        kept = exp.Filter(
-            this=exp.ArrayAgg(this=value.copy()),
-            expression=exp.Where(this=exp.not_(exp.Is(this=value.copy(), expression=exp.Null()))),
-        )
-        window.set("this", kept)
-        return exp.paren(window)
-
     if isinstance(function, exp.FirstValue):
-        index: exp.Expr = exp.Literal.number(0)  # a literal index is written 1-based for Postgres
-    else:  # an expression is written as it is: Postgres' 1-based position of the last element
-        index = exp.Anonymous(this="ARRAY_LENGTH", expressions=[values_of_frame(), exp.Literal.number(1)])
-    return exp.Bracket(this=values_of_frame(), expressions=[index])
+        first = exp.Bracket(this=_non_null_values(value, window), expressions=[exp.Literal.number(0)])
+        if window is None:
+            first.meta["pd_window_inside"] = True  # compiler._windowed puts pb's window on the ARRAY_AGG
+        return first  # (a literal index is written 1-based for Postgres)
+    if window is None:
+        raise UnfaithfulError("IGNORE NULLS", "LAST_VALUE(… IGNORE NULLS) without its window is not translated")
+    # an index that is an expression is written as it is: Postgres' 1-based position of the last element
+    last = exp.Anonymous(this="ARRAY_LENGTH", expressions=[_non_null_values(value, window), exp.Literal.number(1)])
+    return exp.Bracket(this=_non_null_values(value, window), expressions=[last])
 
 
 @rule(ALL_POSTGRES)

@@ -547,6 +547,39 @@ def test_refused_on_postgres(source: str, sql: str, construct: str) -> None:
     assert err.value.construct == construct
 
 
+@pytest.mark.parametrize(
+    ("source", "select", "rows"),
+    [
+        # Snowflake: FIRST_VALUE(x IGNORE NULLS) over pb's window (timestamp desc): the latest non-NULL value
+        ("snowflake", "first_value(x ignore nulls)", [("a", "c"), ("b", None)]),
+        ("snowflake", "first_value(x) ignore nulls", [("a", "c"), ("b", None)]),
+        ("databricks", "any_value(x)", None),  # some value of the partition
+    ],
+)
+def test_window_var_of_a_rewritten_function_on_postgres(
+    postgres_cursor: Any, source: str, select: str, rows: list[tuple[Any, ...]] | None
+) -> None:
+    """A var's select gets pb's `window:` after translation (compiler._windowed): a rewrite into an aggregate
+    marks where the window goes, as the compiler reads it; MAX over each id's rows picks the var's value."""
+    from profiles_dagster.sql.compiler import _windowed
+
+    value = translate(sqlglot.parse_one(select, read=source), source, "postgres")
+    ctx = type("Ctx", (), {"source_dialect": source, "rendered": lambda self, text, where: text})()
+    ctx.translated = lambda tree, where: translate(tree, source, "postgres")  # type: ignore[attr-defined]
+    window = type("W", (), {"order_by": ["t desc"], "frame_clause": None})()
+    over = _windowed(value, [exp.column("id")], window, ctx, where=None)  # type: ignore[arg-type]
+    sql = (
+        f"SELECT id, MAX(v) FROM (SELECT id, {over.sql(dialect=POSTGRES)} AS v FROM (VALUES "
+        "('a', 1, NULL), ('a', 2, 'c'), ('a', 3, NULL), ('b', 1, NULL)) AS t(id, t, x)) AS w GROUP BY id ORDER BY id"
+    )
+    postgres_cursor.execute(sql)
+    got = [tuple(r) for r in postgres_cursor.fetchall()]
+    if rows is None:
+        assert [r[0] for r in got] == ["a", "b"] and got[0][1] in (None, "c") and got[1][1] is None
+    else:
+        assert got == rows
+
+
 def test_issue_example_right_of_random_is_one_digit() -> None:
     """`right(random(), 1)` (issue 18): no right(BIGINT, INTEGER) on DuckDB; Snowflake reads the number's text."""
     digits = {row[0] for row in run("right(random(), 1) from range(200)", "snowflake")}
