@@ -245,6 +245,7 @@ _DATE_PART = {
     "MINUTE": "MINUTE",
     "SECOND": "SECOND",  # Postgres adds the fraction: floored below
     "EPOCH_SECOND": "EPOCH",  # Postgres' is fractional: floored below
+    "EPOCH": "EPOCH",  # Snowflake's abbreviation of EPOCH_SECOND
 }
 
 

@@ -334,7 +334,7 @@ def _random_bits(bits: int) -> exp.Expr:
 def epoch_second_is_whole(node: exp.Expr) -> exp.Expr:
     """DATE_PART(EPOCH_SECOND, ts) counts whole seconds (the fraction is EPOCH_MILLISECOND's and finer);
     sqlglot casts DuckDB's fractional EPOCH to BIGINT, which rounds 1.75 up to 2: floored first."""
-    if isinstance(node, exp.Extract) and str(node.this.name).upper() == "EPOCH_SECOND":
+    if isinstance(node, exp.Extract) and str(node.this.name).upper() in ("EPOCH_SECOND", "EPOCH"):
         seconds = exp.Floor(this=exp.Anonymous(this="EPOCH", expressions=[node.expression.copy()]))
         return exp.Cast(this=seconds, to=exp.DataType.build("bigint"))
     return node

@@ -60,6 +60,7 @@ SNOWFLAKE: list[tuple[str, str, list[tuple[object, ...]], str]] = [
     ("DATE_PART", "date_part(epoch_second, '2024-01-02'::date)", [(1704153600,)], "a DATE: its midnight"),
     ("DATE_PART", "date_part(epoch_second, '2024-01-01 00:00:01.75'::timestamp)", [(1704067201,)], "an integer"),
     ("DATE_PART", "date_part(second, '2024-01-01 00:00:01.75'::timestamp)", [(1,)], "whole seconds"),
+    ("DATE_PART", "extract(epoch from '2024-01-01 00:00:01.75'::timestamp)", [(1704067201,)], "EPOCH: EPOCH_SECOND"),
     ("DATE_PART", "date_part(dayofweekiso, '2024-01-07'::date)", [(7,)], "ISO: Sunday 7"),
     ("DATE_PART", "date_part(dayofyear, '2024-02-01'::date)", [(32,)], ""),
     ("DATE_PART", "date_part(quarter, '2024-05-01'::date)", [(2,)], ""),
