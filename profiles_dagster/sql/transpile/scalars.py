@@ -342,11 +342,11 @@ def epoch_second_is_whole(node: exp.Expr) -> exp.Expr:
 
 @rule(SNOWFLAKE_POSTGRES)
 def uniform_on_postgres(node: exp.Expr) -> exp.Expr:
-    """UNIFORM(min, max, RANDOM()): a uniformly distributed number in [min, max], an integer when both bounds are
-    integers, a float when they are floats (Snowflake); Postgres has no UNIFORM: min + RANDOM() * the range
-    (integers: its floor over max - min + 1 values). Applied before RANDOM() becomes 64 bits (the rule below).
-    A generator other than an unseeded RANDOM() maps its value to the range in Snowflake's own way, and the
-    type of NUMBER(p, s) bounds is not documented: refused."""
+    """UNIFORM(min, max, RANDOM()): a uniformly distributed number in [min, max]: an integer when both bounds are
+    integers (scale 0), else a float (Snowflake; sqlglot's DuckDB form reads NUMBER(p, s) bounds as floats too).
+    Postgres has no UNIFORM: min + RANDOM() * the range (integers: its floor over max - min + 1 values).
+    Applied before RANDOM() becomes 64 bits (the rule below). A generator other than an unseeded RANDOM() maps
+    its value to the range in Snowflake's own way, and bounds of a type the SQL does not show: refused."""
     if not isinstance(node, exp.Uniform):
         return node
     gen = node.args.get("gen")
@@ -355,18 +355,18 @@ def uniform_on_postgres(node: exp.Expr) -> exp.Expr:
             "UNIFORM", "a generator other than RANDOM() is mapped to the range by Snowflake's own rule"
         )
     low, high = node.this, node.expression
-    if _is(low, _INTEGER) and _is(high, _INTEGER):
+    if _fixed_scale(low) == 0 and _fixed_scale(high) == 0:
         count = exp.Add(this=exp.Sub(this=high.copy(), expression=low.copy()), expression=exp.Literal.number(1))
         drawn = exp.Floor(this=exp.Mul(this=exp.Rand(), expression=exp.paren(count)))
         return exp.paren(
             exp.Add(this=exp.paren(low.copy()), expression=exp.Cast(this=drawn, to=exp.DataType.build("bigint")))
         )
-    if _is(low, _FLOATS) and _is(high, _FLOATS):
-        span = exp.Sub(this=high.copy(), expression=low.copy())
-        return exp.paren(
-            exp.Add(this=exp.paren(low.copy()), expression=exp.Mul(this=exp.Rand(), expression=exp.paren(span)))
-        )
-    raise UnfaithfulError("UNIFORM", "bounds that are not both integers or both floats")
+    if all(_fixed_scale(b) is not None or _is(b, _FLOATS) for b in (low, high)):
+        double = exp.DataType.build("double")
+        lo, hi = exp.Cast(this=low.copy(), to=double.copy()), exp.Cast(this=high.copy(), to=double.copy())
+        span = exp.Sub(this=hi, expression=lo.copy())
+        return exp.paren(exp.Add(this=lo, expression=exp.Mul(this=exp.Rand(), expression=exp.paren(span))))
+    raise UnfaithfulError("UNIFORM", "bounds whose type the SQL does not show")
 
 
 @rule(SNOWFLAKE_ENGINES)

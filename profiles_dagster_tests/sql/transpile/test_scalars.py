@@ -137,6 +137,13 @@ SNOWFLAKE: list[tuple[str, str, list[tuple[object, ...]], str]] = [
         [(True,)],
         "float bounds: floats in [min, max]",
     ),
+    (
+        "UNIFORM",
+        f"min(u) >= 0 and max(u) <= 1 and count(distinct u) > 900 from "
+        f"(select uniform(0::number(12, 2), 1::number(12, 2), random()) as u from {ROWS_1000})",
+        [(True,)],
+        "bounds that are not integers: floats",
+    ),
     # integer division is a NUMBER of scale 6 (max(S1, min(S1 + 6, 12))), rounded
     ("/ (division)", "1/3", [(0.333333,)], "scale 6"),
     ("/ (division)", "count(x) / count(*) from (values (1), (2), (null)) t(x)", [(0.666667,)], "rounded"),
@@ -528,7 +535,7 @@ def test_on_postgres(postgres_cursor: Any, source: str, construct: str, sql: str
 @pytest.mark.parametrize(
     ("source", "sql", "construct"),
     [
-        ("snowflake", "uniform(0::number(12, 2), 1::number(12, 2), random())", "UNIFORM"),  # result type undocumented
+        ("snowflake", "uniform(0, x, random()) from t", "UNIFORM"),  # an integer or a float: x's type decides
         ("snowflake", "uniform(1, 10, 42)", "UNIFORM"),  # a constant generator maps to the range Snowflake's way
         ("snowflake", "date_part(week, '2024-01-07'::date)", "DATE_PART"),  # WEEK_OF_YEAR_POLICY
         ("snowflake", "mode(x) over (partition by y) from t", "MODE"),  # Postgres' mode() is no window function
