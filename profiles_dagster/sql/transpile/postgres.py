@@ -6,8 +6,8 @@ case run on the Postgres stand-in (profiles_dagster_tests/sql/transpile/test_sca
 refuse, what it writes differently, each against the source vendor's documented result:
 
 - Databricks: DATE_ADD and ADD_MONTHS are DATEs; DATEDIFF counts days between dates; SUBSTRING's 0 and negative
-  positions; COLLECT_LIST of no value is an empty array; CONCAT_WS joins an array's elements; DATE_FORMAT's
-  Java patterns (numeric fields only); CAST(… AS STRING) of a typed value;
+  positions; COLLECT_LIST of no value is an empty array (on DuckDB too); CONCAT_WS joins an array's elements;
+  DATE_FORMAT's Java patterns (numeric fields only); CAST(… AS STRING) of a typed value;
 - any source: Postgres 15 has no ANY_VALUE; window functions cannot skip NULLs (IGNORE NULLS);
 - Snowflake: DATE_PART's units and integer results, MODE (an ordered-set aggregate there), SHA1 (pgcrypto),
   TO_BOOLEAN, ROUND (Postgres rounds a double half to even, and has no ROUND(double, scale)).
@@ -20,7 +20,7 @@ import re
 from sqlglot import exp
 
 from profiles_dagster.sql.dialects import Sha1Hex
-from profiles_dagster.sql.transpile import UnfaithfulError, rule
+from profiles_dagster.sql.transpile import Rule, UnfaithfulError, rule
 from profiles_dagster.sql.transpile.implicit import spark_text_of_typed_value
 from profiles_dagster.sql.transpile.scalars import _FLOATS, _INTEGER, _TEXT, known_type, spark_date_add_is_a_date
 
@@ -126,25 +126,46 @@ def spark_substring_on_postgres(node: exp.Expr) -> exp.Expr:
     return out
 
 
-@rule(SPARK_POSTGRES)
-def spark_collect_list_on_postgres(node: exp.Expr) -> exp.Expr:
-    """`collect_list(x)` leaves NULLs out and is an empty array for a group with no value (Databricks);
-    Postgres' ARRAY_AGG of no row is NULL. Inside CONCAT_WS the array's elements are joined (Spark), where
-    Postgres' CONCAT_WS would write the array's text ('{a,b}'): ARRAY_TO_STRING joins them, skipping NULLs."""
-    if isinstance(node, exp.ConcatWs):
-        sep, *values = node.expressions
-        arrays = [v for v in values if isinstance(v, exp.ArrayAgg)]
-        if not arrays:
-            return node
-        if len(values) != 1:
-            raise UnfaithfulError("CONCAT_WS", "an array joined with other values is not translated for Postgres")
-        array = exp.Coalesce(this=arrays[0].copy(), expressions=[exp.Literal.string("{}")])
-        return exp.Anonymous(this="ARRAY_TO_STRING", expressions=[array, sep.copy()])
-    if isinstance(node, exp.ArrayAgg) and not isinstance(node.parent, exp.Coalesce | exp.Window):
-        if isinstance(node.parent, exp.ConcatWs):
-            return node
-        return exp.Coalesce(this=node.copy(), expressions=[exp.Literal.string("{}")])
-    return node
+def _is_array(node: exp.Expr) -> bool:
+    """Whether a value is an array by its form (an aggregate into one, a literal one, or COALESCE of those)."""
+    if isinstance(node, exp.Paren | exp.Window):
+        return _is_array(node.this)
+    if isinstance(node, exp.Coalesce):
+        return _is_array(node.this)
+    return isinstance(node, exp.ArrayAgg | exp.Array)
+
+
+def _empty_array_for(target: str) -> exp.Expr:
+    return exp.Literal.string("{}") if target == "postgres" else exp.Array()
+
+
+def _collect_list_rule(target: str) -> Rule:
+    def collect_list_is_never_null(node: exp.Expr) -> exp.Expr:
+        """`collect_list(x)` leaves NULLs out and is an empty array for a group (or window frame) with no value
+        (Databricks); ARRAY_AGG of no row is NULL on Postgres and DuckDB: COALESCE'd with an empty array. On
+        Postgres, CONCAT_WS of an array joins its elements (Spark) where Postgres' CONCAT_WS would write the
+        array's text ('{a,b}'): ARRAY_TO_STRING joins them, skipping NULLs."""
+        if isinstance(node, exp.ConcatWs) and target == "postgres":
+            sep, *values = node.expressions
+            if not any(_is_array(v) for v in values):
+                return node
+            if len(values) != 1:
+                raise UnfaithfulError("CONCAT_WS", "an array joined with other values is not translated for Postgres")
+            array = values[0].transform(collect_list_is_never_null)
+            if not isinstance(array, exp.Coalesce):
+                array = exp.Coalesce(this=array, expressions=[_empty_array_for(target)])
+            return exp.Anonymous(this="ARRAY_TO_STRING", expressions=[array, sep.copy()])
+        if isinstance(node, exp.Window) and isinstance(node.this, exp.ArrayAgg):  # an empty frame: [] too
+            return exp.Coalesce(this=node.copy(), expressions=[_empty_array_for(target)])
+        if isinstance(node, exp.ArrayAgg) and not isinstance(node.parent, exp.Window):
+            return exp.Coalesce(this=node.copy(), expressions=[_empty_array_for(target)])
+        return node
+
+    return collect_list_is_never_null
+
+
+rule(SPARK_POSTGRES)(_collect_list_rule("postgres"))
+rule([("databricks", "duckdb")])(_collect_list_rule("duckdb"))
 
 
 # Spark's datetime pattern fields (as sqlglot reads them) Postgres' to_char writes as the same digits

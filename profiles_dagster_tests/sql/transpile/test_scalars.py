@@ -392,6 +392,13 @@ OTHERS: list[tuple[str, str, str, list[tuple[object, ...]], str]] = [
     ("databricks", "CONCAT_WS", "concat_ws('-', x, 2, 'b') from (values (1)) t(x)", [("1-2-b",)], "numbers as text"),
     (
         "databricks",
+        "COLLECT_LIST",
+        "concat_ws('|', coalesce(collect_list(x), array('z'))) from (values (cast(null as string))) t(x)",
+        [("",)],
+        "an empty array is not NULL",
+    ),
+    (
+        "databricks",
         "CAST",
         "date_format('2024-01-10 10:04:05', 'HH:mm'), cast('2024-01-10 10:00' as timestamp)",
         [("10:04", TS(2024, 1, 10, 10, tzinfo=UTC))],
