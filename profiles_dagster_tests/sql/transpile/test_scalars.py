@@ -441,6 +441,21 @@ OTHERS: list[tuple[str, str, str, list[tuple[object, ...]], str]] = [
         [(None,), (None,)],
         "ascending order puts NULLs first",
     ),
+    (
+        "bigquery",
+        "FIRST_VALUE",
+        "first_value(y) over (order by y desc) from (select null as y union all select 1) t order by y",
+        [(1,), (1,)],
+        "descending order puts NULLs last",
+    ),
+    (
+        "redshift",
+        "FIRST_VALUE",
+        "first_value(y) over (order by y rows between unbounded preceding and unbounded following) "
+        "from (select null as y union all select 1) t order by y",
+        [(1,), (1,)],
+        "ascending order puts NULLs last",
+    ),
     ("redshift", "MAX", "max(x) from (select 1 as x union all select 2) t", [(2,)], ""),
     ("redshift", "MIN", "min(x) from (select 1 as x union all select 2) t", [(1,)], ""),
     (
