@@ -399,6 +399,14 @@ OTHERS: list[tuple[str, str, str, list[tuple[object, ...]], str]] = [
     ),
     (
         "databricks",
+        "COLLECT_LIST",
+        "concat_ws('|', collect_list(x) over (order by y rows between 1 following and 1 following)) "
+        "from (values ('a', 1), ('b', 2)) t(x, y) order by y",
+        [("b",), ("",)],
+        "an empty window frame: an empty array",
+    ),
+    (
+        "databricks",
         "CAST",
         "date_format('2024-01-10 10:04:05', 'HH:mm'), cast('2024-01-10 10:00' as timestamp)",
         [("10:04", TS(2024, 1, 10, 10, tzinfo=UTC))],
