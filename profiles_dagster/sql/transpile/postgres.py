@@ -189,38 +189,50 @@ def spark_date_format_on_postgres(node: exp.Expr) -> exp.Expr:
 # ---- any source ------------------------------------------------------------------------------------------------
 
 
+def _non_null_values(value: exp.Expr, window: exp.Window | None) -> exp.Expr:
+    """The non-NULL values of the group, or of the window's frame in the window's order, as an array:
+    ARRAY_AGG(value) FILTER (WHERE value IS NOT NULL) [OVER window]."""
+    kept: exp.Expr = exp.Filter(
+        this=exp.ArrayAgg(this=value.copy()),
+        expression=exp.Where(this=exp.not_(exp.Is(this=value.copy(), expression=exp.Null()))),
+    )
+    if window is not None:
+        over = window.copy()
+        over.set("this", kept)
+        kept = over
+    return exp.paren(kept)
+
+
+def _non_null_values_for_pb_window(value: exp.Expr) -> exp.Expr:
+    """As `_non_null_values`, for a var's select whose pb `window:` the compiler adds after translation, on the
+    ARRAY_AGG inside (compiler._windowed): ARRAY_REMOVE(ARRAY_AGG(value), NULL), as a FILTER would have to go
+    between the aggregate and its OVER."""
+    return exp.paren(exp.Anonymous(this="ARRAY_REMOVE", expressions=[exp.ArrayAgg(this=value.copy()), exp.Null()]))
+
+
 @rule(ALL_POSTGRES)
 def any_value_on_postgres(node: exp.Expr) -> exp.Expr:
-    """ANY_VALUE(x) is some value of the group (NULL among them): Postgres 15 has no ANY_VALUE; the first element
-    of the group's ARRAY_AGG is one of its values, of any type (MIN has no boolean or JSON form)."""
+    """ANY_VALUE(x) is some value of the group (Snowflake, Databricks: non-deterministic): Postgres 15 has no
+    ANY_VALUE. The first non-NULL element of the group's ARRAY_AGG is one of its values, of any type (MIN has no
+    boolean or JSON form), NULL when all are, as DuckDB's ANY_VALUE. (ARRAY_REMOVE needs an equality: a `json`
+    value fails loudly; `jsonb` has one.)"""
     if isinstance(node, exp.Window) and isinstance(node.this, exp.AnyValue):
-        window = node.copy()
-        window.set("this", exp.ArrayAgg(this=node.this.this.copy()))
-        return exp.Bracket(this=exp.paren(window), expressions=[exp.Literal.number(0)])
-    if isinstance(node, exp.AnyValue):
-        first = exp.Bracket(this=exp.paren(exp.ArrayAgg(this=node.this.copy())), expressions=[exp.Literal.number(0)])
-        first.meta["pd_window_inside"] = True  # a pb `window:` goes on the ARRAY_AGG (compiler._windowed)
+        return exp.Bracket(this=_non_null_values(node.this.this, node), expressions=[exp.Literal.number(0)])
+    if isinstance(node, exp.AnyValue):  # a var's pb `window:` may be added on the ARRAY_AGG (compiler._windowed)
+        first = exp.Bracket(this=_non_null_values_for_pb_window(node.this), expressions=[exp.Literal.number(0)])
+        first.meta["pd_window_inside"] = True
         return first
     return node
-
-
-def _non_null_values(value: exp.Expr, window: exp.Window | None) -> exp.Expr:
-    """ARRAY_REMOVE(ARRAY_AGG(value) [OVER window], NULL): the frame's non-NULL values in the window's order."""
-    values: exp.Expr = exp.ArrayAgg(this=value.copy())
-    if window is not None:
-        values = window.copy()
-        values.set("this", exp.ArrayAgg(this=value.copy()))
-    return exp.paren(exp.Anonymous(this="ARRAY_REMOVE", expressions=[values, exp.Null()]))
 
 
 @rule(ALL_POSTGRES)
 def first_last_value_ignore_nulls_on_postgres(node: exp.Expr) -> exp.Expr:
     """FIRST_VALUE/LAST_VALUE(x) IGNORE NULLS OVER (w): the first/last non-NULL value of the frame (NULL if it
     has none). Postgres' window functions cannot skip NULLs, but an aggregate over the same window can:
-    ARRAY_REMOVE(ARRAY_AGG(x) OVER (w), NULL) holds the frame's non-NULL values in the window's order, and its
-    first or last element is the value. A FIRST_VALUE whose window pb's `window:` adds later (a var's select)
-    is marked so the compiler puts that window on the ARRAY_AGG inside; such a LAST_VALUE (its array read
-    twice) is refused."""
+    ARRAY_AGG(x) FILTER (WHERE x IS NOT NULL) OVER (w) holds the frame's non-NULL values in the window's order,
+    and its first or last element is the value (a literal index is written 1-based for Postgres). A FIRST_VALUE
+    whose window pb's `window:` adds later (a var's select) is marked so the compiler puts that window on the
+    ARRAY_AGG inside; such a LAST_VALUE (its array read twice) is refused."""
     window = node if isinstance(node, exp.Window) else None
     ignored = node.this if window is not None else node
     if not (isinstance(ignored, exp.IgnoreNulls) and isinstance(ignored.this, exp.FirstValue | exp.LastValue)):
@@ -230,10 +242,11 @@ def first_last_value_ignore_nulls_on_postgres(node: exp.Expr) -> exp.Expr:
     function = ignored.this
     value = function.this
     if isinstance(function, exp.FirstValue):
-        first = exp.Bracket(this=_non_null_values(value, window), expressions=[exp.Literal.number(0)])
         if window is None:
+            first = exp.Bracket(this=_non_null_values_for_pb_window(value), expressions=[exp.Literal.number(0)])
             first.meta["pd_window_inside"] = True  # compiler._windowed puts pb's window on the ARRAY_AGG
-        return first  # (a literal index is written 1-based for Postgres)
+            return first
+        return exp.Bracket(this=_non_null_values(value, window), expressions=[exp.Literal.number(0)])
     if window is None:
         raise UnfaithfulError("IGNORE NULLS", "LAST_VALUE(… IGNORE NULLS) without its window is not translated")
     # an index that is an expression is written as it is: Postgres' 1-based position of the last element
