@@ -263,6 +263,22 @@ def ignore_nulls_on_postgres(node: exp.Expr) -> exp.Expr:
     return node
 
 
+@rule(ALL_POSTGRES)
+def float_remainder_on_postgres(node: exp.Expr) -> exp.Expr:
+    """`a % b` of a FLOAT/DOUBLE is the IEEE remainder on Databricks and Snowflake (19.99 % 10 is
+    9.989999999999998); Postgres has no % for double precision, and its NUMERIC % works on a 15-digit copy of
+    the double (0.3 % 0.1 is 0 there, 0.09999999999999998 on the source): refused where the SQL shows a float
+    (a column of unknown type fails in the warehouse)."""
+    if isinstance(node, exp.Mod) and any(_is_float(side) for side in (node.this, node.expression)):
+        raise UnfaithfulError("% (modulo)", "the remainder of a FLOAT/DOUBLE has no exact form on Postgres")
+    return node
+
+
+def _is_float(node: exp.Expr) -> bool:
+    typed = known_type(node)
+    return typed is not None and typed.this in _FLOATS
+
+
 # ---- Snowflake -------------------------------------------------------------------------------------------------
 
 # DATE_PART units Postgres' EXTRACT has under another name, or with a fraction Snowflake does not give

@@ -577,7 +577,9 @@ def test_on_postgres(postgres_cursor: Any, source: str, construct: str, sql: str
         ("databricks", "date_format(x, f) from t", "DATE_FORMAT"),
         ("databricks", "concat_ws(',', 'a', collect_list(x)) from t", "CONCAT_WS"),
         ("databricks", "cast(cast(x as double) as string) from t", "CAST"),  # Spark writes doubles its own way
-        ("databricks", "lag(x) ignore nulls over (order by y) from t", "IGNORE NULLS"),  # only FIRST/LAST_VALUE's
+        ("databricks", "lag(x) ignore nulls over (order by y) from t", "IGNORE NULLS"),
+        ("databricks", "cast(x as double) % 10 from t", "% (modulo)"),  # IEEE remainder: no Postgres form
+        ("snowflake", "mod(x::float, 10) from t", "% (modulo)"),  # only FIRST/LAST_VALUE's
     ],
 )
 def test_refused_on_postgres(source: str, sql: str, construct: str) -> None:
