@@ -424,6 +424,8 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
             source.as_("src") if isinstance(source, exp.Table) else source, copy=False
         )
     stitcher = ctx.materials[StepKey.id_stitcher(entity)]
+    if traits_of(ctx.dialect).all_columns_but:  # the source's own column of the main id's name gives way (pb)
+        source = _without_column(source, main)
     mains = []
     for n, (id_, expr) in enumerate(_ids_of(ctx, ids, entity)):
         alias = f"ids_{n}"
@@ -437,6 +439,16 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
     return query.select(exp.alias_(main_expr, main), copy=False).from_(
         source.as_("src") if isinstance(source, exp.Table) else source, copy=False
     )
+
+
+def _without_column(source: exp.Table | exp.Subquery, name: str) -> exp.Subquery:
+    """The source's columns but `name`, whether or not it has one: pb drops a model's or input's own column
+    named like the main id and puts the stitched main id in its place (pb 0.26.4's var table)."""
+    keep = exp.Lambda(
+        this=exp.NEQ(this=exp.func("lower", exp.column("c")), expression=exp.Literal.string(name.lower())),
+        expressions=[exp.to_identifier("c")],
+    )
+    return exp.select(exp.Anonymous(this="COLUMNS", expressions=[keep])).from_(source, copy=False).subquery("src")
 
 
 def _source_table(ctx: CompileContext, entity: str, ref: str) -> exp.Table | None:

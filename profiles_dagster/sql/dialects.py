@@ -79,6 +79,10 @@ class EngineTraits:
     # FIRST(x ORDER BY ...) and LAST(x ORDER BY ...) are aggregates that keep NULLs (DuckDB): a window var
     # `first_value(x)` over each main id's rows is then one aggregate in its source's pass, not a window sort.
     ordered_first_last: bool
+    # Every column of a relation but one of a given name, whether or not it has that column (DuckDB's
+    # `COLUMNS(lambda c: ...)`): a source's own column named like the main id gives way to the stitched one,
+    # as pb drops it. Elsewhere the two names collide and the engine reports the ambiguity.
+    all_columns_but: bool
 
 
 class EngineDialect(str):
@@ -220,6 +224,7 @@ DUCKDB = _engine_dialect(
         reads_csv_in_place=True,
         sha1_hex=sha1_hex_text,
         ordered_first_last=True,
+        all_columns_but=True,
     ),
 )
 POSTGRES = _engine_dialect(
@@ -235,6 +240,7 @@ POSTGRES = _engine_dialect(
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_pgcrypto,
         ordered_first_last=False,
+        all_columns_but=False,
     ),
 )
 REDSHIFT = _engine_dialect(
@@ -250,6 +256,7 @@ REDSHIFT = _engine_dialect(
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_text,
         ordered_first_last=False,
+        all_columns_but=False,
     ),
 )
 SNOWFLAKE = _engine_dialect(
@@ -265,6 +272,7 @@ SNOWFLAKE = _engine_dialect(
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_text,
         ordered_first_last=False,
+        all_columns_but=False,
     ),
 )
 BIGQUERY = _engine_dialect(
@@ -280,6 +288,7 @@ BIGQUERY = _engine_dialect(
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_of_bytes,
         ordered_first_last=False,
+        all_columns_but=False,
     ),
 )
 DATABRICKS = _engine_dialect(
@@ -295,6 +304,7 @@ DATABRICKS = _engine_dialect(
         reads_csv_in_place=False,
         sha1_hex=sha1_hex_text,
         ordered_first_last=False,
+        all_columns_but=False,
     ),
 )
 

@@ -430,3 +430,55 @@ def test_an_id_naming_a_column_the_sql_model_does_not_select_is_an_error_where_i
     err = capsys.readouterr().err
     assert "models.yaml:12:11: models[0].model_spec.ids[0].select:" in err
     assert "reads 'user_id', which the model does not select" in err and "uid, anon_id, a_amount, m_name" in err
+
+
+MAIN_ID_NAMED_MODEL = """
+    models:
+      - name: scores
+        model_type: sql_template
+        model_spec:
+          materialization:
+            output_type: table
+          ids:
+            - select: user_id
+              type: user_id
+              entity: user
+          single_sql: |
+            select user_id, 'stale' as user_main_id, 5 as points from {{ this.DeRef("inputs/events") }}
+    var_groups:
+      - name: vars
+        entity_key: user
+        vars:
+          - entity_var:
+              name: points
+              select: sum(points)
+              from: models/scores
+          - entity_var:
+              name: seen_main_id
+              select: max(user_main_id)
+              from: models/scores
+    """
+
+
+def test_a_sql_model_column_named_like_the_main_id_gives_way_to_the_stitched_main_id(tmp_path: Path) -> None:
+    # pb 0.26.4 (Postgres) drops the model's own `user_main_id` from the model's var table and puts the stitched
+    # main id in its place: vars group by, and read, the stitched one. u1 and u2 share a1: one profile, rows
+    # e1-e3 (5 points each) -> 15; u3 alone (e6) -> 5. Both see their own main id, never 'stale'.
+    seed = [
+        """create table raw.events as select * from (values
+            ('e1', 'u1', 'a1', timestamp '2025-01-01 10:00:00'),
+            ('e2', 'u1', NULL, timestamp '2025-01-01 11:00:00'),
+            ('e3', 'u2', 'a1', timestamp '2025-01-02 09:00:00'),
+            ('e6', 'u3', NULL, timestamp '2025-01-03 09:00:00')
+        ) t(event_id, user_id, anon_id, ts)""",
+    ]
+    files = {
+        "pb_project.yaml": PB_PROJECT.format(name="main_id_named_model"),
+        "models/inputs.yaml": EVENTS,
+        "models/models.yaml": MAIN_ID_NAMED_MODEL,
+    }
+    out = run_project(tmp_path, files, seed)
+    u1, u3 = out.main_id_of("u1", "user_id"), out.main_id_of("u3", "user_id")
+    assert out.main_id_of("u2", "user_id") == u1 != u3
+    view = out.by_key("out.user_feature_view")
+    assert {k: (v["points"], v["seen_main_id"]) for k, v in view.items()} == {u1: (15, u1), u3: (5, u3)}
