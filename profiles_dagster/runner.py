@@ -235,7 +235,8 @@ class ProfilesRun:
         target = previous.table
         self.record.material(step, target.name, Status.REUSED, finished=True)
         rows = self.session.row_count(target)
-        stats: dict[str, object] = {"reused_within_grain": self.project.time_grain, "from_run": previous.seq_no}
+        grain = step.grain or self.project.time_grain
+        stats: dict[str, object] = {"reused_within_grain": grain, "from_run": previous.seq_no}
         result = StepResult(step, target, rows, 0.0, str, self.session.columns(target), stats)
         self.results.append(result)
         log.info(
@@ -243,7 +244,7 @@ class ProfilesRun:
             step.path,
             target.name,
             previous.seq_no,
-            self.project.time_grain,
+            grain,
         )
         return result
 
@@ -262,6 +263,9 @@ class ProfilesRun:
         start = time.perf_counter()
         stats: dict[str, object] = {}
         recorded: tuple[int, float] | None = None  # a step's table and registry row, committed together
+        # a step of a coarser grain (a var_group's time_grain) is built in full, as of its own boundary: the
+        # incremental path extends a material up to the run's end time, not to an earlier boundary
+        incremental = self.incremental if step.grain is None else None
         where = f" (defined at {step.origin})" if step.origin else ""
         try:
             program = self.compile(step)
@@ -284,7 +288,7 @@ class ProfilesRun:
                 from_scratch = resume is not None and resume.stitch_from_scratch(
                     session, self.schema, self.project.name, step
                 )
-                changes = self.incremental.change_tables(step) if self.incremental else None
+                changes = incremental.change_tables(step) if incremental else None
                 stats = run_stitcher_step(  # incremental unless full_refresh; records its checkpoint
                     session,
                     self.project,
@@ -293,26 +297,29 @@ class ProfilesRun:
                     target=program.target,
                     schema=self.schema,
                     seq_no=self.seq_no,
-                    full_refresh=self.full_refresh or from_scratch,
+                    full_refresh=self.full_refresh or from_scratch or step.grain is not None,
                     table_exists=session.table_exists,
-                    unchanged_before=self.incremental.vouch(step) if self.incremental else None,
+                    unchanged_before=incremental.vouch(step) if incremental else None,
                     changes=changes,
                 )
-                if self.incremental is not None:
-                    self.incremental.stitched(step, changes)
+                if incremental is not None:
+                    incremental.stitched(step, changes)
                 stats["incremental"] = stats.get("stitcher_mode") == "incremental"
                 if not stats["incremental"]:
                     stats["incremental_reason"] = stats.get("stitcher_full_reason", "")
             else:
                 sql = functools.partial(program.sql, session.dialect)
-                built = self.incremental.build(step, program.target, start) if self.incremental else None
+                built = incremental.build(step, program.target, start) if incremental else None
                 if built is not None and built.recorded is not None:
                     recorded = built.recorded
                 else:
                     recorded = execution.write(session, self.record, step, program, start)
-                    if self.incremental is not None:
-                        self.incremental.after_full(step, program.target)
+                    if incremental is not None:
+                        incremental.after_full(step, program.target)
                 stats = built.stats if built is not None else {}
+            if step.grain is not None:
+                stats["time_grain"] = step.grain
+                stats["incremental_reason"] = f"time_grain {step.grain}: built in full as of its boundary"
             # a view's query runs first when it is counted: its engine error is the step's too
             counted = session.row_count(program.target) if recorded is None else None
         except ProfilesError:

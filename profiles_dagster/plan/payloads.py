@@ -52,6 +52,9 @@ class VarTablePayload:
 class FeaturesPayload:
     entity_vars: StepKey
     features: tuple[str, ...]  # the is_feature vars, in the var table's order
+    # var tables of coarser var_groups (pb's time_grain) and their is_feature vars: LEFT JOINed on the main id,
+    # so a profile their boundary's stitching does not know gets NULL, as in pb
+    coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

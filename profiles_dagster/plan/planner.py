@@ -20,9 +20,10 @@ from profiles_dagster.plan.payloads import (
     ViewPayload,
 )
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
-from profiles_dagster.plan.vars import order_vars, var_context
+from profiles_dagster.plan.vars import order_vars, var_context, var_references
 from profiles_dagster.project.model import Cohort, FeatureTable, FeatureView, Origin, Project, SqlModel, Var
 from profiles_dagster.project.templating import References, find_references
+from profiles_dagster.project.timegrains import GRAINS
 
 PLAN_VERSION = "2"  # bump when generated SQL changes meaning, so materials are not reused across it
 
@@ -260,21 +261,33 @@ class _Builder:
                 raise var.origin.at("from").error(
                     "an input_var reads an input or a sql model; an id stitcher's graph has no rows of its own",
                 )
-        entity_vars = project.entity_vars(name)
+        entity_vars = [v for v in project.entity_vars(name) if v.time_grain is None]
+        grained = _by_grain(project.entity_vars(name))
+        self.check_grains(name, entity_vars, grained)
         var_key = self.var_table(
             StepKey.entity_vars(name), f"{name}_var_table", name, None, entity_vars, all_key, [stitch_key]
         )
         features = [pv.var.name for pv in self.var_payload(var_key).vars if pv.var.is_feature]
+        # pb: a var_group of a coarser time_grain is its own var table, computed with everything it reads as
+        # of that grain's last boundary; the feature table LEFT JOINs it on the main id
+        coarser: list[tuple[StepKey, tuple[str, ...]]] = []
+        for grain, own in grained.items():
+            key = self.var_table(
+                StepKey.entity_vars(name), f"{name}_var_table", name, None, own, all_key, [stitch_key], grain=grain
+            )
+            coarser.append((key, tuple(pv.var.name for pv in self.var_payload(key).vars if pv.var.is_feature)))
+        grain_features = [f for _, names in coarser for f in names]
         feat_key = self.add(
             StepKey.features(name),
             StepKind.FEATURES,
             f"{name}_feature_table",
             name,
-            [var_key],
-            features,
+            [var_key, *(key for key, _ in coarser)],
+            (features, coarser) if coarser else features,
             description=f"Feature table of {name}: its is_feature vars",
-            payload=FeaturesPayload(var_key, tuple(features)),
+            payload=FeaturesPayload(var_key, tuple(features), tuple(coarser)),
         )
+        features = [*features, *grain_features]
         cohort_views = [self.cohort(c, all_key, var_key, stitch_key) for c in _cohorts_in_order(project, name)]
         for view in project.feature_views(name):  # step 12 comes after the cohorts (10, 11)
             self.view(view, feat_key, stitch_key, self.view_order(name, features), [])
@@ -284,6 +297,55 @@ class _Builder:
             if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
         self.sql_models()  # the models that read a feature table of the entity
+
+    def check_grains(self, entity: str, default: list[Var], grained: dict[str, list[Var]]) -> None:
+        """What pb's coarser var_group grain cannot be given its meaning here: refused, naming the var.
+
+        pb computes a coarser group's vars in their own var table as of the grain's boundary, so a var may read
+        only the vars of its own table; a cohort's var table and filters read the entity's var table, which
+        does not carry the coarser vars (pb's cohort steps at a coarser grain are not observed here)."""
+        grain_of = {v.name: v.time_grain for vars_ in grained.values() for v in vars_}
+        if not grain_of:
+            return
+        for var in [*default, *(v for vars_ in grained.values() for v in vars_)]:
+            for ref in var_references(self.project, var):
+                if (ref in grain_of and grain_of[ref] != var.time_grain) or (ref not in grain_of and var.time_grain):
+                    mine = f"time_grain '{var.time_grain}'" if var.time_grain else "the default time grain"
+                    theirs = f"time_grain '{grain_of[ref]}'" if ref in grain_of else "the default time grain"
+                    raise var.origin.at("select").error(
+                        f"var '{var.name}' ({mine}) refers to '{ref}' ({theirs}): pb computes each time grain's "
+                        "vars in their own var table, as of its own boundary; a var reading another grain's var "
+                        "is not supported",
+                        hint="put both vars in var_groups of the same time_grain",
+                    )
+        cohorts = [c for c in self.project.cohorts.values() if c.entity == entity]
+        if cohorts:
+            var = next(v for vars_ in grained.values() for v in vars_)
+            raise var.origin.error(
+                f"var '{var.name}' has time_grain '{var.time_grain}' and entity '{entity}' has cohort "
+                f"'{cohorts[0].name}': a cohort's var table and feature views over coarser-grain vars are not "
+                "supported yet (pb's cohort steps at a coarser grain are not reproduced here)",
+                hint="give the var_group the default_time_grain, or drop its time_grain",
+            )
+
+    def at_grain(self, key: StepKey, grain: str) -> StepKey:
+        """The step `key` computed as of `grain`'s last boundary, and so everything it reads: a copy keyed
+        `<key>/at_<grain>` reading the copies of its own reads (built once per grain, whoever reads it). Its
+        payload keeps the default grain's keys: the compiler reads them through the grain (sql/compiler.py)."""
+        gkey = key.at(grain)
+        if gkey in self.steps:
+            return gkey
+        step = self.steps[key]
+        deps = tuple(self.at_grain(d, grain) for d in step.deps)
+        self.steps[gkey] = replace(
+            step,
+            key=gkey,
+            deps=deps,
+            view_name=None,  # the stable views show the default grain's steps
+            content_hash=_hash("time_grain", grain, step.content_hash, [self.steps[d].content_hash for d in deps]),
+            description=f"{step.description} (as of the last {grain} boundary)",
+        )
+        return gkey
 
     def default_model_sources(self, entity: str) -> list[str]:
         """pb's default stitcher reads the sql models with ids of the entity too (pb 0.26.4: its dependencies
@@ -329,7 +391,9 @@ class _Builder:
         base: StepKey,
         extra_deps: list[StepKey],
         inherit_from: StepKey | None = None,
+        grain: str | None = None,
     ) -> StepKey:
+        """A var table; with `grain`, the one of a coarser var_group's vars, as of that grain's boundary."""
         inherited = self.var_columns(inherit_from) if inherit_from else []
         planned = order_vars(self.project, own, inherited)
         deps = [base, *extra_deps]
@@ -340,13 +404,18 @@ class _Builder:
             entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own), inherit_from
         )
         what = f"cohort {cohort}" if cohort else entity
+        deps = [*deps, *(d for d in self.filter_deps(entity) if d not in deps)]
+        definition: Any = [pv.var.spec for pv in planned]
+        if grain is not None:
+            key, deps, definition = key.at(grain), [self.at_grain(d, grain) for d in deps], (grain, definition)
+            what += f", vars of time_grain {grain} as of its last boundary"
         return self.add(
             key,
             StepKind.COHORT_VARS if cohort else StepKind.ENTITY_VARS,
             model_name,
             entity,
-            [*deps, *(d for d in self.filter_deps(entity) if d not in deps)],
-            [pv.var.spec for pv in planned],
+            deps,
+            definition,
             description=f"Entity var table of {what}",
             external=self.project.filter_inputs(entity),
             payload=payload,
@@ -443,7 +512,14 @@ class _Builder:
         """pb's feature_table_model: the main id and the listed vars, in the listed order."""
         known = [pv.var.name for pv in self.var_payload(var_key).vars]
         owner = f"cohort '{table.cohort}'" if table.cohort else f"'{table.entity}'"
+        coarser = {v.name: v.time_grain for v in self.project.vars if v.entity == table.entity and v.time_grain}
         for n, name in enumerate(table.spec.features):
+            if name in coarser:
+                raise table.origin.at(f"model_spec.features[{n}]").error(
+                    f"feature '{name}' has time_grain '{coarser[name]}': a feature_table_model over a coarser "
+                    "grain's vars is not supported yet (pb reads them from their own var table)",
+                    hint="list it in the entity's feature views instead, or drop its var_group's time_grain",
+                )
             if name not in known:
                 at = table.origin.at(f"model_spec.features[{n}]")
                 raise at.error(
@@ -452,6 +528,15 @@ class _Builder:
                 )
         view = FeatureView(table.name, table.entity, table.cohort, None)
         self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin)
+
+
+def _by_grain(vars_: list[Var]) -> dict[str, list[Var]]:
+    """The vars of coarser var_groups by their grain, finest grain first."""
+    found: dict[str, list[Var]] = {}
+    for var in vars_:
+        if var.time_grain is not None:
+            found.setdefault(var.time_grain, []).append(var)
+    return {g: found[g] for g in GRAINS if g in found}
 
 
 def _cohort_filter_texts(cohort: Cohort) -> list[str]:

@@ -34,6 +34,11 @@ class Step:
     def path(self) -> str:
         return "/".join(self.key)
 
+    @property
+    def grain(self) -> str | None:
+        """The coarser timegrain whose last boundary the step computes as of (None: the run's end time)."""
+        return self.key.grain
+
     def payload_as(self, kind: type[P]) -> P:
         """The payload as the type its step kind carries; a step of another kind is a programming error."""
         if not isinstance(self.payload, kind):

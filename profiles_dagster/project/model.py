@@ -123,6 +123,8 @@ class Var:
     spec: EntityVarDef | InputVarDef
     origin: Origin
     feature_of: str | None = None  # the sql model whose `features:` entry this var is (pb: MAX of its column)
+    # its var_group's `time_grain` when coarser than the project's default_time_grain; None: the default's
+    time_grain: str | None = None
 
     @property
     def name(self) -> str:

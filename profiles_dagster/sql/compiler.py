@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import IdStitcher, Input, Origin, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, project_macros, render
+from profiles_dagster.project.timegrains import boundary
 from profiles_dagster.sql import merges
 from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
@@ -191,6 +192,19 @@ class CompileContext:
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
 
+    def at_grain(self, grain: str) -> CompileContext:
+        """The context a step of a coarser `grain` compiles in (pb's var_group time_grain): the end time is
+        that grain's last boundary, every step it reads is that grain's copy (the planner's `at_grain`), and
+        nothing is extended from an earlier material: grain steps are built in full."""
+        return replace(
+            self,
+            end_time=boundary(self.end_time, grain),
+            materials=_AtGrain(self.materials, grain),
+            increments=Increments(),
+            _rendered_texts={},
+            _model_rows={},
+        )
+
     def input_table(self, name: str) -> exp.Table:
         """The input's table or view; a `csv:` file (or `s3:` object) is read in place where the engine can."""
         inp = self.project.inputs[name]
@@ -346,6 +360,28 @@ class CompileContext:
             ) from None
 
 
+class _AtGrain(Mapping[StepKey, exp.Table]):
+    """The materials as a step of a coarser grain reads them: a step's key finds that grain's copy of it.
+    The payloads of grain steps keep the default grain's keys; every read goes through this mapping."""
+
+    def __init__(self, materials: Mapping[StepKey, exp.Table], grain: str) -> None:
+        self.materials = materials
+        self.grain = grain
+
+    def __getitem__(self, key: StepKey) -> exp.Table:
+        at = key.at(self.grain)
+        return self.materials[at] if at in self.materials else self.materials[key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, StepKey) and (key.at(self.grain) in self.materials or key in self.materials)
+
+    def __iter__(self) -> Iterator[StepKey]:
+        return iter(self.materials)
+
+    def __len__(self) -> int:
+        return len(self.materials)
+
+
 @dataclass
 class StepProgram:
     """What a step runs: statements that create `target`, or for the id stitcher the observations."""
@@ -371,6 +407,12 @@ class StepProgram:
 
 
 def compile_step(step: Step, ctx: CompileContext) -> StepProgram:
+    if step.grain is not None:  # computed as of a coarser grain's boundary, from that grain's steps
+        at = ctx.at_grain(step.grain)
+        try:
+            return replace(compile_step(replace(step, key=step.key.base), at), step=step)
+        finally:
+            ctx.types_missed = ctx.types_missed or at.types_missed
     target = ctx.materials[step.key]
     result = _BUILDERS[step.kind](step, ctx)
     if isinstance(result, list):  # multi_sql: the user's own statements
@@ -962,7 +1004,21 @@ def _filter_aggregates(value: exp.Expr, cond: exp.Expr) -> exp.Expr | None:
 def _features(step: Step, ctx: CompileContext) -> exp.Query:
     payload = step.payload_as(FeaturesPayload)
     main = _main(ctx, _entity(step))
-    return exp.select(col(main), *(col(f) for f in payload.features)).from_(ctx.materials[payload.entity_vars].copy())
+    if not payload.coarser:
+        return exp.select(col(main), *(col(f) for f in payload.features)).from_(
+            ctx.materials[payload.entity_vars].copy()
+        )
+    # pb: the vars of a coarser grain come from their own var table, LEFT JOINed on the main id (a profile
+    # that grain's boundary did not know, or knew under another main id, gets NULL)
+    query = exp.select(col(main, "v"), *(col(f, "v") for f in payload.features)).from_(
+        ctx.materials[payload.entity_vars].copy().as_("v")
+    )
+    for n, (key, names) in enumerate(payload.coarser):
+        alias = f"g{n}"
+        query = query.select(*(col(f, alias) for f in names), copy=False).join(
+            ctx.materials[key].copy().as_(alias), on=col(main, "v").eq(col(main, alias)), join_type="left", copy=False
+        )
+    return query
 
 
 def _cohort(step: Step, ctx: CompileContext) -> exp.Query:
