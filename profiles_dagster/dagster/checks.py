@@ -143,7 +143,9 @@ def plan_checks(
             found.append(_not_empty(step, _NOT_EMPTY[step.kind]))
         if step.kind is StepKind.ID_STITCHER:
             found += _stitcher_checks(step, project, settings)
-        if step.kind is StepKind.INPUT_VARS and freshness is not None and _has_threshold(freshness):
+        # a coarser grain's copy of an input reads rows up to that grain's earlier boundary: its age is by design
+        fresh = step.kind is StepKind.INPUT_VARS and step.grain is None
+        if fresh and freshness is not None and _has_threshold(freshness):
             occurred = step.payload_as(Input).occurred_at_col
             if occurred:
                 found.append(_freshness(step, occurred, freshness))

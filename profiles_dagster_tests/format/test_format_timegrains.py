@@ -13,8 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from profiles_dagster.cli import main
+from profiles_dagster.errors import ProfilesError
+from profiles_dagster.plan.planner import build_plan
+from profiles_dagster.plan.steps import StepKey
+from profiles_dagster.project.loader import load_project
 from profiles_dagster_tests.format.harness import Outputs, write
 from profiles_dagster_tests.format.test_format_core import rid
 
@@ -174,3 +179,101 @@ def test_month_and_year_var_groups_compute_as_of_their_first_mondays(tmp_path: P
     rows = _run(tmp_path, "2026-03-04T10:00:00Z")
     u1 = rid("u1", "user_id")
     assert _values(rows, "total", "month_total", "year_total") == {u1: (1111, 111, 1)}
+
+
+def test_the_plan_has_each_grains_steps_once_keyed_with_the_grain(tmp_path: Path) -> None:
+    write(tmp_path, _files(WEEK_VARS))
+    plan = build_plan(load_project(tmp_path))
+    week = [s for s in plan.steps if s.grain == "week"]
+    assert [s.path for s in week] == [
+        "user/input_vars/events/at_week",
+        "user/id_stitcher/at_week",
+        "user/all/at_week",
+        "user/input_vars_mapped/events/at_week",
+        "user/entity_vars/at_week",
+    ]
+    table = plan[StepKey.entity_vars("user").at("week")]
+    assert set(table.deps) == {
+        StepKey.all("user").at("week"),
+        StepKey.id_stitcher("user").at("week"),
+        StepKey.input_vars_mapped("user", "events").at("week"),
+    }
+    assert table.view_name is None and all(s.view_name is None for s in week)  # the stable views stay the day's
+    assert table.content_hash != plan[StepKey.entity_vars("user")].content_hash
+    assert set(plan[StepKey.features("user")].deps) == {StepKey.entity_vars("user"), table.key}
+    assert table.key.kind is StepKey.entity_vars("user").kind and table.key.base == StepKey.entity_vars("user")
+
+
+def _error(root: Path, files: dict[str, str]) -> ProfilesError:
+    write(root, files)
+    with pytest.raises(ProfilesError) as info:
+        build_plan(load_project(root))
+    return info.value
+
+
+def test_a_week_var_reading_a_days_var_is_refused(tmp_path: Path) -> None:
+    vars_yaml = "var_groups:\n" + var_group("daily", None, ("total", "sum(amount)"))
+    vars_yaml += var_group("weekly", "week", ("week_share", "sum(amount) / {{ user.total }}"))
+    err = _error(tmp_path, _files(vars_yaml))
+    assert "var 'week_share' (time_grain 'week') refers to 'total' (the default time grain)" in err.message
+    assert (Path(err.file).name, err.key) == ("vars.yaml", "var_groups[1].vars[0].entity_var.select")
+
+
+def test_a_days_var_reading_a_week_var_is_refused(tmp_path: Path) -> None:
+    vars_yaml = "var_groups:\n" + var_group("daily", None, ("doubled", "2 * {{ user.week_total }}"))
+    vars_yaml = vars_yaml.replace("          from: inputs/events\n", "")
+    vars_yaml += var_group("weekly", "week", ("week_total", "sum(amount)"))
+    err = _error(tmp_path, _files(vars_yaml))
+    assert "var 'doubled' (the default time grain) refers to 'week_total' (time_grain 'week')" in err.message
+
+
+COHORT = """
+    models:
+      - name: big
+        model_type: entity_cohort
+        model_spec:
+          extends: user/all
+          filter_pipeline:
+            - type: include
+              value: "{{ user.total }} > 10"
+    """
+
+
+def test_a_cohort_beside_a_week_var_group_is_refused(tmp_path: Path) -> None:
+    err = _error(tmp_path, {**_files(WEEK_VARS), "models/cohort.yaml": COHORT})
+    assert "has time_grain 'week' and entity 'user' has cohort 'big'" in err.message
+    assert "not supported yet" in err.message
+
+
+def test_a_cohorts_var_group_with_a_coarser_grain_is_refused(tmp_path: Path) -> None:
+    cohort_vars = "  - name: big_weekly\n    entity_cohort: models/big\n    time_grain: week\n    vars:\n"
+    cohort_vars += "      - entity_var:\n          name: big_total\n          select: sum(amount)\n"
+    cohort_vars += "          from: inputs/events\n"
+    vars_yaml = "var_groups:\n" + var_group("daily", None, ("total", "sum(amount)")) + cohort_vars
+    err = _error(tmp_path, {**_files(vars_yaml), "models/cohort.yaml": COHORT})
+    assert "time_grain (on var_group 'big_weekly') is not supported yet" in err.message
+    assert err.key == "var_groups[1].time_grain"
+
+
+def test_an_input_var_in_a_coarser_var_group_is_refused(tmp_path: Path) -> None:
+    vars_yaml = WEEK_VARS + (
+        "      - input_var:\n          name: doubled\n          select: 2 * amount\n          from: inputs/events\n"
+    )
+    err = _error(tmp_path, _files(vars_yaml))
+    assert "input_var 'doubled' of var_group 'weekly' (time_grain 'week')" in err.message
+    assert "not supported yet" in err.message
+
+
+def test_a_feature_table_listing_a_week_var_is_refused(tmp_path: Path) -> None:
+    table = """
+    models:
+      - name: weekly_features
+        model_type: feature_table_model
+        model_spec:
+          entity_key: user
+          features:
+            - total
+            - week_total
+    """
+    err = _error(tmp_path, {**_files(WEEK_VARS), "models/table.yaml": table})
+    assert "feature 'week_total' has time_grain 'week'" in err.message
