@@ -277,3 +277,15 @@ def test_a_feature_table_listing_a_week_var_is_refused(tmp_path: Path) -> None:
     """
     err = _error(tmp_path, {**_files(WEEK_VARS), "models/table.yaml": table})
     assert "feature 'week_total' has time_grain 'week'" in err.message
+
+
+def test_end_time_sql_in_a_week_var_is_the_weeks_boundary(tmp_path: Path) -> None:
+    """pb computes the week's steps as a run of their own whose end time is the boundary: what
+    `{{ end_time_sql }}` renders there (Monday 00:00), while the day's vars see the day's (Thursday 00:00)."""
+    vars_yaml = "var_groups:\n" + var_group("daily", None, ("day_age", "max(date_diff('day', ts, {{ end_time_sql }}))"))
+    vars_yaml += var_group("weekly", "week", ("week_age", "max(date_diff('day', ts, {{ end_time_sql }}))"))
+    write(tmp_path, _files(vars_yaml))
+    _sql(tmp_path, SEED)
+    rows = _run(tmp_path, "2026-01-22T10:00:00Z")
+    # u1's oldest row 01-15 09:00: 7 days (date_diff counts midnights) before 01-22, 4 before Monday 01-19
+    assert _values(rows, "day_age", "week_age")[U1] == (7, 4)
