@@ -6,6 +6,11 @@ var_group of `time_grain: week`, a run computes a second set of steps as of the 
 The feature view LEFT JOINs that var table on the main id, so a week var is keyed by the main ids of the week
 boundary's stitching: a profile first seen, or merged under another main id, since then gets NULL. The week's
 steps are reused until the next week boundary. Expected values are worked out by hand from the seeded rows.
+
+Cross-checked with pb 0.26.4 on Postgres 15 (the projects of the week tests and the month/year test, same rows
+and end times): pb's user_feature_view equals the values asserted here, cell for cell and in column order
+(week: 35/3/30/2, 14/3/4/1, 8/1/NULL/NULL; then 1136/30; then the next Monday 1136/1136, 14/14, 8/8;
+month/year: 111, 1111, 1 with pb's boundaries 2026-03-02 and 2026-01-05 in its seqnos.json).
 """
 
 from __future__ import annotations
@@ -177,6 +182,8 @@ def test_month_and_year_var_groups_compute_as_of_their_first_mondays(tmp_path: P
     write(tmp_path, _files(MONTH_YEAR_VARS))
     _sql(tmp_path, seed)
     rows = _run(tmp_path, "2026-03-04T10:00:00Z")
+    columns = Outputs(tmp_path / "warehouse.duckdb").columns("out.user_feature_view")
+    assert columns == ["user_main_id", "month_total", "total", "year_total"]  # pb: by name, whatever the grain
     u1 = rid("u1", "user_id")
     assert _values(rows, "total", "month_total", "year_total") == {u1: (1111, 111, 1)}
 
