@@ -10,7 +10,8 @@ steps are reused until the next week boundary. Expected values are worked out by
 Cross-checked with pb 0.26.4 on Postgres 15 (the projects of the week tests and the month/year test, same rows
 and end times): pb's user_feature_view equals the values asserted here, cell for cell and in column order
 (week: 35/3/30/2, 14/3/4/1, 8/1/NULL/NULL; then 1136/30; then the next Monday 1136/1136, 14/14, 8/8;
-month/year: 111, 1111, 1 with pb's boundaries 2026-03-02 and 2026-01-05 in its seqnos.json).
+month/year: 111, 1111, 1 with pb's boundaries 2026-03-02 and 2026-01-05 in its seqnos.json; the sql model read by
+a week var: 80/30, NULL/NULL, 8/NULL).
 """
 
 from __future__ import annotations
@@ -296,3 +297,38 @@ def test_end_time_sql_in_a_week_var_is_the_weeks_boundary(tmp_path: Path) -> Non
     rows = _run(tmp_path, "2026-01-22T10:00:00Z")
     # u1's oldest row 01-15 09:00: 7 days (date_diff counts midnights) before 01-22, 4 before Monday 01-19
     assert _values(rows, "day_age", "week_age")[U1] == (7, 4)
+
+
+SQL_MODEL = """
+    models:
+      - name: big_events
+        model_type: sql_template
+        model_spec:
+          materialization:
+            output_type: table
+          single_sql: |
+            select * from {{ this.DeRef("inputs/events") }} where amount > 5
+          occurred_at_col: ts
+          ids:
+            - select: user_id
+              type: user_id
+              entity: user
+              to_default_stitcher: false
+    """
+
+
+def test_a_sql_model_read_by_a_week_var_is_computed_as_of_the_week_too(tmp_path: Path) -> None:
+    """The sql model a week var reads is built a second time as of the week boundary (its input rows up to
+    Monday 00:00), its rows given the week stitching's main ids; the day's var reads the day's build."""
+    vars_yaml = "var_groups:\n" + var_group("daily", None, ("big_total", "sum(amount)"))
+    vars_yaml += var_group("weekly", "week", ("week_big_total", "sum(amount)"))
+    vars_yaml = vars_yaml.replace("from: inputs/events", "from: models/big_events")
+    write(tmp_path, {**_files(vars_yaml), "models/sql.yaml": SQL_MODEL})
+    _sql(tmp_path, SEED, "insert into raw.events values ('u1', null, 50, timestamp '2026-01-20 08:00:00')")
+    rows = _run(tmp_path, "2026-01-22T10:00:00Z")
+    # rows over 5 with a user_id: u1 10 (01-15), 20 (01-19 00:00), 50 (01-20), 100 (01-22 09:00, after the
+    # day's boundary); u3 8 (01-20). a2's 7 has no user_id: no main id through the model's ids
+    assert _values(rows, "big_total", "week_big_total") == {U1: (80, 30), U2: (None, None), U3: (8, None)}
+    db = Outputs(tmp_path / "warehouse.duckdb")
+    steps = {r[0] for r in db.rows("select step from out._profiles_materials where seq_no = 1")}
+    assert {"models/big_events", "models/big_events/at_week"} <= steps
