@@ -265,7 +265,8 @@ class ProfilesRun:
         recorded: tuple[int, float] | None = None  # a step's table and registry row, committed together
         # a step of a coarser grain (a var_group's time_grain) is built in full, as of its own boundary: the
         # incremental path extends a material up to the run's end time, not to an earlier boundary
-        incremental = self.incremental if step.grain is None else None
+        # (and a step reading one: the incremental path knows the default grain's steps only)
+        incremental = self.incremental if step.grain is None and not any(d.grain for d in step.deps) else None
         where = f" (defined at {step.origin})" if step.origin else ""
         try:
             program = self.compile(step)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from profiles_dagster.errors import did_you_mean
+from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.plan.derefs import DerefError, contract_problems, resolve_deref
 from profiles_dagster.plan.payloads import (
     AllPayload,
@@ -87,6 +87,8 @@ class _Builder:
         kind, _, name = ref.partition("/")
         if kind == "inputs":
             return StepKey.input_vars_mapped(entity, name)
+        if name in self.project.sql_models and self.project.sql_models[name].time_grain:
+            return self.grain_model_rows(entity, name)
         if StepKey.input_vars_mapped(entity, name) in self.steps:  # a sql model with input vars
             return StepKey.input_vars_mapped(entity, name)
         if name in self.project.sql_models:
@@ -123,6 +125,13 @@ class _Builder:
                     target = resolve_deref(self.project, path)
                 except DerefError as exc:
                     raise _sql_origin(model).error(exc.message, hint=exc.hint) from None
+                read = self.project.sql_models.get(path.split("/")[1]) if path.startswith("models/") else None
+                if read is not None and read.time_grain is not None:
+                    raise _sql_origin(model).error(
+                        f"DeRef('{path}'): sql model '{read.name}' has time_grain '{read.time_grain}': a sql model "
+                        "reading a coarser-grain model is not supported yet",
+                        hint=f"read it through entity vars (`from: models/{read.name}`), or drop its time_grain",
+                    )
                 if target.input is not None:
                     external.append(target.input)
                 elif target.step is not None:
@@ -135,7 +144,7 @@ class _Builder:
                     )
             if any(d not in self.steps for d in deps):
                 continue  # planned once what it reads is (after the entity whose id graph it reads)
-            self.sql_model_keys[model.name] = self.add(
+            key = self.add(
                 StepKey.sql_model(model.name),
                 StepKind.SQL_MODEL,
                 model.name,
@@ -148,6 +157,13 @@ class _Builder:
                 description=f"Custom SQL model {model.name}",
                 payload=model,
             )
+            if model.time_grain is not None:  # pb builds it only as of its grain's boundary: that copy alone
+                view = self.steps[key].view_name
+                grained = self.at_grain(key, model.time_grain)
+                del self.steps[key]
+                self.steps[grained] = replace(self.steps[grained], view_name=view)
+                key = grained
+            self.sql_model_keys[model.name] = key
 
     # -- one entity ----------------------------------------------------------------------------------
 
@@ -173,6 +189,7 @@ class _Builder:
             )
         if stitcher.is_default:
             stitcher = replace(stitcher, edge_sources=(*stitcher.edge_sources, *self.default_model_sources(name)))
+        self.check_grain_models(name, stitcher.edge_sources)
         edge_deps = []
         for src in stitcher.edge_sources:
             kind, _, sname = src.partition("/")
@@ -297,6 +314,63 @@ class _Builder:
             if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
         self.sql_models()  # the models that read a feature table of the entity
+
+    def grain_model_rows(self, entity: str, name: str) -> StepKey:
+        """The rows of a sql model of a coarser grain with the entity's main id, as pb attributes them: by the id
+        graph of that grain's boundary (pb's `models/<m>/var_table` at the model's grain). Vars of the default
+        grain read them; a profile that graph does not know gets none of the model's rows."""
+        model = self.project.sql_models[name]
+        grain = model.time_grain
+        assert grain is not None
+        key = StepKey.input_vars_mapped(entity, name).at(grain)
+        if key not in self.steps:
+            stitch = self.at_grain(StepKey.id_stitcher(entity), grain)
+            filters = [self.at_grain(d, grain) for d in self.filter_deps(entity)]
+            self.add(
+                key,
+                StepKind.INPUT_VARS_MAPPED,
+                f"{entity}_{name}_mapped",
+                entity,
+                [self.sql_model_keys[name], stitch, *filters],
+                (grain, name),
+                origin=model.origin,
+                description=f"{name} rows with {self.project.entities[entity].main_id_column} as of the last "
+                f"{grain} boundary",
+                external=self.project.filter_inputs(entity),
+                payload=MappedPayload(model, StepKey.sql_model(name), StepKey.id_stitcher(entity), ()),
+            )
+        return key
+
+    def check_grain_models(self, entity: str, edge_sources: Iterable[str]) -> None:
+        """How a sql model of a coarser grain may be read here: by entity vars (`from:`) of the default grain or
+        of its own grain. As an id graph's edge source, an id_type filter's table, or with input_vars on it,
+        pb's meaning was not observed: refused."""
+        models = self.project.sql_models
+
+        def refuse(name: str, how: str) -> ProfilesError:
+            model = models[name]
+            return model.origin.at("model_spec.time_grain").error(
+                f"sql model '{name}' has time_grain '{model.time_grain}' and {how}: not supported yet",
+                hint="drop its time_grain, or read it only through entity vars",
+            )
+
+        for ref in edge_sources:
+            kind, _, name = ref.partition("/")
+            if kind == "models" and models[name].time_grain:
+                raise refuse(name, f"is an edge source of {entity}'s id stitcher (set `to_default_stitcher: false`)")
+        for name in self.project.filter_models(entity):
+            if models[name].time_grain:
+                raise refuse(name, f"an id_type sql filter of {entity} reads it")
+        for var in self.project.vars:
+            kind, _, name = (var.spec.from_ or "").partition("/")
+            if var.entity != entity or kind != "models" or name not in models or not models[name].time_grain:
+                continue
+            if var.kind == "input_var":
+                raise refuse(name, f"input_var '{var.name}' is computed on its rows")
+            if var.cohort is not None:
+                raise refuse(name, f"cohort var '{var.name}' reads it")
+            if var.time_grain not in (None, models[name].time_grain):
+                raise refuse(name, f"var '{var.name}' of time_grain '{var.time_grain}' reads it")
 
     def check_grains(self, entity: str, default: list[Var], grained: dict[str, list[Var]]) -> None:
         """What pb's coarser var_group grain cannot be given its meaning here: refused, naming the var.

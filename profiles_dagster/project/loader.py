@@ -600,11 +600,13 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
             hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
         )
     raw_spec = model.model_spec
+    model_grain = None
     if isinstance(raw_spec, dict) and raw_spec.get("time_grain") is not None:
         grain = raw_spec["time_grain"]
         owner = f"model '{model.name}'"
-        if _check_time_grain(project, doc, (*path, "model_spec", "time_grain"), grain, owner) is not None:
-            # a var_group's coarser grain is built (grain steps); a model's own is not yet
+        model_grain = _check_time_grain(project, doc, (*path, "model_spec", "time_grain"), grain, owner)
+        if model_grain is not None and mtype != "sql_template":
+            # a var_group's and a sql_template's coarser grain are built (grain steps); other models' not yet
             raise _not_yet(
                 doc,
                 (*path, "model_spec", "time_grain"),
@@ -631,7 +633,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
     elif isinstance(spec, SqlTemplateSpec):
         for j, id_ in enumerate(spec.ids):
             _check_id(project, doc, id_.type, id_.entity, (*path, "model_spec", "ids", j), errors)
-        project.sql_models[model.name] = SqlModel(model.name, spec, origin)
+        project.sql_models[model.name] = SqlModel(model.name, spec, origin, time_grain=model_grain)
         _add_model_features(project, doc, model.name, spec, path)
     elif isinstance(spec, CohortSpec):
         extends = spec.extends or ""

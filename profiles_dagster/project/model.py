@@ -83,6 +83,7 @@ class SqlModel:
     name: str
     spec: SqlTemplateSpec
     origin: Origin
+    time_grain: str | None = None  # its `time_grain` when coarser than the project's default_time_grain
 
     @property
     def ids(self) -> list[InputId]:

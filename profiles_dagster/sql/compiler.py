@@ -369,11 +369,13 @@ class _AtGrain(Mapping[StepKey, exp.Table]):
         self.grain = grain
 
     def __getitem__(self, key: StepKey) -> exp.Table:
-        at = key.at(self.grain)
+        at = key.at(self.grain) if key.grain is None else key  # a key of its own grain (a model's) stays
         return self.materials[at] if at in self.materials else self.materials[key]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, StepKey) and (key.at(self.grain) in self.materials or key in self.materials)
+        if not isinstance(key, StepKey):
+            return False
+        return (key.grain is None and key.at(self.grain) in self.materials) or key in self.materials
 
     def __iter__(self) -> Iterator[StepKey]:
         return iter(self.materials)
@@ -481,9 +483,21 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
     )
 
 
+def _grain_model_rows(ctx: CompileContext, entity: str, name: str) -> StepKey | None:
+    """The step holding a coarser-grain sql model's rows with the main ids of that grain's graph (the planner's
+    `grain_model_rows`), None for anything else."""
+    model = ctx.project.sql_models.get(name)
+    if model is None or model.time_grain is None:
+        return None
+    return StepKey.input_vars_mapped(entity, name).at(model.time_grain)
+
+
 def _source_table(ctx: CompileContext, entity: str, ref: str) -> exp.Table | None:
     """The table whose columns a var `from: ref` reads (as `_source_rows` reads it)."""
     kind, _, name = ref.partition("/")
+    grained = _grain_model_rows(ctx, entity, name)
+    if grained is not None:
+        return ctx.materials[grained]
     if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:
         return ctx.materials[StepKey.input_vars_mapped(entity, name)]
     if name in ctx.project.sql_models:
@@ -494,6 +508,9 @@ def _source_table(ctx: CompileContext, entity: str, ref: str) -> exp.Table | Non
 def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expr:
     """Rows of `inputs/x` or `models/x` with the entity's main id column."""
     kind, _, name = ref.partition("/")
+    grained = _grain_model_rows(ctx, entity, name)
+    if grained is not None:  # a sql model of a coarser grain: its rows keyed by that grain's id graph
+        return ctx.materials[grained].copy()
     if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:  # with its input vars
         return ctx.materials[StepKey.input_vars_mapped(entity, name)].copy()
     if name in ctx.project.sql_models:

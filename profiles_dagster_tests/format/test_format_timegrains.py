@@ -332,3 +332,48 @@ def test_a_sql_model_read_by_a_week_var_is_computed_as_of_the_week_too(tmp_path:
     db = Outputs(tmp_path / "warehouse.duckdb")
     steps = {r[0] for r in db.rows("select step from out._profiles_materials where seq_no = 1")}
     assert {"models/big_events", "models/big_events/at_week"} <= steps
+
+
+WEEK_MODEL = SQL_MODEL.replace("        model_spec:\n", "        model_spec:\n          time_grain: week\n", 1)
+BIG_TOTAL = "var_groups:\n" + var_group("daily", None, ("total", "sum(amount)"), ("big_total", "sum(amount)"))
+BIG_TOTAL = BIG_TOTAL.replace(
+    "name: big_total\n          select: sum(amount)\n          from: inputs/events",
+    "name: big_total\n          select: sum(amount)\n          from: models/big_events",
+)
+
+
+def test_a_sql_model_of_week_grain_is_built_as_of_monday_and_read_by_the_days_vars(tmp_path: Path) -> None:
+    """pb 0.26.4 (observed on Postgres, same rows and end time): a sql_template with `time_grain: week` is built
+    only as of the week boundary, and its rows get their main ids from the week boundary's id graph (pb's
+    `models/big_events/var_table` at week); the day's var table reads them: u1 10+20 = 30, u3 (first seen after
+    Monday) NULL, u2's rows over 5 have no user_id. pb's feature view: 30/35, NULL/14, NULL/8."""
+    write(tmp_path, {**_files(BIG_TOTAL), "models/sql.yaml": WEEK_MODEL})
+    _sql(tmp_path, SEED)
+    rows = _run(tmp_path, "2026-01-22T10:00:00Z")
+    assert _values(rows, "big_total", "total") == {U1: (30, 35), U2: (None, 14), U3: (None, 8)}
+    db = Outputs(tmp_path / "warehouse.duckdb")
+    steps = {r[0] for r in db.rows("select step from out._profiles_materials where seq_no = 1")}
+    assert "models/big_events" not in steps  # built at its grain only, as pb does
+    assert {"models/big_events/at_week", "user/input_vars_mapped/big_events/at_week"} <= steps
+    assert db.rows("select count(*) from out.big_events") == [(3,)]  # its stable view: rows up to Monday 00:00
+
+
+def test_a_week_sql_model_as_an_edge_source_is_refused(tmp_path: Path) -> None:
+    model = WEEK_MODEL.replace("              to_default_stitcher: false\n", "")
+    err = _error(tmp_path, {**_files(BIG_TOTAL), "models/sql.yaml": model})
+    assert "sql model 'big_events' has time_grain 'week' and is an edge source of user's id stitcher" in err.message
+    assert err.key == "models[0].model_spec.time_grain"
+
+
+def test_a_sql_model_reading_a_week_sql_model_is_refused(tmp_path: Path) -> None:
+    reader = """
+      - name: reader
+        model_type: sql_template
+        model_spec:
+          materialization:
+            output_type: table
+          single_sql: select * from {{ this.DeRef("models/big_events") }}
+    """
+    files = {**_files(BIG_TOTAL), "models/sql.yaml": WEEK_MODEL + reader}
+    err = _error(tmp_path, files)
+    assert "DeRef('models/big_events'): sql model 'big_events' has time_grain 'week'" in err.message
