@@ -248,12 +248,45 @@ class ProfilesRun:
         )
         return result
 
+    def same_as_default_grain(self, step: Step) -> StepResult | None:
+        """A coarser grain's step whose boundary is this run's own (a week's on a Monday run with `day`): the
+        same rows as the default grain's step, which this run already built: its material, not a second
+        build (pb too computes that boundary once). The var table of the grain's own vars is still built."""
+        if step.grain is None or step.kind in (StepKind.ENTITY_VARS, StepKind.COHORT_VARS):
+            return None
+        if boundary(self.end_time, step.grain) != self.end_time or self.resume is not None:
+            return None
+        base = self.plan.by_key.get(step.key.base)
+        built = next((r for r in self.results if base is not None and r.step.key == base.key), None)
+        if built is None or built.stats.get("kept") or "reused_within_grain" in built.stats:
+            return None
+        if any(self.materials.get(d) != self.materials.get(d.base) for d in step.deps):
+            return None  # what it reads differs from what the default grain's step read
+        self.materials[step.key] = built.table
+        # complete, as if written here: a later run of the same grain boundary reuses it (run/grains.py)
+        self.record.material(step, built.table.name, Status.RUNNING)
+        self.record.finish_material(step, Status.COMPLETE, built.row_count, 0.0)
+        stats: dict[str, object] = {"time_grain": step.grain, "same_as": base.path if base else ""}
+        result = StepResult(step, built.table, built.row_count, 0.0, str, built.columns, stats)
+        self.results.append(result)
+        log.info(
+            "%s -> %s: the %s boundary is this run's: %s's material",
+            step.path,
+            built.table.name,
+            step.grain,
+            built.step.path,
+        )
+        return result
+
     def execute_step(self, step: Step) -> StepResult:
         resume = self.resume
         if resume is not None and step.key in resume.kept:
             return self.keep_step(step, resume.kept[step.key])
         if step.key in self.within_grain:
             return self.reuse_within_grain(step)
+        same = self.same_as_default_grain(step)
+        if same is not None:
+            return same
         session = self.session
         target = self.materials[step.key]
         self.lock.heartbeat()

@@ -377,3 +377,24 @@ def test_a_sql_model_reading_a_week_sql_model_is_refused(tmp_path: Path) -> None
     files = {**_files(BIG_TOTAL), "models/sql.yaml": WEEK_MODEL + reader}
     err = _error(tmp_path, files)
     assert "DeRef('models/big_events'): sql model 'big_events' has time_grain 'week'" in err.message
+
+
+def test_on_a_monday_the_week_reads_the_days_steps_and_tuesday_reuses_them(tmp_path: Path) -> None:
+    """A run whose day boundary is also the week's (Monday 2026-01-26) builds the rows, graph and ALL cohort
+    once, as pb computes that boundary once; the week's var table is its own. Tuesday's run reuses the week's."""
+    write(tmp_path, _files(WEEK_VARS))
+    _sql(tmp_path, SEED)
+    rows = _run(tmp_path, "2026-01-26T10:00:00Z")
+    # every seeded row is before Monday 01-26 00:00: the week's values are the day's
+    assert _values(rows, "total", "week_total") == {U1: (135, 135), U2: (14, 14), U3: (8, 8)}
+    db = Outputs(tmp_path / "warehouse.duckdb")
+    first = dict(db.rows("select step, table_name from out._profiles_materials where seq_no = 1"))
+    assert first["user/id_stitcher/at_week"] == first["user/id_stitcher"]
+    assert first["user/input_vars_mapped/events/at_week"] == first["user/input_vars_mapped/events"]
+    assert first["user/entity_vars/at_week"] != first["user/entity_vars"]
+    _sql(tmp_path, "insert into raw.events values ('u3', null, 1, timestamp '2026-01-26 05:00:00')")
+    rows = _run(tmp_path, "2026-01-27T10:00:00Z")
+    assert _values(rows, "total", "week_total") == {U1: (135, 135), U2: (14, 14), U3: (9, 8)}
+    second = dict(db.rows("select step, table_name from out._profiles_materials where seq_no = 2"))
+    assert second["user/entity_vars/at_week"] == first["user/entity_vars/at_week"]
+    assert second["user/id_stitcher/at_week"] == first["user/id_stitcher"]
