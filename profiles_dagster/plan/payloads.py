@@ -41,6 +41,9 @@ class VarTablePayload:
     inherited: tuple[str, ...]  # entity var names a cohort var table carries along
     declared: tuple[str, ...]  # own var names in the order the YAML declares them (the column order)
     inherit_from: StepKey | None = None  # the var table whose columns a cohort's var table carries
+    # a cohort of the entity: the features of the entity's coarser-grain var tables it carries, LEFT JOINed on
+    # the main id as pb's cohort views do (a cohort extending another carries them among `inherited`)
+    coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = ()
 
     @property
     def base(self) -> StepKey:

@@ -47,6 +47,8 @@ class _Builder:
         self.steps: dict[StepKey, Step] = {}
         self.sql_model_keys: dict[str, StepKey] = {}
         self.cohort_features: dict[str, list[str]] = {}  # cohort -> features it and its ancestors add
+        # entity -> its coarser-grain var tables and their features (pb's var_group time_grain)
+        self.coarser: dict[str, tuple[tuple[StepKey, tuple[str, ...]], ...]] = {}
 
     def add(
         self,
@@ -294,6 +296,7 @@ class _Builder:
             )
             coarser.append((key, tuple(pv.var.name for pv in self.var_payload(key).vars if pv.var.is_feature)))
         grain_features = [f for _, names in coarser for f in names]
+        self.coarser[name] = tuple(coarser)
         feat_key = self.add(
             StepKey.features(name),
             StepKind.FEATURES,
@@ -376,8 +379,7 @@ class _Builder:
         """What pb's coarser var_group grain cannot be given its meaning here: refused, naming the var.
 
         pb computes a coarser group's vars in their own var table as of the grain's boundary, so a var may read
-        only the vars of its own table; a cohort's var table and filters read the entity's var table, which
-        does not carry the coarser vars (pb's cohort steps at a coarser grain are not observed here)."""
+        only the vars of its own table."""
         grain_of = {v.name: v.time_grain for vars_ in grained.values() for v in vars_}
         if not grain_of:
             return
@@ -392,15 +394,6 @@ class _Builder:
                         "is not supported",
                         hint="put both vars in var_groups of the same time_grain",
                     )
-        cohorts = [c for c in self.project.cohorts.values() if c.entity == entity]
-        if cohorts:
-            var = next(v for vars_ in grained.values() for v in vars_)
-            raise var.origin.error(
-                f"var '{var.name}' has time_grain '{var.time_grain}' and entity '{entity}' has cohort "
-                f"'{cohorts[0].name}': a cohort's var table and feature views over coarser-grain vars are not "
-                "supported yet (pb's cohort steps at a coarser grain are not reproduced here)",
-                hint="give the var_group the default_time_grain, or drop its time_grain",
-            )
 
     def at_grain(self, key: StepKey, grain: str) -> StepKey:
         """The step `key` computed as of `grain`'s last boundary, and so everything it reads: a copy keyed
@@ -453,7 +446,7 @@ class _Builder:
     def var_columns(self, key: StepKey) -> list[str]:
         """Every var column of a var table: inherited ones first, then its own."""
         payload = self.var_payload(key)
-        return [*payload.inherited, *payload.declared]
+        return [*payload.inherited, *(n for _, names in payload.coarser for n in names), *payload.declared]
 
     def var_table(
         self,
@@ -466,6 +459,7 @@ class _Builder:
         extra_deps: list[StepKey],
         inherit_from: StepKey | None = None,
         grain: str | None = None,
+        coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = (),
     ) -> StepKey:
         """A var table; with `grain`, the one of a coarser var_group's vars, as of that grain's boundary."""
         inherited = self.var_columns(inherit_from) if inherit_from else []
@@ -475,11 +469,13 @@ class _Builder:
             if pv.var.spec.from_:
                 deps.append(self.source_step(entity, pv.var.spec.from_))
         payload = VarTablePayload(
-            entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own), inherit_from
+            entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own), inherit_from, coarser
         )
         what = f"cohort {cohort}" if cohort else entity
-        deps = [*deps, *(d for d in self.filter_deps(entity) if d not in deps)]
+        deps = [*deps, *(d for d in self.filter_deps(entity) if d not in deps), *(k for k, _ in coarser)]
         definition: Any = [pv.var.spec for pv in planned]
+        if coarser:
+            definition = (definition, coarser)
         if grain is not None:
             key, deps, definition = key.at(grain), [self.at_grain(d, grain) for d in deps], (grain, definition)
             what += f", vars of time_grain {grain} as of its last boundary"
@@ -509,10 +505,18 @@ class _Builder:
         else:
             parent, parent_vars = StepKey.cohort(name, cohort.extends), StepKey.cohort_vars(name, cohort.extends)
         known = self.var_columns(parent_vars)
+        grained = {n: k.grain for k, names in self.coarser.get(name, ()) for n in names}
         for n, text in enumerate(_cohort_filter_texts(cohort)):
             at = cohort.origin.at("model_spec")
             found = find_references(text, var_context(self.project), file=at.file, line=at.line, key=at.key)
             for entity, var in sorted(found.vars):
+                if entity == name and var in grained:
+                    raise at.error(
+                        f"cohort filter {n + 1} refers to '{entity}.{var}', of time_grain '{grained[var]}': a cohort "
+                        "filtered on a coarser grain's var is not supported yet (pb's cohorts filter the default "
+                        "grain's var table)",
+                        hint="filter on a var of the default time grain",
+                    )
                 if entity != name or var not in known:
                     raise at.error(
                         f"cohort filter {n + 1} refers to '{entity}.{var}', which is not a var of "
@@ -541,6 +545,7 @@ class _Builder:
             key,
             [parent_vars, stitch_key],
             inherit_from=parent_vars,
+            coarser=self.coarser.get(name, ()) if cohort.extends is None else (),
         )
         for table in self.project.feature_tables.values():
             if table.cohort == cohort.name:

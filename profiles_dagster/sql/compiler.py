@@ -756,6 +756,15 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
             join_type="left",
             copy=False,
         )
+    for n, (key, names) in enumerate(payload.coarser):  # a cohort's: the entity's coarser grains' features
+        alias = f"g{n}"
+        query = query.select(*(col(name, alias) for name in names), copy=False)
+        query = query.join(
+            ctx.materials[key].copy().as_(alias),
+            on=col(main, "base").eq(col(main, alias)),
+            join_type="left",
+            copy=False,
+        )
     # vars read from a source without referring to other vars share one aggregate pass per source;
     # the rest follow in dependency order, each a layer over what is computed so far.
     # `query` is ours alone: build it in place (copy=False), or hundreds of vars copy the tree quadratically
@@ -809,6 +818,7 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     final = [
         col(main),
         *(col(n) for n in payload.inherited),
+        *(col(n) for _, names in payload.coarser for n in names),
         *(_typed(col(n), own[n], ctx) for n in payload.declared),
     ]
     result = exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)

@@ -247,9 +247,37 @@ COHORT = """
     """
 
 
-def test_a_cohort_beside_a_week_var_group_is_refused(tmp_path: Path) -> None:
-    err = _error(tmp_path, {**_files(WEEK_VARS), "models/cohort.yaml": COHORT})
-    assert "has time_grain 'week' and entity 'user' has cohort 'big'" in err.message
+def test_a_cohorts_feature_view_carries_the_week_vars_of_its_members(tmp_path: Path) -> None:
+    """pb 0.26.4 (observed on Postgres, same rows and end time): the cohort's feature view LEFT JOINs the week's
+    var table on its members, as the entity's view does; big (total > 10) has u1 and u2+a2:
+    3/35/2/30 and 3/14/1/4, in pb's column order; bigger (extends big, total > 20) 3/35/2/30 as pb."""
+    extended = (
+        COHORT
+        + """
+      - name: bigger
+        model_type: entity_cohort
+        model_spec:
+          extends: models/big
+          filter_pipeline:
+            - type: include
+              value: "{{ user.total }} > 20"
+    """
+    )
+    write(tmp_path, {**_files(WEEK_VARS), "models/cohort.yaml": extended})
+    _sql(tmp_path, SEED)
+    _run(tmp_path, "2026-01-22T10:00:00Z")
+    db = Outputs(tmp_path / "warehouse.duckdb")
+    assert db.columns("out.big_feature_view") == ["user_main_id", "events", "total", "week_events", "week_total"]
+    columns = ("events", "total", "week_events", "week_total")
+    assert _values(db.by_key("out.big_feature_view"), *columns) == {U1: (3, 35, 2, 30), U2: (3, 14, 1, 4)}
+    # a cohort extending it carries them on from its var table
+    assert _values(db.by_key("out.bigger_feature_view"), *columns) == {U1: (3, 35, 2, 30)}
+
+
+def test_a_cohort_filtered_on_a_week_var_is_refused(tmp_path: Path) -> None:
+    cohort = COHORT.replace("{{ user.total }} > 10", "{{ user.week_total }} > 10")
+    err = _error(tmp_path, {**_files(WEEK_VARS), "models/cohort.yaml": cohort})
+    assert "refers to 'user.week_total', of time_grain 'week'" in err.message
     assert "not supported yet" in err.message
 
 
