@@ -9,6 +9,11 @@ import dagster as dg
 import duckdb
 
 from profiles_dagster import build_definitions
+from profiles_dagster.dagster.checks import plan_checks
+from profiles_dagster.plan.planner import build_plan
+from profiles_dagster.plan.steps import StepKey
+from profiles_dagster.project.loader import load_project
+from profiles_dagster.project.settings import ProfilesDagsterSettings
 from profiles_dagster.warehouse.duckdb import DuckDBWarehouse
 from profiles_dagster_tests.format.harness import write
 from profiles_dagster_tests.format.test_format_timegrains import SEED, U1, U2, U3, WEEK_VARS, _files, _sql
@@ -54,3 +59,17 @@ def test_week_steps_are_assets_keyed_with_their_grain(tmp_path: Path) -> None:
     finally:
         con.close()
     assert {k: (None if v is None else int(v)) for k, v in rows.items()} == {U1: 30, U2: 4, U3: None}
+
+
+def test_checks_of_week_steps_do_not_block_on_an_early_boundary(tmp_path: Path) -> None:
+    """A week's boundary may come before any row (a project started mid-week): its graph's emptiness is a warning,
+    where the day's is an error; its input copy has no freshness check (its rows stop at Monday by design)."""
+    write(tmp_path, _files(WEEK_VARS))
+    project = load_project(tmp_path)
+    settings = ProfilesDagsterSettings.model_validate({"checks": {"input_freshness": {"warn": 48}}})
+    checks = {(c.step, c.name): c.severity for c in plan_checks(project, build_plan(project), settings, "duckdb")}
+    assert checks[(StepKey.id_stitcher("user"), "not_empty")] == "error"
+    assert checks[(StepKey.id_stitcher("user").at("week"), "not_empty")] == "warn"
+    freshness = {step for step, name in checks if "fresh" in name}
+    assert StepKey.input_vars("user", "events") in freshness
+    assert StepKey.input_vars("user", "events").at("week") not in freshness

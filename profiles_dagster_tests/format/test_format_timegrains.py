@@ -426,3 +426,12 @@ def test_on_a_monday_the_week_reads_the_days_steps_and_tuesday_reuses_them(tmp_p
     second = dict(db.rows("select step, table_name from out._profiles_materials where seq_no = 2"))
     assert second["user/entity_vars/at_week"] == first["user/entity_vars/at_week"]
     assert second["user/id_stitcher/at_week"] == first["user/id_stitcher"]
+
+
+def test_a_week_boundary_before_any_row_gives_null_week_vars(tmp_path: Path) -> None:
+    """A run at Thursday 2026-01-15 10:00: the week's boundary, Monday 01-12 00:00, comes before every row, so
+    the week's graph is empty and every week var is NULL; the day's vars count the rows up to 01-15 00:00."""
+    write(tmp_path, _files(WEEK_VARS))
+    _sql(tmp_path, SEED)
+    rows = _run(tmp_path, "2026-01-15T10:00:00Z")
+    assert _values(rows, "total", "week_total") == {U2: (4, None)}
