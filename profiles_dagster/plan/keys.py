@@ -105,10 +105,19 @@ class StepKey(tuple[str, ...]):
     @property
     def grain(self) -> str | None:
         """The coarser timegrain the step is computed at (`at`); None: the run's own (default) grain."""
-        last = self[-1]
-        if len(self) > 2 and last.startswith(_GRAIN) and last[len(_GRAIN) :] in GRAINS:
-            return last[len(_GRAIN) :]
-        return None
+        last, base = self[-1], self[:-1]
+        if not last.startswith(_GRAIN) or last[len(_GRAIN) :] not in GRAINS or len(base) < 2:
+            return None
+        # only after a whole key: an input, model, cohort or view named `at_week` is a name, not a grain
+        if base[0] == _MODELS:
+            whole = len(base) == 2
+        elif base[1] in (StepKind.INPUT_VARS.value, StepKind.INPUT_VARS_MAPPED.value, _VIEWS):
+            whole = len(base) == 3
+        elif base[1] == StepKind.COHORT.value:
+            whole = len(base) == 3 or (len(base) == 4 and base[3] == _VARS)
+        else:
+            whole = len(base) == 2
+        return last[len(_GRAIN) :] if whole else None
 
     @property
     def base(self) -> StepKey:

@@ -435,3 +435,18 @@ def test_a_week_boundary_before_any_row_gives_null_week_vars(tmp_path: Path) -> 
     _sql(tmp_path, SEED)
     rows = _run(tmp_path, "2026-01-15T10:00:00Z")
     assert _values(rows, "total", "week_total") == {U2: (4, None)}
+
+
+def test_a_grain_key_parses_back_and_a_name_like_a_grain_stays_a_name() -> None:
+    week = StepKey.input_vars("user", "events").at("week")
+    assert (week.path, week.grain, week.base, week.name) == (
+        "user/input_vars/events/at_week",
+        "week",
+        StepKey.input_vars("user", "events"),
+        "events",
+    )
+    assert StepKey.cohort_vars("user", "c").at("month").kind is StepKey.cohort_vars("user", "c").kind
+    named = StepKey.input_vars("user", "at_week")  # an input named like a grain
+    assert (named.grain, named.name) == (None, "at_week")
+    assert StepKey.sql_model("at_week").grain is None
+    assert named.at("week").base == named
