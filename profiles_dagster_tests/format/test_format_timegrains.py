@@ -450,3 +450,23 @@ def test_a_grain_key_parses_back_and_a_name_like_a_grain_stays_a_name() -> None:
     assert (named.grain, named.name) == (None, "at_week")
     assert StepKey.sql_model("at_week").grain is None
     assert named.at("week").base == named
+
+
+def test_an_append_only_input_extends_the_days_steps_while_the_weeks_are_built_in_full(tmp_path: Path) -> None:
+    """The incremental path extends the default grain's steps up to the run's end time; a coarser grain's steps
+    are computed as of an earlier boundary and are built in full (and say so), with the same values."""
+    inputs = INPUTS.replace(
+        "        app_defaults:\n", "        contract:\n          is_append_only: true\n        app_defaults:\n", 1
+    )
+    write(tmp_path, {**_files(WEEK_VARS), "models/inputs.yaml": inputs})
+    _sql(tmp_path, SEED)
+    _run(tmp_path, "2026-01-22T10:00:00Z")
+    _sql(tmp_path, "insert into raw.events values ('u3', 'a1', 2, timestamp '2026-01-22 12:00:00')")
+    rows = _run(tmp_path, "2026-01-23T10:00:00Z")
+    # u3 joins u1+a1 on 01-22 12:00 (before 01-23 00:00): one profile under u1+a1's main id (seen first),
+    # 35+100+8+2; the week's var table is run 1's (same week), where u3 was no profile yet
+    assert _values(rows, "total", "week_total") == {U1: (145, 30), U2: (14, 4)}
+    rows = _run(tmp_path, "2026-01-26T10:00:00Z")  # next Monday: the week's steps as of 01-26, in full
+    assert _values(rows, "total", "week_total") == {U1: (145, 145), U2: (14, 14)}
+    db = Outputs(tmp_path / "warehouse.duckdb")
+    assert db.rows("select count(*) from out._profiles_materials where seq_no = 3 and step like '%at_week'") == [(5,)]
