@@ -76,6 +76,8 @@ class ViewPayload:
     columns: tuple[str, ...]  # the var columns, in output order
     source: StepKey  # the var table (or feature table) the columns come from
     id_stitcher: StepKey | None  # the graph a view keyed by another id type reads its ids from
+    # a feature table's columns from coarser-grain var tables (pb's time_grain), LEFT JOINed on the main id
+    coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = ()
 
 
 StepPayload = (

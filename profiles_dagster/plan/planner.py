@@ -570,9 +570,10 @@ class _Builder:
         first: list[str],
         rest: list[str],
         origin: Origin | None = None,
+        coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = (),
     ) -> None:
         columns = [*first, *(c for c in rest if c not in first)]
-        deps = [source] + ([stitch_key] if view.id_type else [])
+        deps = [source] + ([stitch_key] if view.id_type else []) + [k for k, _ in coarser]
         entity = view.entity
         self.add(
             StepKey.view(entity, view.name),
@@ -580,33 +581,43 @@ class _Builder:
             view.name,
             entity,
             deps,
-            (view, columns),
+            (view, columns, coarser) if coarser else (view, columns),
             view=view.name,
             origin=origin,
             description=f"Feature view keyed by {view.id_type or 'the main id'}",
-            payload=ViewPayload(view, tuple(columns), source, stitch_key if view.id_type else None),
+            payload=ViewPayload(view, tuple(columns), source, stitch_key if view.id_type else None, coarser),
         )
 
     def feature_table(self, table: FeatureTable, var_key: StepKey) -> None:
-        """pb's feature_table_model: the main id and the listed vars, in the listed order."""
+        """pb's feature_table_model: the main id and the listed vars, in the listed order. A var of a coarser
+        var_group comes from its own var table, LEFT JOINed on the main id (pb 0.26.4, observed)."""
         known = [pv.var.name for pv in self.var_payload(var_key).vars]
         owner = f"cohort '{table.cohort}'" if table.cohort else f"'{table.entity}'"
+        in_grain: dict[str, StepKey] = {}  # a coarser var -> its var table
+        if table.cohort is None:
+            for key, _ in self.coarser.get(table.entity, ()):
+                in_grain.update({pv.var.name: key for pv in self.var_payload(key).vars})
         coarser = {v.name: v.time_grain for v in self.project.vars if v.entity == table.entity and v.time_grain}
         for n, name in enumerate(table.spec.features):
-            if name in coarser:
+            if name in coarser and name not in in_grain:
                 raise table.origin.at(f"model_spec.features[{n}]").error(
-                    f"feature '{name}' has time_grain '{coarser[name]}': a feature_table_model over a coarser "
-                    "grain's vars is not supported yet (pb reads them from their own var table)",
-                    hint="list it in the entity's feature views instead, or drop its var_group's time_grain",
+                    f"feature '{name}' has time_grain '{coarser[name]}': a cohort's feature_table_model over a "
+                    "coarser grain's vars is not supported yet",
+                    hint="list it in the entity's feature table instead, or drop its var_group's time_grain",
                 )
-            if name not in known:
+            if name not in known and name not in in_grain:
                 at = table.origin.at(f"model_spec.features[{n}]")
                 raise at.error(
                     f"feature '{name}' is not an entity var of {owner}",
                     hint=did_you_mean(name, known),
                 )
+        joins: dict[StepKey, list[str]] = {}
+        for name in table.spec.features:
+            if name in in_grain:
+                joins.setdefault(in_grain[name], []).append(name)
         view = FeatureView(table.name, table.entity, table.cohort, None)
-        self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin)
+        grained = tuple((key, tuple(names)) for key, names in joins.items())
+        self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin, coarser=grained)
 
 
 def _by_grain(vars_: list[Var]) -> dict[str, list[Var]]:

@@ -300,7 +300,9 @@ def test_an_input_var_in_a_coarser_var_group_is_refused(tmp_path: Path) -> None:
     assert "not supported yet" in err.message
 
 
-def test_a_feature_table_listing_a_week_var_is_refused(tmp_path: Path) -> None:
+def test_a_feature_table_lists_week_vars_from_the_weeks_var_table(tmp_path: Path) -> None:
+    """pb 0.26.4 (observed on Postgres, same rows and end time): a feature_table_model listing a day var and a week
+    var reads the week var from the week's var table, LEFT JOINed on the main id: 14/4, 35/30, 8/NULL."""
     table = """
     models:
       - name: weekly_features
@@ -308,11 +310,19 @@ def test_a_feature_table_listing_a_week_var_is_refused(tmp_path: Path) -> None:
         model_spec:
           entity_key: user
           features:
-            - total
             - week_total
+            - total
     """
-    err = _error(tmp_path, {**_files(WEEK_VARS), "models/table.yaml": table})
-    assert "feature 'week_total' has time_grain 'week'" in err.message
+    write(tmp_path, {**_files(WEEK_VARS), "models/table.yaml": table})
+    _sql(tmp_path, SEED)
+    _run(tmp_path, "2026-01-22T10:00:00Z")
+    db = Outputs(tmp_path / "warehouse.duckdb")
+    assert db.columns("out.weekly_features") == ["user_main_id", "week_total", "total"]  # the listed order
+    assert _values(db.by_key("out.weekly_features"), "total", "week_total") == {
+        U1: (35, 30),
+        U2: (14, 4),
+        U3: (8, None),
+    }
 
 
 def test_end_time_sql_in_a_week_var_is_the_weeks_boundary(tmp_path: Path) -> None:
