@@ -18,6 +18,7 @@ from profiles_dagster.plan.steps import RunPlan, StepKey
 from profiles_dagster.project.loader import load_project
 from profiles_dagster.project.model import Project
 from profiles_dagster.project.siteconfig import Connection, find_site_config, load_connection
+from profiles_dagster.project.timegrains import GRAINS
 from profiles_dagster.run.sql_files import sql_folder, write_step_sql
 from profiles_dagster.runner import ProfilesRun, StepResult, parse_seq_no, parse_time, run_all
 from profiles_dagster.scaffold import init_connection, init_project
@@ -248,6 +249,8 @@ def _run(args: argparse.Namespace) -> int:
     if loaded.project.time_grain != "tick":
         grain = loaded.project.time_grain
         print(f"note: default_time_grain {grain}: the run computes as of the last {grain} boundary before its end")
+    for coarser in sorted({s.grain for s in loaded.plan.steps if s.grain}, key=GRAINS.index):
+        print(f"note: time_grain {coarser}: the steps keyed .../at_{coarser} compute as of the last {coarser} boundary")
 
     def show(result: StepResult) -> None:
         if result.stats.get("kept"):

@@ -18,7 +18,9 @@ PLACEHOLDER_SCHEMA = "profiles"
 
 def offline_context(project: Project, plan: RunPlan, dialect: str) -> CompileContext:
     """Material names of a would-be run (seq_no 0): the SQL is what a run would send, but for names."""
-    materials = {s.key: table(material_name(s.model_name, s.content_hash, 0), PLACEHOLDER_SCHEMA) for s in plan.steps}
+    materials = {
+        s.key: table(material_name(s.material_stem, s.content_hash, 0), PLACEHOLDER_SCHEMA) for s in plan.steps
+    }
     source = project.settings.sql_dialect(dialect)
     return CompileContext(project, plan, dialect, source, materials, default_end_time())
 

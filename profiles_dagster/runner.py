@@ -235,7 +235,8 @@ class ProfilesRun:
         target = previous.table
         self.record.material(step, target.name, Status.REUSED, finished=True)
         rows = self.session.row_count(target)
-        stats: dict[str, object] = {"reused_within_grain": self.project.time_grain, "from_run": previous.seq_no}
+        grain = step.grain or self.project.time_grain
+        stats: dict[str, object] = {"reused_within_grain": grain, "from_run": previous.seq_no}
         result = StepResult(step, target, rows, 0.0, str, self.session.columns(target), stats)
         self.results.append(result)
         log.info(
@@ -243,7 +244,37 @@ class ProfilesRun:
             step.path,
             target.name,
             previous.seq_no,
-            self.project.time_grain,
+            grain,
+        )
+        return result
+
+    def same_as_default_grain(self, step: Step) -> StepResult | None:
+        """A coarser grain's step whose boundary is this run's own (a week's on a Monday run with `day`): the
+        same rows as the default grain's step, which this run already built: its material, not a second
+        build (pb too computes that boundary once). The var table of the grain's own vars is still built."""
+        if step.grain is None or step.kind in (StepKind.ENTITY_VARS, StepKind.COHORT_VARS):
+            return None
+        if boundary(self.end_time, step.grain) != self.end_time or self.resume is not None:
+            return None
+        base = self.plan.by_key.get(step.key.base)
+        built = next((r for r in self.results if base is not None and r.step.key == base.key), None)
+        if built is None or built.stats.get("kept") or "reused_within_grain" in built.stats:
+            return None
+        if any(self.materials.get(d) != self.materials.get(d.base) for d in step.deps):
+            return None  # what it reads differs from what the default grain's step read
+        self.materials[step.key] = built.table
+        # complete, as if written here: a later run of the same grain boundary reuses it (run/grains.py)
+        self.record.material(step, built.table.name, Status.RUNNING)
+        self.record.finish_material(step, Status.COMPLETE, built.row_count, 0.0)
+        stats: dict[str, object] = {"time_grain": step.grain, "same_as": base.path if base else ""}
+        result = StepResult(step, built.table, built.row_count, 0.0, str, built.columns, stats)
+        self.results.append(result)
+        log.info(
+            "%s -> %s: the %s boundary is this run's: %s's material",
+            step.path,
+            built.table.name,
+            step.grain,
+            built.step.path,
         )
         return result
 
@@ -253,6 +284,9 @@ class ProfilesRun:
             return self.keep_step(step, resume.kept[step.key])
         if step.key in self.within_grain:
             return self.reuse_within_grain(step)
+        same = self.same_as_default_grain(step)
+        if same is not None:
+            return same
         session = self.session
         target = self.materials[step.key]
         self.lock.heartbeat()
@@ -262,6 +296,10 @@ class ProfilesRun:
         start = time.perf_counter()
         stats: dict[str, object] = {}
         recorded: tuple[int, float] | None = None  # a step's table and registry row, committed together
+        # a step of a coarser grain (a var_group's time_grain) is built in full, as of its own boundary: the
+        # incremental path extends a material up to the run's end time, not to an earlier boundary
+        # (and a step reading one: the incremental path knows the default grain's steps only)
+        incremental = self.incremental if step.grain is None and not any(d.grain for d in step.deps) else None
         where = f" (defined at {step.origin})" if step.origin else ""
         try:
             program = self.compile(step)
@@ -284,7 +322,7 @@ class ProfilesRun:
                 from_scratch = resume is not None and resume.stitch_from_scratch(
                     session, self.schema, self.project.name, step
                 )
-                changes = self.incremental.change_tables(step) if self.incremental else None
+                changes = incremental.change_tables(step) if incremental else None
                 stats = run_stitcher_step(  # incremental unless full_refresh; records its checkpoint
                     session,
                     self.project,
@@ -293,26 +331,29 @@ class ProfilesRun:
                     target=program.target,
                     schema=self.schema,
                     seq_no=self.seq_no,
-                    full_refresh=self.full_refresh or from_scratch,
+                    full_refresh=self.full_refresh or from_scratch or step.grain is not None,
                     table_exists=session.table_exists,
-                    unchanged_before=self.incremental.vouch(step) if self.incremental else None,
+                    unchanged_before=incremental.vouch(step) if incremental else None,
                     changes=changes,
                 )
-                if self.incremental is not None:
-                    self.incremental.stitched(step, changes)
+                if incremental is not None:
+                    incremental.stitched(step, changes)
                 stats["incremental"] = stats.get("stitcher_mode") == "incremental"
                 if not stats["incremental"]:
                     stats["incremental_reason"] = stats.get("stitcher_full_reason", "")
             else:
                 sql = functools.partial(program.sql, session.dialect)
-                built = self.incremental.build(step, program.target, start) if self.incremental else None
+                built = incremental.build(step, program.target, start) if incremental else None
                 if built is not None and built.recorded is not None:
                     recorded = built.recorded
                 else:
                     recorded = execution.write(session, self.record, step, program, start)
-                    if self.incremental is not None:
-                        self.incremental.after_full(step, program.target)
+                    if incremental is not None:
+                        incremental.after_full(step, program.target)
                 stats = built.stats if built is not None else {}
+            if step.grain is not None:
+                stats["time_grain"] = step.grain
+                stats["incremental_reason"] = f"time_grain {step.grain}: built in full as of its boundary"
             # a view's query runs first when it is counted: its engine error is the step's too
             counted = session.row_count(program.target) if recorded is None else None
         except ProfilesError:

@@ -140,10 +140,13 @@ def plan_checks(
         if key and step.kind in (StepKind.FEATURES, StepKind.VIEW):
             found += [_not_null(step, key), _unique(step, key)]
         if step.kind in _NOT_EMPTY:
-            found.append(_not_empty(step, _NOT_EMPTY[step.kind]))
+            # a coarser grain's boundary may come before any row (a project started mid-week): a warning only
+            found.append(_not_empty(step, "warn" if step.grain else _NOT_EMPTY[step.kind]))
         if step.kind is StepKind.ID_STITCHER:
             found += _stitcher_checks(step, project, settings)
-        if step.kind is StepKind.INPUT_VARS and freshness is not None and _has_threshold(freshness):
+        # a coarser grain's copy of an input reads rows up to that grain's earlier boundary: its age is by design
+        fresh = step.kind is StepKind.INPUT_VARS and step.grain is None
+        if fresh and freshness is not None and _has_threshold(freshness):
             occurred = step.payload_as(Input).occurred_at_col
             if occurred:
                 found.append(_freshness(step, occurred, freshness))

@@ -103,7 +103,8 @@ def _entity(project: Project, path: str, parts: list[str]) -> DerefTarget:
     if parts[1:] == ["all"]:
         return DerefTarget(step=StepKey.all(entity.name), entities=(entity.name,), columns=(entity.main_id_column,))
     if parts[1:] == ["all", "var_table"]:
-        names = [v.name for v in project.entity_vars(entity.name)]
+        # the default grain's var table: a coarser var_group's vars are in their own (pb's time_grain)
+        names = [v.name for v in project.entity_vars(entity.name) if v.time_grain is None]
         return DerefTarget(
             step=StepKey.entity_vars(entity.name), entities=(entity.name,), columns=(entity.main_id_column, *names)
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from profiles_dagster.project.timegrains import GRAINS
+
 
 class StepKind(enum.StrEnum):
     INPUT_VARS = "input_vars"
@@ -18,6 +20,7 @@ class StepKind(enum.StrEnum):
     VIEW = "view"
 
 
+_GRAIN = "at_"  # the last part of a step computed as of a coarser timegrain's boundary: `user/all/at_week`
 _MODELS = "models"  # the first part of a custom SQL model's key, where an entity's steps have the entity
 _VIEWS = "views"
 _VARS = "vars"
@@ -87,6 +90,11 @@ class StepKey(tuple[str, ...]):
         """A feature view's, or a feature table's (pb builds both as views of var columns)."""
         return cls(entity, _VIEWS, name)
 
+    def at(self, grain: str) -> StepKey:
+        """The same step computed as of the last boundary of a coarser `grain` (pb's `time_grain` on a
+        var_group): its own material beside the default grain's, keyed `<key>/at_<grain>`."""
+        return StepKey(*self.base, f"{_GRAIN}{grain}")
+
     # -- reading one --------------------------------------------------------------------------------------
 
     @property
@@ -95,23 +103,47 @@ class StepKey(tuple[str, ...]):
         return "/".join(self)
 
     @property
+    def grain(self) -> str | None:
+        """The coarser timegrain the step is computed at (`at`); None: the run's own (default) grain."""
+        last, base = self[-1], self[:-1]
+        if not last.startswith(_GRAIN) or last[len(_GRAIN) :] not in GRAINS or len(base) < 2:
+            return None
+        # only after a whole key: an input, model, cohort or view named `at_week` is a name, not a grain
+        if base[0] == _MODELS:
+            whole = len(base) == 2
+        elif base[1] in (StepKind.INPUT_VARS.value, StepKind.INPUT_VARS_MAPPED.value, _VIEWS):
+            whole = len(base) == 3
+        elif base[1] == StepKind.COHORT.value:
+            whole = len(base) == 3 or (len(base) == 4 and base[3] == _VARS)
+        else:
+            whole = len(base) == 2
+        return last[len(_GRAIN) :] if whole else None
+
+    @property
+    def base(self) -> StepKey:
+        """The key without its grain: the default grain's step of which this one is the coarser copy."""
+        return StepKey(*self[:-1]) if self.grain is not None else self
+
+    @property
     def entity(self) -> str | None:
         """The entity the step belongs to; None for a custom SQL model."""
         return None if self[0] == _MODELS else self[0]
 
     @property
     def kind(self) -> StepKind:
-        if self[0] == _MODELS:
+        key = self.base
+        if key[0] == _MODELS:
             return StepKind.SQL_MODEL
-        if self[1] == _VIEWS:
+        if key[1] == _VIEWS:
             return StepKind.VIEW
-        if self[1] == StepKind.COHORT.value and len(self) == 4:
+        if key[1] == StepKind.COHORT.value and len(key) == 4:
             return StepKind.COHORT_VARS
-        return StepKind(self[1])
+        return StepKind(key[1])
 
     @property
     def name(self) -> str:
         """The input, SQL model, cohort or view the key is of ('' for an entity's own steps, e.g. its id stitcher)."""
-        if self[0] == _MODELS:
-            return self[1]
-        return self[2] if len(self) > 2 else ""
+        key = self.base
+        if key[0] == _MODELS:
+            return key[1]
+        return key[2] if len(key) > 2 else ""

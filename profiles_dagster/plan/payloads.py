@@ -41,6 +41,9 @@ class VarTablePayload:
     inherited: tuple[str, ...]  # entity var names a cohort var table carries along
     declared: tuple[str, ...]  # own var names in the order the YAML declares them (the column order)
     inherit_from: StepKey | None = None  # the var table whose columns a cohort's var table carries
+    # a cohort of the entity: the features of the entity's coarser-grain var tables it carries, LEFT JOINed on
+    # the main id as pb's cohort views do (a cohort extending another carries them among `inherited`)
+    coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = ()
 
     @property
     def base(self) -> StepKey:
@@ -52,6 +55,9 @@ class VarTablePayload:
 class FeaturesPayload:
     entity_vars: StepKey
     features: tuple[str, ...]  # the is_feature vars, in the var table's order
+    # var tables of coarser var_groups (pb's time_grain) and their is_feature vars: LEFT JOINed on the main id,
+    # so a profile their boundary's stitching does not know gets NULL, as in pb
+    coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class ViewPayload:
     columns: tuple[str, ...]  # the var columns, in output order
     source: StepKey  # the var table (or feature table) the columns come from
     id_stitcher: StepKey | None  # the graph a view keyed by another id type reads its ids from
+    # a feature table's columns from coarser-grain var tables (pb's time_grain), LEFT JOINed on the main id
+    coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = ()
 
 
 StepPayload = (

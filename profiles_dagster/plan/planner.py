@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from profiles_dagster.errors import did_you_mean
+from profiles_dagster.errors import ProfilesError, did_you_mean
 from profiles_dagster.plan.derefs import DerefError, contract_problems, resolve_deref
 from profiles_dagster.plan.payloads import (
     AllPayload,
@@ -20,9 +20,10 @@ from profiles_dagster.plan.payloads import (
     ViewPayload,
 )
 from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
-from profiles_dagster.plan.vars import order_vars, var_context
+from profiles_dagster.plan.vars import order_vars, var_context, var_references
 from profiles_dagster.project.model import Cohort, FeatureTable, FeatureView, Origin, Project, SqlModel, Var
 from profiles_dagster.project.templating import References, find_references
+from profiles_dagster.project.timegrains import GRAINS
 
 PLAN_VERSION = "2"  # bump when generated SQL changes meaning, so materials are not reused across it
 
@@ -46,6 +47,8 @@ class _Builder:
         self.steps: dict[StepKey, Step] = {}
         self.sql_model_keys: dict[str, StepKey] = {}
         self.cohort_features: dict[str, list[str]] = {}  # cohort -> features it and its ancestors add
+        # entity -> its coarser-grain var tables and their features (pb's var_group time_grain)
+        self.coarser: dict[str, tuple[tuple[StepKey, tuple[str, ...]], ...]] = {}
 
     def add(
         self,
@@ -86,6 +89,8 @@ class _Builder:
         kind, _, name = ref.partition("/")
         if kind == "inputs":
             return StepKey.input_vars_mapped(entity, name)
+        if name in self.project.sql_models and self.project.sql_models[name].time_grain:
+            return self.grain_model_rows(entity, name)
         if StepKey.input_vars_mapped(entity, name) in self.steps:  # a sql model with input vars
             return StepKey.input_vars_mapped(entity, name)
         if name in self.project.sql_models:
@@ -122,6 +127,13 @@ class _Builder:
                     target = resolve_deref(self.project, path)
                 except DerefError as exc:
                     raise _sql_origin(model).error(exc.message, hint=exc.hint) from None
+                read = self.project.sql_models.get(path.split("/")[1]) if path.startswith("models/") else None
+                if read is not None and read.time_grain is not None:
+                    raise _sql_origin(model).error(
+                        f"DeRef('{path}'): sql model '{read.name}' has time_grain '{read.time_grain}': a sql model "
+                        "reading a coarser-grain model is not supported yet",
+                        hint=f"read it through entity vars (`from: models/{read.name}`), or drop its time_grain",
+                    )
                 if target.input is not None:
                     external.append(target.input)
                 elif target.step is not None:
@@ -134,7 +146,7 @@ class _Builder:
                     )
             if any(d not in self.steps for d in deps):
                 continue  # planned once what it reads is (after the entity whose id graph it reads)
-            self.sql_model_keys[model.name] = self.add(
+            key = self.add(
                 StepKey.sql_model(model.name),
                 StepKind.SQL_MODEL,
                 model.name,
@@ -147,6 +159,13 @@ class _Builder:
                 description=f"Custom SQL model {model.name}",
                 payload=model,
             )
+            if model.time_grain is not None:  # pb builds it only as of its grain's boundary: that copy alone
+                view = self.steps[key].view_name
+                grained = self.at_grain(key, model.time_grain)
+                del self.steps[key]
+                self.steps[grained] = replace(self.steps[grained], view_name=view)
+                key = grained
+            self.sql_model_keys[model.name] = key
 
     # -- one entity ----------------------------------------------------------------------------------
 
@@ -172,6 +191,7 @@ class _Builder:
             )
         if stitcher.is_default:
             stitcher = replace(stitcher, edge_sources=(*stitcher.edge_sources, *self.default_model_sources(name)))
+        self.check_grain_models(name, stitcher.edge_sources)
         edge_deps = []
         for src in stitcher.edge_sources:
             kind, _, sname = src.partition("/")
@@ -260,21 +280,34 @@ class _Builder:
                 raise var.origin.at("from").error(
                     "an input_var reads an input or a sql model; an id stitcher's graph has no rows of its own",
                 )
-        entity_vars = project.entity_vars(name)
+        entity_vars = [v for v in project.entity_vars(name) if v.time_grain is None]
+        grained = _by_grain(project.entity_vars(name))
+        self.check_grains(name, entity_vars, grained)
         var_key = self.var_table(
             StepKey.entity_vars(name), f"{name}_var_table", name, None, entity_vars, all_key, [stitch_key]
         )
         features = [pv.var.name for pv in self.var_payload(var_key).vars if pv.var.is_feature]
+        # pb: a var_group of a coarser time_grain is its own var table, computed with everything it reads as
+        # of that grain's last boundary; the feature table LEFT JOINs it on the main id
+        coarser: list[tuple[StepKey, tuple[str, ...]]] = []
+        for grain, own in grained.items():
+            key = self.var_table(
+                StepKey.entity_vars(name), f"{name}_var_table", name, None, own, all_key, [stitch_key], grain=grain
+            )
+            coarser.append((key, tuple(pv.var.name for pv in self.var_payload(key).vars if pv.var.is_feature)))
+        grain_features = [f for _, names in coarser for f in names]
+        self.coarser[name] = tuple(coarser)
         feat_key = self.add(
             StepKey.features(name),
             StepKind.FEATURES,
             f"{name}_feature_table",
             name,
-            [var_key],
-            features,
+            [var_key, *(key for key, _ in coarser)],
+            (features, coarser) if coarser else features,
             description=f"Feature table of {name}: its is_feature vars",
-            payload=FeaturesPayload(var_key, tuple(features)),
+            payload=FeaturesPayload(var_key, tuple(features), tuple(coarser)),
         )
+        features = [*features, *grain_features]
         cohort_views = [self.cohort(c, all_key, var_key, stitch_key) for c in _cohorts_in_order(project, name)]
         for view in project.feature_views(name):  # step 12 comes after the cohorts (10, 11)
             self.view(view, feat_key, stitch_key, self.view_order(name, features), [])
@@ -284,6 +317,102 @@ class _Builder:
             if table.entity == name and table.cohort is None:
                 self.feature_table(table, var_key)
         self.sql_models()  # the models that read a feature table of the entity
+
+    def grain_model_rows(self, entity: str, name: str) -> StepKey:
+        """The rows of a sql model of a coarser grain with the entity's main id, as pb attributes them: by the id
+        graph of that grain's boundary (pb's `models/<m>/var_table` at the model's grain). Vars of the default
+        grain read them; a profile that graph does not know gets none of the model's rows."""
+        model = self.project.sql_models[name]
+        grain = model.time_grain
+        assert grain is not None
+        key = StepKey.input_vars_mapped(entity, name).at(grain)
+        if key not in self.steps:
+            stitch = self.at_grain(StepKey.id_stitcher(entity), grain)
+            filters = [self.at_grain(d, grain) for d in self.filter_deps(entity)]
+            self.add(
+                key,
+                StepKind.INPUT_VARS_MAPPED,
+                f"{entity}_{name}_mapped",
+                entity,
+                [self.sql_model_keys[name], stitch, *filters],
+                (grain, name),
+                origin=model.origin,
+                description=f"{name} rows with {self.project.entities[entity].main_id_column} as of the last "
+                f"{grain} boundary",
+                external=self.project.filter_inputs(entity),
+                payload=MappedPayload(model, StepKey.sql_model(name), StepKey.id_stitcher(entity), ()),
+            )
+        return key
+
+    def check_grain_models(self, entity: str, edge_sources: Iterable[str]) -> None:
+        """How a sql model of a coarser grain may be read here: by entity vars (`from:`) of the default grain or
+        of its own grain. As an id graph's edge source, an id_type filter's table, or with input_vars on it,
+        pb's meaning was not observed: refused."""
+        models = self.project.sql_models
+
+        def refuse(name: str, how: str) -> ProfilesError:
+            model = models[name]
+            return model.origin.at("model_spec.time_grain").error(
+                f"sql model '{name}' has time_grain '{model.time_grain}' and {how}: not supported yet",
+                hint="drop its time_grain, or read it only through entity vars",
+            )
+
+        for ref in edge_sources:
+            kind, _, name = ref.partition("/")
+            if kind == "models" and models[name].time_grain:
+                raise refuse(name, f"is an edge source of {entity}'s id stitcher (set `to_default_stitcher: false`)")
+        for name in self.project.filter_models(entity):
+            if models[name].time_grain:
+                raise refuse(name, f"an id_type sql filter of {entity} reads it")
+        for var in self.project.vars:
+            kind, _, name = (var.spec.from_ or "").partition("/")
+            if var.entity != entity or kind != "models" or name not in models or not models[name].time_grain:
+                continue
+            if var.kind == "input_var":
+                raise refuse(name, f"input_var '{var.name}' is computed on its rows")
+            if var.cohort is not None:
+                raise refuse(name, f"cohort var '{var.name}' reads it")
+            if var.time_grain not in (None, models[name].time_grain):
+                raise refuse(name, f"var '{var.name}' of time_grain '{var.time_grain}' reads it")
+
+    def check_grains(self, entity: str, default: list[Var], grained: dict[str, list[Var]]) -> None:
+        """What pb's coarser var_group grain cannot be given its meaning here: refused, naming the var.
+
+        pb computes a coarser group's vars in their own var table as of the grain's boundary, so a var may read
+        only the vars of its own table."""
+        grain_of = {v.name: v.time_grain for vars_ in grained.values() for v in vars_}
+        if not grain_of:
+            return
+        for var in [*default, *(v for vars_ in grained.values() for v in vars_)]:
+            for ref in var_references(self.project, var):
+                if (ref in grain_of and grain_of[ref] != var.time_grain) or (ref not in grain_of and var.time_grain):
+                    mine = f"time_grain '{var.time_grain}'" if var.time_grain else "the default time grain"
+                    theirs = f"time_grain '{grain_of[ref]}'" if ref in grain_of else "the default time grain"
+                    raise var.origin.at("select").error(
+                        f"var '{var.name}' ({mine}) refers to '{ref}' ({theirs}): pb computes each time grain's "
+                        "vars in their own var table, as of its own boundary; a var reading another grain's var "
+                        "is not supported",
+                        hint="put both vars in var_groups of the same time_grain",
+                    )
+
+    def at_grain(self, key: StepKey, grain: str) -> StepKey:
+        """The step `key` computed as of `grain`'s last boundary, and so everything it reads: a copy keyed
+        `<key>/at_<grain>` reading the copies of its own reads (built once per grain, whoever reads it). Its
+        payload keeps the default grain's keys: the compiler reads them through the grain (sql/compiler.py)."""
+        gkey = key.at(grain)
+        if gkey in self.steps:
+            return gkey
+        step = self.steps[key]
+        deps = tuple(self.at_grain(d, grain) for d in step.deps)
+        self.steps[gkey] = replace(
+            step,
+            key=gkey,
+            deps=deps,
+            view_name=None,  # the stable views show the default grain's steps
+            content_hash=_hash("time_grain", grain, step.content_hash, [self.steps[d].content_hash for d in deps]),
+            description=f"{step.description} (as of the last {grain} boundary)",
+        )
+        return gkey
 
     def default_model_sources(self, entity: str) -> list[str]:
         """pb's default stitcher reads the sql models with ids of the entity too (pb 0.26.4: its dependencies
@@ -317,7 +446,7 @@ class _Builder:
     def var_columns(self, key: StepKey) -> list[str]:
         """Every var column of a var table: inherited ones first, then its own."""
         payload = self.var_payload(key)
-        return [*payload.inherited, *payload.declared]
+        return [*payload.inherited, *(n for _, names in payload.coarser for n in names), *payload.declared]
 
     def var_table(
         self,
@@ -329,7 +458,10 @@ class _Builder:
         base: StepKey,
         extra_deps: list[StepKey],
         inherit_from: StepKey | None = None,
+        grain: str | None = None,
+        coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = (),
     ) -> StepKey:
+        """A var table; with `grain`, the one of a coarser var_group's vars, as of that grain's boundary."""
         inherited = self.var_columns(inherit_from) if inherit_from else []
         planned = order_vars(self.project, own, inherited)
         deps = [base, *extra_deps]
@@ -337,16 +469,23 @@ class _Builder:
             if pv.var.spec.from_:
                 deps.append(self.source_step(entity, pv.var.spec.from_))
         payload = VarTablePayload(
-            entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own), inherit_from
+            entity, cohort, tuple(planned), tuple(inherited), tuple(v.name for v in own), inherit_from, coarser
         )
         what = f"cohort {cohort}" if cohort else entity
+        deps = [*deps, *(d for d in self.filter_deps(entity) if d not in deps), *(k for k, _ in coarser)]
+        definition: Any = [pv.var.spec for pv in planned]
+        if coarser:
+            definition = (definition, coarser)
+        if grain is not None:
+            key, deps, definition = key.at(grain), [self.at_grain(d, grain) for d in deps], (grain, definition)
+            what += f", vars of time_grain {grain} as of its last boundary"
         return self.add(
             key,
             StepKind.COHORT_VARS if cohort else StepKind.ENTITY_VARS,
             model_name,
             entity,
-            [*deps, *(d for d in self.filter_deps(entity) if d not in deps)],
-            [pv.var.spec for pv in planned],
+            deps,
+            definition,
             description=f"Entity var table of {what}",
             external=self.project.filter_inputs(entity),
             payload=payload,
@@ -366,10 +505,18 @@ class _Builder:
         else:
             parent, parent_vars = StepKey.cohort(name, cohort.extends), StepKey.cohort_vars(name, cohort.extends)
         known = self.var_columns(parent_vars)
+        grained = {n: k.grain for k, names in self.coarser.get(name, ()) for n in names}
         for n, text in enumerate(_cohort_filter_texts(cohort)):
             at = cohort.origin.at("model_spec")
             found = find_references(text, var_context(self.project), file=at.file, line=at.line, key=at.key)
             for entity, var in sorted(found.vars):
+                if entity == name and var in grained:
+                    raise at.error(
+                        f"cohort filter {n + 1} refers to '{entity}.{var}', of time_grain '{grained[var]}': a cohort "
+                        "filtered on a coarser grain's var is not supported yet (pb's cohorts filter the default "
+                        "grain's var table)",
+                        hint="filter on a var of the default time grain",
+                    )
                 if entity != name or var not in known:
                     raise at.error(
                         f"cohort filter {n + 1} refers to '{entity}.{var}', which is not a var of "
@@ -398,6 +545,7 @@ class _Builder:
             key,
             [parent_vars, stitch_key],
             inherit_from=parent_vars,
+            coarser=self.coarser.get(name, ()) if cohort.extends is None else (),
         )
         for table in self.project.feature_tables.values():
             if table.cohort == cohort.name:
@@ -422,9 +570,10 @@ class _Builder:
         first: list[str],
         rest: list[str],
         origin: Origin | None = None,
+        coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = (),
     ) -> None:
         columns = [*first, *(c for c in rest if c not in first)]
-        deps = [source] + ([stitch_key] if view.id_type else [])
+        deps = [source] + ([stitch_key] if view.id_type else []) + [k for k, _ in coarser]
         entity = view.entity
         self.add(
             StepKey.view(entity, view.name),
@@ -432,26 +581,52 @@ class _Builder:
             view.name,
             entity,
             deps,
-            (view, columns),
+            (view, columns, coarser) if coarser else (view, columns),
             view=view.name,
             origin=origin,
             description=f"Feature view keyed by {view.id_type or 'the main id'}",
-            payload=ViewPayload(view, tuple(columns), source, stitch_key if view.id_type else None),
+            payload=ViewPayload(view, tuple(columns), source, stitch_key if view.id_type else None, coarser),
         )
 
     def feature_table(self, table: FeatureTable, var_key: StepKey) -> None:
-        """pb's feature_table_model: the main id and the listed vars, in the listed order."""
+        """pb's feature_table_model: the main id and the listed vars, in the listed order. A var of a coarser
+        var_group comes from its own var table, LEFT JOINed on the main id (pb 0.26.4, observed)."""
         known = [pv.var.name for pv in self.var_payload(var_key).vars]
         owner = f"cohort '{table.cohort}'" if table.cohort else f"'{table.entity}'"
+        in_grain: dict[str, StepKey] = {}  # a coarser var -> its var table
+        if table.cohort is None:
+            for key, _ in self.coarser.get(table.entity, ()):
+                in_grain.update({pv.var.name: key for pv in self.var_payload(key).vars})
+        coarser = {v.name: v.time_grain for v in self.project.vars if v.entity == table.entity and v.time_grain}
         for n, name in enumerate(table.spec.features):
-            if name not in known:
+            if name in coarser and name not in in_grain:
+                raise table.origin.at(f"model_spec.features[{n}]").error(
+                    f"feature '{name}' has time_grain '{coarser[name]}': a cohort's feature_table_model over a "
+                    "coarser grain's vars is not supported yet",
+                    hint="list it in the entity's feature table instead, or drop its var_group's time_grain",
+                )
+            if name not in known and name not in in_grain:
                 at = table.origin.at(f"model_spec.features[{n}]")
                 raise at.error(
                     f"feature '{name}' is not an entity var of {owner}",
                     hint=did_you_mean(name, known),
                 )
+        joins: dict[StepKey, list[str]] = {}
+        for name in table.spec.features:
+            if name in in_grain:
+                joins.setdefault(in_grain[name], []).append(name)
         view = FeatureView(table.name, table.entity, table.cohort, None)
-        self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin)
+        grained = tuple((key, tuple(names)) for key, names in joins.items())
+        self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin, coarser=grained)
+
+
+def _by_grain(vars_: list[Var]) -> dict[str, list[Var]]:
+    """The vars of coarser var_groups by their grain, finest grain first."""
+    found: dict[str, list[Var]] = {}
+    for var in vars_:
+        if var.time_grain is not None:
+            found.setdefault(var.time_grain, []).append(var)
+    return {g: found[g] for g in GRAINS if g in found}
 
 
 def _cohort_filter_texts(cohort: Cohort) -> list[str]:

@@ -34,6 +34,17 @@ class Step:
     def path(self) -> str:
         return "/".join(self.key)
 
+    @property
+    def grain(self) -> str | None:
+        """The coarser timegrain whose last boundary the step computes as of (None: the run's end time)."""
+        return self.key.grain
+
+    @property
+    def material_stem(self) -> str:
+        """What its material tables are named after: the model's name, and a coarser grain's
+        (`Material_user_var_table_week_<hash8>_<seq_no>` beside the default grain's `Material_user_var_table_...`)."""
+        return f"{self.model_name}_{self.grain}" if self.grain else self.model_name
+
     def payload_as(self, kind: type[P]) -> P:
         """The payload as the type its step kind carries; a step of another kind is a programming error."""
         if not isinstance(self.payload, kind):

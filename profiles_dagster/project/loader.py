@@ -434,8 +434,12 @@ def _load_models_file(
 
 def _load_var_group(project: Project, doc: YamlDocument, group: Any, base: KeyPath, errors: ErrorCollector) -> None:
     """A var_group: an unknown owner fails the group; each var is then its own item."""
+    grain = None
     if group.time_grain is not None:
-        _check_time_grain(project, doc, (*base, "time_grain"), group.time_grain, f"var_group '{group.name}'")
+        owner = f"var_group '{group.name}'"
+        grain = _check_time_grain(project, doc, (*base, "time_grain"), group.time_grain, owner)
+        if grain is not None and group.entity_key is None:
+            raise _not_yet(doc, (*base, "time_grain"), owner, f"the cohort's vars as of the last '{grain}' boundary")
     if group.entity_key is not None:
         if group.entity_key not in project.entities:
             _unknown(errors, f"entities/{group.entity_key}")
@@ -451,16 +455,23 @@ def _load_var_group(project: Project, doc: YamlDocument, group: Any, base: KeyPa
         kind = "entity_var" if entry.entity_var else "input_var"
         spec = entry.entity_var or entry.input_var
         with errors.item():
-            var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)))
+            var = Var(kind, entity, cohort, group.name, spec, _origin(doc, (*base, "vars", j, kind)), time_grain=grain)
+            if grain is not None and kind == "input_var":
+                raise _not_yet(
+                    doc,
+                    (*base, "vars", j, kind),
+                    f"input_var '{spec.name}' of var_group '{group.name}' (time_grain '{grain}')",
+                    f"its input's rows with that var as of the last '{grain}' boundary",
+                )
             if not _var_disabled(project, var):
                 project.vars.append(var)
 
 
-def _check_time_grain(project: Project, doc: YamlDocument, key_path: KeyPath, grain: object, owner: str) -> None:
+def _check_time_grain(project: Project, doc: YamlDocument, key_path: KeyPath, grain: object, owner: str) -> str | None:
     """A model's or var_group's `time_grain`, by pb 0.26.4's rules: one of pb's grains, only with the project's
     `default_time_grain`, never finer than it. Equal to it, the model computes as the whole run does (at the
-    default's boundary); a coarser grain computes the model and what it reads at an earlier boundary within
-    the same run, which is not implemented here, so it is refused rather than computed at the run's."""
+    default's boundary): None. A coarser grain is returned: pb computes the vars and what they read at that
+    grain's earlier boundary within the same run (the planner's grain steps)."""
     default = project.file.default_time_grain
     if grain not in GRAINS:
         raise doc.error(f"unknown time grain '{grain}'", key_path, hint=f"pb's timegrains: {', '.join(GRAINS)}")
@@ -477,8 +488,7 @@ def _check_time_grain(project: Project, doc: YamlDocument, key_path: KeyPath, gr
             key_path,
             hint="make the model's grain coarser or the default finer",
         )
-    if grain != default:
-        raise _not_yet(doc, key_path, owner, f"it and the models it reads as of the last '{grain}' boundary")
+    return str(grain) if grain != default else None
 
 
 def _not_yet(doc: YamlDocument, key_path: KeyPath, owner: str, computes: str) -> ProfilesError:
@@ -590,9 +600,19 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
             hint=did_you_mean(mtype, MODEL_SPECS) or f"known: {', '.join(MODEL_SPECS)}",
         )
     raw_spec = model.model_spec
+    model_grain = None
     if isinstance(raw_spec, dict) and raw_spec.get("time_grain") is not None:
         grain = raw_spec["time_grain"]
-        _check_time_grain(project, doc, (*path, "model_spec", "time_grain"), grain, f"model '{model.name}'")
+        owner = f"model '{model.name}'"
+        model_grain = _check_time_grain(project, doc, (*path, "model_spec", "time_grain"), grain, owner)
+        if model_grain is not None and mtype != "sql_template":
+            # a var_group's and a sql_template's coarser grain are built (grain steps); other models' not yet
+            raise _not_yet(
+                doc,
+                (*path, "model_spec", "time_grain"),
+                owner,
+                f"it and the models it reads as of the last '{grain}' boundary",
+            )
         raw_spec = {k: v for k, v in raw_spec.items() if k != "time_grain"}
     spec = validate_document(doc, spec_model, raw_spec, (*path, "model_spec"))
     origin = _origin(doc, path)
@@ -613,7 +633,7 @@ def _load_model(project: Project, doc: YamlDocument, model: Any, path: KeyPath, 
     elif isinstance(spec, SqlTemplateSpec):
         for j, id_ in enumerate(spec.ids):
             _check_id(project, doc, id_.type, id_.entity, (*path, "model_spec", "ids", j), errors)
-        project.sql_models[model.name] = SqlModel(model.name, spec, origin)
+        project.sql_models[model.name] = SqlModel(model.name, spec, origin, time_grain=model_grain)
         _add_model_features(project, doc, model.name, spec, path)
     elif isinstance(spec, CohortSpec):
         extends = spec.extends or ""

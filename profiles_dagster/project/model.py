@@ -83,6 +83,7 @@ class SqlModel:
     name: str
     spec: SqlTemplateSpec
     origin: Origin
+    time_grain: str | None = None  # its `time_grain` when coarser than the project's default_time_grain
 
     @property
     def ids(self) -> list[InputId]:
@@ -123,6 +124,8 @@ class Var:
     spec: EntityVarDef | InputVarDef
     origin: Origin
     feature_of: str | None = None  # the sql model whose `features:` entry this var is (pb: MAX of its column)
+    # its var_group's `time_grain` when coarser than the project's default_time_grain; None: the default's
+    time_grain: str | None = None
 
     @property
     def name(self) -> str:

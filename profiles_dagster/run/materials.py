@@ -26,7 +26,7 @@ def step_materials(
     """
     schema, seq_no = record.schema, record.seq_no
     selected = {s.key for s in steps}
-    materials = {s.key: table(material_name(s.model_name, s.content_hash, seq_no), schema) for s in steps}
+    materials = {s.key: table(material_name(s.material_stem, s.content_hash, seq_no), schema) for s in steps}
     if resume is not None and not resume.force:
         for step in steps:
             found = _run_material(record, step)

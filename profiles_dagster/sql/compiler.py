@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from profiles_dagster.project.gotime import GoTime
 from profiles_dagster.project.model import IdStitcher, Input, Origin, Project, SqlModel
 from profiles_dagster.project.schema import InputId, Window
 from profiles_dagster.project.templating import TemplateContext, project_macros, render
+from profiles_dagster.project.timegrains import boundary
 from profiles_dagster.sql import merges
 from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.fragments import (
@@ -191,6 +192,19 @@ class CompileContext:
     def sql(self, node: exp.Expr) -> str:
         return node.sql(dialect=self.dialect, pretty=True)
 
+    def at_grain(self, grain: str) -> CompileContext:
+        """The context a step of a coarser `grain` compiles in (pb's var_group time_grain): the end time is
+        that grain's last boundary, every step it reads is that grain's copy (the planner's `at_grain`), and
+        nothing is extended from an earlier material: grain steps are built in full."""
+        return replace(
+            self,
+            end_time=boundary(self.end_time, grain),
+            materials=_AtGrain(self.materials, grain),
+            increments=Increments(),
+            _rendered_texts={},
+            _model_rows={},
+        )
+
     def input_table(self, name: str) -> exp.Table:
         """The input's table or view; a `csv:` file (or `s3:` object) is read in place where the engine can."""
         inp = self.project.inputs[name]
@@ -346,6 +360,30 @@ class CompileContext:
             ) from None
 
 
+class _AtGrain(Mapping[StepKey, exp.Table]):
+    """The materials as a step of a coarser grain reads them: a step's key finds that grain's copy of it.
+    The payloads of grain steps keep the default grain's keys; every read goes through this mapping."""
+
+    def __init__(self, materials: Mapping[StepKey, exp.Table], grain: str) -> None:
+        self.materials = materials
+        self.grain = grain
+
+    def __getitem__(self, key: StepKey) -> exp.Table:
+        at = key.at(self.grain) if key.grain is None else key  # a key of its own grain (a model's) stays
+        return self.materials[at] if at in self.materials else self.materials[key]
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, StepKey):
+            return False
+        return (key.grain is None and key.at(self.grain) in self.materials) or key in self.materials
+
+    def __iter__(self) -> Iterator[StepKey]:
+        return iter(self.materials)
+
+    def __len__(self) -> int:
+        return len(self.materials)
+
+
 @dataclass
 class StepProgram:
     """What a step runs: statements that create `target`, or for the id stitcher the observations."""
@@ -371,6 +409,12 @@ class StepProgram:
 
 
 def compile_step(step: Step, ctx: CompileContext) -> StepProgram:
+    if step.grain is not None:  # computed as of a coarser grain's boundary, from that grain's steps
+        at = ctx.at_grain(step.grain)
+        try:
+            return replace(compile_step(replace(step, key=step.key.base), at), step=step)
+        finally:
+            ctx.types_missed = ctx.types_missed or at.types_missed
     target = ctx.materials[step.key]
     result = _BUILDERS[step.kind](step, ctx)
     if isinstance(result, list):  # multi_sql: the user's own statements
@@ -451,9 +495,21 @@ def _without_column(source: exp.Table | exp.Subquery, name: str) -> exp.Subquery
     return exp.select(exp.Anonymous(this="COLUMNS", expressions=[keep])).from_(source, copy=False).subquery("src")
 
 
+def _grain_model_rows(ctx: CompileContext, entity: str, name: str) -> StepKey | None:
+    """The step holding a coarser-grain sql model's rows with the main ids of that grain's graph (the planner's
+    `grain_model_rows`), None for anything else."""
+    model = ctx.project.sql_models.get(name)
+    if model is None or model.time_grain is None:
+        return None
+    return StepKey.input_vars_mapped(entity, name).at(model.time_grain)
+
+
 def _source_table(ctx: CompileContext, entity: str, ref: str) -> exp.Table | None:
     """The table whose columns a var `from: ref` reads (as `_source_rows` reads it)."""
     kind, _, name = ref.partition("/")
+    grained = _grain_model_rows(ctx, entity, name)
+    if grained is not None:
+        return ctx.materials[grained]
     if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:
         return ctx.materials[StepKey.input_vars_mapped(entity, name)]
     if name in ctx.project.sql_models:
@@ -464,6 +520,9 @@ def _source_table(ctx: CompileContext, entity: str, ref: str) -> exp.Table | Non
 def _source_rows(ctx: CompileContext, entity: str, ref: str) -> exp.Expr:
     """Rows of `inputs/x` or `models/x` with the entity's main id column."""
     kind, _, name = ref.partition("/")
+    grained = _grain_model_rows(ctx, entity, name)
+    if grained is not None:  # a sql model of a coarser grain: its rows keyed by that grain's id graph
+        return ctx.materials[grained].copy()
     if kind == "inputs" or StepKey.input_vars_mapped(entity, name) in ctx.materials:  # with its input vars
         return ctx.materials[StepKey.input_vars_mapped(entity, name)].copy()
     if name in ctx.project.sql_models:
@@ -709,6 +768,15 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
             join_type="left",
             copy=False,
         )
+    for n, (key, names) in enumerate(payload.coarser):  # a cohort's: the entity's coarser grains' features
+        alias = f"g{n}"
+        query = query.select(*(col(name, alias) for name in names), copy=False)
+        query = query.join(
+            ctx.materials[key].copy().as_(alias),
+            on=col(main, "base").eq(col(main, alias)),
+            join_type="left",
+            copy=False,
+        )
     # vars read from a source without referring to other vars share one aggregate pass per source;
     # the rest follow in dependency order, each a layer over what is computed so far.
     # `query` is ours alone: build it in place (copy=False), or hundreds of vars copy the tree quadratically
@@ -762,6 +830,7 @@ def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
     final = [
         col(main),
         *(col(n) for n in payload.inherited),
+        *(col(n) for _, names in payload.coarser for n in names),
         *(_typed(col(n), own[n], ctx) for n in payload.declared),
     ]
     result = exp.select(*final).from_(query.subquery("vars", copy=False), copy=False)
@@ -974,7 +1043,21 @@ def _filter_aggregates(value: exp.Expr, cond: exp.Expr) -> exp.Expr | None:
 def _features(step: Step, ctx: CompileContext) -> exp.Query:
     payload = step.payload_as(FeaturesPayload)
     main = _main(ctx, _entity(step))
-    return exp.select(col(main), *(col(f) for f in payload.features)).from_(ctx.materials[payload.entity_vars].copy())
+    if not payload.coarser:
+        return exp.select(col(main), *(col(f) for f in payload.features)).from_(
+            ctx.materials[payload.entity_vars].copy()
+        )
+    # pb: the vars of a coarser grain come from their own var table, LEFT JOINed on the main id (a profile
+    # that grain's boundary did not know, or knew under another main id, gets NULL)
+    query = exp.select(col(main, "v"), *(col(f, "v") for f in payload.features)).from_(
+        ctx.materials[payload.entity_vars].copy().as_("v")
+    )
+    for n, (key, names) in enumerate(payload.coarser):
+        alias = f"g{n}"
+        query = query.select(*(col(f, alias) for f in names), copy=False).join(
+            ctx.materials[key].copy().as_(alias), on=col(main, "v").eq(col(main, alias)), join_type="left", copy=False
+        )
+    return query
 
 
 def _cohort(step: Step, ctx: CompileContext) -> exp.Query:
@@ -1020,6 +1103,13 @@ def _view(step: Step, ctx: CompileContext) -> exp.Query:
     view, columns = payload.view, payload.columns
     main = _main(ctx, view.entity)
     source = ctx.materials[payload.source].copy().as_("f")
+    if payload.coarser:  # a feature table listing vars of coarser grains: from their var tables, LEFT JOINed
+        alias = {n: f"g{i}" for i, (_, names) in enumerate(payload.coarser) for n in names}
+        query = exp.select(col(main, "f"), *(col(c, alias.get(c, "f")) for c in columns)).from_(source, copy=False)
+        for i, (key, _) in enumerate(payload.coarser):
+            on = col(main, "f").eq(col(main, f"g{i}"))
+            query = query.join(ctx.materials[key].copy().as_(f"g{i}"), on=on, join_type="left", copy=False)
+        return query
     if view.id_type is None or payload.id_stitcher is None:
         return exp.select(col(main, "f"), *(col(c, "f") for c in columns)).from_(source, copy=False)
     stitcher = ctx.materials[payload.id_stitcher].copy().as_("s")
