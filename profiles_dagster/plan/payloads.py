@@ -78,6 +78,8 @@ class ViewPayload:
     id_stitcher: StepKey | None  # the graph a view keyed by another id type reads its ids from
     # a feature table's columns from coarser-grain var tables (pb's time_grain), LEFT JOINed on the main id
     coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = ()
+    # pb's feature_table_model writes the run's end time as `valid_at` after the main id (pb 0.26.4)
+    valid_at: bool = False
 
 
 StepPayload = (

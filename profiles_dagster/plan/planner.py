@@ -571,6 +571,7 @@ class _Builder:
         rest: list[str],
         origin: Origin | None = None,
         coarser: tuple[tuple[StepKey, tuple[str, ...]], ...] = (),
+        valid_at: bool = False,
     ) -> None:
         columns = [*first, *(c for c in rest if c not in first)]
         deps = [source] + ([stitch_key] if view.id_type else []) + [k for k, _ in coarser]
@@ -581,15 +582,16 @@ class _Builder:
             view.name,
             entity,
             deps,
-            (view, columns, coarser) if coarser else (view, columns),
+            (view, columns, coarser, *(["valid_at"] if valid_at else [])) if coarser or valid_at else (view, columns),
             view=view.name,
             origin=origin,
             description=f"Feature view keyed by {view.id_type or 'the main id'}",
-            payload=ViewPayload(view, tuple(columns), source, stitch_key if view.id_type else None, coarser),
+            payload=ViewPayload(view, tuple(columns), source, stitch_key if view.id_type else None, coarser, valid_at),
         )
 
     def feature_table(self, table: FeatureTable, var_key: StepKey) -> None:
-        """pb's feature_table_model: the main id and the listed vars, in the listed order. A var of a coarser
+        """pb's feature_table_model: the main id, the run's end time as `valid_at` and the listed vars, in the
+        listed order. A var of a coarser
         var_group comes from its own var table, LEFT JOINed on the main id (pb 0.26.4, observed)."""
         known = [pv.var.name for pv in self.var_payload(var_key).vars]
         owner = f"cohort '{table.cohort}'" if table.cohort else f"'{table.entity}'"
@@ -617,7 +619,9 @@ class _Builder:
                 joins.setdefault(in_grain[name], []).append(name)
         view = FeatureView(table.name, table.entity, table.cohort, None)
         grained = tuple((key, tuple(names)) for key, names in joins.items())
-        self.view(view, var_key, var_key, list(table.spec.features), [], origin=table.origin, coarser=grained)
+        self.view(
+            view, var_key, var_key, list(table.spec.features), [], origin=table.origin, coarser=grained, valid_at=True
+        )
 
 
 def _by_grain(vars_: list[Var]) -> dict[str, list[Var]]:

@@ -1103,15 +1103,21 @@ def _view(step: Step, ctx: CompileContext) -> exp.Query:
     view, columns = payload.view, payload.columns
     main = _main(ctx, view.entity)
     source = ctx.materials[payload.source].copy().as_("f")
+    # pb's feature_table_model: the end time after the main id (pb: COALESCE(CAST(<end> AS timestamp), now))
+    valid_at = (
+        [exp.alias_(exp.cast(ctx.time_literal(ctx.end_time), "timestamp"), "valid_at")] if payload.valid_at else []
+    )
     if payload.coarser:  # a feature table listing vars of coarser grains: from their var tables, LEFT JOINed
         alias = {n: f"g{i}" for i, (_, names) in enumerate(payload.coarser) for n in names}
-        query = exp.select(col(main, "f"), *(col(c, alias.get(c, "f")) for c in columns)).from_(source, copy=False)
+        query = exp.select(col(main, "f"), *valid_at, *(col(c, alias.get(c, "f")) for c in columns)).from_(
+            source, copy=False
+        )
         for i, (key, _) in enumerate(payload.coarser):
             on = col(main, "f").eq(col(main, f"g{i}"))
             query = query.join(ctx.materials[key].copy().as_(f"g{i}"), on=on, join_type="left", copy=False)
         return query
     if view.id_type is None or payload.id_stitcher is None:
-        return exp.select(col(main, "f"), *(col(c, "f") for c in columns)).from_(source, copy=False)
+        return exp.select(col(main, "f"), *valid_at, *(col(c, "f") for c in columns)).from_(source, copy=False)
     stitcher = ctx.materials[payload.id_stitcher].copy().as_("s")
     return (
         exp.select(exp.alias_(col("other_id", "s"), view.id_type), *(col(c, "f") for c in columns))

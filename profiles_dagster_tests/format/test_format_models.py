@@ -286,7 +286,7 @@ def test_filter_expression_and_feature_table_model(tmp_path: Path) -> None:
     assert {r[0] for r in out.rows("select user_main_id from out.user_us_users")} == {m["u1"], m["u2"], m["u4"]}
     # u3: 200 > 150; u1: US and 100 >= 100; u2: US but 50; u4: NULL revenue
     assert {r[0] for r in out.rows("select user_main_id from out.user_us_big")} == {m["u1"], m["u3"]}
-    assert out.columns("out.user_profile") == ["user_main_id", "revenue", "country"]
+    assert out.columns("out.user_profile") == ["user_main_id", "valid_at", "revenue", "country"]
     assert sorted(out.rows("select revenue, country from out.user_profile"), key=str) == sorted(
         [(100, "US"), (50, "US"), (200, "DE"), (None, "US")], key=str
     )

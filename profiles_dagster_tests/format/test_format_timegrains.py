@@ -16,6 +16,7 @@ a week var: 80/30, NULL/NULL, 8/NULL).
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -317,7 +318,9 @@ def test_a_feature_table_lists_week_vars_from_the_weeks_var_table(tmp_path: Path
     _sql(tmp_path, SEED)
     _run(tmp_path, "2026-01-22T10:00:00Z")
     db = Outputs(tmp_path / "warehouse.duckdb")
-    assert db.columns("out.weekly_features") == ["user_main_id", "week_total", "total"]  # the listed order
+    assert db.columns("out.weekly_features") == ["user_main_id", "valid_at", "week_total", "total"]  # listed order
+    # pb: the run's end time (the day grain's boundary) as valid_at
+    assert {r[0] for r in db.rows("select valid_at from out.weekly_features")} == {datetime(2026, 1, 22)}
     assert _values(db.by_key("out.weekly_features"), "total", "week_total") == {
         U1: (35, 30),
         U2: (14, 4),
