@@ -58,10 +58,10 @@ ROWS = [("u1", "a1", "2025-10-01 10:00:00", 12.5, "buy"), ("u2", "a1", "2025-10-
 
 
 @pytest.fixture(autouse=True)
-def _standin_probe(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def _standin_probe(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """fakesnow's server answers EXPLAIN (Snowflake's probe: compiled, not run, no warehouse credits) with
     HTTP 500, which the connector retries for minutes; on the stand-in the probe is a LIMIT 0 query."""
-    if engine.name == "snowflake":
+    if "engine" in request.fixturenames and request.getfixturevalue("engine").name == "snowflake":
         from profiles_dagster.warehouse.snowflake import SnowflakeSession
 
         monkeypatch.setattr(SnowflakeSession, "probe", lambda self, sql: self.query(f"SELECT * FROM ({sql}) LIMIT 0"))
@@ -170,3 +170,77 @@ def test_the_cli_says_what_it_proved(engine: Engine, tmp_path: Path, capsys) -> 
     )
     out = capsys.readouterr().out
     assert f"runs on {engine.name} (prepared against the connection's tables, empty materials in a scratch " in out
+
+
+class _Recording(Session):
+    """A session that records what it is asked to run (Snowflake's SQL; BigQuery's billing where asked)."""
+
+    dialect = "snowflake"
+
+    def __init__(self, reads_billed: bool = False) -> None:
+        super().__init__(None, "PROFILES")
+        self.ran: list[str] = []
+        self.billed = reads_billed
+
+    def execute(self, sql: str) -> None:
+        self.ran.append(sql)
+
+    def query(self, sql: str) -> list[tuple]:
+        self.ran.append(sql)
+        return []
+
+
+def test_only_the_scratch_schema_is_written_and_every_material_is_empty() -> None:
+    from profiles_dagster.run.prepare_scratch import scratching
+
+    session = scratching(_Recording(), "_pd_validate_x")
+    session.schema = "_pd_validate_x"
+    statements = {
+        "CREATE TABLE _pd_validate_x.m AS SELECT a FROM raw.t": True,  # emptied
+        "CREATE TABLE profiles.m AS SELECT a FROM raw.t": False,
+        "CREATE OR REPLACE VIEW profiles.user_all AS SELECT * FROM _pd_validate_x.m": False,
+        "CREATE VIEW _pd_validate_x.v AS SELECT a FROM raw.t": True,
+        "CREATE SCHEMA IF NOT EXISTS profiles": False,
+        "INSERT INTO raw.t (a) VALUES (1)": False,
+        "INSERT INTO _pd_validate_x.m (a) SELECT a FROM raw.t": True,  # emptied
+        "UPDATE raw.t SET a = 2": False,
+        "DELETE FROM profiles.m": False,
+        "DROP TABLE IF EXISTS profiles.m": False,
+        "DROP TABLE IF EXISTS _pd_validate_x.m": True,
+        "ALTER TABLE _pd_validate_x.m RENAME TO profiles.m": False,
+        "ALTER TABLE _pd_validate_x.m RENAME TO _pd_validate_x.n": True,
+        "TRUNCATE TABLE raw.t": False,
+        "GRANT SELECT ON TABLE raw.t TO ROLE r": False,
+        "SELECT count(*) FROM raw.t": True,
+    }
+    for sql in statements:
+        session.execute(sql)
+    ran = session.ran
+    assert session.skipped == [s for s, runs in statements.items() if not runs]
+    assert len(ran) == sum(statements.values()), ran
+    assert not any("PROFILES" in r.upper() for r in ran), ran
+    emptied = [r for r in ran if "LIMIT 0" in r]
+    assert len(emptied) == 2 and all("FROM (SELECT a FROM raw.t)" in r for r in emptied), ran
+    # a count of a view over the inputs is probed (EXPLAIN), not run
+    session.ran.clear()
+    assert session.row_count(exp.table_("v", db="_pd_validate_x")) == 0
+    assert session.ran and all(r.startswith("EXPLAIN") for r in session.ran)
+
+
+def test_where_reads_are_billed_queries_over_the_inputs_are_probed() -> None:
+    from profiles_dagster.run.prepare_scratch import scratching
+
+    class Billed(_Recording):
+        reads_billed = True
+
+        def probe(self, sql: str) -> None:
+            self.ran.append("DRY RUN " + sql)
+
+    session = scratching(Billed(), "_pd_validate_x")
+    session.schema = "_pd_validate_x"
+    assert session.query("SELECT a FROM raw.t") == []
+    session.query("WITH q AS (SELECT 1 AS a) SELECT a FROM q JOIN _pd_validate_x.m USING (a)")
+    assert session.ran == [
+        "DRY RUN SELECT a FROM raw.t",
+        "WITH q AS (SELECT 1 AS a) SELECT a FROM q JOIN _pd_validate_x.m USING (a)",
+    ]
