@@ -44,6 +44,7 @@ log = logging.getLogger("profiles_dagster.sql")
 SCRATCH_PREFIX = "_pd_validate_"
 # statements sqlglot cannot read that only read (the engines' EXPLAIN / DESCRIBE QUERY / SHOW)
 _READS = re.compile(r"^\s*(?:SELECT|WITH|EXPLAIN|DESCRIBE|DESC|SHOW)\b", re.IGNORECASE)
+_METADATA = re.compile(r"^\s*(?:EXPLAIN|DESCRIBE|DESC|SHOW)\b", re.IGNORECASE)  # run as they are, unparsed
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Drop, exp.Alter, exp.TruncateTable)
 
 
@@ -61,6 +62,8 @@ class ScratchSession(Session):
         return bool(self.scratch) and (schema or self.schema).lower() == self.scratch.lower()
 
     def _statement(self, sql: str) -> exp.Expression | None:
+        if _METADATA.match(sql):  # sqlglot reads some as a Command, warning on stderr each time
+            return None
         try:
             return sqlglot.parse_one(sql, read=self.dialect)
         except Exception:  # sqlglot raises several error types; the caller decides by the statement's first word
