@@ -202,7 +202,7 @@ def prepare_in_scratch(project: Project, plan: RunPlan, engine: WarehouseEngine,
             original: Any = opened.schema
             scratch = scratch_name()
             session = scratching(opened, scratch)
-            session.create_schema(scratch)
+            session.create_scratch_schema(scratch)
             stack.callback(_drop_scratch, session, scratch, original)
             session.schema = scratch
             prepared, _ = prepare_server._prepare(project, plan, session, errors, input_schema=original)

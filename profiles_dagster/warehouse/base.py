@@ -189,6 +189,10 @@ class Session:
         bound it itself."""
         return _limit_zero(insert).sql(self.dialect)
 
+    def create_scratch_schema(self, schema: str) -> None:
+        """Create validate's scratch schema (engines that can make what is in it expire on its own override)."""
+        self.create_schema(schema)
+
     def drop_schema(self, schema: str) -> None:
         """Drop a schema and everything in it (validate's scratch schema)."""
         target = exp.Table(db=exp.to_identifier(schema, quoted=True))

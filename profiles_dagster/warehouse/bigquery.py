@@ -157,6 +157,18 @@ class BigQuerySession(Session):
         self._dry_run(query.sql(self.dialect))
         return None
 
+    def create_scratch_schema(self, schema: str) -> None:
+        """The dataset's tables expire after a day: a validate killed before it deletes the dataset leaves only
+        an empty dataset behind."""
+        from google.cloud import bigquery
+
+        dataset = bigquery.Dataset(f"{self.connection.project}.{schema}")
+        if self.location:
+            dataset.location = self.location
+        dataset.default_table_expiration_ms = _SCRATCH_EXPIRATION_MS
+        dataset.description = "profiles-dagster validate: scratch, deleted when the validation ends"
+        self.connection.create_dataset(dataset, exists_ok=True)
+
     def drop_schema(self, schema: str) -> None:
         self.connection.delete_dataset(schema, delete_contents=True, not_found_ok=True)
 
@@ -165,6 +177,7 @@ class BigQuerySession(Session):
 
 
 _JSON_EXACT_INT = 2**53 - 1
+_SCRATCH_EXPIRATION_MS = 24 * 3600 * 1000
 
 
 def _json_value(value: Any) -> Any:
