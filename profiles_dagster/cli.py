@@ -182,7 +182,10 @@ def _validate(args: argparse.Namespace) -> int:
         from profiles_dagster.warehouse import warehouse_for
 
         assert connection is not None
-        # every step's material created empty in a scratch schema dropped at the end: no data read, nothing left
+        # compiled first without the connection, so what cannot be written for the engine is reported even when
+        # the connection cannot be opened; then every step that compiled is prepared: its material created empty
+        # in a scratch schema dropped at the end (no data read, nothing left)
+        check_offline(project, plan, engine, errors)
         compiled = prepare_in_scratch(project, plan, warehouse_for(connection), errors)
         how = (
             f"runs on {engine} (prepared against the connection's tables, empty materials in a scratch schema "
