@@ -202,7 +202,14 @@ def prepare_in_scratch(project: Project, plan: RunPlan, engine: WarehouseEngine,
             original: Any = opened.schema
             scratch = scratch_name()
             session = scratching(opened, scratch)
-            session.create_scratch_schema(scratch)
+            try:
+                session.create_scratch_schema(scratch)
+            except Exception as exc:  # the engine's own error: most often the rights to create a schema
+                raise ProfilesError(
+                    f"validate could not create its scratch schema {scratch} on {engine.kind}: {summary(exc)}",
+                    hint="validate prepares each step in a schema it creates and drops at the end, which needs the "
+                    "right to create a schema (dataset); --no-prepare compiles the SQL without the connection",
+                ) from exc
             stack.callback(_drop_scratch, session, scratch, original)
             session.schema = scratch
             prepared, _ = prepare_server._prepare(project, plan, session, errors, input_schema=original)

@@ -8,6 +8,8 @@ Spark SQL behind the Databricks adapter; they fail, never skip, when they cannot
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -244,3 +246,27 @@ def test_where_reads_are_billed_queries_over_the_inputs_are_probed() -> None:
         "DRY RUN SELECT a FROM raw.t",
         "WITH q AS (SELECT 1 AS a) SELECT a FROM q JOIN _pd_validate_x.m USING (a)",
     ]
+
+
+def test_a_scratch_schema_that_cannot_be_made_is_one_error_that_says_why(tmp_path: Path) -> None:
+    from profiles_dagster.run.prepare_scratch import prepare_in_scratch
+
+    class NoRights(_Recording):
+        def create_schema(self, schema: str) -> None:
+            raise RuntimeError("Insufficient privileges to operate on database 'ANALYTICS'")
+
+    class NoRightsEngine:
+        kind = "snowflake"
+
+        @contextlib.contextmanager
+        def session(self) -> Iterator[Session]:
+            yield NoRights()
+
+    root = write_project(tmp_path / "p", models={"inputs.yaml": INPUTS, "vars.yaml": GOOD_VARS})
+    project = load_project(root)
+    errors = ErrorCollector()
+    assert prepare_in_scratch(project, build_plan(project), NoRightsEngine(), errors) == 0  # type: ignore[arg-type]
+    assert len(errors.errors) == 1
+    error = errors.errors[0]
+    assert "could not create its scratch schema _pd_validate_" in str(error) and "Insufficient privileges" in str(error)
+    assert error.hint is not None and "--no-prepare" in error.hint
