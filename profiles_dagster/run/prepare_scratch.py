@@ -61,7 +61,7 @@ class ScratchSession(Session):
         schema = table.db if table.name else (table.db or table.name)
         return bool(self.scratch) and (schema or self.schema).lower() == self.scratch.lower()
 
-    def _statement(self, sql: str) -> exp.Expression | None:
+    def _statement(self, sql: str) -> exp.Expr | None:
         if _METADATA.match(sql):  # sqlglot reads some as a Command, warning on stderr each time
             return None
         try:
@@ -145,7 +145,7 @@ def _target(create: exp.Create) -> exp.Table | None:
     return this if isinstance(this, exp.Table) else None
 
 
-def _targets(statement: exp.Expression) -> list[exp.Table]:
+def _targets(statement: exp.Expr) -> list[exp.Table]:
     """The tables (or schemas) a write statement changes."""
     if isinstance(statement, exp.Drop):
         return [t for t in statement.args.get("tables") or [statement.this] if isinstance(t, exp.Table)]
