@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-prepare",
         dest="no_prepare",
         action="store_true",
-        help="only compile the SQL; do not prepare every step (on empty inputs in a scratch DuckDB, or on a "
-        "Postgres/Redshift connection in a transaction rolled back): faster, and needs no connection",
+        help="only compile the SQL; do not prepare every step (on empty inputs in a scratch DuckDB, on a "
+        "Postgres/Redshift connection in a transaction rolled back, on Snowflake/BigQuery/Databricks in a scratch "
+        "schema dropped at the end): faster, and needs no connection",
     )
     _common(validate)
     validate.set_defaults(handler=_validate)
@@ -144,7 +145,10 @@ def _count_line(exc: ProfilesError) -> str:
 
 # engines whose DDL rolls back with a transaction: validate prepares the SQL on them (run/prepare_server.py)
 PREPARED_ENGINES = ("postgres", "redshift")
-NOT_PREPARED_WHY = "its DDL cannot be rolled back, and validate writes nothing"
+# engines whose DDL does not roll back: validate prepares in a scratch schema dropped at the end
+# (run/prepare_scratch.py)
+SCRATCH_ENGINES = ("snowflake", "bigquery", "databricks")
+NOT_PREPARED_WHY = "validate prepares only on DuckDB, Postgres, Redshift, Snowflake, BigQuery and Databricks"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -159,7 +163,7 @@ def _validate(args: argparse.Namespace) -> int:
     connection = _offline_connection(project, args)
     engine = connection.type if connection is not None else EMBEDDED_ENGINE
     notes = [*project.notes, *plan.notes]
-    if args.no_prepare or engine not in (EMBEDDED_ENGINE, *PREPARED_ENGINES):
+    if args.no_prepare or engine not in (EMBEDDED_ENGINE, *PREPARED_ENGINES, *SCRATCH_ENGINES):
         # without a connection and without preparing: the SQL compiled for the warehouse it is written in
         dialect = engine if connection is not None else project.settings.sql_dialect(EMBEDDED_ENGINE)
         compiled = check_offline(project, plan, dialect, errors)
@@ -174,6 +178,20 @@ def _validate(args: argparse.Namespace) -> int:
         # every step prepared on the connection in one transaction that is rolled back: nothing is written
         compiled = prepare_on_server(project, plan, warehouse_for(connection), errors)
         how = f"runs on {engine} (prepared against the connection's tables, in a transaction rolled back)"
+    elif engine in SCRATCH_ENGINES:
+        from profiles_dagster.run.prepare_scratch import prepare_in_scratch
+        from profiles_dagster.warehouse import warehouse_for
+
+        assert connection is not None
+        # compiled first without the connection, so what cannot be written for the engine is reported even when
+        # the connection cannot be opened; then every step that compiled is prepared: its material created empty
+        # in a scratch schema dropped at the end (no data read, nothing left)
+        check_offline(project, plan, engine, errors)
+        compiled = prepare_in_scratch(project, plan, warehouse_for(connection), errors)
+        how = (
+            f"runs on {engine} (prepared against the connection's tables, empty materials in a scratch schema "
+            "dropped at the end)"
+        )
     else:
         from profiles_dagster.run.prepare import prepare
         from profiles_dagster.warehouse.duckdb import DuckDBEngine

@@ -143,7 +143,8 @@ def test_a_construct_the_engine_cannot_do_is_named_at_the_var(tmp_path: Path, ca
             """,
         },
     )
-    assert main(["validate", "-p", str(tmp_path)]) == 1
+    # --no-prepare: without it validate would also open the BigQuery connection (Application Default Credentials)
+    assert main(["validate", "--no-prepare", "-p", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "vars.yaml:" in err and "skus" in err and "cannot be written for bigquery" in err
 

@@ -18,7 +18,8 @@ with a var where the engine's error points at one, `blame`), the transaction rol
 preparation starts again in a new one without that step and the steps that read it. The lock's heartbeat
 thread is not started (no `beat_sessions`).
 
-Snowflake, BigQuery and Databricks cannot roll DDL back: there validate compiles only.
+Snowflake, BigQuery and Databricks cannot roll DDL back: there the preparation runs in a scratch schema
+dropped at the end (`prepare_scratch`), through the same `_prepare`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import contextlib
 import itertools
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import sqlglot
 from sqlglot import exp
@@ -189,14 +190,35 @@ def prepare_on_server(project: Project, plan: RunPlan, engine: WarehouseEngine, 
     return 0
 
 
-def _prepare(project: Project, plan: RunPlan, session: PreparingSession, errors: ErrorCollector) -> tuple[int, bool]:
+@runtime_checkable
+class Preparing(Protocol):
+    """What `_prepare` needs of a preparing session beyond `Session`: whether a failed statement leaves it
+    usable, and how it binds a query without running it."""
+
+    savepoints: bool
+
+    def probe(self, sql: str) -> None: ...
+
+
+def _prepare(
+    project: Project,
+    plan: RunPlan,
+    session: Session,
+    errors: ErrorCollector,
+    *,
+    input_schema: str | None = None,
+) -> tuple[int, bool]:
     """The steps prepared, and whether to start again in a new transaction (a step failed where a failed
-    statement aborts the transaction)."""
+    statement aborts the transaction). `input_schema`: where unqualified input tables are, when the run's
+    own schema is another (a scratch schema)."""
+    assert isinstance(session, Preparing)
     # no beat_sessions: no heartbeat thread; full_refresh: every step's whole build is prepared (never an earlier
     # run's material reused within its time grain, nor a previous table moved by an incremental step)
     run = ProfilesRun(project, plan, session, lock_wait_seconds=0, full_refresh=True)
     run.start(check_inputs=False)
     assert run.context is not None
+    if input_schema is not None:
+        run.context.input_schema = input_schema
     with errors.item("inputs"):
         local.inputs.check_inputs(session, project, run.context, run.steps, run.file_tables)
     if "inputs" in errors.failed:
@@ -215,7 +237,7 @@ def _prepare(project: Project, plan: RunPlan, session: PreparingSession, errors:
     return prepared, False
 
 
-def _prepare_step(run: ProfilesRun, step: Step, session: PreparingSession) -> None:
+def _prepare_step(run: ProfilesRun, step: Step, session: Preparing) -> None:
     try:
         run.execute_step(step)
     except ProfilesError as failure:

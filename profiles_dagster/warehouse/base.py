@@ -169,6 +169,35 @@ class Session:
         setting raise it here (Postgres: work_mem) and restore it after."""
         yield
 
+    # -- validate's preparation in a scratch schema (run/prepare_scratch.py); engines override what differs --
+
+    # whether a query bills what it reads even when it returns no row (BigQuery: LIMIT does not cut the scan);
+    # there validate binds such queries with `probe` instead of running them
+    reads_billed: ClassVar[bool] = False
+
+    def probe(self, sql: str) -> None:
+        """Bind a query without running it: EXPLAIN here."""
+        self.query(f"EXPLAIN {sql}")
+
+    def create_empty(self, create: exp.Create) -> str | None:
+        """The SQL that makes a CREATE TABLE ... AS <query>'s table empty, the query still bound (LIMIT 0 on the
+        outer query); None where the hook made the table itself."""
+        return _limit_zero(create).sql(self.dialect)
+
+    def insert_empty(self, insert: exp.Insert) -> str | None:
+        """The SQL of an INSERT ... <query> that inserts no row, the query still bound; None where the hook
+        bound it itself."""
+        return _limit_zero(insert).sql(self.dialect)
+
+    def create_scratch_schema(self, schema: str) -> None:
+        """Create validate's scratch schema (engines that can make what is in it expire on its own override)."""
+        self.create_schema(schema)
+
+    def drop_schema(self, schema: str) -> None:
+        """Drop a schema and everything in it (validate's scratch schema)."""
+        target = exp.Table(db=exp.to_identifier(schema, quoted=True))
+        self.run(exp.Drop(kind="SCHEMA", tables=[target], exists=True, cascade=True))
+
     def _in_schema(self, schema: str | None = None) -> exp.Expression:
         """The rows of a schema in an information_schema view (engines that fold names override it)."""
         return exp.column("table_schema").eq(exp.Literal.string(schema or self.schema))
@@ -378,3 +407,12 @@ def __getattr__(name: str) -> Any:
 
         return Warehouse
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _limit_zero(statement: exp.Create | exp.Insert) -> exp.Create | exp.Insert:
+    """A copy of the statement whose query returns no row: `SELECT * FROM (<query>) LIMIT 0`."""
+    statement = statement.copy()
+    query = statement.expression
+    assert isinstance(query, exp.Query)
+    statement.set("expression", exp.select("*").from_(query.subquery("_pd_prepare")).limit(0))
+    return statement

@@ -118,11 +118,66 @@ class BigQuerySession(Session):
         # BigQuery's transactions cannot hold DDL; every statement here is atomic on its own
         yield
 
+    # -- validate (run/prepare_scratch.py): a query bills the bytes it scans whatever its LIMIT, so queries over
+    # the inputs are dry runs, which bind a query and return its result schema without running it
+
+    reads_billed = True
+
+    def _dry_run(self, sql: str) -> Any:
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+        return self.connection.query(sql, job_config=config, location=self.location)
+
+    def probe(self, sql: str) -> None:
+        self._dry_run(sql)
+
+    def create_empty(self, create: exp.Create) -> str | None:
+        """The query dry-run; the table created empty from its schema through the API."""
+        from google.cloud import bigquery
+
+        query = create.expression
+        assert isinstance(query, exp.Query)
+        job = self._dry_run(query.sql(self.dialect))
+        target = create.this.this if isinstance(create.this, exp.Schema) else create.this
+        assert isinstance(target, exp.Table)
+        ref = self._ref(target)
+        if ref.count(".") == 1:  # the API's table references name the project
+            ref = f"{self.connection.project}.{ref}"
+        if create.args.get("replace"):
+            self.connection.delete_table(ref, not_found_ok=True)
+        table = bigquery.Table(ref, schema=list(job.schema or ()))
+        self.connection.create_table(table, exists_ok=bool(create.args.get("exists")))
+        return None
+
+    def insert_empty(self, insert: exp.Insert) -> str | None:
+        """Inserts no row: its query dry-run."""
+        query = insert.expression
+        assert isinstance(query, exp.Query)
+        self._dry_run(query.sql(self.dialect))
+        return None
+
+    def create_scratch_schema(self, schema: str) -> None:
+        """The dataset's tables expire after a day: a validate killed before it deletes the dataset leaves only
+        an empty dataset behind."""
+        from google.cloud import bigquery
+
+        dataset = bigquery.Dataset(f"{self.connection.project}.{schema}")
+        if self.location:
+            dataset.location = self.location
+        dataset.default_table_expiration_ms = _SCRATCH_EXPIRATION_MS
+        dataset.description = "profiles-dagster validate: scratch, deleted when the validation ends"
+        self.connection.create_dataset(dataset, exists_ok=True)
+
+    def drop_schema(self, schema: str) -> None:
+        self.connection.delete_dataset(schema, delete_contents=True, not_found_ok=True)
+
     def close(self) -> None:
         self.connection.close()
 
 
 _JSON_EXACT_INT = 2**53 - 1
+_SCRATCH_EXPIRATION_MS = 24 * 3600 * 1000
 
 
 def _json_value(value: Any) -> Any:

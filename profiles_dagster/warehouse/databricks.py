@@ -70,6 +70,10 @@ class DatabricksSession(Session):
         # no multi-statement transactions; every statement is atomic on its own
         yield
 
+    def probe(self, sql: str) -> None:
+        # Spark's EXPLAIN reports an analysis error as its plan's text; DESCRIBE QUERY raises it (validate)
+        self.query(f"DESCRIBE QUERY {sql}")
+
 
 class DatabricksGrants(Grants):
     """Unity Catalog's syntax: privileges on the catalog, schema and table, to a user or group."""
