@@ -675,8 +675,9 @@ def _windowed(
     shell = _window_shell(window, ctx, where)
     shell.set("partition_by", partition or None)
     if value.meta.get("pd_window_inside"):  # a translation wrapped the aggregate (transpile/semistructured.py)
+        targets = [n for n in value.walk() if n.meta.get("pd_window_target")]  # marked by the rule (Postgres)
         inner = value.find_all(exp.WithinGroup, exp.ArrayAgg)
-        agg = next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
+        agg = targets[0] if targets else next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
         agg.replace(shell)
         shell.set("this", agg)
         return value

@@ -365,8 +365,6 @@ POSTGRES_REFUSED = {
         "TO_CHAR"  # DY and MON come out upper case from Postgres' to_char
     ),
     "first_value(x) ignore nulls over (order by y) from (values (null, 1), (2, 2)) t(x, y) order by y": "IGNORE NULLS",
-    # semi-structured values have no Postgres rules yet (transpile/semistructured.py refuses them there)
-    "array_size(array_agg(x)) from (values (1), (null), (2)) t(x)": "ARRAY_SIZE",
 }
 
 

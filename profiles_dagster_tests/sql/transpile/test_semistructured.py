@@ -307,23 +307,6 @@ def test_object_construct_star_is_refused() -> None:
     assert refused("select object_construct(*) from t").construct == "OBJECT_CONSTRUCT(*)"
 
 
-@pytest.mark.parametrize(
-    ("sql", "construct"),
-    [
-        ("select f.value from t, table(flatten(parse_json(doc))) f", "FLATTEN"),
-        ("select object_construct('a', id) from t", "OBJECT_CONSTRUCT"),
-        ("select array_construct(1, 2)[id] from t", "[index]"),
-        ("select array_agg(id) from t", "ARRAY_AGG"),
-        ("select array_size(parse_json(doc)) from t", "ARRAY_SIZE"),
-        ("select parse_json(profile) from t", "PARSE_JSON"),
-        ("select profile:state::string from t", ": path"),
-        ("select x['a'] from t", "[...]"),
-    ],
-)
-def test_postgres_refusals(sql: str, construct: str) -> None:
-    assert refused(sql, "postgres").construct.startswith(construct)
-
-
 # ---- a project run through the product ---------------------------------------------------------------
 
 PROJECT = {
