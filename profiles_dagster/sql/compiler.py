@@ -678,6 +678,10 @@ def _windowed(
         targets = [n for n in value.walk() if n.meta.get("pd_window_target")]  # marked by the rule (Postgres)
         inner = value.find_all(exp.WithinGroup, exp.ArrayAgg)
         agg = targets[0] if targets else next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
+        if agg.meta.get("pd_default_frame") and shell.args.get("order") is not None and not shell.args.get("spec"):
+            # the translated function's own default frame (Snowflake's FIRST_VALUE: the whole partition)
+            shell.set("spec", exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
+                                             end="UNBOUNDED", end_side="FOLLOWING"))  # fmt: skip
         agg.replace(shell)
         shell.set("this", agg)
         return value

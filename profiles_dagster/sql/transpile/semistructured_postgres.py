@@ -62,6 +62,7 @@ CHECKED: dict[tuple[str, str], frozenset[str]] = {
             "Array",
             "ARRAY_AGG",
             "WITHIN GROUP",
+            "IGNORE NULLS",
         }
     ),
 }
@@ -247,6 +248,40 @@ def _array_agg_top(node: exp.Expr) -> bool:
     return top(node)
 
 
+# ---- FIRST_VALUE(..) IGNORE NULLS ------------------------------------------------------------------
+
+DEFAULT_FRAME = "pd_default_frame"  # meta: a pb window put on this node takes Snowflake's FIRST_VALUE frame
+
+
+def _whole_partition() -> exp.WindowSpec:
+    """Snowflake's frame for FIRST_VALUE/LAST_VALUE with an ORDER BY and no frame: the whole partition."""
+    return exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="UNBOUNDED", end_side="FOLLOWING")
+
+
+def _ignore_nulls(node: exp.IgnoreNulls, window: exp.Window | None) -> exp.Expr:
+    """FIRST_VALUE(x) IGNORE NULLS [OVER (..)]: the first non-NULL x of the frame, in the window's order. Postgres
+    has no IGNORE NULLS: the frame's non-NULL values aggregated in the window's order (`array_agg(x) FILTER
+    (WHERE x IS NOT NULL) OVER (..)`), then the first (`[1]`; an empty frame gives NULL, as Snowflake)."""
+    function = node.this
+    if not isinstance(function, exp.FirstValue):
+        raise UnfaithfulError("IGNORE NULLS", f"{function.key.upper()} IGNORE NULLS has no Postgres form written")
+    value = function.this
+    aggregate = exp.Anonymous(this="array_agg", expressions=[value])
+    kept: exp.Expr = exp.Filter(this=aggregate, expression=exp.Where(this=value.copy().is_(exp.null()).not_()))
+    if window is not None:
+        if window.args.get("order") is not None and window.args.get("spec") is None:
+            window.set("spec", _whole_partition())
+        window.set("this", kept)
+        kept = window
+    else:
+        kept.meta[WINDOW_TARGET] = True
+        kept.meta[DEFAULT_FRAME] = True
+    first = exp.Bracket(this=exp.paren(kept, copy=False), expressions=[exp.Literal.number(1)], offset=1)
+    if window is None:
+        first.meta["pd_window_inside"] = True
+    return first
+
+
 # ---- FLATTEN ------------------------------------------------------------------------------------
 
 _INPUT = "__pd_flatten_input__"
@@ -396,6 +431,10 @@ class _Rewriter:
             value = node.this
             is_array = exp.func("jsonb_typeof", value.copy()).eq(exp.Literal.string("array"))
             return exp.Case(ifs=[exp.If(this=is_array, true=exp.func("jsonb_array_length", value))])
+        if isinstance(node, exp.IgnoreNulls) and not isinstance(node.parent, exp.Window):
+            return _ignore_nulls(node, None)
+        if isinstance(node, exp.Window) and isinstance(node.this, exp.IgnoreNulls):
+            return _ignore_nulls(node.this, node)
         if _array_agg_top(node):
             return _array_agg(node)
         if isinstance(node, exp.Cast | exp.TryCast) and is_variant(node.this):

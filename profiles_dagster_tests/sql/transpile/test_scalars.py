@@ -364,7 +364,6 @@ POSTGRES_REFUSED = {
     "to_varchar(x, 'DY, DD MON YYYY HH24:MI:SS.FF3') from (values ('2024-01-10 10:11:12.345'::timestamp)) t(x)": (
         "TO_CHAR"  # DY and MON come out upper case from Postgres' to_char
     ),
-    "first_value(x) ignore nulls over (order by y) from (values (null, 1), (2, 2)) t(x, y) order by y": "IGNORE NULLS",
 }
 
 

@@ -275,6 +275,7 @@ CHECKED_SQL = {
     "Array": "select array_construct(1, 'x', null) from t",
     "ARRAY_AGG": "select array_agg(id) from t",
     "WITHIN GROUP": "select array_agg(id) within group (order by id desc) from t",
+    "IGNORE NULLS": "select first_value(id) ignore nulls over (order by id) from t",
 }
 
 
@@ -293,3 +294,59 @@ def test_checked_constructs_are_the_census_names(cursor: Any) -> None:
         named = {label for label, _ in sql_census.constructs(sqlglot.parse_one(sql, read="snowflake"), "snowflake")}
         assert name in named, f"{name}: the census names {sorted(named)}"
         pg(cursor, sql)  # and it runs on Postgres
+
+
+# ---- FIRST_VALUE(..) IGNORE NULLS and pb's window on a rewritten aggregate -------------------------------------
+
+VALUES = "(values (1, null, 1), (1, 'b', 2), (1, 'c', 3), (1, null, 4), (2, null, 1)) v(g, x, y)"
+
+
+def test_first_value_ignore_nulls(cursor: Any) -> None:
+    # FIRST_VALUE(x) IGNORE NULLS: the first non-NULL x of the frame in the window's order; with an ORDER BY and
+    # no frame Snowflake's frame is the whole partition (ROWS UNBOUNDED PRECEDING .. UNBOUNDED FOLLOWING); a
+    # partition of NULLs only gives NULL
+    rows = pg(
+        cursor, f"select g, y, first_value(x) ignore nulls over (partition by g order by y) from {VALUES} order by 1, 2"
+    )
+    assert rows == [(1, 1, "b"), (1, 2, "b"), (1, 3, "b"), (1, 4, "b"), (2, 1, None)]
+    # a frame up to the current row, descending: y=4 sees only its NULL; y=3 'c'; then 'c' stays first
+    rows = pg(
+        cursor,
+        "select g, y, first_value(x ignore nulls) over (partition by g order by y desc "
+        f"rows between unbounded preceding and current row) from {VALUES} order by 1, 2",
+    )
+    assert rows == [(1, 1, "c"), (1, 2, "c"), (1, 3, "c"), (1, 4, None), (2, 1, None)]
+    assert refused(f"select last_value(x) ignore nulls over (order by y) from {VALUES}").construct == "IGNORE NULLS"
+
+
+class _Ctx:
+    source_dialect = "snowflake"
+
+    def rendered(self, text: str, where: object) -> str:
+        return text
+
+    def translated(self, tree: sqlglot.exp.Expr, where: object) -> sqlglot.exp.Expr:
+        return translate(tree, "snowflake", "postgres")
+
+
+def _pb_windowed(select: str, order_by: list[str]) -> str:
+    """An entity var's `select` with pb's `window:` (partition by g, the given order), as the compiler writes it."""
+    from sqlglot import exp
+
+    from profiles_dagster.project.schema import Window
+    from profiles_dagster.sql.compiler import _windowed
+    from profiles_dagster.sql.fragments import Where
+
+    value = translate(sqlglot.parse_one(select, read="snowflake"), "snowflake", "postgres")
+    window = Window(order_by=order_by)
+    return _windowed(value, [exp.column("g")], window, _Ctx(), Where(None, "v")).sql(POSTGRES)  # type: ignore[arg-type]
+
+
+def test_a_pb_window_goes_on_the_rewritten_aggregate(cursor: Any) -> None:
+    # pb's `window: order_by: [y desc]` on `first_value(x ignore nulls)`: Snowflake's frame (the whole
+    # partition), so every row of g=1 gets the last non-NULL by y, 'c'
+    cursor.execute(f"select g, {_pb_windowed('first_value(x ignore nulls)', ['y desc'])} from {VALUES} order by g, y")
+    assert cursor.fetchall() == [(1, "c"), (1, "c"), (1, "c"), (1, "c"), (2, None)]
+    # `array_agg(x)` with a window of no order: NULLs left out, every row gets the partition's values, [] for none
+    cursor.execute(f"select g, {_pb_windowed('array_agg(x)', [])} from {VALUES} order by g, y")
+    assert [(g, sorted(a)) for g, a in cursor.fetchall()] == [(1, ["b", "c"])] * 4 + [(2, [])]
