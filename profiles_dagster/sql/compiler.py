@@ -45,8 +45,14 @@ from profiles_dagster.sql.increments import Increments
 from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
-from profiles_dagster.sql.transpile import UnfaithfulError, translate, types
-from profiles_dagster.sql.transpile.semistructured import holds_variant
+from profiles_dagster.sql.transpile import UnfaithfulError, semistructured_postgres, translate, types
+from profiles_dagster.sql.transpile.semistructured import holds_variant as _holds_json
+
+
+def holds_variant(value: exp.Expr) -> bool:
+    """A translated value that is a VARIANT on the engine (DuckDB's JSON, Postgres' jsonb)."""
+    return _holds_json(value) or semistructured_postgres.holds_variant(value)
+
 
 INPUT_ROW_ID = "input_row_id"
 # pb's name for the entity's main id: in an input var's `window.partition_by` (its docs' example uses it), and
@@ -858,11 +864,8 @@ def _aggregations(
             partition = [col(main), *(ctx.fragment(p, where, reads) for p in spec.window.partition_by)]
             inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
             inner = inner.from_(rows).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
-            sub = (
-                exp.select(col(main), exp.alias_(exp.Max(this=col("v")), spec.name))
-                .from_(inner.subquery("w"))
-                .group_by(col(main))
-            )
+            picked = _same_on_every_row(value, spec.window, ctx) or exp.Max(this=col("v"))
+            sub = exp.select(col(main), exp.alias_(picked, spec.name)).from_(inner.subquery("w")).group_by(col(main))
             if len(keys) > 1:
                 raise where.error("a window var cannot refer to other vars yet")
             yield [pv], sub
@@ -921,6 +924,25 @@ def _ordered_aggregate(value: exp.Expr, window: Window, ctx: CompileContext, whe
             return None
         aggregate = exp.Last
     return aggregate(this=exp.Order(this=value.this.copy(), expressions=order.expressions))
+
+
+def _same_on_every_row(value: exp.Expr, window: Window, ctx: CompileContext) -> exp.Expr | None:
+    """pb's MAX of a window var's value over a main id's rows, where the engine has no MAX of its type (Postgres:
+    no max(jsonb)) but the value is the same on every row: FIRST_VALUE/LAST_VALUE (IGNORE NULLS too) framed to
+    the whole partition (Snowflake's frame for them when pb's window has no frame_clause) over the main id's rows
+    alone. Then any row's value is the MAX: the first, `(array_agg(v))[1]`. None: keep the MAX."""
+    if ctx.dialect != "postgres" or window.partition_by or window.frame_clause:
+        return None
+    if not semistructured_postgres.holds_variant(value) and not value.meta.get(semistructured_postgres.DEFAULT_FRAME):
+        return None
+    whole_partition = isinstance(value, exp.FirstValue | exp.LastValue) or (
+        value.meta.get("pd_window_inside")
+        and any(n.meta.get(semistructured_postgres.DEFAULT_FRAME) for n in value.walk())
+    )
+    if not whole_partition:
+        return None
+    values = exp.Anonymous(this="array_agg", expressions=[col("v")])
+    return exp.Bracket(this=exp.paren(values, copy=False), expressions=[exp.Literal.number(1)], offset=1)
 
 
 def _frame_bound(frame: exp.Expr, which: str) -> str:

@@ -350,3 +350,128 @@ def test_a_pb_window_goes_on_the_rewritten_aggregate(cursor: Any) -> None:
     # `array_agg(x)` with a window of no order: NULLs left out, every row gets the partition's values, [] for none
     cursor.execute(f"select g, {_pb_windowed('array_agg(x)', [])} from {VALUES} order by g, y")
     assert [(g, sorted(a)) for g, a in cursor.fetchall()] == [(1, ["b", "c"])] * 4 + [(2, [])]
+
+
+# ---- a project run through the product on Postgres ----------------------------------------------------------
+
+PROJECT = {
+    "pb_project.yaml": """
+        name: semi
+        schema_version: 99
+        connection: test
+        model_folders:
+          - models
+        entities:
+          - name: user
+            id_types:
+              - user_id
+        id_types:
+          - name: user_id
+    """,
+    "profiles_dagster.yaml": "dialect: snowflake\n",
+    "models/inputs.yaml": """
+        inputs:
+          - name: orders
+            app_defaults:
+              table: raw.orders
+              occurred_at_col: ts
+              ids:
+                - select: user_id
+                  type: user_id
+                  entity: user
+    """,
+    "models/sql.yaml": """
+        models:
+          - name: items
+            model_type: sql_template
+            model_spec:
+              materialization:
+                output_type: table
+              ids:
+                - select: user_id
+                  type: user_id
+                  entity: user
+              single_sql: |
+                {% with orders = this.DeRef("inputs/orders") %}
+                select user_id, t.index as pos, t.value['sku']::string as sku, t.value:qty::int as qty
+                from (select * from {{ orders }}), table(flatten(parse_json(products))) t
+                {% endwith %}
+    """,
+    "models/vars.yaml": """
+        var_groups:
+          - name: vars
+            entity_key: user
+            vars:
+              - entity_var:
+                  name: units
+                  select: sum(qty)
+                  from: models/items
+              - entity_var:
+                  name: skus
+                  select: array_agg(distinct sku) within group (order by sku)
+                  from: models/items
+              - entity_var:
+                  name: address
+                  select: >-
+                    first_value(object_construct('state', parse_json(profile):state::string,
+                    'zip', parse_json(profile):zip::string))
+                  from: inputs/orders
+                  window:
+                    order_by:
+                      - ts desc
+              - entity_var:
+                  name: plan
+                  select: first_value(plan ignore nulls)
+                  from: inputs/orders
+                  window:
+                    order_by:
+                      - ts desc
+              - entity_var:
+                  name: state
+                  select: coalesce({{ user.Var("address") }}:state::varchar, 'unknown')
+              - entity_var:
+                  name: first_sku
+                  select: '{{ user.Var("skus") }}[0]::string'
+    """,
+}
+
+ORDERS = """create table raw.orders as select * from (values
+    ('u1', '[{"sku": "b", "qty": 2}, {"sku": "a", "qty": 1}]', '{"state": "CA", "zip": "94105"}', 'basic',
+     timestamp '2025-01-01 00:00:00'),
+    ('u1', '[{"sku": "a", "qty": 3}]', '{"state": "CA", "zip": "94105"}', null, timestamp '2025-01-02 00:00:00'),
+    ('u2', '[]', '{"zip": "10001"}', null, timestamp '2025-01-03 00:00:00')
+) v(user_id, products, profile, plan, ts)"""
+
+
+def test_snowflake_semistructured_project_runs_on_postgres(postgres_standin: Any, tmp_path: Any) -> None:
+    import yaml
+
+    from profiles_dagster.cli import main
+    from profiles_dagster_tests.format.harness import write
+    from profiles_dagster_tests.format.test_format_core import rid
+
+    target = postgres_standin.target("semistructured")
+    write(tmp_path, PROJECT)
+    site = tmp_path / "siteconfig.yaml"
+    outputs = {"dev": {**target, "schema": "out"}}
+    site.write_text(yaml.safe_dump({"connections": {"test": {"target": "dev", "outputs": outputs}}}))
+    with postgres_standin.connect(target["dbname"]) as con:
+        con.execute("create schema raw")
+        con.execute(ORDERS)
+    argv = ["-p", str(tmp_path), "--site-config", str(site)]
+    assert main(["validate", *argv]) == 0
+    assert main(["run", *argv, "--end_time", "2025-06-01T00:00:00Z"]) == 0
+    with postgres_standin.connect(target["dbname"]) as con:
+        cur = con.execute("select * from out.user_feature_view")
+        names = [d[0] for d in cur.description]
+        rows = {r[names.index("user_main_id")]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+    u1, u2 = rows[rid("u1", "user_id")], rows[rid("u2", "user_id")]
+    # u1's orders hold three items (b x2, a x1, a x3): 6 units, distinct skus [a, b] in order, first 'a'
+    assert u1["units"] == 6 and u1["skus"] == ["a", "b"] and u1["first_sku"] == "a"
+    # the latest order's profile as an object, its state read back through a `:` path; the latest plan that
+    # is not NULL (the latest order has none: IGNORE NULLS reaches the earlier 'basic')
+    assert u1["address"] == {"state": "CA", "zip": "94105"} and u1["state"] == "CA" and u1["plan"] == "basic"
+    # u2's only order has no item (an empty array flattens to no row): no units, no skus; its profile has no
+    # state, so OBJECT_CONSTRUCT leaves the key out and the `:` path gives NULL; no plan at all
+    assert u2["units"] is None and u2["skus"] is None and u2["first_sku"] is None
+    assert u2["address"] == {"zip": "10001"} and u2["state"] == "unknown" and u2["plan"] is None
