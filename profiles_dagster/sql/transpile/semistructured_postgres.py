@@ -403,6 +403,9 @@ class _Rewriter:
                 select = node.find_ancestor(exp.Select)
                 known = name in ("value", "this") and select is not None and id(select) in self.flatten_selects
             typed = node.meta.get(TYPE)
+            if isinstance(typed, exp.DataType) and typed.this == T.JSON:
+                # a `json` column (or a var reference typed so): jsonb for the jsonb functions (a no-op on jsonb)
+                return _variant(exp.cast(node, _jsonb()))
             json = isinstance(typed, exp.DataType) and typed.this in _JSON_TYPES
             return _variant(node) if known or json else node
         if isinstance(node, exp.TableFromRows | exp.Lateral) and isinstance(node.this, exp.Explode):

@@ -475,3 +475,18 @@ def test_snowflake_semistructured_project_runs_on_postgres(postgres_standin: Any
     # state, so OBJECT_CONSTRUCT leaves the key out and the `:` path gives NULL; no plan at all
     assert u2["units"] is None and u2["skus"] is None and u2["first_sku"] is None
     assert u2["address"] == {"zip": "10001"} and u2["state"] == "unknown" and u2["plan"] is None
+
+
+def test_a_json_column_is_read_as_jsonb(cursor: Any) -> None:
+    # a Postgres `json` column holds VARIANTs too: its paths, FLATTEN and ARRAY_SIZE are those of jsonb
+    from sqlglot import exp
+
+    from profiles_dagster.sql.transpile.types import attach_schema
+
+    cursor.execute("create table if not exists j as select 1 as id, cast('{\"a\": [1, 2]}' as json) as v")
+    tree = sqlglot.parse_one(
+        "select v:a[1]::int, array_size(v:a), f.index from j, table(flatten(v:a)) f", read="snowflake"
+    )
+    attach_schema(tree, {"j": {"id": exp.DataType.build("int"), "v": exp.DataType.build("json")}})
+    cursor.execute(translate(tree, "snowflake", "postgres").sql(POSTGRES))
+    assert sorted(cursor.fetchall()) == [(2, 2, 0), (2, 2, 1)]
