@@ -14,7 +14,8 @@ Every VARIANT, ARRAY and OBJECT value is a `jsonb` value (the var columns that h
   `jsonb_array_elements WITH ORDINALITY` (INDEX 0-based) and `jsonb_each`, with KEY / PATH / INDEX / VALUE /
   THIS, OUTER => TRUE a LEFT JOIN giving the one row of NULLs;
 - `OBJECT_CONSTRUCT` is `jsonb_build_object` of each pair whose key and value are not SQL NULL (a JSON null
-  value is kept), `ARRAY_CONSTRUCT` `jsonb_build_array`;
+  value is kept), `OBJECT_CONSTRUCT_KEEP_NULL` all pairs, `TO_VARIANT` `to_jsonb`, `ARRAY_CONSTRUCT`
+  `jsonb_build_array`;
 - `ARRAY_AGG` is `jsonb_agg` without the NULL inputs (FILTER), `[]` when none is left, WITHIN GROUP's order
   as the aggregate's ORDER BY.
 
@@ -208,6 +209,17 @@ def _object_construct(node: exp.Struct) -> exp.Expr:
         )
         out = exp.DPipe(this=out, expression=pair)
     return _variant(exp.paren(out, copy=False))
+
+
+def _object_keep_null(node: exp.JSONObject) -> exp.Expr:
+    """OBJECT_CONSTRUCT_KEEP_NULL('k', v, ...): every pair, a SQL NULL value as a JSON null (constant keys)."""
+    args: list[exp.Expr] = []
+    for pair in node.expressions:
+        key = pair.this if isinstance(pair, exp.JSONKeyValue) else None
+        if not (isinstance(key, exp.Literal) and key.is_string):
+            raise UnfaithfulError("OBJECT_CONSTRUCT_KEEP_NULL", "a key that is not a constant string")
+        args += [key, _element(pair.expression, "OBJECT_CONSTRUCT_KEEP_NULL")]
+    return _variant(exp.func("jsonb_build_object", *args))
 
 
 def _array_agg(node: exp.Expr) -> exp.Expr:
@@ -428,6 +440,12 @@ class _Rewriter:
             raise UnfaithfulError("OBJECT_CONSTRUCT(*)", "the columns a star names are not known when compiling")
         if isinstance(node, exp.Struct):
             return _object_construct(node)
+        if isinstance(node, exp.JSONObject):  # OBJECT_CONSTRUCT_KEEP_NULL: a NULL value is a JSON null
+            return _object_keep_null(node)
+        if isinstance(node, exp.ToVariant):
+            return _variant(_to_jsonb(node.this, "TO_VARIANT"))
+        if isinstance(node, exp.Anonymous) and node.name.upper() == "IS_OBJECT" and len(node.expressions) == 1:
+            return exp.func("jsonb_typeof", node.expressions[0]).eq(exp.Literal.string("object"))
         if isinstance(node, exp.IsArray):
             return exp.func("jsonb_typeof", node.this).eq(exp.Literal.string("array"))
         if isinstance(node, exp.ArraySize):
@@ -469,8 +487,6 @@ class _Rewriter:
 
 _NOT_WRITTEN: dict[type[exp.Expr], str] = {
     exp.JSONExtract: ": path / GET_PATH",
-    exp.ToVariant: "TO_VARIANT",
-    exp.JSONObject: "OBJECT_CONSTRUCT_KEEP_NULL",
     exp.Typeof: "TYPEOF",
     exp.ArrayContains: "ARRAY_CONTAINS",
     exp.ArrayToString: "ARRAY_TO_STRING",

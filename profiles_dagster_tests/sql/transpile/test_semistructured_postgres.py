@@ -240,6 +240,17 @@ def test_random_index_reaches_every_element(cursor: Any) -> None:
     assert {r[0] for r in rows} == {"green", "yellow", "red"}
 
 
+def test_keep_null_to_variant_is_array_is_object(cursor: Any) -> None:
+    # OBJECT_CONSTRUCT_KEEP_NULL keeps a NULL value (as JSON null); TO_VARIANT of a string is a VARIANT string,
+    # whose text is the string itself; IS_ARRAY / IS_OBJECT by the VARIANT's kind
+    rows = pg(
+        cursor,
+        "select object_construct_keep_null('a', null, 'b', 1), to_variant('abc')::string, to_variant(2) + 1, "
+        "is_array(parse_json('[]')), is_object(parse_json('[]')), is_object(parse_json('{}'))",
+    )
+    assert rows == [({"a": None, "b": 1}, "abc", 3, True, False, True)]
+
+
 @pytest.mark.parametrize(
     ("sql", "construct"),
     [
