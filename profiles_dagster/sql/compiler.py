@@ -864,7 +864,16 @@ def _aggregations(
             partition = [col(main), *(ctx.fragment(p, where, reads) for p in spec.window.partition_by)]
             inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
             inner = inner.from_(rows).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
-            picked = _same_on_every_row(value, spec.window, ctx) or exp.Max(this=col("v"))
+            picked = _same_on_every_row(value, spec.window, ctx)
+            if picked is None and ctx.dialect == "postgres" and semistructured_postgres.holds_variant(value):
+                raise pv.var.origin.at("select").error(
+                    f"entity var '{spec.name}' holds a VARIANT and has `window:`: pb takes the MAX of its values over "
+                    "each main id's rows, and Postgres has no MAX of jsonb (nor is Snowflake's order of VARIANT "
+                    "objects documented), unless every row's value is the same",
+                    hint="first_value(...) with `window: order_by` and no frame_clause or partition_by gives one "
+                    "value per main id",
+                )
+            picked = picked or exp.Max(this=col("v"))
             sub = exp.select(col(main), exp.alias_(picked, spec.name)).from_(inner.subquery("w")).group_by(col(main))
             if len(keys) > 1:
                 raise where.error("a window var cannot refer to other vars yet")
@@ -928,18 +937,19 @@ def _ordered_aggregate(value: exp.Expr, window: Window, ctx: CompileContext, whe
 
 def _same_on_every_row(value: exp.Expr, window: Window, ctx: CompileContext) -> exp.Expr | None:
     """pb's MAX of a window var's value over a main id's rows, where the engine has no MAX of its type (Postgres:
-    no max(jsonb)) but the value is the same on every row: FIRST_VALUE/LAST_VALUE (IGNORE NULLS too) framed to
-    the whole partition (Snowflake's frame for them when pb's window has no frame_clause) over the main id's rows
-    alone. Then any row's value is the MAX: the first, `(array_agg(v))[1]`. None: keep the MAX."""
+    no max(jsonb)) but the value is the same on every row: FIRST_VALUE over the main id's rows alone with pb's
+    default frame (it starts at the partition's start: every row's first is the first row's), or FIRST_VALUE
+    IGNORE NULLS (framed to the whole partition by its rewrite). Then any row's value is the MAX: the first,
+    `(array_agg(v))[1]`. None: keep the MAX (LAST_VALUE's default frame ends at the row: values differ)."""
     if ctx.dialect != "postgres" or window.partition_by or window.frame_clause:
         return None
-    if not semistructured_postgres.holds_variant(value) and not value.meta.get(semistructured_postgres.DEFAULT_FRAME):
+    if not semistructured_postgres.holds_variant(value):
         return None
-    whole_partition = isinstance(value, exp.FirstValue | exp.LastValue) or (
+    same = isinstance(value, exp.FirstValue) or (
         value.meta.get("pd_window_inside")
         and any(n.meta.get(semistructured_postgres.DEFAULT_FRAME) for n in value.walk())
     )
-    if not whole_partition:
+    if not same:
         return None
     values = exp.Anonymous(this="array_agg", expressions=[col("v")])
     return exp.Bracket(this=exp.paren(values, copy=False), expressions=[exp.Literal.number(1)], offset=1)
