@@ -28,6 +28,7 @@ rounding mode; DuckDB's ROUND): only the HALF_TO_EVEN mode argument is rewritten
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -70,28 +71,29 @@ class _Json:
 
 _DUCKDB_JSON = _Json(_is_variant, _text_of)
 _POSTGRES_JSON = _Json(pg.is_variant, pg.text_of)
-_CURRENT = [_DUCKDB_JSON]  # the engine of the rule running (rules are called one node at a time)
+# how the engine of the rule running holds a VARIANT (a context variable: translations may run in threads)
+_CURRENT: ContextVar[_Json] = ContextVar("pd_variant_json", default=_DUCKDB_JSON)
 
 
 def _variant_operand(value: exp.Expr) -> bool:
     """Whether an operand is a VARIANT (asking a column's type, so an untyped compile is known to depend on it)."""
     column_type(value)
-    return _CURRENT[0].is_variant(value)
+    return _CURRENT.get().is_variant(value)
 
 
 def _variant_text(value: exp.Expr) -> exp.Expr:
-    return _CURRENT[0].text_of(value)
+    return _CURRENT.get().text_of(value)
 
 
 def _on(json: _Json, fn: Callable[[exp.Expr], exp.Expr]) -> Callable[[exp.Expr], exp.Expr]:
     """`fn` for the engine holding VARIANTs as `json`."""
 
     def run(node: exp.Expr) -> exp.Expr:
-        _CURRENT[0] = json
+        token = _CURRENT.set(json)
         try:
             return fn(node)
         finally:
-            _CURRENT[0] = _DUCKDB_JSON
+            _CURRENT.reset(token)
 
     run.__doc__ = fn.__doc__
     return run
@@ -216,7 +218,7 @@ def _text_cast(value: exp.Expr, construct: str) -> exp.Expr | None:
     if found.this in _SAME_TEXT:
         return None
     if found.this in (T.TIMESTAMP, T.TIMESTAMPNTZ, T.DATETIME):
-        if _CURRENT[0] is _POSTGRES_JSON:  # Postgres' to_char: MS is the milliseconds, zero-padded as FF3
+        if _CURRENT.get() is _POSTGRES_JSON:  # Postgres' to_char: MS is the milliseconds, zero-padded as FF3
             return exp.func("to_char", value, exp.Literal.string("YYYY-MM-DD HH24:MI:SS.MS"))
         return exp.TimeToStr(this=value, format=exp.Literal.string(_DEFAULT_TIMESTAMP_FORMAT))
     raise UnfaithfulError(
