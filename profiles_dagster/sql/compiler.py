@@ -684,15 +684,25 @@ def _windowed(
         targets = [n for n in value.walk() if n.meta.get("pd_window_target")]  # marked by the rule (Postgres)
         inner = value.find_all(exp.WithinGroup, exp.ArrayAgg)
         agg = targets[0] if targets else next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
-        if agg.meta.get("pd_default_frame") and shell.args.get("order") is not None and not shell.args.get("spec"):
-            # the translated function's own default frame (Snowflake's FIRST_VALUE: the whole partition)
-            shell.set("spec", exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
-                                             end="UNBOUNDED", end_side="FOLLOWING"))  # fmt: skip
+        if agg.meta.get("pd_default_frame"):  # the translated function's own default frame (FIRST_VALUE's)
+            _whole_partition_by_default(shell)
         agg.replace(shell)
         shell.set("this", agg)
         return value
+    function = value.this if isinstance(value, exp.IgnoreNulls) else value
+    if ctx.source_dialect == "snowflake" and isinstance(function, exp.FirstValue | exp.LastValue | exp.NthValue):
+        _whole_partition_by_default(shell)
     shell.set("this", value)
     return shell
+
+
+def _whole_partition_by_default(shell: exp.Window) -> None:
+    """Snowflake's frame for FIRST_VALUE / LAST_VALUE / NTH_VALUE over an ORDER BY with no frame given: the whole
+    partition (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING; sqlglot's Snowflake parser reads them
+    so too), where an engine's default frame would end at the current row (LAST_VALUE: each row's own value)."""
+    if shell.args.get("order") is not None and not shell.args.get("spec"):
+        shell.set("spec", exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
+                                         end="UNBOUNDED", end_side="FOLLOWING"))  # fmt: skip
 
 
 def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
@@ -938,16 +948,22 @@ def _ordered_aggregate(value: exp.Expr, window: Window, ctx: CompileContext, whe
 def _same_on_every_row(value: exp.Expr, window: Window, ctx: CompileContext) -> exp.Expr | None:
     """pb's MAX of a window var's value over a main id's rows, where the engine has no MAX of its type (Postgres:
     no max(jsonb)) but the value is the same on every row: FIRST_VALUE over the main id's rows alone with pb's
-    default frame (it starts at the partition's start: every row's first is the first row's), or FIRST_VALUE
-    IGNORE NULLS (framed to the whole partition by its rewrite). Then any row's value is the MAX: the first,
-    `(array_agg(v))[1]`. None: keep the MAX (LAST_VALUE's default frame ends at the row: values differ)."""
+    default frame (it starts at the partition's start: every row's first is the first row's), LAST_VALUE and
+    NTH_VALUE in Snowflake SQL (framed to the whole partition, `_whole_partition_by_default`), or FIRST_VALUE
+    IGNORE NULLS (framed so by its rewrite). Then any row's value is the MAX: the first, `(array_agg(v))[1]`.
+    None: keep the MAX (elsewhere LAST_VALUE's default frame ends at the row: the values differ)."""
     if ctx.dialect != "postgres" or window.partition_by or window.frame_clause:
         return None
     if not semistructured_postgres.holds_variant(value):
         return None
-    same = isinstance(value, exp.FirstValue) or (
-        value.meta.get("pd_window_inside")
-        and any(n.meta.get(semistructured_postgres.DEFAULT_FRAME) for n in value.walk())
+    snowflake_frame = ctx.source_dialect == "snowflake" and isinstance(value, exp.LastValue | exp.NthValue)
+    same = (
+        isinstance(value, exp.FirstValue)
+        or snowflake_frame
+        or (
+            value.meta.get("pd_window_inside")
+            and any(n.meta.get(semistructured_postgres.DEFAULT_FRAME) for n in value.walk())
+        )
     )
     if not same:
         return None

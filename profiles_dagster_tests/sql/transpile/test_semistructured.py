@@ -438,6 +438,34 @@ def test_a_pb_window_goes_on_the_array_agg_inside_its_wrapper() -> None:
     ]
 
 
+def test_a_pb_window_over_last_value_takes_snowflakes_frame() -> None:
+    # Snowflake's frame for FIRST_VALUE / LAST_VALUE over an ORDER BY with no frame is the whole partition, so
+    # `last_value(x)` with pb's `window: order_by: [y]` gives every row the partition's last x ('b' for g=1);
+    # DuckDB's default frame would end at the row (each row its own x)
+    from sqlglot import exp
+
+    from profiles_dagster.project.schema import Window
+    from profiles_dagster.sql.compiler import _windowed
+    from profiles_dagster.sql.fragments import Where
+
+    class Ctx:
+        source_dialect = "snowflake"
+
+        def rendered(self, text: str, where: Where) -> str:
+            return text
+
+        def translated(self, tree: exp.Expr, where: Where) -> exp.Expr:
+            return translate(tree, "snowflake", "duckdb")
+
+    value = translate(sqlglot.parse_one("last_value(x)", read="snowflake"), "snowflake", "duckdb")
+    windowed = _windowed(value, [exp.column("g")], Window(order_by=["y"]), Ctx(), Where(None, "v"))  # type: ignore[arg-type]
+    query = f"select g, y, {windowed.sql(DUCKDB)} from (values (1, 'a', 1), (1, 'b', 2), (2, 'c', 1)) v(g, x, y)"
+    con = duckdb.connect()
+    rows = sorted(con.execute(query).fetchall())
+    con.close()
+    assert rows == [(1, 1, "b"), (1, 2, "b"), (2, 1, "c")]
+
+
 # SQL of the tests above (their values are checked there) that the census names with each construct claimed
 CHECKED_SQL = {
     "FLATTEN": "select f.value from t, table(flatten(parse_json(doc))) f",

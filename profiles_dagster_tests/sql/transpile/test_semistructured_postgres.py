@@ -7,6 +7,7 @@ back as Python values (psycopg decodes them). Refusals are tested one by one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -431,6 +432,15 @@ PROJECT = {
                     order_by:
                       - ts desc
               - entity_var:
+                  name: oldest_address
+                  select: >-
+                    last_value(object_construct('state', parse_json(profile):state::string,
+                    'zip', parse_json(profile):zip::string))
+                  from: inputs/orders
+                  window:
+                    order_by:
+                      - ts desc
+              - entity_var:
                   name: plan
                   select: first_value(plan ignore nulls)
                   from: inputs/orders
@@ -449,7 +459,7 @@ PROJECT = {
 ORDERS = """create table raw.orders as select * from (values
     ('u1', '[{"sku": "b", "qty": 2}, {"sku": "a", "qty": 1}]', '{"state": "CA", "zip": "94105"}', 'basic',
      timestamp '2025-01-01 00:00:00'),
-    ('u1', '[{"sku": "a", "qty": 3}]', '{"state": "CA", "zip": "94105"}', null, timestamp '2025-01-02 00:00:00'),
+    ('u1', '[{"sku": "a", "qty": 3}]', '{"state": "CA", "zip": "94107"}', null, timestamp '2025-01-02 00:00:00'),
     ('u2', '[]', '{"zip": "10001"}', null, timestamp '2025-01-03 00:00:00')
 ) v(user_id, products, profile, plan, ts)"""
 
@@ -479,17 +489,27 @@ def test_snowflake_semistructured_project_runs_on_postgres(postgres_standin: Any
     u1, u2 = rows[rid("u1", "user_id")], rows[rid("u2", "user_id")]
     # u1's orders hold three items (b x2, a x1, a x3): 6 units, distinct skus [a, b] in order, first 'a'
     assert u1["units"] == 6 and u1["skus"] == ["a", "b"] and u1["first_sku"] == "a"
-    # the latest order's profile as an object, its state read back through a `:` path; the latest plan that
-    # is not NULL (the latest order has none: IGNORE NULLS reaches the earlier 'basic')
-    assert u1["address"] == {"state": "CA", "zip": "94105"} and u1["state"] == "CA" and u1["plan"] == "basic"
+    # the latest order's profile as an object, its state read back through a `:` path; LAST_VALUE in the same
+    # descending order over Snowflake's default frame (the whole partition) is the oldest order's; the latest
+    # plan that is not NULL (the latest order has none: IGNORE NULLS reaches the earlier 'basic')
+    assert u1["address"] == {"state": "CA", "zip": "94107"} and u1["state"] == "CA" and u1["plan"] == "basic"
+    assert u1["oldest_address"] == {"state": "CA", "zip": "94105"}
     # u2's only order has no item (an empty array flattens to no row): no units, no skus; its profile has no
     # state, so OBJECT_CONSTRUCT leaves the key out and the `:` path gives NULL; no plan at all
     assert u2["units"] is None and u2["skus"] is None and u2["first_sku"] is None
     assert u2["address"] == {"zip": "10001"} and u2["state"] == "unknown" and u2["plan"] is None
-    # LAST_VALUE of an object under pb's window (default frame: each row's own value) would be pb's MAX of
-    # different objects: no max(jsonb) on Postgres, and Snowflake's order of objects is not documented
+    # an object under a window whose frame ends at the row would be pb's MAX of different objects: no max(jsonb)
+    # on Postgres, and Snowflake's order of objects is not documented
     vars_file = tmp_path / "models" / "vars.yaml"
-    vars_file.write_text(vars_file.read_text().replace("first_value(object_construct", "last_value(object_construct"))
+    text = vars_file.read_text()
+    framed = re.sub(
+        r"( +)order_by:\n( +)- ts desc",
+        r"\g<0>\n\1frame_clause: rows between 1 preceding and current row",
+        text,
+        count=1,
+    )
+    assert framed != text
+    vars_file.write_text(framed)
     assert main(["validate", *argv, "--no-prepare"]) == 1
     assert "holds a VARIANT and has `window:`" in capsys.readouterr().err
 
