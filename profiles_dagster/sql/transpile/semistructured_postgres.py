@@ -185,6 +185,8 @@ def _to_jsonb(value: exp.Expr, construct: str) -> exp.Expr:
     """A SQL value as a VARIANT (jsonb)."""
     if is_variant(value):
         return value
+    if isinstance(value, exp.Null):
+        return exp.cast(exp.null(), _jsonb())
     return exp.func("to_jsonb", _element(value, construct))
 
 
@@ -220,6 +222,48 @@ def _object_keep_null(node: exp.JSONObject) -> exp.Expr:
             raise UnfaithfulError("OBJECT_CONSTRUCT_KEEP_NULL", "a key that is not a constant string")
         args += [key, _element(pair.expression, "OBJECT_CONSTRUCT_KEEP_NULL")]
     return _variant(exp.func("jsonb_build_object", *args))
+
+
+def _pg(sql: str, **parts: exp.Expr) -> exp.Expr:
+    """A Postgres expression written once as text, its placeholder columns replaced by the given trees."""
+    tree = sqlglot.parse_one(sql, read="postgres")
+    for column in list(tree.find_all(exp.Column)):
+        if not column.table and column.name in parts:
+            column.replace(parts[column.name].copy())
+    return tree
+
+
+# the elements of an array kept by a condition on (v, o): v the element, o its 1-based position; [] for none
+_KEPT = (
+    "(SELECT COALESCE(jsonb_agg(_x.v ORDER BY _x.o), CAST('[]' AS JSONB)) "
+    "FROM jsonb_array_elements(_a) WITH ORDINALITY AS _x(v, o) WHERE {})"
+)
+
+
+def _array_slice(node: exp.ArraySlice) -> exp.Expr:
+    """ARRAY_SLICE(array, from, to): 0-based, `to` excluded, a negative position counts from the end (as in
+    Python's slices, which Snowflake's documentation names), a NULL argument gives NULL."""
+    start, end = node.args.get("start"), node.args.get("end")
+    if start is None or end is None:
+        raise UnfaithfulError("ARRAY_SLICE", "needs both positions")
+    if start.find(exp.Rand, exp.Uuid) or end.find(exp.Rand, exp.Uuid):
+        raise UnfaithfulError("ARRAY_SLICE", "a position computed from a random value")
+    bound = "(CASE WHEN {0} < 0 THEN jsonb_array_length(_a) + {0} ELSE {0} END)"
+    kept = _KEPT.format(f"_x.o - 1 >= {bound.format('_s')} AND _x.o - 1 < {bound.format('_e')}")
+    sql = f"CASE WHEN _a IS NULL OR _s IS NULL OR _e IS NULL THEN NULL ELSE {kept} END"
+    return _variant(_pg(sql, _a=node.this, _s=start, _e=end))
+
+
+def _array_contains(array: exp.Expr, value: exp.Expr) -> exp.Expr:
+    """ARRAY_CONTAINS(value, array) of a string or number constant: an element equal to it as a VARIANT (a
+    string is not a number; 1 = 1.0), jsonb containment of a one-element array of that scalar."""
+    if not (isinstance(value, exp.Literal) and (value.is_string or isinstance(value.to_py(), int | float))):
+        raise UnfaithfulError(
+            "ARRAY_CONTAINS",
+            "only a string or number constant is searched for: jsonb containment of compounds is not VARIANT equality",
+        )
+    needle = exp.func("jsonb_build_array", _element(value, "ARRAY_CONTAINS"))
+    return _pg("_a @> _n", _a=array, _n=needle)
 
 
 def _array_agg(node: exp.Expr) -> exp.Expr:
@@ -446,6 +490,28 @@ class _Rewriter:
             return _variant(_to_jsonb(node.this, "TO_VARIANT"))
         if isinstance(node, exp.Anonymous) and node.name.upper() == "IS_OBJECT" and len(node.expressions) == 1:
             return exp.func("jsonb_typeof", node.expressions[0]).eq(exp.Literal.string("object"))
+        if isinstance(node, exp.ArraySlice):
+            return _array_slice(node)
+        if isinstance(node, exp.ArrayCompact):  # missing and null elements left out
+            kept = _KEPT.format("_x.v <> CAST('null' AS JSONB)")
+            sql = f"CASE WHEN _a IS NULL THEN NULL ELSE {kept} END"
+            return _variant(_pg(sql, _a=node.this))
+        if isinstance(node, exp.ArrayConstructCompact):  # the SQL NULL arguments left out
+            rows = [
+                exp.Tuple(expressions=[exp.Literal.number(i), _to_jsonb(e, "ARRAY_CONSTRUCT_COMPACT")])
+                for i, e in enumerate(node.expressions, 1)
+            ]
+            if not rows:
+                return _variant(exp.cast(exp.Literal.string("[]"), _jsonb()))
+            values = exp.Values(expressions=rows, alias=exp.TableAlias(this=exp.to_identifier("_x"), columns=[
+                exp.to_identifier("o"), exp.to_identifier("v")]))  # fmt: skip
+            query = _pg(
+                "(SELECT COALESCE(jsonb_agg(_x.v ORDER BY _x.o), CAST('[]' AS JSONB)) FROM t WHERE _x.v IS NOT NULL)"
+            )
+            next(query.find_all(exp.Table)).replace(values)
+            return _variant(query)
+        if isinstance(node, exp.ArrayContains):
+            return _array_contains(node.this, node.expression)
         if isinstance(node, exp.IsArray):
             return exp.func("jsonb_typeof", node.this).eq(exp.Literal.string("array"))
         if isinstance(node, exp.ArraySize):
@@ -487,13 +553,9 @@ class _Rewriter:
 
 _NOT_WRITTEN: dict[type[exp.Expr], str] = {
     exp.JSONExtract: ": path / GET_PATH",
-    exp.Typeof: "TYPEOF",
-    exp.ArrayContains: "ARRAY_CONTAINS",
-    exp.ArrayToString: "ARRAY_TO_STRING",
-    exp.ArraySlice: "ARRAY_SLICE",
-    exp.ArrayCompact: "ARRAY_COMPACT",
+    exp.Typeof: "TYPEOF",  # jsonb keeps no DECIMAL/DOUBLE distinction (PARSE_JSON's 1e2 is 100 there)
+    exp.ArrayToString: "ARRAY_TO_STRING",  # a compound element's JSON text has spaces on Postgres
     exp.ArrayOverlaps: "ARRAYS_OVERLAP",
-    exp.ArrayConstructCompact: "ARRAY_CONSTRUCT_COMPACT",
     exp.JSONKeys: "OBJECT_KEYS",
 }
 

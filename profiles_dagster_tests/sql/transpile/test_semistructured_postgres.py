@@ -252,13 +252,36 @@ def test_keep_null_to_variant_is_array_is_object(cursor: Any) -> None:
     assert rows == [({"a": None, "b": 1}, "abc", 3, True, False, True)]
 
 
+def test_array_compact_construct_compact_contains(cursor: Any) -> None:
+    # ARRAY_COMPACT drops missing and null values; ARRAY_CONSTRUCT_COMPACT omits NULL inputs; ARRAY_CONTAINS
+    # compares as VARIANTs: the string '2' is not the number 2, 1 is 1.0; a NULL array gives NULL
+    rows = pg(
+        cursor,
+        "select array_compact(parse_json('[1, null, 3]')), array_construct_compact(1, null, 'x'), "
+        "array_contains('a', parse_json('[\"a\", 1]')), array_contains(2, parse_json('[\"2\"]')), "
+        "array_contains(1, parse_json('[3, 1.0]')), array_contains(1, parse_json(null))",
+    )
+    assert rows == [([1, 3], [1, "x"], True, False, True, None)]
+
+
+@pytest.mark.parametrize(("start", "end"), [(1, -1), (0, 2), (-10, 2), (2, 10), (-2, 4), (-10, -3), (3, 1), (5, 6)])
+def test_array_slice_follows_pythons_rule(cursor: Any, start: int, end: int) -> None:
+    # ARRAY_SLICE: 0-based `from`, `to` excluded, negative positions from the end; the documentation names
+    # Python's slices as the model, so Python's slice is the expected value
+    (row,) = pg(cursor, f"select array_slice(parse_json('[1, 2, 3, 4]'), {start}, {end})")
+    assert row[0] == [1, 2, 3, 4][start:end]
+    assert pg(cursor, "select array_slice(parse_json('[1, 2]'), 0, null)") == [(None,)]  # a NULL argument: NULL
+
+
 @pytest.mark.parametrize(
     ("sql", "construct"),
     [
+        ("select array_contains(parse_json('{}'), parse_json(doc)) from t", "ARRAY_CONTAINS"),
+        ("select array_slice(parse_json(doc), uniform(0, 1, random()), 2) from t", "ARRAY_SLICE"),
         ("select try_parse_json(doc) from t", "TRY_PARSE_JSON"),
         ("select object_construct(*) from t", "OBJECT_CONSTRUCT(*)"),
         ("select typeof(parse_json(doc)) from t", "TYPEOF"),
-        ("select array_contains(1, parse_json(doc)) from t", "ARRAY_CONTAINS"),
+        ("select array_to_string(parse_json(doc), ',') from t", "ARRAY_TO_STRING"),
         ("select object_keys(parse_json(doc)) from t", "OBJECT_KEYS"),
         ("select array_agg(id) within group (order by id) over (partition by doc) from t", "ARRAY_AGG"),
     ],
