@@ -16,13 +16,20 @@ Every VARIANT, ARRAY and OBJECT value is a `jsonb` value (the var columns that h
 - `OBJECT_CONSTRUCT` is `jsonb_build_object` of each pair whose key and value are not SQL NULL (a JSON null
   value is kept), `OBJECT_CONSTRUCT_KEEP_NULL` all pairs, `TO_VARIANT` `to_jsonb`, `ARRAY_CONSTRUCT`
   `jsonb_build_array`;
+- `ARRAY_SLICE`, `ARRAY_COMPACT`, `ARRAY_CONSTRUCT_COMPACT` are subqueries over the elements (WITH
+  ORDINALITY keeps their order), `ARRAY_CONTAINS` of a scalar constant jsonb containment (`@>`);
 - `ARRAY_AGG` is `jsonb_agg` without the NULL inputs (FILTER), `[]` when none is left, WITHIN GROUP's order
-  as the aggregate's ORDER BY.
+  as the aggregate's ORDER BY;
+- `FIRST_VALUE(x) IGNORE NULLS` (Postgres has no IGNORE NULLS) is the first of `array_agg(x) FILTER (WHERE x
+  IS NOT NULL) OVER (..)`, the frame's non-NULL values in the window's order, over Snowflake's frame.
+
+A rewritten aggregate a pb `window:` goes on is marked (`WINDOW_TARGET`, `DEFAULT_FRAME`) for the compiler.
 
 Refused (`UnfaithfulError`): what the DuckDB rules refuse (FLATTEN's SEQ, RECURSIVE, `SELECT *` over FLATTEN,
-OBJECT_CONSTRUCT(*)), an index whose type is not known (Postgres' `->` must know whether it is a key or a
-position), ARRAY_AGG WITHIN GROUP under a window (Postgres has no ordered window aggregate), a TIMESTAMP put
-into a VARIANT (Postgres' JSON text of it differs), and the functions not written here yet.
+OBJECT_CONSTRUCT(*)), TRY_PARSE_JSON, an index whose type is not known (Postgres' `->` must know whether it is
+a key or a position), ARRAY_AGG WITHIN GROUP under a window (Postgres has no ordered window aggregate), a
+TIMESTAMP put into a VARIANT (Postgres' JSON text of it differs), LAST_VALUE IGNORE NULLS, and TYPEOF,
+ARRAY_TO_STRING, ARRAYS_OVERLAP, OBJECT_KEYS, ARRAY_CONTAINS of a non-constant (see `_NOT_WRITTEN`).
 """
 
 from __future__ import annotations
@@ -569,4 +576,4 @@ def semistructured_postgres(node: exp.Expr) -> exp.Expr:
     return _Rewriter(node).rewrite(node)
 
 
-__all__ = ["CHECKED", "VARIANT", "WINDOW_TARGET", "holds_variant", "is_variant", "text_of"]
+__all__ = ["CHECKED", "DEFAULT_FRAME", "VARIANT", "WINDOW_TARGET", "holds_variant", "is_variant", "text_of"]
