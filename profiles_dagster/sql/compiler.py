@@ -937,9 +937,13 @@ def _ordered_aggregate(value: exp.Expr, window: Window, ctx: CompileContext, whe
             return None
         aggregate: type[exp.AggFunc] = exp.First
     else:  # a frame from the row or earlier to the partition's end: its last row
-        if frame is None or bound(frame, "end") != "UNBOUNDED FOLLOWING":
-            return None
-        if bound(frame, "start") not in ("UNBOUNDED PRECEDING", "CURRENT ROW"):
+        if frame is None:  # Snowflake's frame is then the whole partition (`_whole_partition_by_default`)
+            if ctx.source_dialect != "snowflake":
+                return None  # the engine's default frame ends at the row
+        elif bound(frame, "end") != "UNBOUNDED FOLLOWING" or bound(frame, "start") not in (
+            "UNBOUNDED PRECEDING",
+            "CURRENT ROW",
+        ):
             return None
         aggregate = exp.Last
     return aggregate(this=exp.Order(this=value.this.copy(), expressions=order.expressions))
