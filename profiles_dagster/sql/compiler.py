@@ -46,8 +46,14 @@ from profiles_dagster.sql.increments import Increments
 from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
-from profiles_dagster.sql.transpile import UnfaithfulError, translate, types
-from profiles_dagster.sql.transpile.semistructured import holds_variant
+from profiles_dagster.sql.transpile import UnfaithfulError, semistructured_postgres, translate, types
+from profiles_dagster.sql.transpile.semistructured import holds_variant as _holds_json
+
+
+def holds_variant(value: exp.Expr) -> bool:
+    """A translated value that is a VARIANT on the engine (DuckDB's JSON, Postgres' jsonb)."""
+    return _holds_json(value) or semistructured_postgres.holds_variant(value)
+
 
 INPUT_ROW_ID = "input_row_id"
 # pb's name for the entity's main id: in an input var's `window.partition_by` (its docs' example uses it), and
@@ -746,13 +752,28 @@ def _windowed(
     shell = _window_shell(window, ctx, where)
     shell.set("partition_by", partition or None)
     if value.meta.get("pd_window_inside"):  # a translation wrapped the aggregate (transpile/semistructured.py)
+        targets = [n for n in value.walk() if n.meta.get("pd_window_target")]  # marked by the rule (Postgres)
         inner = value.find_all(exp.WithinGroup, exp.ArrayAgg)
-        agg = next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
+        agg = targets[0] if targets else next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
+        if agg.meta.get("pd_default_frame"):  # the translated function's own default frame (FIRST_VALUE's)
+            _whole_partition_by_default(shell)
         agg.replace(shell)
         shell.set("this", agg)
         return value
+    function = value.this if isinstance(value, exp.IgnoreNulls) else value
+    if ctx.source_dialect == "snowflake" and isinstance(function, exp.FirstValue | exp.LastValue | exp.NthValue):
+        _whole_partition_by_default(shell)
     shell.set("this", value)
     return shell
+
+
+def _whole_partition_by_default(shell: exp.Window) -> None:
+    """Snowflake's frame for FIRST_VALUE / LAST_VALUE / NTH_VALUE over an ORDER BY with no frame given: the whole
+    partition (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING; sqlglot's Snowflake parser reads them
+    so too), where an engine's default frame would end at the current row (LAST_VALUE: each row's own value)."""
+    if shell.args.get("order") is not None and not shell.args.get("spec"):
+        shell.set("spec", exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
+                                         end="UNBOUNDED", end_side="FOLLOWING"))  # fmt: skip
 
 
 def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
@@ -934,11 +955,17 @@ def _aggregations(
             partition = [col(main), *(ctx.fragment(p, where, reads) for p in spec.window.partition_by)]
             inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
             inner = inner.from_(rows).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
-            sub = (
-                exp.select(col(main), exp.alias_(exp.Max(this=col("v")), spec.name))
-                .from_(inner.subquery("w"))
-                .group_by(col(main))
-            )
+            picked = _same_on_every_row(value, spec.window, ctx)
+            if picked is None and ctx.dialect == "postgres" and semistructured_postgres.holds_variant(value):
+                raise pv.var.origin.at("select").error(
+                    f"entity var '{spec.name}' holds a VARIANT and has `window:`: pb takes the MAX of its values over "
+                    "each main id's rows, and Postgres has no MAX of jsonb (nor is Snowflake's order of VARIANT "
+                    "objects documented), unless every row's value is the same",
+                    hint="first_value(...) with `window: order_by` and no frame_clause or partition_by gives one "
+                    "value per main id",
+                )
+            picked = picked or exp.Max(this=col("v"))
+            sub = exp.select(col(main), exp.alias_(picked, spec.name)).from_(inner.subquery("w")).group_by(col(main))
             if len(keys) > 1:
                 raise where.error("a window var cannot refer to other vars yet")
             yield [pv], sub
@@ -991,12 +1018,42 @@ def _ordered_aggregate(value: exp.Expr, window: Window, ctx: CompileContext, whe
             return None
         aggregate: type[exp.AggFunc] = exp.First
     else:  # a frame from the row or earlier to the partition's end: its last row
-        if frame is None or bound(frame, "end") != "UNBOUNDED FOLLOWING":
-            return None
-        if bound(frame, "start") not in ("UNBOUNDED PRECEDING", "CURRENT ROW"):
+        if frame is None:  # Snowflake's frame is then the whole partition (`_whole_partition_by_default`)
+            if ctx.source_dialect != "snowflake":
+                return None  # the engine's default frame ends at the row
+        elif bound(frame, "end") != "UNBOUNDED FOLLOWING" or bound(frame, "start") not in (
+            "UNBOUNDED PRECEDING",
+            "CURRENT ROW",
+        ):
             return None
         aggregate = exp.Last
     return aggregate(this=exp.Order(this=value.this.copy(), expressions=order.expressions))
+
+
+def _same_on_every_row(value: exp.Expr, window: Window, ctx: CompileContext) -> exp.Expr | None:
+    """pb's MAX of a window var's value over a main id's rows, where the engine has no MAX of its type (Postgres:
+    no max(jsonb)) but the value is the same on every row: FIRST_VALUE over the main id's rows alone with pb's
+    default frame (it starts at the partition's start: every row's first is the first row's), LAST_VALUE and
+    NTH_VALUE in Snowflake SQL (framed to the whole partition, `_whole_partition_by_default`), or FIRST_VALUE
+    IGNORE NULLS (framed so by its rewrite). Then any row's value is the MAX: the first, `(array_agg(v))[1]`.
+    None: keep the MAX (elsewhere LAST_VALUE's default frame ends at the row: the values differ)."""
+    if ctx.dialect != "postgres" or window.partition_by or window.frame_clause:
+        return None
+    if not semistructured_postgres.holds_variant(value):
+        return None
+    snowflake_frame = ctx.source_dialect == "snowflake" and isinstance(value, exp.LastValue | exp.NthValue)
+    same = (
+        isinstance(value, exp.FirstValue)
+        or snowflake_frame
+        or (
+            value.meta.get("pd_window_inside")
+            and any(n.meta.get(semistructured_postgres.DEFAULT_FRAME) for n in value.walk())
+        )
+    )
+    if not same:
+        return None
+    values = exp.Anonymous(this="array_agg", expressions=[col("v")])
+    return exp.Bracket(this=exp.paren(values, copy=False), expressions=[exp.Literal.number(1)], offset=1)
 
 
 def _frame_bound(frame: exp.Expr, which: str) -> str:

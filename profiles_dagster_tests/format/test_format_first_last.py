@@ -147,3 +147,23 @@ def test_first_and_last_value_vars_compile_to_ordered_aggregates_on_duckdb(tmp_p
     sql = sql_file.read_text(encoding="utf-8").upper()
     assert sql.count("FIRST(") == 3 and sql.count("LAST(") == 1  # first_amount(_set), latest_kind; last_amount
     assert sql.count("FIRST_VALUE(") == 2 and sql.count("LAST_VALUE(") == 1  # per kind, sliding; running
+
+
+def test_snowflake_sql_takes_snowflakes_frame(tmp_path: Path) -> None:
+    # the same vars in Snowflake SQL: FIRST_VALUE / LAST_VALUE over an ORDER BY with no frame take Snowflake's
+    # frame, the whole partition, so `last_running` is the last row's amount (NULL included: u3's last order),
+    # not the MAX of each row's own amount; the other vars keep their values
+    out = run_project(tmp_path, {**FILES, "profiles_dagster.yaml": "dialect: snowflake\n"}, SEED)
+    view = out.by_key("out.user_feature_view")
+
+    def var(name: str) -> dict[str, object]:
+        return {user: view[rid(user, "user_id")][name] for user in USERS}
+
+    assert var("last_running") == {"u1": 30, "u2": 25, "u3": None, "u4": None}
+    assert var("last_amount") == {"u1": 30, "u2": 25, "u3": None, "u4": None}
+    assert var("first_amount") == {"u1": None, "u2": 25, "u3": 5, "u4": None}
+    assert var("latest_kind") == {"u1": "a", "u2": "a", "u3": "a", "u4": None}
+    assert var("first_sliding") == {"u1": 10, "u2": 25, "u3": 15, "u4": None}
+    assert main(["compile", "-p", str(tmp_path)]) == 0
+    sql_file = max(tmp_path.glob("output/*/seq_no_*/*entity_vars.sql"))
+    assert sql_file.read_text(encoding="utf-8").upper().count("LAST(") == 2  # last_amount, last_running

@@ -4,6 +4,7 @@ operations the scalar rules then see."""
 
 # ruff: noqa: I001
 from profiles_dagster.sql.transpile import semistructured  # noqa: F401
+from profiles_dagster.sql.transpile import semistructured_postgres  # noqa: F401
 from profiles_dagster.sql.transpile import scalars  # noqa: F401
 from profiles_dagster.sql.transpile import implicit  # noqa: F401
 from profiles_dagster.sql.transpile import postgres  # noqa: F401

@@ -27,20 +27,27 @@ rounding mode; DuckDB's ROUND): only the HALF_TO_EVEN mode argument is rewritten
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 from sqlglot import exp
 
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
+from profiles_dagster.sql.transpile import semistructured_postgres as pg
 from profiles_dagster.sql.transpile.scalars import _FLOATS, _INTEGER, _TEMPORAL, _TEXT, known_type
 from profiles_dagster.sql.transpile.semistructured import _is_variant, _text_of
 from profiles_dagster.sql.transpile.types import column_type, read_with_types
 
 T = exp.DataType.Type
 SNOWFLAKE_DUCKDB = [("snowflake", "duckdb")]
+SNOWFLAKE_POSTGRES = [("snowflake", "postgres")]
 
 # Census names (benchmarks/sql_census.py) whose meaning these rules keep, each with a test in
 # profiles_dagster_tests/sql/transpile/test_types.py against Snowflake's (or Databricks') documented value.
 CHECKED: dict[tuple[str, str], frozenset[str]] = {
     ("snowflake", "duckdb"): frozenset({"CAST(… AS VARCHAR)", "TO_CHAR (no format)", "TO_BOOLEAN", "ROUND"}),
+    ("snowflake", "postgres"): frozenset({"CAST(… AS VARCHAR)", "TO_CHAR (no format)"}),
     ("databricks", "duckdb"): frozenset({"CAST"}),
 }
 
@@ -53,10 +60,43 @@ _SAME_TEXT = _TEXT | _INTEGER | {T.DATE, T.BOOLEAN, T.DECIMAL, T.UUID}
 _DEFAULT_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%g"  # Snowflake's TIMESTAMP_OUTPUT_FORMAT YYYY-MM-DD HH24:MI:SS.FF3
 
 
+@dataclass(frozen=True)
+class _Json:
+    """How an engine holds a VARIANT: DuckDB's JSON (semistructured.py), Postgres' jsonb
+    (semistructured_postgres.py)."""
+
+    is_variant: Callable[[exp.Expr], bool]
+    text_of: Callable[[exp.Expr], exp.Expr]
+
+
+_DUCKDB_JSON = _Json(_is_variant, _text_of)
+_POSTGRES_JSON = _Json(pg.is_variant, pg.text_of)
+# how the engine of the rule running holds a VARIANT (a context variable: translations may run in threads)
+_CURRENT: ContextVar[_Json] = ContextVar("pd_variant_json", default=_DUCKDB_JSON)
+
+
 def _variant_operand(value: exp.Expr) -> bool:
     """Whether an operand is a VARIANT (asking a column's type, so an untyped compile is known to depend on it)."""
     column_type(value)
-    return _is_variant(value)
+    return _CURRENT.get().is_variant(value)
+
+
+def _variant_text(value: exp.Expr) -> exp.Expr:
+    return _CURRENT.get().text_of(value)
+
+
+def _on(json: _Json, fn: Callable[[exp.Expr], exp.Expr]) -> Callable[[exp.Expr], exp.Expr]:
+    """`fn` for the engine holding VARIANTs as `json`."""
+
+    def run(node: exp.Expr) -> exp.Expr:
+        token = _CURRENT.set(json)
+        try:
+            return fn(node)
+        finally:
+            _CURRENT.reset(token)
+
+    run.__doc__ = fn.__doc__
+    return run
 
 
 def _double() -> exp.DataType:
@@ -65,7 +105,7 @@ def _double() -> exp.DataType:
 
 def _as_number(value: exp.Expr) -> exp.Expr:
     """A VARIANT's value as Snowflake coerces it to a number: through its text, failing on a non-number."""
-    return exp.Cast(this=_text_of(value), to=_double())
+    return exp.Cast(this=_variant_text(value), to=_double())
 
 
 def _is_number(node: exp.Expr) -> bool:
@@ -116,7 +156,7 @@ def coerced_comparison(node: exp.Expr) -> exp.Expr:
             if _is_number(partner):
                 node.set(side, _as_number(value))
             elif partner_type is not None and partner_type.this in _TEMPORAL:
-                node.set(side, exp.Cast(this=_text_of(value), to=partner_type.copy()))
+                node.set(side, exp.Cast(this=_variant_text(value), to=partner_type.copy()))
             return node
         value_type = known_type(value)
         if (
@@ -159,7 +199,7 @@ def text_in_date_functions(node: exp.Expr) -> exp.Expr:
             continue  # DuckDB casts a string literal itself
         found = known_type(value)
         if _variant_operand(value):
-            node.set(key, exp.Cast(this=_text_of(value), to=exp.DataType.build("timestamp")))
+            node.set(key, exp.Cast(this=_variant_text(value), to=exp.DataType.build("timestamp")))
         elif found is not None and found.this in _TEXT:
             node.set(key, exp.Cast(this=value, to=exp.DataType.build("timestamp")))
     return node
@@ -178,6 +218,8 @@ def _text_cast(value: exp.Expr, construct: str) -> exp.Expr | None:
     if found.this in _SAME_TEXT:
         return None
     if found.this in (T.TIMESTAMP, T.TIMESTAMPNTZ, T.DATETIME):
+        if _CURRENT.get() is _POSTGRES_JSON:  # Postgres' to_char: MS is the milliseconds, zero-padded as FF3
+            return exp.func("to_char", value, exp.Literal.string("YYYY-MM-DD HH24:MI:SS.MS"))
         return exp.TimeToStr(this=value, format=exp.Literal.string(_DEFAULT_TIMESTAMP_FORMAT))
     raise UnfaithfulError(
         construct, f"a {found.sql('duckdb')} is written as text differently by Snowflake (its output format)"
@@ -214,7 +256,7 @@ def to_boolean(node: exp.Expr) -> exp.Expr:
         return exp.paren(value)
     if _is_number(value):
         return exp.NEQ(this=exp.paren(value), expression=exp.Literal.number(0))
-    text = _text_of(value) if _variant_operand(value) else value
+    text = _variant_text(value) if _variant_operand(value) else value
     if not _variant_operand(value) and (found is None or found.this not in _TEXT):
         raise UnfaithfulError("TO_BOOLEAN", "of a value whose type is not known: its rule depends on it")
     lowered = exp.Lower(this=text.copy())
@@ -267,6 +309,13 @@ def spark_text_of_typed_value(node: exp.Expr) -> exp.Expr:
     if found.this in _SAME_TEXT:
         return node
     raise UnfaithfulError("CAST", f"a {found.sql('duckdb')} is written as text differently by Databricks")
+
+
+# ---- the same rules on Postgres, a VARIANT being jsonb there (semistructured_postgres.py) ------------------------
+# Postgres refuses jsonb in arithmetic, text compared with a number and a date function of text, as DuckDB does,
+# and writes a TIMESTAMP's text in its own form: the DuckDB rules' rewrites, with jsonb's text of a VARIANT.
+for _fn in (variant_as_number, coerced_comparison, text_in_date_functions, text_of_typed_value):
+    rule(SNOWFLAKE_POSTGRES)(_on(_POSTGRES_JSON, _fn))
 
 
 __all__ = ["CHECKED"]

@@ -15,8 +15,7 @@ read the same way: DuckDB's JSON functions parse VARCHAR), so one representation
 
 What cannot be kept raises `UnfaithfulError`: FLATTEN's SEQ (a per-input-row number a lateral subquery cannot
 see), RECURSIVE => TRUE, THIS/PATH of an OUTER row, `SELECT *` over a FLATTEN (it would lack SEQ),
-`OBJECT_CONSTRUCT(*)`. On Postgres (no rules of its own yet) the constructs whose sqlglot rendering changes
-the meaning are refused.
+`OBJECT_CONSTRUCT(*)`. The same constructs on Postgres, as `jsonb`: semistructured_postgres.py.
 """
 
 from __future__ import annotations
@@ -405,7 +404,7 @@ def _check_flatten_columns(tree: exp.Expr) -> None:
     for node in list(_flattens(tree)):
         args = _flatten_args(node.this)
         if _truth(args.get("recursive"), "RECURSIVE"):
-            raise UnfaithfulError("FLATTEN(RECURSIVE => TRUE)", "recursive expansion is not written for DuckDB")
+            raise UnfaithfulError("FLATTEN(RECURSIVE => TRUE)", "recursive expansion is not written")
         outer = _truth(args.get("outer"), "OUTER")
         alias = _flatten_alias(node)
         select = node.find_ancestor(exp.Select)
@@ -419,7 +418,7 @@ def _check_flatten_columns(tree: exp.Expr) -> None:
             if column.name.lower() in refused and (table is None or (alias and table == alias.lower())):
                 name = column.name.upper()
                 reason = (
-                    "a unique number per input row, which a lateral subquery on DuckDB cannot see"
+                    "a unique number per input row, which a lateral subquery cannot see"
                     if name == "SEQ"
                     else "its value on a row OUTER => TRUE adds is not defined by Snowflake's documentation"
                 )
@@ -429,7 +428,7 @@ def _check_flatten_columns(tree: exp.Expr) -> None:
             if isinstance(star, exp.Star) or (
                 isinstance(star, exp.Column) and isinstance(target, exp.Star) and alias and star.table == alias
             ):
-                raise UnfaithfulError("SELECT * over FLATTEN", "the SEQ column has no faithful value on DuckDB")
+                raise UnfaithfulError("SELECT * over FLATTEN", "the SEQ column has no faithful value")
 
 
 def _flatten_node(node: exp.Expr) -> exp.Expr:
@@ -582,45 +581,3 @@ def semistructured(node: exp.Expr) -> exp.Expr:
         return node
     _check_flatten_columns(node)
     return _Rewriter(node).rewrite(node)
-
-
-@rule([("snowflake", "postgres")])
-def semistructured_postgres(node: exp.Expr) -> exp.Expr:
-    """Postgres has no JSON rules for Snowflake's semi-structured values yet, and sqlglot's rendering changes
-    their meaning (a VARIANT string cast to text keeps its quotes, an index stays 0-based on 1-based arrays):
-    each is refused."""
-    if isinstance(node, exp.Explode) and isinstance(node.parent, exp.TableFromRows | exp.Lateral):
-        raise UnfaithfulError("FLATTEN", "not written for Postgres yet (sqlglot's UNNEST has no KEY/INDEX/VALUE)")
-    if isinstance(node, exp.Struct | exp.StarMap):
-        raise UnfaithfulError("OBJECT_CONSTRUCT", "Postgres would keep the NULL values Snowflake drops")
-    if isinstance(node, exp.ArrayAgg):
-        raise UnfaithfulError("ARRAY_AGG", "Postgres gives NULL where Snowflake gives [] and keeps NULL elements")
-    if isinstance(node, exp.Bracket) and any(not isinstance(e, exp.Literal) for e in node.expressions):
-        raise UnfaithfulError("[index]", "a computed index would not stay 0-based on Postgres")
-    if isinstance(node, exp.Bracket):
-        raise UnfaithfulError("[...]", "not written for Postgres JSON yet")
-    if isinstance(node, exp.Cast) and node.to.this in _SEMI_TYPES:
-        raise UnfaithfulError(f"::{node.to.this.value}", "not written for Postgres JSON yet")
-    if (name := _NOT_ON_POSTGRES.get(type(node))) is not None:
-        raise UnfaithfulError(name, "not written for Postgres JSON yet")
-    return node
-
-
-_NOT_ON_POSTGRES: dict[type[exp.Expr], str] = {
-    exp.JSONExtract: ": path / GET_PATH",
-    exp.GetExtract: "GET",
-    exp.ParseJSON: "PARSE_JSON",
-    exp.ToVariant: "TO_VARIANT",
-    exp.Array: "ARRAY_CONSTRUCT",
-    exp.JSONObject: "OBJECT_CONSTRUCT_KEEP_NULL",
-    exp.IsArray: "IS_ARRAY",
-    exp.Typeof: "TYPEOF",
-    exp.ArraySize: "ARRAY_SIZE",
-    exp.ArrayContains: "ARRAY_CONTAINS",
-    exp.ArrayToString: "ARRAY_TO_STRING",
-    exp.ArraySlice: "ARRAY_SLICE",
-    exp.ArrayCompact: "ARRAY_COMPACT",
-    exp.ArrayOverlaps: "ARRAYS_OVERLAP",
-    exp.ArrayConstructCompact: "ARRAY_CONSTRUCT_COMPACT",
-    exp.JSONKeys: "OBJECT_KEYS",
-}

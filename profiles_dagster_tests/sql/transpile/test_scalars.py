@@ -511,8 +511,6 @@ POSTGRES_REFUSED = {
     "to_varchar(x, 'DY, DD MON YYYY HH24:MI:SS.FF3') from (values ('2024-01-10 10:11:12.345'::timestamp)) t(x)": (
         "TO_CHAR"  # DY and MON come out upper case from Postgres' to_char
     ),
-    # semi-structured values have no Postgres rules yet (transpile/semistructured.py refuses them there)
-    "array_size(array_agg(x)) from (values (1), (null), (2)) t(x)": "ARRAY_SIZE",
 }
 
 

@@ -307,23 +307,6 @@ def test_object_construct_star_is_refused() -> None:
     assert refused("select object_construct(*) from t").construct == "OBJECT_CONSTRUCT(*)"
 
 
-@pytest.mark.parametrize(
-    ("sql", "construct"),
-    [
-        ("select f.value from t, table(flatten(parse_json(doc))) f", "FLATTEN"),
-        ("select object_construct('a', id) from t", "OBJECT_CONSTRUCT"),
-        ("select array_construct(1, 2)[id] from t", "[index]"),
-        ("select array_agg(id) from t", "ARRAY_AGG"),
-        ("select array_size(parse_json(doc)) from t", "ARRAY_SIZE"),
-        ("select parse_json(profile) from t", "PARSE_JSON"),
-        ("select profile:state::string from t", ": path"),
-        ("select x['a'] from t", "[...]"),
-    ],
-)
-def test_postgres_refusals(sql: str, construct: str) -> None:
-    assert refused(sql, "postgres").construct.startswith(construct)
-
-
 # ---- a project run through the product ---------------------------------------------------------------
 
 PROJECT = {
@@ -453,6 +436,34 @@ def test_a_pb_window_goes_on_the_array_agg_inside_its_wrapper() -> None:
         (1, ["a", "c"]),
         (2, []),  # a partition with no value left: an empty ARRAY, not NULL
     ]
+
+
+def test_a_pb_window_over_last_value_takes_snowflakes_frame() -> None:
+    # Snowflake's frame for FIRST_VALUE / LAST_VALUE over an ORDER BY with no frame is the whole partition, so
+    # `last_value(x)` with pb's `window: order_by: [y]` gives every row the partition's last x ('b' for g=1);
+    # DuckDB's default frame would end at the row (each row its own x)
+    from sqlglot import exp
+
+    from profiles_dagster.project.schema import Window
+    from profiles_dagster.sql.compiler import _windowed
+    from profiles_dagster.sql.fragments import Where
+
+    class Ctx:
+        source_dialect = "snowflake"
+
+        def rendered(self, text: str, where: Where) -> str:
+            return text
+
+        def translated(self, tree: exp.Expr, where: Where) -> exp.Expr:
+            return translate(tree, "snowflake", "duckdb")
+
+    value = translate(sqlglot.parse_one("last_value(x)", read="snowflake"), "snowflake", "duckdb")
+    windowed = _windowed(value, [exp.column("g")], Window(order_by=["y"]), Ctx(), Where(None, "v"))  # type: ignore[arg-type]
+    query = f"select g, y, {windowed.sql(DUCKDB)} from (values (1, 'a', 1), (1, 'b', 2), (2, 'c', 1)) v(g, x, y)"
+    con = duckdb.connect()
+    rows = sorted(con.execute(query).fetchall())
+    con.close()
+    assert rows == [(1, 1, "b"), (1, 2, "b"), (2, 1, "c")]
 
 
 # SQL of the tests above (their values are checked there) that the census names with each construct claimed

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -20,6 +22,7 @@ from sqlglot import exp
 from benchmarks import sql_census
 from profiles_dagster.cli import main
 from profiles_dagster.sql.dialects import DUCKDB
+from profiles_dagster.sql.dialects import POSTGRES as POSTGRES_DIALECT
 from profiles_dagster.sql.transpile import UnfaithfulError, translate
 from profiles_dagster.sql.transpile.implicit import CHECKED
 from profiles_dagster.sql.transpile.types import attach_schema
@@ -348,3 +351,67 @@ def test_a_var_holding_a_variant_string_is_text_without_quotes(tmp_path: Path) -
     rows = Outputs(database).by_key("out.user_feature_view")
     u1 = rows[rid("u1", "user_id")]
     assert u1["sku_text"] == "b" and u1["sku_upper"] == "B"
+
+
+# ---- the same rules on Postgres (VARIANT as jsonb), on the Postgres stand-in --------------------------------
+
+PG_TABLE = """create table t as select
+    '"12"'::jsonb as vs, '12.5'::jsonb as vn, '"abc"'::jsonb as vtext, '"2024-01-02"'::jsonb as vdate,
+    '12'::text as txt, '012'::text as txt0, timestamp '2024-01-02 03:04:05.1' as ts,
+    timestamp '2024-01-02 03:04:05' as ts0, date '2024-01-02' as d, true as b, 12::bigint as i,
+    1.5::numeric(10, 2) as dec, 0.1::double precision as f, timestamptz '2024-01-02 03:04:05+00' as tstz,
+    'yes'::text as yes, 'On'::text as on_, 'F'::text as f_, 'maybe'::text as maybe, NULL::varchar as nothing"""
+
+# the cases above whose rules are registered for Postgres too (TO_BOOLEAN and ROUND's modes are DuckDB's alone)
+POSTGRES = [c for c in SNOWFLAKE if c[0] not in ("TO_BOOLEAN", "ROUND")]
+
+
+@pytest.fixture(scope="module")
+def pg_cursor() -> Iterator[Any]:
+    from profiles_dagster_tests.standins.postgres import postgres_server
+
+    with postgres_server() as server:
+        con = server.connect()
+        con.autocommit = True
+        cursor = con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        cursor.execute(PG_TABLE)
+        yield cursor
+        con.close()
+
+
+def pg(cursor: Any, select: str) -> list[tuple[object, ...]]:
+    """`SELECT <select> FROM t` in Snowflake SQL, translated with t's Postgres column types, run on Postgres."""
+    cursor.execute(
+        "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+        "where attrelid = 't'::regclass and attnum > 0 and not attisdropped"
+    )
+    schema = {"t": {name: exp.DataType.build(kind, dialect="postgres") for name, kind in cursor.fetchall()}}
+    tree = attach_schema(sqlglot.parse_one(f"select {select} from t", read="snowflake"), schema)
+    cursor.execute(translate(tree, "snowflake", "postgres").sql(POSTGRES_DIALECT))
+    return [tuple(r) for r in cursor.fetchall()]
+
+
+@pytest.mark.parametrize(("name", "select", "expected", "rule"), POSTGRES, ids=[c[1] for c in POSTGRES])
+def test_snowflake_casts_on_postgres(pg_cursor: Any, name: str, select: str, expected: object, rule: str) -> None:
+    (value,) = pg(pg_cursor, select)[0]
+    if isinstance(expected, float) or isinstance(value, Decimal | float):
+        assert float(value) == pytest.approx(float(expected)), rule  # type: ignore[arg-type]
+    else:
+        assert value == expected, rule
+
+
+@pytest.mark.parametrize(
+    ("select", "construct"),
+    [
+        ("f::varchar", "CAST(… AS VARCHAR)"),  # FLOAT: Snowflake's own shortest form
+        ("tstz::varchar", "CAST(… AS VARCHAR)"),  # TIMESTAMP_LTZ/TZ: the output format has an offset
+        ("to_char(f)", "TO_CHAR"),
+        ("cast(unknown_column as varchar)", "CAST(… AS VARCHAR)"),  # a column of no known type
+        ("max(vn)", "MAX of a VARIANT"),  # VARIANT order is not jsonb's
+    ],
+)
+def test_snowflake_refusals_on_postgres(pg_cursor: Any, select: str, construct: str) -> None:
+    with pytest.raises(UnfaithfulError) as refused:
+        pg(pg_cursor, select)
+    assert refused.value.construct == construct
