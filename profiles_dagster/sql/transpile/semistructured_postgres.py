@@ -28,7 +28,8 @@ A rewritten aggregate a pb `window:` goes on is marked (`WINDOW_TARGET`, `DEFAUL
 Refused (`UnfaithfulError`): what the DuckDB rules refuse (FLATTEN's SEQ, RECURSIVE, `SELECT *` over FLATTEN,
 OBJECT_CONSTRUCT(*)), TRY_PARSE_JSON, an index whose type is not known (Postgres' `->` must know whether it is
 a key or a position), ARRAY_AGG WITHIN GROUP under a window (Postgres has no ordered window aggregate), a
-TIMESTAMP put into a VARIANT (Postgres' JSON text of it differs), LAST_VALUE IGNORE NULLS, and TYPEOF,
+TIMESTAMP put into a VARIANT (Postgres' JSON text of it differs), LAST_VALUE IGNORE NULLS in a var whose window
+pb adds (with an explicit OVER: Snowflake's whole-partition frame written out, then transpile/postgres.py), TYPEOF,
 ARRAY_TO_STRING, ARRAYS_OVERLAP, OBJECT_KEYS, ARRAY_CONTAINS of a non-constant (see `_NOT_WRITTEN`).
 """
 
@@ -326,6 +327,11 @@ def _ignore_nulls(node: exp.IgnoreNulls, window: exp.Window | None) -> exp.Expr:
     has no IGNORE NULLS: the frame's non-NULL values aggregated in the window's order (`array_agg(x) FILTER
     (WHERE x IS NOT NULL) OVER (..)`), then the first (`[1]`; an empty frame gives NULL, as Snowflake)."""
     function = node.this
+    if isinstance(function, exp.LastValue) and window is not None:
+        # Snowflake's frame made explicit; transpile/postgres.py then takes the last of the frame's non-NULL values
+        if window.args.get("order") is not None and window.args.get("spec") is None:
+            window.set("spec", _whole_partition())
+        return window
     if not isinstance(function, exp.FirstValue):
         raise UnfaithfulError("IGNORE NULLS", f"{function.key.upper()} IGNORE NULLS has no Postgres form written")
     value = function.this
