@@ -335,7 +335,7 @@ def _scan(
     memo = _Memo(handed_on or {})
     for scope in traverse_scope(root):
         for column in scope.columns:
-            if _grouped_alias(scope, column):
+            if _grouped_alias(scope, column) or _lambda_parameter(column):
                 continue
             pairs = _in_scope(scope, column, tables, memo)
             for name, column_name in pairs:
@@ -365,6 +365,14 @@ def _unify_compared(found: Columns, compared: list[set[tuple[str, str]]]) -> Non
             for column in columns:
                 if column.kind is not Kind.ID:
                     column.use(kind)
+
+
+def _lambda_parameter(column: exp.Column) -> bool:
+    """A lambda's parameter (`COLUMNS(lambda c: ...)`'s `c`), no column of any table."""
+    if column.table:
+        return False
+    lam = column.find_ancestor(exp.Lambda)
+    return lam is not None and any(p.name == column.name for p in lam.expressions)
 
 
 def _grouped_alias(scope: Scope, column: exp.Column) -> bool:
@@ -475,8 +483,8 @@ def _star_sources(scope: Scope) -> list[object]:
     """The sources a select hands on whole: all of them for `*`, one for `alias.*`."""
     found: list[object] = []
     for e in scope.expression.expressions:
-        if isinstance(e, exp.Star):
-            return list(scope.sources.values())
+        if isinstance(e, exp.Star) or (isinstance(e, exp.Anonymous) and e.name.upper() == "COLUMNS"):
+            return list(scope.sources.values())  # COLUMNS(lambda ...): every column but the main id's name
         if isinstance(e, exp.Column) and isinstance(e.this, exp.Star) and e.table in scope.sources:
             found.append(scope.sources[e.table])
     return found

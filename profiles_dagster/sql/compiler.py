@@ -474,8 +474,6 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
             source.as_("src") if isinstance(source, exp.Table) else source, copy=False
         )
     stitcher = ctx.materials[StepKey.id_stitcher(entity)]
-    if traits_of(ctx.dialect).all_columns_but:  # the source's own column of the main id's name gives way (pb)
-        source = _without_column(source, main)
     mains = []
     for n, (id_, expr) in enumerate(_ids_of(ctx, ids, entity)):
         alias = f"ids_{n}"
@@ -486,19 +484,30 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
         query = query.join(stitcher.copy().as_(alias), on=on, join_type="left", copy=False)  # ours: no copying
         mains.append(col(main, alias))
     main_expr = mains[0] if len(mains) == 1 else exp.func("coalesce", *mains)
-    return query.select(exp.alias_(main_expr, main), copy=False).from_(
+    # the source's own column of the main id's name (an id may read it) gives way to the stitched one, as pb
+    # drops it; where the engine cannot say "every column but", the two names collide and it reports that
+    replaced = traits_of(ctx.dialect).all_columns_but
+    query = query.select(exp.alias_(main_expr, _STITCHED if replaced else main), copy=False).from_(
         source.as_("src") if isinstance(source, exp.Table) else source, copy=False
     )
+    return _stitched_in_place(query, main) if replaced else query
 
 
-def _without_column(source: exp.Table | exp.Subquery, name: str) -> exp.Subquery:
-    """The source's columns but `name`, whether or not it has one: pb drops a model's or input's own column
-    named like the main id and puts the stitched main id in its place (pb 0.26.4's var table)."""
+_STITCHED = "__pd_stitched_main_id"
+
+
+def _stitched_in_place(query: exp.Select, main: str) -> exp.Select:
+    """Every column of `query` but the source's own `main` (whether or not it has one) and the stitched main id
+    under its internal name, then the stitched one as `main`: pb 0.26.4 looks ids up on the source's columns,
+    then drops its column named like the main id and puts the stitched main id in its place."""
+    dropped = exp.Tuple(expressions=[exp.Literal.string(main.lower()), exp.Literal.string(_STITCHED)])
     keep = exp.Lambda(
-        this=exp.NEQ(this=exp.func("lower", exp.column("c")), expression=exp.Literal.string(name.lower())),
+        this=exp.not_(exp.In(this=exp.func("lower", exp.column("c")), expressions=dropped.expressions)),
         expressions=[exp.to_identifier("c")],
     )
-    return exp.select(exp.Anonymous(this="COLUMNS", expressions=[keep])).from_(source, copy=False).subquery("src")
+    return exp.select(exp.Anonymous(this="COLUMNS", expressions=[keep]), exp.alias_(col(_STITCHED), main)).from_(
+        query.subquery("attributed"), copy=False
+    )
 
 
 def _grain_model_rows(ctx: CompileContext, entity: str, name: str) -> StepKey | None:
