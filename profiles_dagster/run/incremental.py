@@ -38,6 +38,7 @@ from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.sql import incremental as inc
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, _attributed
+from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.increments import Checkpoint, Previous
 from profiles_dagster.sql.names import col, table
 from profiles_dagster.sql.registry import Status
@@ -79,7 +80,7 @@ class IncrementalRun:
     extended: dict[StepKey, Extended] = field(default_factory=dict)
     touched: dict[StepKey, exp.Table] = field(default_factory=dict)  # mapped step -> its recomputed main ids
     graphs: dict[str, tuple[exp.Table, exp.Table] | None] = field(default_factory=dict)  # (moved, regrouped)
-    scratch: list[tuple[exp.Table, bool]] = field(default_factory=list)  # (table or view, is a view)
+    scratch: list[exp.Table] = field(default_factory=list)
     written: dict[str, int] = field(default_factory=dict)  # rows of each scratch table, where the engine says
 
     @property
@@ -88,30 +89,34 @@ class IncrementalRun:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _scratch(self, step: Step, suffix: str, query: exp.Query, *, view: bool = False) -> exp.Table:
-        """A scratch table (or view) of this run, named as the run's scratch tables so cleanup finds it."""
-        target = table(f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63], self.schema)
-        # one statement where the engine replaces a leftover of a killed run itself, else drop it first
+    def _scratch(self, step: Step, suffix: str, query: exp.Query) -> exp.Table:
+        """A scratch table of this run. Where the engine has session-local temporary tables (DuckDB) it is one:
+        never written to the database file or its WAL, gone with the session if the run is killed; where it has
+        unlogged tables (Postgres) one next to the materials, named as the run's scratch tables so cleanup finds
+        a killed run's."""
+        name = f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63]
+        kind = traits_of(self.session.dialect).scratch_tables
+        temporary = kind == "temporary"
+        target = table(name) if temporary else table(name, self.schema)
+        # one statement where the engine replaces a leftover itself, else drop it first
         replace = self.session.dialect == "duckdb"
         if not replace:
-            self._drop(target, view)
-        kind = "VIEW" if view else "TABLE"
-        written = self.session.run_count(exp.Create(kind=kind, this=target.copy(), expression=query, replace=replace))
-        if written is not None and not view:
+            self.session.drop_table(target)
+        properties = None
+        if kind != "plain":
+            prop = exp.TemporaryProperty() if temporary else exp.UnloggedProperty()
+            properties = exp.Properties(expressions=[prop])
+        create = exp.Create(kind="TABLE", this=target.copy(), expression=query, replace=replace, properties=properties)
+        written = self.session.run_count(create)
+        if written is not None:
             self.written[target.name] = written
-        self.scratch.append((target, view))
+        self.scratch.append(target)
         return target
 
     def _rows(self, scratch: exp.Table) -> int:
         """A scratch table's rows: as its CREATE reported them, else counted."""
         known = self.written.get(scratch.name)
         return known if known is not None else self.session.row_count(scratch)
-
-    def _drop(self, target: exp.Table, view: bool) -> None:
-        if view:
-            self.session.run(exp.Drop(tables=[target.copy()], kind="VIEW", exists=True))
-        else:
-            self.session.drop_table(target)
 
     def _scalar(self, query: exp.Query) -> object:
         return self.session.query(self.session.render(query))[0][0]
@@ -126,9 +131,9 @@ class IncrementalRun:
         return [int(v or 0) for v in row[: len(wheres)]] + list(row[len(wheres) :])
 
     def drop_scratch(self) -> None:
-        for t, view in reversed(self.scratch):  # views first: they read the tables
+        for t in reversed(self.scratch):
             try:
-                self._drop(t, view)
+                self.session.drop_table(t)
             except Exception as exc:  # cleanup drops the run's scratch tables later
                 log.warning("could not drop %s: %s", t.name, exc)
         self.scratch.clear()
@@ -299,7 +304,7 @@ class IncrementalRun:
         """The id stitcher ran: the tables of what it changed, if it wrote them, are this run's graph changes."""
         if changes is None or not changes.written or step.entity is None:
             return
-        self.scratch += [(changes.moved, False), (changes.regrouped, False)]
+        self.scratch += [changes.moved, changes.regrouped]
         self.graphs[step.entity] = (changes.moved, changes.regrouped)
 
     # -- the ALL cohort ---------------------------------------------------------------------------------
