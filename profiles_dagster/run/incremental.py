@@ -378,24 +378,58 @@ class IncrementalRun:
         if stitcher is None or f"inputs/{payload.input.name}" not in stitcher.edge_sources:
             raise _InFullError("its input is not stitched: an old row's id may join the graph in this run")
         moved, regrouped = self._graph(entity)
+        iv = self.ctx.materials[payload.input_vars]
+        columns = [c for c, _ in self.session.columns(iv)]
+        # A previous row's ids are all in the graph (the input is stitched) and share one cluster: its main id
+        # changes only when its cluster's main id moved, and its mapped values only with its main id, unless a
+        # window spans the profile's rows (which the new rows join) or a var reads the main id column.
+        if any(pv.var.spec.window or inc.reads_column(pv, main) for pv in payload.vars):
+            return self._mapped_again(step, target, start, prev, extended, iv, columns, moved, regrouped)
+        new = self._scratch(step, "new", inc.rows_after(iv, columns, extended.prev_max))
+        session = self.session
+        with session.transaction():  # the previous table moves here: moved main ids set, the new rows added
+            session.run(inc.rename(prev.table, target.name))
+            moved_rows = session.run_count(inc.move_mains(target, moved, main))
+            session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, new)))
+            session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
+            rows = self._count(inc.count(target.copy()))
+            self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        # the profiles whose vars read other rows now: those of the new rows, and those the stitching regrouped
+        touched = self._scratch(step, "touched", inc.new_rows_mains(target, extended.prev_max, regrouped, main))
+        self.touched[step.key] = touched
+        stats: dict[str, object] = {"incremental": True, "rows_read": self._rows(new)}
+        if moved_rows is not None:
+            stats["rows_moved"] = moved_rows  # previous rows whose main id moved, set in place
+        stats["profiles_changed"] = self._rows(touched)
+        return Built((rows, time.perf_counter() - start), stats)
+
+    def _mapped_again(
+        self,
+        step: Step,
+        target: exp.Table,
+        start: float,
+        prev: Previous,
+        extended: Extended,
+        iv: exp.Table,
+        columns: list[str],
+        moved: exp.Table,
+        regrouped: exp.Table,
+    ) -> Built:
+        """A mapped table whose vars read other rows of the profile (a window) or its main id: the rows of the
+        touched profiles (those of the new rows, and those this run's stitching changed) are computed again."""
+        assert step.entity is not None
+        main = self.ctx.project.entities[step.entity].main_id_column
         touched = self._scratch(
             step, "touched", inc.mapped_new_mains(self.ctx, step, extended.new_rows, regrouped, main)
         )
-        # A previous row's mapped values change only with its main id (its ids are all in the graph: the input is
-        # stitched), unless a window spans the profile's rows, which the new rows join: only then are the
-        # touched profiles' rows computed again, else those of the profiles this run's stitching changed.
-        windowed = any(pv.var.spec.window for pv in payload.vars)
-        again = touched if windowed else regrouped
-        iv = self.ctx.materials[payload.input_vars]
-        columns = [c for c, _ in self.session.columns(iv)]
         redo = self._scratch(
-            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, again, moved, main)
+            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, touched, moved, main)
         )
         read = self._rows(redo)
         session = self.session
         with session.transaction():  # the previous table moves here: its stale rows replaced by recomputed ones
             session.run(inc.rename(prev.table, target.name))
-            session.run(inc.delete_stale(target, again, moved, main))
+            session.run(inc.delete_stale(target, touched, moved, main))
             session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, redo)))
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
             rows = self._count(inc.count(target.copy()))

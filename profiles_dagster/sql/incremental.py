@@ -86,6 +86,16 @@ def volatile_vars(vars_: Sequence[PlannedVar]) -> tuple[set[str], str]:
     return volatile, ""
 
 
+def reads_column(pv: PlannedVar, column: str) -> bool:
+    """The var's SQL names a column (word match, any case): the mapped main id column, say."""
+    spec = pv.var.spec
+    texts = [spec.select, spec.where or ""]
+    if spec.window:
+        texts += [*spec.window.order_by, *spec.window.partition_by, spec.window.frame_clause or ""]
+    pattern = re.compile(rf"\b{re.escape(column)}\b", re.IGNORECASE)
+    return any(pattern.search(t) for t in texts)
+
+
 def mapped_blocker(payload: MappedPayload, main: str) -> str:
     """Why a mapped table's input vars cannot be recomputed for the touched profiles only ('' if they can)."""
     for pv in payload.vars:
@@ -242,6 +252,40 @@ def mapped_new_mains(
 def stale(column: exp.Expr, touched: exp.Table, moved: exp.Table) -> exp.Expr:
     """A previous row's main id is stale: its profile is recomputed, or its cluster moved to another main id."""
     return exp.or_(_in(column.copy(), touched), _in(column.copy(), moved, "old_main"))
+
+
+def rows_after(source: exp.Table, columns: Sequence[str], prev_max: int) -> exp.Select:
+    """An input var table's rows added by this run: the last row ids (a range its storage skips to)."""
+    return (
+        exp.select(*(col(c) for c in columns))
+        .from_(source.copy())
+        .where(exp.GT(this=col(INPUT_ROW_ID), expression=exp.Literal.number(prev_max)))
+    )
+
+
+def move_mains(target: exp.Table, moved: exp.Table, main: str) -> exp.Update:
+    """The rows of clusters whose main id moved take the new one, in place (one scan, no other column read)."""
+    return exp.Update(
+        this=target.copy().as_("t"),
+        expressions=[exp.EQ(this=col(main), expression=col("new_main", "m"))],
+        from_=exp.From(this=moved.copy().as_("m")),
+        where=exp.Where(this=col(main, "t").eq(col("old_main", "m"))),
+    )
+
+
+def new_rows_mains(target: exp.Table, prev_max: int, regrouped: exp.Table, main: str) -> exp.Query:
+    """The main ids of a mapped table's rows added by this run, and the clusters this run's stitching changed."""
+    of_rows = (
+        exp.select(exp.alias_(col(main), "main_id"))
+        .from_(target.copy())
+        .where(
+            exp.and_(
+                exp.GT(this=col(INPUT_ROW_ID), expression=exp.Literal.number(prev_max)),
+                col(main).is_(exp.null()).not_(),
+            )
+        )
+    )
+    return exp.union(of_rows, exp.select(col("main_id")).from_(regrouped.copy()), distinct=True)
 
 
 def mapped_redo_rows(
