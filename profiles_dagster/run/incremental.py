@@ -483,10 +483,29 @@ class IncrementalRun:
                 if rows is not None and StepKey.input_vars_mapped(entity, name) not in self.ctx.materials:
                     narrowed[key] = self._scratch(step, f"model_rows_{name}", rows)
         read = sum(self._rows(t) for t in narrowed.values())  # copies, not views: their rows are counted as written
-        query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
-        written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
-        rows = written if written is not None else self.session.row_count(target)
-        self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        by_name = {pv.var.name: pv for pv in payload.vars}
+        patched = payload.inherit_from is None and not any(by_name[n].var.spec.window for n in volatile)
+        if patched:
+            # Patched in place: the previous table moves here (no stable view reads a var table), the rows of the
+            # recomputed profiles and of those no longer members replaced, the vars that read the run's time
+            # set again row by row. A cohort's var table inherits the entity's (changed) values on every row,
+            # and a var ranking across profiles needs every row: those are written anew.
+            session = self.session
+            with session.transaction():
+                session.run(inc.rename(prev.table, target.name))
+                session.run(inc.delete_redone(target, base, redo, main))
+                session.run(inc.insert(target, inc.fresh_vars(self.ctx, step, redo, narrowed)))
+                for pv in payload.vars:  # dependency order
+                    if pv.var.name in volatile:
+                        session.run(inc.volatile_update(self.ctx, target, pv))
+                session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
+                rows = self._count(inc.count(target.copy()))
+                self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        else:
+            query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
+            written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
+            rows = written if written is not None else self.session.row_count(target)
+            self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
         return Built(
             (rows, time.perf_counter() - start),
             {
@@ -494,6 +513,7 @@ class IncrementalRun:
                 "rows_read": read,
                 "profiles_changed": self._rows(redo),
                 "recomputed_on_all_profiles": ", ".join(sorted(volatile)) or "none",
+                "patched_in_place": patched,
             },
         )
 

@@ -395,6 +395,32 @@ def var_table(
     return exp.select(*final).from_(query.subquery("vars"))
 
 
+def fresh_vars(
+    ctx: CompileContext, step: Step, redo: exp.Table, narrowed_sources: dict[StepKey, exp.Table]
+) -> exp.Query:
+    """The var table's rows of `redo`'s main ids, every var computed over their rows only (the table's columns
+    in order). Exact for a var without `from:` only where it reads its own row (no window across profiles)."""
+    payload = step.payload_as(VarTablePayload)
+    # a context of its own: the rows attributed to main ids it caches per model are those of the narrowed tables
+    narrowed = replace(ctx, materials={**ctx.materials, payload.base: redo, **narrowed_sources}, _model_rows={})
+    return _var_table(step, narrowed)
+
+
+def delete_redone(target: exp.Table, base: exp.Table, redo: exp.Table, main: str) -> exp.Delete:
+    """A moved previous var table's rows of the profiles computed again, and of those no longer members."""
+    gone = exp.not_(in_query(col(main), exp.select(col(main)).from_(base.copy())))
+    return exp.Delete(this=target.copy(), where=exp.Where(this=exp.or_(_in(col(main), redo, main), gone)))
+
+
+def volatile_update(ctx: CompileContext, target: exp.Table, pv: PlannedVar) -> exp.Update:
+    """A var without `from:` that reads the run's time, set again on every row from the row's other vars."""
+    value = bind_vars(_row_value(pv, ctx), lambda r: col(r))
+    typed = _typed(value, pv, ctx)
+    if isinstance(typed, exp.Alias):
+        typed = typed.this
+    return exp.Update(this=target.copy(), expressions=[exp.EQ(this=col(pv.var.name), expression=typed)])
+
+
 def symmetric_difference(a: exp.Table, b: exp.Table, columns: Sequence[str]) -> exp.Query:
     """The distinct rows whose count differs between `a` and `b` (in one but not the other, or more often in
     one): one aggregation over both, several times faster than two EXCEPT ALL on DuckDB."""
