@@ -80,8 +80,10 @@ class IncrementalRun:
     extended: dict[StepKey, Extended] = field(default_factory=dict)
     touched: dict[StepKey, exp.Table] = field(default_factory=dict)  # mapped step -> its recomputed main ids
     graphs: dict[str, tuple[exp.Table, exp.Table] | None] = field(default_factory=dict)  # (moved, regrouped)
-    scratch: list[exp.Table] = field(default_factory=list)
+    scratch: list[tuple[exp.Table, bool]] = field(default_factory=list)  # (table or view, is a view)
     written: dict[str, int] = field(default_factory=dict)  # rows of each scratch table, where the engine says
+    # ALL cohorts this run extended (its previous members, less the moved, plus the regrouped): -> previous seq_no
+    extended_all: dict[StepKey, int] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:
@@ -89,34 +91,56 @@ class IncrementalRun:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _scratch(self, step: Step, suffix: str, query: exp.Query) -> exp.Table:
-        """A scratch table of this run. Where the engine has session-local temporary tables (DuckDB) it is one:
-        never written to the database file or its WAL, gone with the session if the run is killed; where it has
-        unlogged tables (Postgres) one next to the materials, named as the run's scratch tables so cleanup finds
-        a killed run's."""
+    def _scratch(self, step: Step, suffix: str, query: exp.Query, *, view: bool = False) -> exp.Table:
+        """A scratch table (or view) of this run. Where the engine has session-local temporary tables (DuckDB)
+        it is one: never written to the database file or its WAL, gone with the session if the run is killed;
+        where it has unlogged tables (Postgres) one next to the materials, named as the run's scratch tables so
+        cleanup finds a killed run's. A view is temporary wherever the engine has them (DuckDB, Postgres)."""
         name = f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63]
         kind = traits_of(self.session.dialect).scratch_tables
-        temporary = kind == "temporary"
+        temporary = kind == "temporary" or (view and kind == "unlogged")
         target = table(name) if temporary else table(name, self.schema)
         # one statement where the engine replaces a leftover itself, else drop it first
         replace = self.session.dialect == "duckdb"
         if not replace:
-            self.session.drop_table(target)
+            self._drop(target, view)
         properties = None
         if kind != "plain":
             prop = exp.TemporaryProperty() if temporary else exp.UnloggedProperty()
             properties = exp.Properties(expressions=[prop])
-        create = exp.Create(kind="TABLE", this=target.copy(), expression=query, replace=replace, properties=properties)
+        create = exp.Create(
+            kind="VIEW" if view else "TABLE",
+            this=target.copy(),
+            expression=query,
+            replace=replace,
+            properties=properties,
+        )
         written = self.session.run_count(create)
-        if written is not None:
+        if written is not None and not view:
             self.written[target.name] = written
-        self.scratch.append(target)
+        self.scratch.append((target, view))
         return target
+
+    def _drop(self, target: exp.Table, view: bool) -> None:
+        if view:
+            self.session.run(exp.Drop(tables=[target.copy()], kind="VIEW", exists=True))
+        else:
+            self.session.drop_table(target)
 
     def _rows(self, scratch: exp.Table) -> int:
         """A scratch table's rows: as its CREATE reported them, else counted."""
         known = self.written.get(scratch.name)
         return known if known is not None else self.session.row_count(scratch)
+
+    def _total_rows(self, scratch: list[exp.Table]) -> int:
+        """The rows of scratch tables and views together: those their CREATE reported, the others counted in one
+        statement (a view's count reads only the column it filters on)."""
+        known = [self.written[t.name] for t in scratch if t.name in self.written]
+        counted = [exp.Subquery(this=inc.count(t.copy())) for t in scratch if t.name not in self.written]
+        if not counted:
+            return sum(known)
+        row = self.session.query(self.session.render(exp.select(*counted)))[0]
+        return sum(known) + sum(int(v or 0) for v in row)
 
     def _scalar(self, query: exp.Query) -> object:
         return self.session.query(self.session.render(query))[0][0]
@@ -131,9 +155,9 @@ class IncrementalRun:
         return [int(v or 0) for v in row[: len(wheres)]] + list(row[len(wheres) :])
 
     def drop_scratch(self) -> None:
-        for t in reversed(self.scratch):
+        for t, view in reversed(self.scratch):  # views first: they read the tables
             try:
-                self.session.drop_table(t)
+                self._drop(t, view)
             except Exception as exc:  # cleanup drops the run's scratch tables later
                 log.warning("could not drop %s: %s", t.name, exc)
         self.scratch.clear()
@@ -304,7 +328,7 @@ class IncrementalRun:
         """The id stitcher ran: the tables of what it changed, if it wrote them, are this run's graph changes."""
         if changes is None or not changes.written or step.entity is None:
             return
-        self.scratch += [changes.moved, changes.regrouped]
+        self.scratch += [(changes.moved, False), (changes.regrouped, False)]
         self.graphs[step.entity] = (changes.moved, changes.regrouped)
 
     # -- the ALL cohort ---------------------------------------------------------------------------------
@@ -327,6 +351,7 @@ class IncrementalRun:
         written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
         rows = written if written is not None else self.session.row_count(target)
         self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        self.extended_all[step.key] = prev.seq_no
         return Built(
             (rows, time.perf_counter() - start),
             {"incremental": True, "profiles_changed": self.session.row_count(regrouped)},
@@ -468,9 +493,15 @@ class IncrementalRun:
             else:
                 raise _InFullError(f"it reads {ref}, which was rebuilt in full")
         base = self.ctx.materials[payload.base]
-        redo = self._scratch(step, "redo", inc.var_redo_mains(base, prev.table, touched, main))
+        # the members of an ALL cohort extended from the run the previous var table read are its previous rows
+        # and the regrouped profiles (touched): none other is new
+        new_touched = self.extended_all.get(payload.base) == prev.seq_no
+        redo = self._scratch(
+            step, "redo", inc.var_redo_mains(base, prev.table, touched, main, new_members_touched=new_touched)
+        )
+        # views: the var table's query reads only the columns its vars use, where a copy would write them all
         narrowed = {
-            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main))
+            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main), view=True)
             for n, k in enumerate(narrowed_keys)
         }
         models = [name for kind, _, name in (r.partition("/") for r in sources) if kind == "models"]
@@ -482,7 +513,7 @@ class IncrementalRun:
                 key = StepKey.sql_model(name)
                 if rows is not None and StepKey.input_vars_mapped(entity, name) not in self.ctx.materials:
                     narrowed[key] = self._scratch(step, f"model_rows_{name}", rows)
-        read = sum(self._rows(t) for t in narrowed.values())  # copies, not views: their rows are counted as written
+        read = self._total_rows(list(narrowed.values()))
         by_name = {pv.var.name: pv for pv in payload.vars}
         patched = payload.inherit_from is None and not any(by_name[n].var.spec.window for n in volatile)
         if patched:

@@ -341,11 +341,16 @@ def mapped_table(
 # ---- var tables ------------------------------------------------------------------------------------
 
 
-def var_redo_mains(base: exp.Table, previous: exp.Table, touched: Sequence[exp.Table], main: str) -> exp.Select:
+def var_redo_mains(
+    base: exp.Table, previous: exp.Table, touched: Sequence[exp.Table], main: str, *, new_members_touched: bool = False
+) -> exp.Select:
     """The base's members whose vars are computed again: touched by new rows or stitching, or not in the
-    previous table (new profiles, new cohort members)."""
+    previous table (new profiles, new cohort members). `new_members_touched`: every member the previous table
+    lacks is among the touched (an ALL cohort extended from the previous one's members by the regrouped
+    profiles), so no anti-join with the previous table is needed."""
     parts: list[exp.Expr] = [_in(col(main, "b"), t) for t in touched]
-    parts.append(exp.not_(in_query(col(main, "b"), exp.select(col(main)).from_(previous.copy()))))
+    if not new_members_touched:
+        parts.append(exp.not_(in_query(col(main, "b"), exp.select(col(main)).from_(previous.copy()))))
     return exp.select(col(main, "b")).from_(base.copy().as_("b")).where(exp.or_(*parts))
 
 
