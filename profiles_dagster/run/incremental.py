@@ -31,7 +31,7 @@ from sqlglot import exp
 
 from profiles_dagster.clock import naive_utc, now_utc
 from profiles_dagster.plan.keys import StepKind
-from profiles_dagster.plan.payloads import AllPayload, MappedPayload, VarTablePayload
+from profiles_dagster.plan.payloads import AllPayload, FeaturesPayload, MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.project.model import IdStitcher, Input, SqlModel
 from profiles_dagster.run.recording import RunRecord
@@ -61,6 +61,18 @@ class Extended:
     occurred: str  # the input's occurred_at column
 
 
+@dataclass(frozen=True)
+class Patched:
+    """A var table this run patched in place: the previous run's rows, less those of `redo`'s profiles and of the
+    profiles no longer members, plus `redo`'s recomputed rows; the `volatile` vars set again on every row."""
+
+    prev_seq_no: int
+    redo: exp.Table
+    gone: exp.Table | None  # (old_main) of the members gone, where known (an extended ALL: the moved main ids)
+    base: exp.Table
+    volatile: frozenset[str]
+
+
 @dataclass
 class Built:
     """What an incremental build did: (rows, seconds) recorded, and the step's stats."""
@@ -84,6 +96,7 @@ class IncrementalRun:
     written: dict[str, int] = field(default_factory=dict)  # rows of each scratch table, where the engine says
     # ALL cohorts this run extended (its previous members, less the moved, plus the regrouped): -> previous seq_no
     extended_all: dict[StepKey, int] = field(default_factory=dict)
+    patched: dict[StepKey, Patched] = field(default_factory=dict)  # var tables this run patched in place
 
     @property
     def schema(self) -> str:
@@ -186,6 +199,8 @@ class IncrementalRun:
                 return self._var_table(step, target, start)
             if step.kind is StepKind.ALL:
                 return self._all(step, target, start)
+            if step.kind is StepKind.FEATURES:
+                return self._features(step, target, start)
         except _InFullError as full:
             return Built(None, {"incremental": False, "incremental_reason": str(full)})
         return Built(None, {"incremental": False, "incremental_reason": "rebuilt from the updated tables it reads"})
@@ -522,9 +537,10 @@ class IncrementalRun:
             # set again row by row. A cohort's var table inherits the entity's (changed) values on every row,
             # and a var ranking across profiles needs every row: those are written anew.
             session = self.session
+            gone = self._graph(entity)[0] if new_touched else None  # the moved main ids left an extended ALL
             with session.transaction():
                 session.run(inc.rename(prev.table, target.name))
-                session.run(inc.delete_redone(target, base, redo, main))
+                session.run(inc.delete_redone(target, base, redo, main, gone))
                 session.run(inc.insert(target, inc.fresh_vars(self.ctx, step, redo, narrowed)))
                 for pv in payload.vars:  # dependency order
                     if pv.var.name in volatile:
@@ -532,6 +548,7 @@ class IncrementalRun:
                 session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
                 rows = self._count(inc.count(target.copy()))
                 self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+            self.patched[step.key] = Patched(prev.seq_no, redo, gone, base, frozenset(volatile))
         else:
             query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
             written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
@@ -546,6 +563,36 @@ class IncrementalRun:
                 "recomputed_on_all_profiles": ", ".join(sorted(volatile)) or "none",
                 "patched_in_place": patched,
             },
+        )
+
+    # -- feature tables -------------------------------------------------------------------------------
+
+    def _features(self, step: Step, target: exp.Table, start: float) -> Built:
+        """The is_feature columns of a var table this run patched, patched the same way: the previous table moves
+        here (no stable view reads a feature table), the recomputed profiles' rows are replaced, and the columns
+        of vars that read the run's time are set again from the var table."""
+        payload = step.payload_as(FeaturesPayload)
+        prev = self.previous(step.key)
+        assert prev is not None and step.entity is not None
+        patch = self.patched.get(payload.entity_vars)
+        if patch is None or patch.prev_seq_no != prev.seq_no:
+            raise _InFullError("its var table was written anew: rebuilt from it")
+        main = self.ctx.project.entities[step.entity].main_id_column
+        var_table = self.ctx.materials[payload.entity_vars]
+        moving = [f for f in payload.features if f in patch.volatile]
+        session = self.session
+        with session.transaction():
+            session.run(inc.rename(prev.table, target.name))
+            session.run(inc.delete_redone(target, patch.base, patch.redo, main, patch.gone))
+            session.run(inc.insert(target, inc.projected_rows(var_table, main, payload.features, patch.redo)))
+            if moving:
+                session.run(inc.copied_columns(target, var_table, main, moving))
+            session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
+            rows = self._count(inc.count(target.copy()))
+            self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        return Built(
+            (rows, time.perf_counter() - start),
+            {"incremental": True, "profiles_changed": self._rows(patch.redo), "patched_in_place": True},
         )
 
     def _model_changes(self, step: Step, name: str, entity: str, prev_vars: Previous) -> exp.Table:

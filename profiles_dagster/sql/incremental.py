@@ -411,10 +411,31 @@ def fresh_vars(
     return _var_table(step, narrowed)
 
 
-def delete_redone(target: exp.Table, base: exp.Table, redo: exp.Table, main: str) -> exp.Delete:
-    """A moved previous var table's rows of the profiles computed again, and of those no longer members."""
-    gone = exp.not_(in_query(col(main), exp.select(col(main)).from_(base.copy())))
-    return exp.Delete(this=target.copy(), where=exp.Where(this=exp.or_(_in(col(main), redo, main), gone)))
+def delete_redone(
+    target: exp.Table, base: exp.Table, redo: exp.Table, main: str, gone: exp.Table | None = None
+) -> exp.Delete:
+    """A moved previous var (or feature) table's rows of the profiles computed again, and of those no longer
+    members: `gone`'s old_main where the caller knows them, else those not in the base."""
+    if gone is not None:
+        left = _in(col(main), gone, "old_main")
+    else:
+        left = exp.not_(in_query(col(main), exp.select(col(main)).from_(base.copy())))
+    return exp.Delete(this=target.copy(), where=exp.Where(this=exp.or_(_in(col(main), redo, main), left)))
+
+
+def projected_rows(source: exp.Table, main: str, columns: Sequence[str], redo: exp.Table) -> exp.Select:
+    """Some columns of a var table's rows of the recomputed profiles (a feature table's new rows)."""
+    return exp.select(col(main), *(col(c) for c in columns)).from_(source.copy()).where(_in(col(main), redo, main))
+
+
+def copied_columns(target: exp.Table, source: exp.Table, main: str, columns: Sequence[str]) -> exp.Update:
+    """Set columns of every row of `target` to those of `source`'s row of the same main id."""
+    return exp.Update(
+        this=target.copy().as_("t"),
+        expressions=[exp.EQ(this=col(c), expression=col(c, "s")) for c in columns],
+        from_=exp.From(this=source.copy().as_("s")),
+        where=exp.Where(this=col(main, "t").eq(col(main, "s"))),
+    )
 
 
 def volatile_update(ctx: CompileContext, target: exp.Table, pv: PlannedVar) -> exp.Update:

@@ -311,6 +311,7 @@ def test_a_var_table_without_ranks_is_patched_in_place_and_equals_a_full_recompu
     assert stats["incremental"] is True and stats["patched_in_place"] is True
     assert stats["recomputed_on_all_profiles"] == "days_since_last"
     assert _stats(second)["user/cohort/big/vars"]["patched_in_place"] is False  # inherits the entity's values
+    assert _stats(second)["user/features"]["patched_in_place"] is True  # as its var table
     views = s.check(D(2025, 1, 8))
     # user_id, buy_days, days_since_last, first_amount, first_ts, kinds, last_ts, median_amount, n_events, revenue
     by_user = {r[0]: r[1:] for r in views["users_by_user_id"]}
