@@ -263,14 +263,31 @@ def rows_after(source: exp.Table, columns: Sequence[str], prev_max: int) -> exp.
     )
 
 
-def move_mains(target: exp.Table, moved: exp.Table, main: str) -> exp.Update:
-    """The rows of clusters whose main id moved take the new one, in place (one scan, no other column read)."""
-    return exp.Update(
-        this=target.copy().as_("t"),
-        expressions=[exp.EQ(this=col(main), expression=col("new_main", "m"))],
-        from_=exp.From(this=moved.copy().as_("m")),
-        where=exp.Where(this=col(main, "t").eq(col("old_main", "m"))),
+def rows_moved(previous: exp.Table, moved: exp.Table, main: str, row_address: str | None = None) -> exp.Select:
+    """The previous mapped rows of clusters whose main id moved, as they are. `row_address` (DuckDB's rowid):
+    the rows are found by their main id column alone, then read whole by address, instead of reading every
+    column of every row."""
+    cond = _in(col(main), moved, "old_main")
+    if not row_address:
+        return exp.select(exp.Star()).from_(previous.copy()).where(cond)
+    found = exp.select(col(row_address)).from_(previous.copy()).where(cond)
+    return exp.select(exp.Star()).from_(previous.copy()).where(in_query(col(row_address), found))
+
+
+def under_new_main(rows: exp.Table, columns: Sequence[str], moved: exp.Table, main: str) -> exp.Select:
+    """Mapped rows of moved clusters with their new main id (the table's columns in order): all their other
+    values stay (they follow from the row and its main id, which no var reads)."""
+    values = [exp.alias_(col("new_main", "m"), main) if c.lower() == main.lower() else col(c, "p") for c in columns]
+    return (
+        exp.select(*values)
+        .from_(rows.copy().as_("p"))
+        .join(moved.copy().as_("m"), on=col(main, "p").eq(col("old_main", "m")))
     )
+
+
+def delete_moved(target: exp.Table, moved: exp.Table, main: str) -> exp.Delete:
+    """The moved previous table's rows of clusters whose main id moved (added back under the new one)."""
+    return exp.Delete(this=target.copy(), where=exp.Where(this=_in(col(main), moved, "old_main")))
 
 
 def new_rows_mains(target: exp.Table, prev_max: int, regrouped: exp.Table, main: str) -> exp.Query:

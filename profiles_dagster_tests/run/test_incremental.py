@@ -339,8 +339,8 @@ def test_a_mapped_table_without_windows_recomputes_only_the_rows_whose_profile_t
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Why: a mapped row's values follow from its own input row and its main id, so only the new rows are
-    computed, and the previous rows whose cluster's main id moved take the new one in place; the others stay
-    as they were, and the result still equals a full recompute."""
+    computed, and the previous rows whose cluster's main id moved are added back under the new one; the others
+    stay as they were, and the result still equals a full recompute."""
     monkeypatch.setattr(incr_project, "PROFILES", _without_windows(incr_project.PROFILES))
     s = Scenario(tmp_path, BASE, D(2025, 1, 6))
     more = [
@@ -353,7 +353,7 @@ def test_a_mapped_table_without_windows_recomputes_only_the_rows_whose_profile_t
     second = s.again(more, D(2025, 1, 7))
     stats = _stats(second)
     assert all(stats[p]["incremental"] is True for p in INCREMENTAL_STEPS)
-    # computed: the 5 new rows; moved in place: u3's Jan 5 row (its cluster merged into a3's, which keeps its
+    # computed: the 5 new rows; moved: u3's Jan 5 row (its cluster merged into a3's, which keeps its
     # main id: a3's Jan 4 row, whose profile only gained ids, is not touched)
     assert stats["user/input_vars_mapped/events"]["rows_read"] == 5
     assert stats["user/input_vars_mapped/events"]["rows_moved"] == 1
