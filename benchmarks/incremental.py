@@ -128,6 +128,10 @@ def run(
     project: Path, database: Path, site: Path, label: str = ""
 ) -> tuple[float, list[tuple[str, int, float]], float | None]:
     write_site_config(site, "example", database)
+    # the files just copied or written (the previous run, the added increment) reach the disk first: else the
+    # run's first commit waits for the kernel to write back another process's pages (seconds at 10M), which a
+    # daily run, a day after the previous one, never does
+    os.sync()
     proc = run_process(
         [str(BIN / "profiles-dagster"), "run", "-p", str(project), "--site-config", str(site), "--end_time", END_TIME],
         env=clean_env(),

@@ -31,13 +31,14 @@ from sqlglot import exp
 
 from profiles_dagster.clock import naive_utc, now_utc
 from profiles_dagster.plan.keys import StepKind
-from profiles_dagster.plan.payloads import AllPayload, MappedPayload, VarTablePayload
+from profiles_dagster.plan.payloads import AllPayload, FeaturesPayload, MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.project.model import IdStitcher, Input, SqlModel
 from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.sql import incremental as inc
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.compiler import INPUT_ROW_ID, CompileContext, _attributed
+from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.increments import Checkpoint, Previous
 from profiles_dagster.sql.names import col, table
 from profiles_dagster.sql.registry import Status
@@ -58,6 +59,18 @@ class Extended:
     prev_max: int
     new_rows: exp.Table  # scratch: the rows added
     occurred: str  # the input's occurred_at column
+
+
+@dataclass(frozen=True)
+class Patched:
+    """A var table this run patched in place: the previous run's rows, less those of `redo`'s profiles and of the
+    profiles no longer members, plus `redo`'s recomputed rows; the `volatile` vars set again on every row."""
+
+    prev_seq_no: int
+    redo: exp.Table
+    gone: exp.Table | None  # (old_main) of the members gone, where known (an extended ALL: the moved main ids)
+    base: exp.Table
+    volatile: frozenset[str]
 
 
 @dataclass
@@ -81,6 +94,9 @@ class IncrementalRun:
     graphs: dict[str, tuple[exp.Table, exp.Table] | None] = field(default_factory=dict)  # (moved, regrouped)
     scratch: list[tuple[exp.Table, bool]] = field(default_factory=list)  # (table or view, is a view)
     written: dict[str, int] = field(default_factory=dict)  # rows of each scratch table, where the engine says
+    # ALL cohorts this run extended (its previous members, less the moved, plus the regrouped): -> previous seq_no
+    extended_all: dict[StepKey, int] = field(default_factory=dict)
+    patched: dict[StepKey, Patched] = field(default_factory=dict)  # var tables this run patched in place
 
     @property
     def schema(self) -> str:
@@ -89,29 +105,55 @@ class IncrementalRun:
     # -- helpers --------------------------------------------------------------------------------------
 
     def _scratch(self, step: Step, suffix: str, query: exp.Query, *, view: bool = False) -> exp.Table:
-        """A scratch table (or view) of this run, named as the run's scratch tables so cleanup finds it."""
-        target = table(f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63], self.schema)
-        # one statement where the engine replaces a leftover of a killed run itself, else drop it first
+        """A scratch table (or view) of this run. Where the engine has session-local temporary tables (DuckDB)
+        it is one: never written to the database file or its WAL, gone with the session if the run is killed;
+        where it has unlogged tables (Postgres) one next to the materials, named as the run's scratch tables so
+        cleanup finds a killed run's. A view is temporary wherever the engine has them (DuckDB, Postgres)."""
+        name = f"_pd_{step.content_hash}_{self.seq_no}_inc_{suffix}"[:63]
+        kind = traits_of(self.session.dialect).scratch_tables
+        temporary = kind == "temporary" or (view and kind == "unlogged")
+        target = table(name) if temporary else table(name, self.schema)
+        # one statement where the engine replaces a leftover itself, else drop it first
         replace = self.session.dialect == "duckdb"
         if not replace:
             self._drop(target, view)
-        kind = "VIEW" if view else "TABLE"
-        written = self.session.run_count(exp.Create(kind=kind, this=target.copy(), expression=query, replace=replace))
+        properties = None
+        if kind != "plain":
+            prop = exp.TemporaryProperty() if temporary else exp.UnloggedProperty()
+            properties = exp.Properties(expressions=[prop])
+        create = exp.Create(
+            kind="VIEW" if view else "TABLE",
+            this=target.copy(),
+            expression=query,
+            replace=replace,
+            properties=properties,
+        )
+        written = self.session.run_count(create)
         if written is not None and not view:
             self.written[target.name] = written
         self.scratch.append((target, view))
         return target
-
-    def _rows(self, scratch: exp.Table) -> int:
-        """A scratch table's rows: as its CREATE reported them, else counted."""
-        known = self.written.get(scratch.name)
-        return known if known is not None else self.session.row_count(scratch)
 
     def _drop(self, target: exp.Table, view: bool) -> None:
         if view:
             self.session.run(exp.Drop(tables=[target.copy()], kind="VIEW", exists=True))
         else:
             self.session.drop_table(target)
+
+    def _rows(self, scratch: exp.Table) -> int:
+        """A scratch table's rows: as its CREATE reported them, else counted."""
+        known = self.written.get(scratch.name)
+        return known if known is not None else self.session.row_count(scratch)
+
+    def _total_rows(self, scratch: list[exp.Table]) -> int:
+        """The rows of scratch tables and views together: those their CREATE reported, the others counted in one
+        statement (a view's count reads only the column it filters on)."""
+        known = [self.written[t.name] for t in scratch if t.name in self.written]
+        counted = [exp.Subquery(this=inc.count(t.copy())) for t in scratch if t.name not in self.written]
+        if not counted:
+            return sum(known)
+        row = self.session.query(self.session.render(exp.select(*counted)))[0]
+        return sum(known) + sum(int(v or 0) for v in row)
 
     def _scalar(self, query: exp.Query) -> object:
         return self.session.query(self.session.render(query))[0][0]
@@ -157,6 +199,8 @@ class IncrementalRun:
                 return self._var_table(step, target, start)
             if step.kind is StepKind.ALL:
                 return self._all(step, target, start)
+            if step.kind is StepKind.FEATURES:
+                return self._features(step, target, start)
         except _InFullError as full:
             return Built(None, {"incremental": False, "incremental_reason": str(full)})
         return Built(None, {"incremental": False, "incremental_reason": "rebuilt from the updated tables it reads"})
@@ -322,6 +366,7 @@ class IncrementalRun:
         written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
         rows = written if written is not None else self.session.row_count(target)
         self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        self.extended_all[step.key] = prev.seq_no
         return Built(
             (rows, time.perf_counter() - start),
             {"incremental": True, "profiles_changed": self.session.row_count(regrouped)},
@@ -373,24 +418,67 @@ class IncrementalRun:
         if stitcher is None or f"inputs/{payload.input.name}" not in stitcher.edge_sources:
             raise _InFullError("its input is not stitched: an old row's id may join the graph in this run")
         moved, regrouped = self._graph(entity)
+        iv = self.ctx.materials[payload.input_vars]
+        columns = [c for c, _ in self.session.columns(iv)]
+        # A previous row's ids are all in the graph (the input is stitched) and share one cluster: its main id
+        # changes only when its cluster's main id moved, and its mapped values only with its main id, unless a
+        # window spans the profile's rows (which the new rows join) or a var reads the main id column.
+        if any(pv.var.spec.window or inc.reads_column(pv, main) for pv in payload.vars):
+            return self._mapped_again(step, target, start, prev, extended, iv, columns, moved, regrouped)
+        new = self._scratch(step, "new", inc.rows_after(iv, columns, extended.prev_max))
+        # the previous rows of clusters whose main id moved, under the new one: deleted and added back rather than
+        # updated (DuckDB commits an UPDATE of a text column of a large table by rewriting it: seconds at 10M)
+        mapped_columns = [c for c, _ in self.session.columns(prev.table)]
+        address = traits_of(self.session.dialect).row_address
+        again = self._scratch(step, "moved_rows", inc.rows_moved(prev.table, moved, main, address))
+        session = self.session
+        with session.transaction():  # the previous table moves here: moved rows replaced, the new rows added
+            session.run(inc.rename(prev.table, target.name))
+            if self._rows(again):
+                session.run(inc.delete_moved(target, moved, main))
+                session.run(inc.insert(target, inc.under_new_main(again, mapped_columns, moved, main)))
+            session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, new)))
+            session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
+            rows = self._count(inc.count(target.copy()))
+            self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        # the profiles whose vars read other rows now: those of the new rows, and those the stitching regrouped
+        touched = self._scratch(step, "touched", inc.new_rows_mains(target, extended.prev_max, regrouped, main))
+        self.touched[step.key] = touched
+        stats: dict[str, object] = {
+            "incremental": True,
+            "rows_read": self._rows(new),
+            "rows_moved": self._rows(again),  # previous rows whose cluster's main id moved
+            "profiles_changed": self._rows(touched),
+        }
+        return Built((rows, time.perf_counter() - start), stats)
+
+    def _mapped_again(
+        self,
+        step: Step,
+        target: exp.Table,
+        start: float,
+        prev: Previous,
+        extended: Extended,
+        iv: exp.Table,
+        columns: list[str],
+        moved: exp.Table,
+        regrouped: exp.Table,
+    ) -> Built:
+        """A mapped table whose vars read other rows of the profile (a window) or its main id: the rows of the
+        touched profiles (those of the new rows, and those this run's stitching changed) are computed again."""
+        assert step.entity is not None
+        main = self.ctx.project.entities[step.entity].main_id_column
         touched = self._scratch(
             step, "touched", inc.mapped_new_mains(self.ctx, step, extended.new_rows, regrouped, main)
         )
-        # A previous row's mapped values change only with its main id (its ids are all in the graph: the input is
-        # stitched), unless a window spans the profile's rows, which the new rows join: only then are the
-        # touched profiles' rows computed again, else those of the profiles this run's stitching changed.
-        windowed = any(pv.var.spec.window for pv in payload.vars)
-        again = touched if windowed else regrouped
-        iv = self.ctx.materials[payload.input_vars]
-        columns = [c for c, _ in self.session.columns(iv)]
         redo = self._scratch(
-            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, again, moved, main)
+            step, "redo", inc.mapped_redo_rows(iv, columns, prev.table, extended.prev_max, touched, moved, main)
         )
         read = self._rows(redo)
         session = self.session
         with session.transaction():  # the previous table moves here: its stale rows replaced by recomputed ones
             session.run(inc.rename(prev.table, target.name))
-            session.run(inc.delete_stale(target, again, moved, main))
+            session.run(inc.delete_stale(target, touched, moved, main))
             session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, redo)))
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
             rows = self._count(inc.count(target.copy()))
@@ -429,9 +517,15 @@ class IncrementalRun:
             else:
                 raise _InFullError(f"it reads {ref}, which was rebuilt in full")
         base = self.ctx.materials[payload.base]
-        redo = self._scratch(step, "redo", inc.var_redo_mains(base, prev.table, touched, main))
+        # the members of an ALL cohort extended from the run the previous var table read are its previous rows
+        # and the regrouped profiles (touched): none other is new
+        new_touched = self.extended_all.get(payload.base) == prev.seq_no
+        redo = self._scratch(
+            step, "redo", inc.var_redo_mains(base, prev.table, touched, main, new_members_touched=new_touched)
+        )
+        # views: the var table's query reads only the columns its vars use, where a copy would write them all
         narrowed = {
-            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main))
+            k: self._scratch(step, f"rows_{n}", inc.narrowed_rows(self.ctx.materials[k], redo, main), view=True)
             for n, k in enumerate(narrowed_keys)
         }
         models = [name for kind, _, name in (r.partition("/") for r in sources) if kind == "models"]
@@ -443,11 +537,32 @@ class IncrementalRun:
                 key = StepKey.sql_model(name)
                 if rows is not None and StepKey.input_vars_mapped(entity, name) not in self.ctx.materials:
                     narrowed[key] = self._scratch(step, f"model_rows_{name}", rows)
-        read = sum(self._rows(t) for t in narrowed.values())  # copies, not views: their rows are counted as written
-        query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
-        written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
-        rows = written if written is not None else self.session.row_count(target)
-        self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        read = self._total_rows(list(narrowed.values()))
+        by_name = {pv.var.name: pv for pv in payload.vars}
+        patched = payload.inherit_from is None and not any(by_name[n].var.spec.window for n in volatile)
+        if patched:
+            # Patched in place: the previous table moves here (no stable view reads a var table), the rows of the
+            # recomputed profiles and of those no longer members replaced, the vars that read the run's time
+            # set again row by row. A cohort's var table inherits the entity's (changed) values on every row,
+            # and a var ranking across profiles needs every row: those are written anew.
+            session = self.session
+            gone = self._graph(entity)[0] if new_touched else None  # the moved main ids left an extended ALL
+            with session.transaction():
+                session.run(inc.rename(prev.table, target.name))
+                session.run(inc.delete_redone(target, base, redo, main, gone))
+                session.run(inc.insert(target, inc.fresh_vars(self.ctx, step, redo, narrowed)))
+                for pv in payload.vars:  # dependency order
+                    if pv.var.name in volatile:
+                        session.run(inc.volatile_update(self.ctx, target, pv))
+                session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
+                rows = self._count(inc.count(target.copy()))
+                self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+            self.patched[step.key] = Patched(prev.seq_no, redo, gone, base, frozenset(volatile))
+        else:
+            query = inc.var_table(self.ctx, step, prev.table, redo, narrowed, volatile)
+            written = self.session.run_count(exp.Create(kind="TABLE", this=target.copy(), expression=query))
+            rows = written if written is not None else self.session.row_count(target)
+            self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
         return Built(
             (rows, time.perf_counter() - start),
             {
@@ -455,7 +570,38 @@ class IncrementalRun:
                 "rows_read": read,
                 "profiles_changed": self._rows(redo),
                 "recomputed_on_all_profiles": ", ".join(sorted(volatile)) or "none",
+                "patched_in_place": patched,
             },
+        )
+
+    # -- feature tables -------------------------------------------------------------------------------
+
+    def _features(self, step: Step, target: exp.Table, start: float) -> Built:
+        """The is_feature columns of a var table this run patched, patched the same way: the previous table moves
+        here (no stable view reads a feature table), the recomputed profiles' rows are replaced, and the columns
+        of vars that read the run's time are set again from the var table."""
+        payload = step.payload_as(FeaturesPayload)
+        prev = self.previous(step.key)
+        assert prev is not None and step.entity is not None
+        patch = self.patched.get(payload.entity_vars)
+        if patch is None or patch.prev_seq_no != prev.seq_no:
+            raise _InFullError("its var table was written anew: rebuilt from it")
+        main = self.ctx.project.entities[step.entity].main_id_column
+        var_table = self.ctx.materials[payload.entity_vars]
+        moving = [f for f in payload.features if f in patch.volatile]
+        session = self.session
+        with session.transaction():
+            session.run(inc.rename(prev.table, target.name))
+            session.run(inc.delete_redone(target, patch.base, patch.redo, main, patch.gone))
+            session.run(inc.insert(target, inc.projected_rows(var_table, main, payload.features, patch.redo)))
+            if moving:
+                session.run(inc.copied_columns(target, var_table, main, moving))
+            session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
+            rows = self._count(inc.count(target.copy()))
+            self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
+        return Built(
+            (rows, time.perf_counter() - start),
+            {"incremental": True, "profiles_changed": self._rows(patch.redo), "patched_in_place": True},
         )
 
     def _model_changes(self, step: Step, name: str, entity: str, prev_vars: Previous) -> exp.Table:

@@ -86,6 +86,16 @@ def volatile_vars(vars_: Sequence[PlannedVar]) -> tuple[set[str], str]:
     return volatile, ""
 
 
+def reads_column(pv: PlannedVar, column: str) -> bool:
+    """The var's SQL names a column (word match, any case): the mapped main id column, say."""
+    spec = pv.var.spec
+    texts = [spec.select, spec.where or ""]
+    if spec.window:
+        texts += [*spec.window.order_by, *spec.window.partition_by, spec.window.frame_clause or ""]
+    pattern = re.compile(rf"\b{re.escape(column)}\b", re.IGNORECASE)
+    return any(pattern.search(t) for t in texts)
+
+
 def mapped_blocker(payload: MappedPayload, main: str) -> str:
     """Why a mapped table's input vars cannot be recomputed for the touched profiles only ('' if they can)."""
     for pv in payload.vars:
@@ -244,6 +254,57 @@ def stale(column: exp.Expr, touched: exp.Table, moved: exp.Table) -> exp.Expr:
     return exp.or_(_in(column.copy(), touched), _in(column.copy(), moved, "old_main"))
 
 
+def rows_after(source: exp.Table, columns: Sequence[str], prev_max: int) -> exp.Select:
+    """An input var table's rows added by this run: the last row ids (a range its storage skips to)."""
+    return (
+        exp.select(*(col(c) for c in columns))
+        .from_(source.copy())
+        .where(exp.GT(this=col(INPUT_ROW_ID), expression=exp.Literal.number(prev_max)))
+    )
+
+
+def rows_moved(previous: exp.Table, moved: exp.Table, main: str, row_address: str | None = None) -> exp.Select:
+    """The previous mapped rows of clusters whose main id moved, as they are. `row_address` (DuckDB's rowid):
+    the rows are found by their main id column alone, then read whole by address, instead of reading every
+    column of every row."""
+    cond = _in(col(main), moved, "old_main")
+    if not row_address:
+        return exp.select(exp.Star()).from_(previous.copy()).where(cond)
+    found = exp.select(col(row_address)).from_(previous.copy()).where(cond)
+    return exp.select(exp.Star()).from_(previous.copy()).where(in_query(col(row_address), found))
+
+
+def under_new_main(rows: exp.Table, columns: Sequence[str], moved: exp.Table, main: str) -> exp.Select:
+    """Mapped rows of moved clusters with their new main id (the table's columns in order): all their other
+    values stay (they follow from the row and its main id, which no var reads)."""
+    values = [exp.alias_(col("new_main", "m"), main) if c.lower() == main.lower() else col(c, "p") for c in columns]
+    return (
+        exp.select(*values)
+        .from_(rows.copy().as_("p"))
+        .join(moved.copy().as_("m"), on=col(main, "p").eq(col("old_main", "m")))
+    )
+
+
+def delete_moved(target: exp.Table, moved: exp.Table, main: str) -> exp.Delete:
+    """The moved previous table's rows of clusters whose main id moved (added back under the new one)."""
+    return exp.Delete(this=target.copy(), where=exp.Where(this=_in(col(main), moved, "old_main")))
+
+
+def new_rows_mains(target: exp.Table, prev_max: int, regrouped: exp.Table, main: str) -> exp.Query:
+    """The main ids of a mapped table's rows added by this run, and the clusters this run's stitching changed."""
+    of_rows = (
+        exp.select(exp.alias_(col(main), "main_id"))
+        .from_(target.copy())
+        .where(
+            exp.and_(
+                exp.GT(this=col(INPUT_ROW_ID), expression=exp.Literal.number(prev_max)),
+                col(main).is_(exp.null()).not_(),
+            )
+        )
+    )
+    return exp.union(of_rows, exp.select(col("main_id")).from_(regrouped.copy()), distinct=True)
+
+
 def mapped_redo_rows(
     input_vars: exp.Table,
     columns: Sequence[str],
@@ -297,11 +358,16 @@ def mapped_table(
 # ---- var tables ------------------------------------------------------------------------------------
 
 
-def var_redo_mains(base: exp.Table, previous: exp.Table, touched: Sequence[exp.Table], main: str) -> exp.Select:
+def var_redo_mains(
+    base: exp.Table, previous: exp.Table, touched: Sequence[exp.Table], main: str, *, new_members_touched: bool = False
+) -> exp.Select:
     """The base's members whose vars are computed again: touched by new rows or stitching, or not in the
-    previous table (new profiles, new cohort members)."""
+    previous table (new profiles, new cohort members). `new_members_touched`: every member the previous table
+    lacks is among the touched (an ALL cohort extended from the previous one's members by the regrouped
+    profiles), so no anti-join with the previous table is needed."""
     parts: list[exp.Expr] = [_in(col(main, "b"), t) for t in touched]
-    parts.append(exp.not_(in_query(col(main, "b"), exp.select(col(main)).from_(previous.copy()))))
+    if not new_members_touched:
+        parts.append(exp.not_(in_query(col(main, "b"), exp.select(col(main)).from_(previous.copy()))))
     return exp.select(col(main, "b")).from_(base.copy().as_("b")).where(exp.or_(*parts))
 
 
@@ -349,6 +415,53 @@ def var_table(
         *(_typed(col(n), by_name[n], ctx) if n in volatile else col(n) for n in payload.declared),
     ]
     return exp.select(*final).from_(query.subquery("vars"))
+
+
+def fresh_vars(
+    ctx: CompileContext, step: Step, redo: exp.Table, narrowed_sources: dict[StepKey, exp.Table]
+) -> exp.Query:
+    """The var table's rows of `redo`'s main ids, every var computed over their rows only (the table's columns
+    in order). Exact for a var without `from:` only where it reads its own row (no window across profiles)."""
+    payload = step.payload_as(VarTablePayload)
+    # a context of its own: the rows attributed to main ids it caches per model are those of the narrowed tables
+    narrowed = replace(ctx, materials={**ctx.materials, payload.base: redo, **narrowed_sources}, _model_rows={})
+    return _var_table(step, narrowed)
+
+
+def delete_redone(
+    target: exp.Table, base: exp.Table, redo: exp.Table, main: str, gone: exp.Table | None = None
+) -> exp.Delete:
+    """A moved previous var (or feature) table's rows of the profiles computed again, and of those no longer
+    members: `gone`'s old_main where the caller knows them, else those not in the base."""
+    if gone is not None:
+        left = _in(col(main), gone, "old_main")
+    else:
+        left = exp.not_(in_query(col(main), exp.select(col(main)).from_(base.copy())))
+    return exp.Delete(this=target.copy(), where=exp.Where(this=exp.or_(_in(col(main), redo, main), left)))
+
+
+def projected_rows(source: exp.Table, main: str, columns: Sequence[str], redo: exp.Table) -> exp.Select:
+    """Some columns of a var table's rows of the recomputed profiles (a feature table's new rows)."""
+    return exp.select(col(main), *(col(c) for c in columns)).from_(source.copy()).where(_in(col(main), redo, main))
+
+
+def copied_columns(target: exp.Table, source: exp.Table, main: str, columns: Sequence[str]) -> exp.Update:
+    """Set columns of every row of `target` to those of `source`'s row of the same main id."""
+    return exp.Update(
+        this=target.copy().as_("t"),
+        expressions=[exp.EQ(this=col(c), expression=col(c, "s")) for c in columns],
+        from_=exp.From(this=source.copy().as_("s")),
+        where=exp.Where(this=col(main, "t").eq(col(main, "s"))),
+    )
+
+
+def volatile_update(ctx: CompileContext, target: exp.Table, pv: PlannedVar) -> exp.Update:
+    """A var without `from:` that reads the run's time, set again on every row from the row's other vars."""
+    value = bind_vars(_row_value(pv, ctx), lambda r: col(r))
+    typed = _typed(value, pv, ctx)
+    if isinstance(typed, exp.Alias):
+        typed = typed.this
+    return exp.Update(this=target.copy(), expressions=[exp.EQ(this=col(pv.var.name), expression=typed)])
 
 
 def symmetric_difference(a: exp.Table, b: exp.Table, columns: Sequence[str]) -> exp.Query:

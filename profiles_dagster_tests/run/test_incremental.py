@@ -284,6 +284,47 @@ def test_each_step_says_in_dagster_whether_it_ran_incrementally(tmp_path: Path) 
     assert features["profiles/incremental"] is False and features["profiles/incremental_reason"]
 
 
+def _without_rank(text: str) -> str:
+    """The test project without its var ranking across profiles (the entity var table is patched in place)."""
+    start = text.index("      - entity_var:\n          name: revenue_rank")
+    end = text.index("  - name: big_vars")
+    return text[:start] + text[end:]
+
+
+def test_a_var_table_without_ranks_is_patched_in_place_and_equals_a_full_recompute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: rewriting every profile's row costs what a full run's var table costs; without a var ranking across
+    profiles, the previous table moves to the new material, the recomputed profiles' rows are replaced, those
+    no longer members (a merged cluster's old main id) deleted, and the var reading the run's end time set again
+    on every row (the end time moved by a day)."""
+    monkeypatch.setattr(incr_project, "PROFILES", _without_rank(incr_project.PROFILES))
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    more = [
+        (D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy"),  # existing profile
+        (D(2025, 1, 6, 13), "u4", "a4", 5.0, "buy"),  # new profile
+        (D(2025, 1, 6, 14), "u3", "a3", 1.0, "view"),  # merges u3's profile into a3's: u3's main id is gone
+        (D(2025, 1, 4, 9), "u2", "a2", 30.0, "buy"),  # late, inside the 4-day look-back
+    ]
+    second = s.again(more, D(2025, 1, 8))
+    stats = _stats(second)["user/entity_vars"]
+    assert stats["incremental"] is True and stats["patched_in_place"] is True
+    assert stats["recomputed_on_all_profiles"] == "days_since_last"
+    assert _stats(second)["user/cohort/big/vars"]["patched_in_place"] is False  # inherits the entity's values
+    assert _stats(second)["user/features"]["patched_in_place"] is True  # as its var table
+    views = s.check(D(2025, 1, 8))
+    # user_id, buy_days, days_since_last, first_amount, first_ts, kinds, last_ts, median_amount, n_events, revenue
+    by_user = {r[0]: r[1:] for r in views["users_by_user_id"]}
+    assert len(views["user_all"]) == 4
+    assert by_user["u2"][1] == 4  # last event Jan 4 (the late row), end time Jan 8: kept, its days set again
+    assert by_user["u1"][1] == 2  # last event Jan 6
+    third = s.again([(D(2025, 1, 8, 9), "u4", None, 1.0, "view")], D(2025, 1, 9))
+    assert _stats(third)["user/entity_vars"]["patched_in_place"] is True
+    views = s.check(D(2025, 1, 9))
+    by_user = {r[0]: r[1:] for r in views["users_by_user_id"]}
+    assert by_user["u2"][1] == 5 and by_user["u4"][1] == 1
+
+
 def _without_windows(text: str) -> str:
     """The test project without its windowed input var (and the entity var reading it)."""
     start = text.index("      - input_var:\n          name: event_no")
@@ -297,9 +338,9 @@ def _without_windows(text: str) -> str:
 def test_a_mapped_table_without_windows_recomputes_only_the_rows_whose_profile_the_stitching_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Why: a mapped row's values follow from its own input row and its main id, so only the rows of the
-    profiles this run's stitching changed (merged, new ids, moved main id) are computed again, besides the new
-    rows; the others stay as they were, and the result still equals a full recompute."""
+    """Why: a mapped row's values follow from its own input row and its main id, so only the new rows are
+    computed, and the previous rows whose cluster's main id moved are added back under the new one; the others
+    stay as they were, and the result still equals a full recompute."""
     monkeypatch.setattr(incr_project, "PROFILES", _without_windows(incr_project.PROFILES))
     s = Scenario(tmp_path, BASE, D(2025, 1, 6))
     more = [
@@ -312,8 +353,10 @@ def test_a_mapped_table_without_windows_recomputes_only_the_rows_whose_profile_t
     second = s.again(more, D(2025, 1, 7))
     stats = _stats(second)
     assert all(stats[p]["incremental"] is True for p in INCREMENTAL_STEPS)
-    # read again: the 5 new rows, a3's Jan 4 row (its profile gained ids) and u3's Jan 5 row (its main id moved)
-    assert stats["user/input_vars_mapped/events"]["rows_read"] == 7
+    # computed: the 5 new rows; moved: u3's Jan 5 row (its cluster merged into a3's, which keeps its
+    # main id: a3's Jan 4 row, whose profile only gained ids, is not touched)
+    assert stats["user/input_vars_mapped/events"]["rows_read"] == 5
+    assert stats["user/input_vars_mapped/events"]["rows_moved"] == 1
     s.check(D(2025, 1, 7))
     # a late row with an earlier new id: u3's cluster takes a9 as its main id, every member row moves
     third = s.again(
