@@ -203,19 +203,16 @@ GRAPHS = {"random": gen_random, "chain": gen_chain, "star": gen_star, "mix": gen
 
 
 def observations(table: str = "ev", before: str | None = None) -> exp.Query:
-    """The stitcher's input as the compiler builds it: one branch per id column, NULL ids dropped."""
-    parts = []
+    """The stitcher's input as the compiler builds it: one row per input row, its ids in slots."""
     columns = (("anon", "anonymous_id"), ("uid", "user_id"), ("email", "email"))
-    for column, id_type in columns:
-        others = " OR ".join(f"{c} IS NOT NULL" for c, _ in columns if c != column)
-        part = (  # as the compiler: a row whose other ids are all NULL links nothing and gets no row key
-            f"SELECT CASE WHEN {others} THEN rk END AS row_key, '{id_type}' AS other_id_type, {column} AS other_id, "
-            f"ts AS occurred_at FROM {table} WHERE {column} IS NOT NULL"
-        )
-        if before:
-            part += f" AND ts < {before}"
-        parts.append(part)
-    return sqlglot.parse_one(" UNION ALL ".join(parts), read="duckdb")
+    slots = ", ".join(
+        f"CAST('{id_type}' AS VARCHAR) AS other_id_type_{k}, {column} AS other_id_{k}"
+        for k, (column, id_type) in enumerate(columns, start=1)
+    )
+    query = f"SELECT ts AS occurred_at, {slots} FROM {table}"
+    if before:
+        query += f" WHERE ts < {before}"
+    return sqlglot.parse_one(query, read="duckdb")
 
 
 # -------------------------------------------------------------------------------- baselines
