@@ -509,3 +509,33 @@ def test_statements_render_for_warehouses(engine: str, dialect: str, incremental
     for sql in session.statements:
         assert any(name in sql.lower() for name in ("tmp_stitch", "material_user_id_stitcher", "src_db.obs"))
         sqlglot.parse_one(sql, read=dialect)  # renders to SQL the dialect's parser accepts
+
+
+def test_a_lent_graph_restitches_to_the_lenders_table(con: duckdb.DuckDBPyConnection) -> None:
+    """An entity borrowing another's stitcher re-stitches the lender's table (compiler's `_lent_graph`): the
+    same clusters, main ids and first_seen_at; each id's valid_at is its first_seen_at, as when its cluster
+    was one row of ids each seen at its first_seen_at."""
+    from types import SimpleNamespace
+
+    from profiles_dagster.plan.steps import StepKey
+    from profiles_dagster.sql.compiler import _lent_graph
+
+    rows = random_rows(31, n_rows=600, n_ids=500)
+    load_observations(con, rows)
+    stitch(con, target="lender")
+    lender = exp.table_("lender", db="out", quoted=True)
+    ctx = SimpleNamespace(
+        project=SimpleNamespace(entities={"user": SimpleNamespace(main_id_column=MAIN)}),
+        materials={StepKey.id_stitcher("user"): lender},
+    )
+    stats = run_stitcher(
+        DuckDBSession(con, "out"),
+        observations=_lent_graph(ctx, "user"),  # type: ignore[arg-type]
+        target=exp.table_("borrower", db="out", quoted=True),
+        main_id_column=MAIN,
+        scratch_prefix="scratch_borrower",
+    )
+    got = sorted(con.execute('SELECT * FROM out."borrower"').fetchall(), key=_sort_key)
+    want = sorted(((m, i, t, s, s) for m, i, t, _, s in expected_output(rows)), key=_sort_key)
+    assert got == want
+    assert stats.clusters == expected_clusters(rows)
