@@ -627,11 +627,6 @@ class _Shape:
     def count(self, table: exp.Table | exp.Query, when: Callable[[exp.Expr], exp.Expr] | None = None) -> exp.Query:
         return sqlglot.select(exp.Sum(this=self.sightings(when))).from_(_as(table, "c"))
 
-    def newest(self, table: exp.Table) -> exp.Query:
-        """The newest occurred_at of an observation."""
-        latest = [exp.Max(this=_case_pick(self.present(k), self.time(k), exp.null())) for k in self.ks]
-        return sqlglot.select(*latest).from_(table.copy())
-
     def any_slot(self, when: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
         return exp.or_(*(exp.paren(exp.and_(self.present(k), when(self.time(k)))) for k in self.ks))
 
@@ -651,13 +646,7 @@ def _present(observations: exp.Query, shape: _Shape) -> exp.Query:
     return sqlglot.select(*shape.columns()).from_(observations.copy().subquery("o"))
 
 
-def _newest(scratch: _Scratch, shape: _Shape, table: exp.Table) -> datetime | None:
-    values = [_as_datetime(v) for v in scratch.row(shape.newest(table))]
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
-
-
-def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _Encoded:
+def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, survey: _Survey, tag: str) -> _Encoded:
     """Integer nodes, edges and link times of ``source`` (a scratch table of observation rows, read twice
     here: the input's own query, with its filters, runs once). Each row's ids are looked up once, one join
     per slot, and only on rows naming two or more ids; a row's hub is the LEAST of its slots' keys."""
@@ -699,7 +688,7 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
     looked_up = sqlglot.select(*times, *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks)).from_(
         _as(source, "s")
     )
-    constant = _slot_types(scratch, source, shape)
+    constant = survey.types
     for k in shape.ks:
         same_id = _eq(_col(f"other_id_{k}", "s"), _col("other_id", f"i{k}"))
         if constant[k - 1] is not None:  # one id type in the slot: a join on the id alone, among that type's ids
@@ -774,10 +763,19 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
     return _Encoded(ids, edges, linked, n_star, pairs)
 
 
-def _slot_types(scratch: _Scratch, source: exp.Table, shape: _Shape) -> list[str | None]:
-    """Per slot, its one id type if every id in it has that type (the compiler fills a slot with one type
-    where it can), else None. One scan of the observation rows; a join on the id alone is the cheaper one."""
-    columns: list[exp.Expr] = []
+@dataclass(frozen=True)
+class _Survey:
+    """What one scan of the observation rows tells: per slot its one id type, if every id in it has that type
+    (the compiler fills a slot with one type where it can; a join on the id alone is the cheaper one), else
+    None; the observations (ids named); the newest occurred_at of one."""
+
+    types: list[str | None]
+    observations: int
+    newest: datetime | None
+
+
+def _survey(scratch: _Scratch, source: exp.Table, shape: _Shape) -> _Survey:
+    columns: list[exp.Expr] = [exp.Sum(this=shape.sightings())]
     for k in shape.ks:
         kind = _col(f"other_id_type_{k}")
         untyped = exp.and_(_not_null(_col(f"other_id_{k}")), _is_null(kind.copy()))
@@ -785,13 +783,18 @@ def _slot_types(scratch: _Scratch, source: exp.Table, shape: _Shape) -> list[str
             exp.Min(this=kind.copy()),
             exp.Max(this=kind.copy()),
             exp.Max(this=_case_pick(untyped, _num(1), _num(0))),
+            exp.Max(this=_case_pick(shape.present(k), shape.time(k), exp.null())),
         ]
     row = scratch.row(sqlglot.select(*columns).from_(source.copy()))
-    out: list[str | None] = []
+    types: list[str | None] = []
+    times: list[datetime] = []
     for k in shape.ks:
-        low, high, untyped = row[3 * (k - 1) : 3 * k] if row else (None, None, 1)
-        out.append(str(low) if low is not None and low == high and not untyped else None)
-    return out
+        low, high, untyped, newest = row[1 + 4 * (k - 1) : 1 + 4 * k] if row else (None, None, 1, None)
+        types.append(str(low) if low is not None and low == high and not untyped else None)
+        time_k = _as_datetime(newest)
+        if time_k is not None:
+            times.append(time_k)
+    return _Survey(types, int(row[0] or 0) if row else 0, max(times) if times else None)
 
 
 def _pairs_off_star(scratch: _Scratch, rows: exp.Table, shape: _Shape, edges: exp.Table) -> int:
@@ -859,7 +862,9 @@ def _observation_count(
             cond = exp.and_(exp.GT(this=time.copy(), expression=_timestamp(after)), cond)
         return cond
 
-    return scratch.scalar(shape.count(table, when))
+    if shape.slot_times:
+        return scratch.scalar(shape.count(table, when))
+    return scratch.scalar(shape.count(table).where(when(_col("occurred_at"))))  # rows in the window, then ids
 
 
 # --------------------------------------------------------------------- public API
@@ -954,13 +959,14 @@ def _full(
 ) -> StitcherStats:
     scratch.phase("encode")
     src = scratch.create("src", source)
-    graph = _encode(scratch, src, shape, "")
+    survey = _survey(scratch, src, shape)
+    graph = _encode(scratch, src, shape, survey, "")
     n_ids = scratch.rows(graph.ids)
     if n_ids >= _PACK:
         raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
-    n_obs = scratch.scalar(shape.count(src))
+    n_obs = survey.observations
     scratch.phase("checkpoint")
-    watermark = _newest(scratch, shape, src)
+    watermark = survey.newest
     checkpoint = _checkpoint_from(scratch, shape, src, watermark, lookback)
     scratch.drop("src")
     scratch.phase("components")
@@ -1088,11 +1094,12 @@ def _incremental(
             )
         ),
     )
-    graph = _encode(scratch, batch, shape, "b_")
+    survey = _survey(scratch, batch, shape)
+    graph = _encode(scratch, batch, shape, survey, "b_")
     n_batch_ids = scratch.rows(graph.ids)
-    n_obs = scratch.scalar(shape.count(batch))
+    n_obs = survey.observations
     scratch.phase("checkpoint")
-    batch_max = _newest(scratch, shape, batch)
+    batch_max = survey.newest
     checkpoint = _next_checkpoint(scratch, shape, source, batch, previous.checkpoint, batch_max, lookback)
     scratch.drop("batch")
 
