@@ -38,8 +38,8 @@ links the id with another one (its first_seen_at if it was never linked).
 
 **Incremental runs.** A run can start from the previous run's stitcher table (same definition)
 and its checkpoint (newest occurred_at stitched, and the look-back window start the next run
-re-reads from). Only observations newer than the window start (and those without occurred_at)
-are read; previous clusters touched by them are contracted to super-nodes, components are found
+re-reads from). Only rows with an observation newer than the window start (or without occurred_at)
+are read (an observation, one id named on a row, is what is counted); previous clusters touched by them are contracted to super-nodes, components are found
 on the small graph of the new edges, and only the affected clusters get their main id
 recomputed: the member with the earliest first_seen_at among the old main id's member and the
 ids seen again or new. Everything else is copied. Because min() is idempotent, re-reading the
@@ -53,7 +53,8 @@ a late row that replaces a deleted one of the same age (the count stays), and ro
 an input (an incremental run never forgets an id; inputs are assumed to be append-only, as pb
 does). Observations without occurred_at are re-read by every run (an input without
 occurred_at_col is stitched in full each time). An incremental run still writes the whole new
-stitcher table (none of our engines' tables can be cloned cheaply here): that copy is its floor. The
+stitcher table (none of our engines' tables can be cloned cheaply here, and the previous table stays
+as it is: the stable view reads it until the run publishes): that copy is its floor. The
 previous rows get their new main ids by a join on the old main id (few rows to look up) and the new
 times of ids seen again by a join on their row address where the engine has one (DuckDB's rowid), else
 on (type, id).
