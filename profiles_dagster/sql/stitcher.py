@@ -36,17 +36,17 @@ When no edges remain, the per-round maps are composed from the last round back t
 the smaller hash) gives ``'rid' || hash``. **valid_at** is the earliest occurred_at of a row that
 links the id with another one (its first_seen_at if it was never linked).
 
-**Incremental runs.** A run can start from the previous run's stitcher table (same definition)
-and its checkpoint (newest occurred_at stitched, and the look-back window start the next run
-re-reads from). Only rows with an observation newer than the window start (or without occurred_at)
-are read (an observation, one id named on a row, is what is counted); previous clusters touched by them are contracted to super-nodes, components are found
-on the small graph of the new edges, and only the affected clusters get their main id
-recomputed: the member with the earliest first_seen_at among the old main id's member and the
-ids seen again or new. Everything else is copied. Because min() is idempotent, re-reading the
-window is harmless, and the result equals a full recompute exactly, provided no observation at or
-before the window start appeared since the previous run. That is checked with one count (the
-number of observations at or before the window start, stored with the checkpoint): if it moved,
-the run is a full one and says why.
+**Incremental runs.** A run can start from the previous run's stitcher table (same definition) and
+its checkpoint (newest occurred_at stitched, and the look-back window start the next run re-reads
+from). Only rows with an observation newer than the window start (or without occurred_at) are read
+(an observation, one id named on a row, is what is counted); previous clusters touched by them are
+contracted to super-nodes, components are found on the small graph of the new edges, and only the
+affected clusters get their main id recomputed: the member with the earliest first_seen_at among the
+old main id's member and the ids seen again or new. Everything else is copied. Because min() is
+idempotent, re-reading the window is harmless, and the result equals a full recompute exactly,
+provided no observation at or before the window start appeared since the previous run. That is
+checked with one count (the number of observations at or before the window start, stored with the
+checkpoint): if it moved, the run is a full one and says why.
 
 What the count cannot see, and so needs a full refresh (``profiles-dagster run --full-refresh``):
 a late row that replaces a deleted one of the same age (the count stays), and rows deleted from
@@ -581,6 +581,7 @@ class _Shape:
 
     slots: int
     slot_times: bool = False
+    types: tuple[str | None, ...] = ()  # per slot, its one id type where the query says so (else None)
 
     @staticmethod
     def of(observations: exp.Query) -> _Shape:
@@ -594,7 +595,7 @@ class _Shape:
                 "the stitcher's observations need columns other_id_type_1, other_id_1, ... and occurred_at "
                 f"(or occurred_at_1, ...), got {sorted(names)}"
             )
-        return _Shape(slots, slot_times)
+        return _Shape(slots, slot_times, _slot_types(observations, slots))
 
     @property
     def ks(self) -> range:
@@ -632,6 +633,51 @@ class _Shape:
         return exp.or_(*(exp.paren(exp.and_(self.present(k), when(self.time(k)))) for k in self.ks))
 
 
+def _literal_text(value: exp.Expr) -> str | bool | None:
+    """A projection's constant: its text for a string literal, None for NULL (through casts), else False."""
+    while isinstance(value, (exp.Cast, exp.Paren, exp.Alias)):
+        value = value.this
+    if isinstance(value, exp.Null):
+        return None
+    if isinstance(value, exp.Literal) and value.is_string:
+        return str(value.this)
+    return False
+
+
+def _slot_types(observations: exp.Query, slots: int) -> tuple[str | None, ...]:
+    """Per slot, the one id type every branch of the observations' UNION ALL gives it as a literal (a branch
+    leaving the slot empty gives NULL for both type and id), else None: an id in such a slot is looked up by
+    value alone among that type's ids, the cheaper join, and no scan is needed to know it."""
+    branches: list[exp.Expr] = []
+    pending: list[exp.Expr] = [observations]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Union) and not node.args.get("distinct"):
+            pending += [node.this, node.expression]
+        else:
+            branches.append(node)
+    if not all(isinstance(b, exp.Select) for b in branches):
+        return (None,) * slots
+    names = observations.named_selects  # a UNION's columns are its first branch's, by position
+    width = len(names)
+    if any(len(b.expressions) != width or any(isinstance(e, exp.Star) for e in b.expressions) for b in branches):
+        return (None,) * slots
+    out: list[str | None] = []
+    for k in range(1, slots + 1):
+        found: set[str] = set()
+        constant = True
+        at_kind, at_value = names.index(f"other_id_type_{k}"), names.index(f"other_id_{k}")
+        for branch in branches:
+            kind, value = branch.expressions[at_kind], branch.expressions[at_value]
+            text = _literal_text(kind)
+            if text is False or (text is None and _literal_text(value) is not None):
+                constant = False  # not a literal type, or a NULL type beside an id that may be there
+            elif isinstance(text, str):
+                found.add(text)
+        out.append(found.pop() if constant and len(found) == 1 else None)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class _Encoded:
     ids: exp.Table  # node, other_id_type, other_id, first_seen_at
@@ -647,7 +693,7 @@ def _present(observations: exp.Query, shape: _Shape) -> exp.Query:
     return sqlglot.select(*shape.columns()).from_(observations.copy().subquery("o"))
 
 
-def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, survey: _Survey, tag: str) -> _Encoded:
+def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _Encoded:
     """Integer nodes, edges and link times of ``source`` (a scratch table of observation rows, read twice
     here: the input's own query, with its filters, runs once). Each row's ids are looked up once, one join
     per slot, and only on rows naming two or more ids; a row's hub is the LEAST of its slots' keys."""
@@ -689,7 +735,7 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, survey: _Survey
     looked_up = sqlglot.select(*times, *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks)).from_(
         _as(source, "s")
     )
-    constant = survey.types
+    constant = shape.types
     for k in shape.ks:
         same_id = _eq(_col(f"other_id_{k}", "s"), _col("other_id", f"i{k}"))
         if constant[k - 1] is not None:  # one id type in the slot: a join on the id alone, among that type's ids
@@ -766,36 +812,22 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, survey: _Survey
 
 @dataclass(frozen=True)
 class _Survey:
-    """What one scan of the observation rows tells: per slot its one id type, if every id in it has that type
-    (the compiler fills a slot with one type where it can; a join on the id alone is the cheaper one), else
-    None; the observations (ids named); the newest occurred_at of one."""
+    """What one scan of the observation rows tells: the observations (ids named) and the newest occurred_at
+    of one."""
 
-    types: list[str | None]
     observations: int
     newest: datetime | None
 
 
 def _survey(scratch: _Scratch, source: exp.Table, shape: _Shape) -> _Survey:
-    columns: list[exp.Expr] = [exp.Sum(this=shape.sightings())]
-    for k in shape.ks:
-        kind = _col(f"other_id_type_{k}")
-        untyped = exp.and_(_not_null(_col(f"other_id_{k}")), _is_null(kind.copy()))
-        columns += [
-            exp.Min(this=kind.copy()),
-            exp.Max(this=kind.copy()),
-            exp.Max(this=_case_pick(untyped, _num(1), _num(0))),
-            exp.Max(this=_case_pick(shape.present(k), shape.time(k), exp.null())),
-        ]
-    row = scratch.row(sqlglot.select(*columns).from_(source.copy()))
-    types: list[str | None] = []
-    times: list[datetime] = []
-    for k in shape.ks:
-        low, high, untyped, newest = row[1 + 4 * (k - 1) : 1 + 4 * k] if row else (None, None, 1, None)
-        types.append(str(low) if low is not None and low == high and not untyped else None)
-        time_k = _as_datetime(newest)
-        if time_k is not None:
-            times.append(time_k)
-    return _Survey(types, int(row[0] or 0) if row else 0, max(times) if times else None)
+    if shape.slot_times:
+        newest = [exp.Max(this=_case_pick(shape.present(k), shape.time(k), exp.null())) for k in shape.ks]
+    else:
+        named = exp.or_(*(exp.paren(shape.present(k)) for k in shape.ks))
+        newest = [exp.Max(this=_case_pick(named, _col("occurred_at"), exp.null()))]
+    row = scratch.row(sqlglot.select(exp.Sum(this=shape.sightings()), *newest).from_(source.copy()))
+    times = [t for t in (_as_datetime(v) for v in row[1:]) if t is not None] if row else []
+    return _Survey(int(row[0] or 0) if row else 0, max(times) if times else None)
 
 
 def _pairs_off_star(scratch: _Scratch, rows: exp.Table, shape: _Shape, edges: exp.Table) -> int:
@@ -961,7 +993,7 @@ def _full(
     scratch.phase("encode")
     src = scratch.create("src", source)
     survey = _survey(scratch, src, shape)
-    graph = _encode(scratch, src, shape, survey, "")
+    graph = _encode(scratch, src, shape, "")
     n_ids = scratch.rows(graph.ids)
     if n_ids >= _PACK:
         raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
@@ -1096,7 +1128,7 @@ def _incremental(
         ),
     )
     survey = _survey(scratch, batch, shape)
-    graph = _encode(scratch, batch, shape, survey, "b_")
+    graph = _encode(scratch, batch, shape, "b_")
     n_batch_ids = scratch.rows(graph.ids)
     n_obs = survey.observations
     scratch.phase("checkpoint")
