@@ -21,7 +21,8 @@ stitcher table (ids, main ids, first_seen_at, valid_at), runs three ways, side b
 
 All results are compared (the whole table, main ids included). Then the incremental run: the
 stitcher table of the input without its newest ~13% of rows (+15% edges) is extended with them
-and compared with the full run. Python memory is traced (tracemalloc peak) per pipeline: ours
+and compared with the full run. Python memory is traced (tracemalloc peak) per pipeline, in runs of
+their own (not with --quick: tracing slows Python down, so timed runs go untraced): ours
 stays flat, the limit pipeline holds the edge list in numpy.
 
 Graph families: `random` (random bipartite anon/user pairs: a giant component and many small
@@ -203,19 +204,16 @@ GRAPHS = {"random": gen_random, "chain": gen_chain, "star": gen_star, "mix": gen
 
 
 def observations(table: str = "ev", before: str | None = None) -> exp.Query:
-    """The stitcher's input as the compiler builds it: one branch per id column, NULL ids dropped."""
-    parts = []
+    """The stitcher's input as the compiler builds it: one row per input row, its ids in slots."""
     columns = (("anon", "anonymous_id"), ("uid", "user_id"), ("email", "email"))
-    for column, id_type in columns:
-        others = " OR ".join(f"{c} IS NOT NULL" for c, _ in columns if c != column)
-        part = (  # as the compiler: a row whose other ids are all NULL links nothing and gets no row key
-            f"SELECT CASE WHEN {others} THEN rk END AS row_key, '{id_type}' AS other_id_type, {column} AS other_id, "
-            f"ts AS occurred_at FROM {table} WHERE {column} IS NOT NULL"
-        )
-        if before:
-            part += f" AND ts < {before}"
-        parts.append(part)
-    return sqlglot.parse_one(" UNION ALL ".join(parts), read="duckdb")
+    slots = ", ".join(
+        f"CAST('{id_type}' AS VARCHAR) AS other_id_type_{k}, {column} AS other_id_{k}"
+        for k, (column, id_type) in enumerate(columns, start=1)
+    )
+    query = f"SELECT ts AS occurred_at, {slots} FROM {table}"
+    if before:
+        query += f" WHERE ts < {before}"
+    return sqlglot.parse_one(query, read="duckdb")
 
 
 # -------------------------------------------------------------------------------- baselines
@@ -271,9 +269,12 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
+def stitch(con, query: exp.Query, target: str, trace: bool = False, **kwargs) -> Timed:
+    """One stitcher run. ``trace``: Python memory traced (tracemalloc slows Python down, so the timed runs
+    go without it and a second run measures memory)."""
     con.execute(f'DROP TABLE IF EXISTS "{target}"')
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     started, cpu = time.perf_counter(), _cpu()
     try:
         stats = run_stitcher(
@@ -289,23 +290,26 @@ def stitch(con, query: exp.Query, target: str, **kwargs) -> Timed:
         return Timed(None, note=str(exc))
     finally:
         seconds, cpu = time.perf_counter() - started, _cpu() - cpu
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        peak = tracemalloc.get_traced_memory()[1] if trace else 0
+        if trace:
+            tracemalloc.stop()
     return Timed(seconds, stats, peak / 2**20, cpu=cpu)
 
 
-def hand_limit(con, target: str) -> Timed:
+def hand_limit(con, target: str, trace: bool = False) -> Timed:
     """The floor: pb's whole stitcher table by hand (benchmarks/_common.py's hand_stitch)."""
     con.execute(f'DROP TABLE IF EXISTS "{target}"')
     ids = [("anonymous_id", "anon"), ("user_id", "uid"), ("email", "email")]
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     started, cpu = time.perf_counter(), _cpu()
     try:
         phases = hand_stitch(con, [HandInput("ev", "ts", ids)], f'"{target}"', MAIN)
     finally:
         seconds, cpu = time.perf_counter() - started, _cpu() - cpu
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        peak = tracemalloc.get_traced_memory()[1] if trace else 0
+        if trace:
+            tracemalloc.stop()
     phases_text = ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
     return Timed(seconds, None, peak / 2**20, note=phases_text, cpu=cpu)
 
@@ -345,7 +349,8 @@ def bench(con, graph: str, edges: int, args) -> dict:
     # side by side: ours, the limit, ours again (order effects), the naive loop
     ours = stitch(con, everything, "ours")
     limit = hand_limit(con, "limit")
-    again = ours if args.quick else stitch(con, everything, "ours_again")
+    again = ours if args.quick else stitch(con, everything, "ours_again", trace=True)
+    limit_memory = limit if args.quick else hand_limit(con, "limit_again", trace=True)
     naive = Timed(None, note=f"skipped above {fmt_size(args.naive_max_edges)} edges")
     if edges <= args.naive_max_edges:
         deadline = time.perf_counter() + args.naive_minutes * 60
@@ -366,7 +371,7 @@ def bench(con, graph: str, edges: int, args) -> dict:
         inc = stitch(con, everything, "incremental", previous=previous)
         inc_ok = inc.stats.mode == "incremental" and same(con, "ours", "incremental")
     full = min(t.seconds for t in (ours, again))
-    for name in ("ours", "limit", "ours_again", "naive", "base", "incremental"):
+    for name in ("ours", "limit", "ours_again", "limit_again", "naive", "base", "incremental"):
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
     con.execute("DROP TABLE ev")
     con.execute("CHECKPOINT")
@@ -390,7 +395,7 @@ def bench(con, graph: str, edges: int, args) -> dict:
         "inc_stats": inc.stats,
         "inc_ok": inc_ok,
         "py_ours": max(ours.python_peak_mb, again.python_peak_mb),
-        "py_limit": limit.python_peak_mb,
+        "py_limit": limit_memory.python_peak_mb,
         "py_inc": inc.python_peak_mb,
         "phases": dict(ours.stats.seconds),
         "inc_phases": dict(inc.stats.seconds),

@@ -569,52 +569,49 @@ def _input_vars(step: Step, ctx: CompileContext) -> exp.Query:
 
 
 def _observations(step: Step, ctx: CompileContext) -> exp.Query:
+    """The stitcher's input: one row per row of every edge source, its ids in slots (``other_id_type_<k>,
+    other_id_<k>``, NULL where the id is NULL or filtered out, and past the source's own ids) and its
+    occurred_at. A row's ids are linked; the stitcher reads each row once and looks each id up once."""
     entity = _entity(step)
     stitcher = step.payload_as(IdStitcher)
     if stitcher.borrowed_from is not None:
         return _lent_graph(ctx, stitcher.borrowed_from)
+    sources = [(ref, _ids_of(ctx, ctx.project.source_ids(ref, entity), entity)) for ref in stitcher.edge_sources]
+    sources = [(ref, declared) for ref, declared in sources if declared]
+    if not sources:
+        raise ProfilesError(f"id stitcher of '{entity}' has no edge sources with ids")
+    # a slot per (id type, its n-th id of that type on a row): each slot holds one type, so the stitcher looks
+    # its ids up by value among that type's ids alone
+    keys: dict[tuple[str, int], int] = {}
+    placed: list[dict[int, tuple[InputId, exp.Expr]]] = []
+    for _, declared in sources:
+        nth: dict[str, int] = {}
+        slot_of: dict[int, tuple[InputId, exp.Expr]] = {}
+        for id_, expr in declared:
+            nth[id_.type] = nth.get(id_.type, 0) + 1
+            slot_of[keys.setdefault((id_.type, nth[id_.type]), len(keys) + 1)] = (id_, expr)
+        placed.append(slot_of)
+    slots = len(keys)
     parts: list[exp.Query] = []
-    sources = list(stitcher.edge_sources)
-    for index, ref in enumerate(sources):
+    for (ref, _), slot_of in zip(sources, placed, strict=True):
         kind, _, name = ref.partition("/")
-        declared = _ids_of(ctx, ctx.project.source_ids(ref, entity), entity)
-        links = len(declared) > 1  # a row with one id links nothing: no row key, the stitcher skips it
         occurred = ctx.project.occurred_at_col(ref)
-        if kind == "inputs":
-            table: exp.Expr = ctx.materials[StepKey.input_vars(entity, name)].copy()
-        elif links:
-            numbered = exp.select(exp.alias_(exp.Window(this=exp.RowNumber()), INPUT_ROW_ID), exp.Star()).from_(
-                ctx.materials[StepKey.sql_model(name)].copy()
-            )
-            table = numbered.subquery()
-        else:
-            table = ctx.materials[StepKey.sql_model(name)].copy()
-        no_key = exp.cast(exp.null(), exp.DataType.build("bigint"))
-        row_key = _row_key(index, len(sources)) if links else no_key
+        table = ctx.materials[StepKey.input_vars(entity, name) if kind == "inputs" else StepKey.sql_model(name)].copy()
         occurred_expr = (
             exp.cast(col(occurred), exp.DataType.build("timestamp"))
             if occurred
             else exp.cast(exp.null(), exp.DataType.build("timestamp"))
         )
-        values = [_split_filtered(expr) for _, expr in declared]
-        for n, (id_, expr) in enumerate(declared):
-            split = values[n]
-            key = row_key.copy()
-            others = [v[0] for k, v in enumerate(values) if k != n and v is not None]
-            if links and len(others) == len(declared) - 1:
-                # a row whose other ids are all NULL links nothing: its observation needs no row key, and the
-                # stitcher groups only the rows that may link (a filtered value that is not NULL keeps the key)
-                present = exp.or_(*(exp.paren(o.copy()).is_(exp.null()).not_() for o in others))
-                key = exp.Case(ifs=[exp.If(this=present, true=key)], default=no_key.copy())
-            inner = exp.select(
-                exp.alias_(key, "row_key"),
-                exp.alias_(exp.cast(exp.Literal.string(id_.type), "VARCHAR"), "other_id_type"),  # pb: varchar
-                exp.alias_(expr if split is None else split[0], "other_id"),
-                exp.alias_(occurred_expr.copy(), "occurred_at"),
-            ).from_(table.copy())
-            parts.append(_kept_ids(inner, split))
-    if not parts:
-        raise ProfilesError(f"id stitcher of '{entity}' has no edge sources with ids")
+        columns: list[exp.Expr] = [exp.alias_(occurred_expr, "occurred_at")]
+        for k in range(1, slots + 1):
+            if k in slot_of:
+                id_, expr = slot_of[k]
+                id_type: exp.Expr = exp.cast(exp.Literal.string(id_.type), "VARCHAR")  # pb: varchar
+                value = expr
+            else:
+                id_type, value = exp.cast(exp.null(), "VARCHAR"), exp.null()
+            columns += [exp.alias_(id_type, f"other_id_type_{k}"), exp.alias_(value, f"other_id_{k}")]
+        parts.append(exp.select(*columns).from_(table))
     union = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False, copy=False)  # parts are ours: no quadratic copying
@@ -622,24 +619,32 @@ def _observations(step: Step, ctx: CompileContext) -> exp.Query:
 
 
 def _lent_graph(ctx: CompileContext, lender: str) -> exp.Query:
-    """Another entity's id graph as observations: each cluster one row key, each id seen at its
-    first_seen_at; stitching them gives the same clusters and, by pb's rule, the same main ids."""
+    """Another entity's id graph as observations: each id on a row with its cluster's least id (by type and
+    id), each slot seen at its own id's first_seen_at; stitching them gives the same clusters, times and, by
+    pb's rule, the same main ids."""
     main = col(_main(ctx, lender))
-    row_key = exp.Window(this=exp.func("dense_rank"), order=exp.Order(expressions=[exp.Ordered(this=main)]))
-    return exp.select(
-        exp.alias_(exp.cast(row_key, exp.DataType.build("bigint")), "row_key"),
-        exp.alias_(col("other_id_type"), "other_id_type"),
-        exp.alias_(col("other_id"), "other_id"),
-        exp.alias_(exp.cast(col("first_seen_at"), exp.DataType.build("timestamp")), "occurred_at"),
+    order = exp.Order(expressions=[exp.Ordered(this=col("other_id_type")), exp.Ordered(this=col("other_id"))])
+
+    def first(column: str) -> exp.Expr:
+        return exp.Window(this=exp.func("first_value", col(column)), partition_by=[main.copy()], order=order.copy())
+
+    seen = exp.cast(col("first_seen_at"), exp.DataType.build("timestamp"))
+    members = exp.select(
+        exp.alias_(seen, "occurred_at_1"),
+        exp.alias_(col("other_id_type"), "other_id_type_1"),
+        exp.alias_(col("other_id"), "other_id_1"),
+        exp.alias_(first("first_seen_at"), "first_seen_2"),
+        exp.alias_(first("other_id_type"), "other_id_type_2"),
+        exp.alias_(first("other_id"), "other_id_2"),
     ).from_(ctx.materials[StepKey.id_stitcher(lender)].copy())
-
-
-def _row_key(index: int, sources: int) -> exp.Expr:
-    """An input row's key among the rows of every edge source: its row id, interleaved by source."""
-    return exp.Add(
-        this=exp.Mul(this=col(INPUT_ROW_ID), expression=exp.Literal.number(sources)),
-        expression=exp.Literal.number(index),
-    )
+    return exp.select(
+        "occurred_at_1",
+        "other_id_type_1",
+        "other_id_1",
+        exp.alias_(exp.cast(col("first_seen_2"), exp.DataType.build("timestamp")), "occurred_at_2"),
+        "other_id_type_2",
+        "other_id_2",
+    ).from_(members.subquery("m"))
 
 
 def _split_filtered(expr: exp.Expr) -> tuple[exp.Expr, exp.Expr] | None:
@@ -650,18 +655,6 @@ def _split_filtered(expr: exp.Expr) -> tuple[exp.Expr, exp.Expr] | None:
     if len(ifs) != 1 or not isinstance(ifs[0].args.get("true"), exp.Null):
         return None
     return expr.args["default"], ifs[0].this
-
-
-def _kept_ids(inner: exp.Select, split: tuple[exp.Expr, exp.Expr] | None) -> exp.Query:
-    """The observations of one id whose value passes its id type's filters.
-
-    As `WHERE NOT COALESCE(dropped, FALSE)` over the plain value, the filters (regexes, often) run once
-    per row: filtering the CASE's result from outside, Postgres pushes the predicate down and computes
-    the CASE in the filter and again in the output, twice per predicate."""
-    if split is None:
-        return exp.select("*").from_(inner.subquery("obs")).where(exp.column("other_id").is_(exp.null()).not_())
-    dropped = exp.func("coalesce", exp.paren(split[1].copy()), exp.false())
-    return inner.where(exp.not_(dropped), copy=False)
 
 
 def _graph_key(ctx: CompileContext, id_: InputId, expr: exp.Expr, entity: str) -> exp.Expr:

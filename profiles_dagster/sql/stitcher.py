@@ -6,11 +6,13 @@ algorithm for every engine. Components are found by randomized contraction with 
 so the number of rounds grows roughly with log(graph size), not with the length of the longest
 chain (label propagation, what most SQL stitchers do, needs one pass per hop and stops early).
 
-**Encoding.** The observations (the input's query, filters and all) are read once into a scratch
-table. Distinct ``(other_id_type, other_id)`` get dense integer node numbers (the numbering is
-arbitrary: nothing in the result depends on it); each input row with two or more distinct ids
-becomes a star of edges from its hub, the id of least first-round priority (same connectivity as
-the full clique, fewer edges). From here to the main ids, only integers move.
+**Encoding.** The observations arrive one row per input row, its ids in slots (the input's query,
+filters and all, read once into a scratch table). Distinct ``(other_id_type, other_id)`` get dense
+integer node numbers (the numbering is arbitrary: nothing in the result depends on it); the rows with
+two or more ids look each slot's id up once (by value alone where the slot holds one id type) and
+become a star of edges from their hub, the id of least first-round priority, a LEAST across the row's
+slots (same connectivity as the full clique, fewer edges; no grouping of ids by row). From here to the
+main ids, only integers move.
 
 **One contraction round**, on an integer edge table ``E(u, v)`` (``u < v``, distinct):
 
@@ -34,24 +36,25 @@ When no edges remain, the per-round maps are composed from the last round back t
 the smaller hash) gives ``'rid' || hash``. **valid_at** is the earliest occurred_at of a row that
 links the id with another one (its first_seen_at if it was never linked).
 
-**Incremental runs.** A run can start from the previous run's stitcher table (same definition)
-and its checkpoint (newest occurred_at stitched, and the look-back window start the next run
-re-reads from). Only observations newer than the window start (and those without occurred_at)
-are read; previous clusters touched by them are contracted to super-nodes, components are found
-on the small graph of the new edges, and only the affected clusters get their main id
-recomputed: the member with the earliest first_seen_at among the old main id's member and the
-ids seen again or new. Everything else is copied. Because min() is idempotent, re-reading the
-window is harmless, and the result equals a full recompute exactly, provided no observation at or
-before the window start appeared since the previous run. That is checked with one count (the
-number of observations at or before the window start, stored with the checkpoint): if it moved,
-the run is a full one and says why.
+**Incremental runs.** A run can start from the previous run's stitcher table (same definition) and
+its checkpoint (newest occurred_at stitched, and the look-back window start the next run re-reads
+from). Only rows with an observation newer than the window start (or without occurred_at) are read
+(an observation, one id named on a row, is what is counted); previous clusters touched by them are
+contracted to super-nodes, components are found on the small graph of the new edges, and only the
+affected clusters get their main id recomputed: the member with the earliest first_seen_at among the
+old main id's member and the ids seen again or new. Everything else is copied. Because min() is
+idempotent, re-reading the window is harmless, and the result equals a full recompute exactly,
+provided no observation at or before the window start appeared since the previous run. That is
+checked with one count (the number of observations at or before the window start, stored with the
+checkpoint): if it moved, the run is a full one and says why.
 
 What the count cannot see, and so needs a full refresh (``profiles-dagster run --full-refresh``):
 a late row that replaces a deleted one of the same age (the count stays), and rows deleted from
 an input (an incremental run never forgets an id; inputs are assumed to be append-only, as pb
 does). Observations without occurred_at are re-read by every run (an input without
 occurred_at_col is stitched in full each time). An incremental run still writes the whole new
-stitcher table (none of our engines' tables can be cloned cheaply here): that copy is its floor. The
+stitcher table (none of our engines' tables can be cloned cheaply here, and the previous table stays
+as it is: the stable view reads it until the run publishes): that copy is its floor. The
 previous rows get their new main ids by a join on the old main id (few rows to look up) and the new
 times of ids seen again by a join on their row address where the engine has one (DuckDB's rowid), else
 on (type, id).
@@ -568,33 +571,148 @@ def _connected_components(
 
 # --------------------------------------------------------------------- encoding
 
+_NO_NODE_HIGH = 9223372036854775807  # 2**63 - 1: above every node and priority key (LEAST's stand-in for NULL)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The observations' columns: ``slots`` pairs ``other_id_type_<k>, other_id_<k>`` (k = 1..slots) and one
+    ``occurred_at`` per row, or one ``occurred_at_<k>`` per slot (``slot_times``)."""
+
+    slots: int
+    slot_times: bool = False
+    types: tuple[str | None, ...] = ()  # per slot, its one id type where the query says so (else None)
+
+    @staticmethod
+    def of(observations: exp.Query) -> _Shape:
+        names = set(observations.named_selects)
+        slots = 0
+        while f"other_id_{slots + 1}" in names and f"other_id_type_{slots + 1}" in names:
+            slots += 1
+        slot_times = slots > 0 and all(f"occurred_at_{k}" in names for k in range(1, slots + 1))
+        if not slots or not (slot_times or "occurred_at" in names):
+            raise ValueError(
+                "the stitcher's observations need columns other_id_type_1, other_id_1, ... and occurred_at "
+                f"(or occurred_at_1, ...), got {sorted(names)}"
+            )
+        return _Shape(slots, slot_times, _slot_types(observations, slots))
+
+    @property
+    def ks(self) -> range:
+        return range(1, self.slots + 1)
+
+    def columns(self) -> list[str]:
+        times = [f"occurred_at_{k}" for k in self.ks] if self.slot_times else ["occurred_at"]
+        return [*times, *(c for k in self.ks for c in (f"other_id_type_{k}", f"other_id_{k}"))]
+
+    def time(self, k: int, table: str | None = None) -> exp.Column:
+        return _col(f"occurred_at_{k}" if self.slot_times else "occurred_at", table)
+
+    def present(self, k: int, table: str | None = None) -> exp.Expr:
+        """Slot ``k`` names an id (a NULL id or id type is no node)."""
+        return exp.and_(_not_null(_col(f"other_id_{k}", table)), _not_null(_col(f"other_id_type_{k}", table)))
+
+    def sightings(self, when: Callable[[exp.Expr], exp.Expr] | None = None) -> exp.Expr:
+        """Per row: how many slots name an id (whose time passes ``when``): observations, counted as pb's
+        one-row-per-id shape counts them (what a checkpoint stores)."""
+        terms: list[exp.Expr] = []
+        for k in self.ks:
+            cond = self.present(k)
+            if when is not None:
+                cond = exp.and_(cond, when(self.time(k)))
+            terms.append(_case_pick(cond, _num(1), _num(0)))
+        total = terms[0]
+        for term in terms[1:]:
+            total = _add(total, term)
+        return total
+
+    def count(self, table: exp.Table | exp.Query, when: Callable[[exp.Expr], exp.Expr] | None = None) -> exp.Query:
+        return sqlglot.select(exp.Sum(this=self.sightings(when))).from_(_as(table, "c"))
+
+    def any_slot(self, when: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
+        return exp.or_(*(exp.paren(exp.and_(self.present(k), when(self.time(k)))) for k in self.ks))
+
+
+def _literal_text(value: exp.Expr) -> str | bool | None:
+    """A projection's constant: its text for a string literal, None for NULL (through casts), else False."""
+    while isinstance(value, (exp.Cast, exp.Paren, exp.Alias)):
+        value = value.this
+    if isinstance(value, exp.Null):
+        return None
+    if isinstance(value, exp.Literal) and value.is_string:
+        return str(value.this)
+    return False
+
+
+def _slot_types(observations: exp.Query, slots: int) -> tuple[str | None, ...]:
+    """Per slot, the one id type every branch of the observations' UNION ALL gives it as a literal (a branch
+    leaving the slot empty gives NULL for both type and id), else None: an id in such a slot is looked up by
+    value alone among that type's ids, the cheaper join, and no scan is needed to know it."""
+    branches: list[exp.Expr] = []
+    pending: list[exp.Expr] = [observations]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Union) and not node.args.get("distinct"):
+            pending += [node.this, node.expression]
+        else:
+            branches.append(node)
+    if not all(isinstance(b, exp.Select) for b in branches):
+        return (None,) * slots
+    names = observations.named_selects  # a UNION's columns are its first branch's, by position
+    width = len(names)
+    if any(len(b.expressions) != width or any(isinstance(e, exp.Star) for e in b.expressions) for b in branches):
+        return (None,) * slots
+    out: list[str | None] = []
+    for k in range(1, slots + 1):
+        found: set[str] = set()
+        constant = True
+        at_kind, at_value = names.index(f"other_id_type_{k}"), names.index(f"other_id_{k}")
+        for branch in branches:
+            kind, value = branch.expressions[at_kind], branch.expressions[at_value]
+            text = _literal_text(kind)
+            if text is False or (text is None and _literal_text(value) is not None):
+                constant = False  # not a literal type, or a NULL type beside an id that may be there
+            elif isinstance(text, str):
+                found.add(text)
+        out.append(found.pop() if constant and len(found) == 1 else None)
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class _Encoded:
     ids: exp.Table  # node, other_id_type, other_id, first_seen_at
-    obs: exp.Table  # row_key, node, occurred_at: the observations with a row key (only those can link ids)
     edges: exp.Table  # u < v: star edges (hub, other id) of rows with 2+ distinct ids, distinct
     linked: exp.Table  # node, linked_at, hub: ids seen on a row with another id (hub: first-round pointer)
     star_edges: int  # rows of edges
     pairs: int  # distinct pairs of ids seen on one row: the input's edges (the stars hold fewer)
 
 
-def _present(observations: exp.Query) -> exp.Query:
-    """The observations that name an id (a NULL id or id type is no node)."""
-    named = exp.and_(_not_null(_col("other_id")), _not_null(_col("other_id_type")))
-    return sqlglot.select("row_key", "other_id_type", "other_id", "occurred_at").from_(
-        sqlglot.select("*").from_(observations.copy().subquery("o")).where(named).subquery("s")
-    )
+def _present(observations: exp.Query, shape: _Shape) -> exp.Query:
+    """The observations' columns, nothing else. Rows naming no id stay (each use counts present slots only):
+    a filter here would compute filtered ids' CASEs twice where the engine pushes it into the query."""
+    return sqlglot.select(*shape.columns()).from_(observations.copy().subquery("o"))
 
 
-def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
-    """Integer nodes, observations, edges and link times of ``source`` (a scratch table of observations,
-    read twice here: the input's own query, with its filters, runs once). Only observations with a row key
-    look their node up: one without (an input of a single id) names a node and its first_seen_at, nothing else;
-    the caller reads counts and times of all observations from ``source`` itself."""
+def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _Encoded:
+    """Integer nodes, edges and link times of ``source`` (a scratch table of observation rows, read twice
+    here: the input's own query, with its filters, runs once). Each row's ids are looked up once, one join
+    per slot, and only on rows naming two or more ids; a row's hub is the LEAST of its slots' keys."""
+    sightings = [
+        sqlglot.select(
+            exp.alias_(_col(f"other_id_type_{k}"), "other_id_type"),
+            exp.alias_(_col(f"other_id_{k}"), "other_id"),
+            exp.alias_(shape.time(k), "occurred_at"),
+        )
+        .from_(source.copy())
+        .where(shape.present(k))
+        for k in shape.ks
+    ]
+    union: exp.Query = sightings[0]
+    for part in sightings[1:]:
+        union = exp.union(union, part, distinct=False)
     grouped = (
         sqlglot.select("other_id_type", "other_id", exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"))
-        .from_(source.copy())
+        .from_(union.subquery("u"))
         .group_by("other_id_type", "other_id")
     )
     ids = scratch.create(
@@ -606,49 +724,76 @@ def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
             "first_seen_at",
         ).from_(grouped.subquery("g")),
     )
-    obs = scratch.create(
-        f"{tag}obs",
-        sqlglot.select(_col("row_key", "s"), _col("node", "i"), _col("occurred_at", "s"))
-        .from_(_as(source, "s"))
-        .join(
-            _as(ids, "i"),
-            on=exp.and_(
-                _eq(_col("other_id_type", "s"), _col("other_id_type", "i")),
-                _eq(_col("other_id", "s"), _col("other_id", "i")),
-            ),
-        )
-        .where(_not_null(_col("row_key", "s"))),
+    # Rows naming two or more distinct ids: their nodes (one lookup per slot), times and hub, the node of
+    # least first-round priority as a key (priority, node).
+    nodes = [_col(f"n{k}") for k in shape.ks]
+    times = (
+        [exp.alias_(_col(f"occurred_at_{k}", "s"), f"occurred_at_{k}") for k in shape.ks]
+        if shape.slot_times
+        else [_col("occurred_at", "s")]
     )
-    # Rows linking two or more distinct ids, with their hub: the id of least priority (in the first
-    # round's order) as a key (priority, node), and their observation count.
-    keyed = sqlglot.select("row_key", exp.alias_(_priority_key(_col("node"), 1), "k")).from_(obs.copy())
-    rows = scratch.create(
-        f"{tag}rows",
-        sqlglot.select(
-            "row_key",
-            exp.alias_(exp.Min(this=_col("k")), "hub_key"),
-            exp.alias_(exp.Count(this=exp.Star()), "n"),
-        )
-        .from_(keyed.where(_not_null(_col("row_key"))).subquery("o"))
-        .group_by("row_key")
-        .having(exp.LT(this=exp.Min(this=_col("k")), expression=exp.Max(this=_col("k")))),
+    looked_up = sqlglot.select(*times, *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks)).from_(
+        _as(source, "s")
     )
-    lk = scratch.create(
-        f"{tag}lk",
-        sqlglot.select(_col("node", "o"), _col("hub_key", "r"), _col("occurred_at", "o"))
-        .from_(_as(obs, "o"))
-        .join(_as(rows, "r"), on=_eq(_col("row_key", "o"), _col("row_key", "r"))),
+    constant = shape.types
+    for k in shape.ks:
+        same_id = _eq(_col(f"other_id_{k}", "s"), _col("other_id", f"i{k}"))
+        if constant[k - 1] is not None:  # one id type in the slot: a join on the id alone, among that type's ids
+            of_type = _eq(_col("other_id_type"), exp.Literal.string(constant[k - 1]))
+            lookup: exp.Table | exp.Query = sqlglot.select("node", "other_id").from_(ids.copy()).where(of_type)
+            on = same_id
+        else:
+            lookup, on = ids, exp.and_(_eq(_col(f"other_id_type_{k}", "s"), _col("other_id_type", f"i{k}")), same_id)
+        looked_up = looked_up.join(_as(lookup, f"i{k}"), on=on, join_type="left")
+    two = exp.GTE(this=exp.paren(shape.sightings()), expression=_num(2)) if shape.slots > 1 else _eq(_num(1), _num(0))
+    looked_up = looked_up.where(two)  # one slot: no row links (an empty rows table, all the same)
+
+    def lowest(values: list[exp.Expr], absent: int) -> exp.Expr:
+        filled = [exp.Coalesce(this=v, expressions=[_num(absent)]) for v in values]
+        return filled[0] if len(filled) == 1 else exp.Least(this=filled[0], expressions=filled[1:])
+
+    def highest(values: list[exp.Expr], absent: int) -> exp.Expr:
+        filled = [exp.Coalesce(this=v, expressions=[_num(absent)]) for v in values]
+        return filled[0] if len(filled) == 1 else exp.Greatest(this=filled[0], expressions=filled[1:])
+
+    keys = [_priority_key(n.copy(), 1) for n in nodes]  # NULL for an empty slot
+    keyed = sqlglot.select(
+        *(n.copy() for n in nodes),
+        *(shape.time(k) for k in shape.ks) if shape.slot_times else [_col("occurred_at")],
+        exp.alias_(lowest(keys, _NO_NODE_HIGH), "hub_key"),
+    ).from_(looked_up.subquery("j"))
+    distinct_two = exp.LT(
+        this=lowest([n.copy() for n in nodes], _NO_NODE_HIGH), expression=highest([n.copy() for n in nodes], -1)
     )
-    hub, node = _decode_key(_col("hub_key")), _col("node")
+    rows = scratch.create(f"{tag}rows", keyed.where(distinct_two))
+
+    def per_slot(*columns: Callable[[int], exp.Expr]) -> exp.Query:
+        parts = [
+            sqlglot.select(*(c(k) for c in columns)).from_(rows.copy()).where(_not_null(_col(f"n{k}")))
+            for k in shape.ks
+        ]
+        out: exp.Query = parts[0]
+        for part in parts[1:]:
+            out = exp.union(out, part, distinct=False)
+        return out
+
+    hub = _decode_key(_col("hub_key"))
+    star = per_slot(lambda k: exp.alias_(hub.copy(), "hub"), lambda k: exp.alias_(_col(f"n{k}"), "node"))
+    h, n = _col("hub"), _col("node")
     edges = scratch.create(
         f"{tag}edges",
-        sqlglot.select(exp.alias_(_least(hub, node), "u"), exp.alias_(_greatest(hub.copy(), node.copy()), "v"))
+        sqlglot.select(exp.alias_(_least(h, n), "u"), exp.alias_(_greatest(h.copy(), n.copy()), "v"))
         .distinct()
-        .from_(lk.copy())
-        .where(exp.NEQ(this=node.copy(), expression=hub.copy())),
+        .from_(star.subquery("st"))
+        .where(exp.NEQ(this=n.copy(), expression=h.copy())),
     )
     # Each linked id with its first link time and its hub of least priority: the pointers of a first
     # round of contraction (1-hop, on the rows' cliques), at the price of one MIN().
+    seen = per_slot(
+        lambda k: exp.alias_(_col(f"n{k}"), "node"),
+        lambda k: exp.alias_(shape.time(k), "occurred_at"),
+        lambda k: _col("hub_key"),
+    )
     linked = scratch.create(
         f"{tag}linked",
         sqlglot.select(
@@ -656,48 +801,65 @@ def _encode(scratch: _Scratch, source: exp.Table, tag: str) -> _Encoded:
             exp.alias_(exp.Min(this=_col("occurred_at")), "linked_at"),
             exp.alias_(_decode_key(exp.Min(this=_col("hub_key"))), "hub"),
         )
-        .from_(lk.copy())
+        .from_(seen.subquery("sn"))
         .group_by("node"),
     )
-    scratch.drop(f"{tag}lk")
     n_star = scratch.rows(edges)
-    pairs = n_star + _pairs_off_star(scratch, obs, rows, edges, tag)
+    pairs = n_star + _pairs_off_star(scratch, rows, shape, edges)
     scratch.drop(f"{tag}rows")
-    return _Encoded(ids, obs, edges, linked, n_star, pairs)
+    return _Encoded(ids, edges, linked, n_star, pairs)
 
 
-def _pairs_off_star(scratch: _Scratch, obs: exp.Table, rows: exp.Table, edges: exp.Table, tag: str) -> int:
+@dataclass(frozen=True)
+class _Survey:
+    """What one scan of the observation rows tells: the observations (ids named) and the newest occurred_at
+    of one."""
+
+    observations: int
+    newest: datetime | None
+
+
+def _survey(scratch: _Scratch, source: exp.Table, shape: _Shape) -> _Survey:
+    if shape.slot_times:
+        newest = [exp.Max(this=_case_pick(shape.present(k), shape.time(k), exp.null())) for k in shape.ks]
+    else:
+        named = exp.or_(*(exp.paren(shape.present(k)) for k in shape.ks))
+        newest = [exp.Max(this=_case_pick(named, _col("occurred_at"), exp.null()))]
+    row = scratch.row(sqlglot.select(exp.Sum(this=shape.sightings()), *newest).from_(source.copy()))
+    times = [t for t in (_as_datetime(v) for v in row[1:]) if t is not None] if row else []
+    return _Survey(int(row[0] or 0) if row else 0, max(times) if times else None)
+
+
+def _pairs_off_star(scratch: _Scratch, rows: exp.Table, shape: _Shape, edges: exp.Table) -> int:
     """Distinct pairs of ids seen on one row that no star holds. The stars hold every pair with a hub;
-    the others are pairs of non-hub ids of rows with three or more observations: usually few, and
-    without such rows no query runs."""
-    if not scratch.scalar(_count(rows, exp.GT(this=_col("n"), expression=_num(2)))):
+    the others are pairs of non-hub ids of rows with three or more ids: none with fewer than three slots."""
+    if shape.slots < 3:
         return 0
-    wide = scratch.create(
-        f"{tag}wide",
-        sqlglot.select(_col("row_key", "o"), _col("node", "o"))
-        .distinct()
-        .from_(_as(obs, "o"))
-        .join(_as(rows, "r"), on=_eq(_col("row_key", "o"), _col("row_key", "r")))
-        .where(
-            exp.and_(
-                exp.GT(this=_col("n", "r"), expression=_num(2)),
-                exp.NEQ(this=_col("node", "o"), expression=_decode_key(_col("hub_key", "r"))),
+    hub = _decode_key(_col("hub_key"))
+    parts: list[exp.Query] = []
+    for a in shape.ks:
+        for b in shape.ks:
+            if b <= a:
+                continue
+            na, nb = _col(f"n{a}"), _col(f"n{b}")
+            parts.append(
+                sqlglot.select(exp.alias_(_least(na, nb), "u"), exp.alias_(_greatest(na.copy(), nb.copy()), "v"))
+                .from_(rows.copy())
+                .where(
+                    exp.and_(
+                        _not_null(na.copy()),
+                        _not_null(nb.copy()),
+                        exp.NEQ(this=na.copy(), expression=nb.copy()),
+                        exp.NEQ(this=na.copy(), expression=hub.copy()),
+                        exp.NEQ(this=nb.copy(), expression=hub.copy()),
+                    )
+                )
             )
-        ),
-    )
-    others = (
-        sqlglot.select(exp.alias_(_col("node", "a"), "u"), exp.alias_(_col("node", "b"), "v"))
-        .distinct()
-        .from_(_as(wide, "a"))
-        .join(
-            _as(wide, "b"),
-            on=exp.and_(
-                _eq(_col("row_key", "a"), _col("row_key", "b")),
-                exp.LT(this=_col("node", "a"), expression=_col("node", "b")),
-            ),
-        )
-    )
-    extra = scratch.scalar(
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    others = sqlglot.select("u", "v").distinct().from_(union.subquery("p"))
+    return scratch.scalar(
         sqlglot.select(exp.Count(this=exp.Star()))
         .from_(others.subquery("x"))
         .join(
@@ -707,8 +869,6 @@ def _pairs_off_star(scratch: _Scratch, obs: exp.Table, rows: exp.Table, edges: e
         )
         .where(_is_null(_col("u", "e")))
     )
-    scratch.drop(f"{tag}wide")
-    return extra
 
 
 def _earliest_and_size(members: exp.Table | exp.Query, group: str, earliest: str, size: str) -> exp.Select:
@@ -724,12 +884,20 @@ def _earliest_and_size(members: exp.Table | exp.Query, group: str, earliest: str
     )
 
 
-def _observation_count(scratch: _Scratch, table: exp.Table, after: datetime | None, upto: datetime) -> int:
-    """Observations of an encoded table with ``after < occurred_at <= upto``."""
-    cond: exp.Expr = exp.LTE(this=_col("occurred_at"), expression=_timestamp(upto))
-    if after is not None:
-        cond = exp.and_(exp.GT(this=_col("occurred_at"), expression=_timestamp(after)), cond)
-    return scratch.scalar(_count(table, cond))
+def _observation_count(
+    scratch: _Scratch, shape: _Shape, table: exp.Table | exp.Query, after: datetime | None, upto: datetime
+) -> int:
+    """Observations (ids named) of a table of observation rows with ``after < occurred_at <= upto``."""
+
+    def when(time: exp.Expr) -> exp.Expr:
+        cond: exp.Expr = exp.LTE(this=time, expression=_timestamp(upto))
+        if after is not None:
+            cond = exp.and_(exp.GT(this=time.copy(), expression=_timestamp(after)), cond)
+        return cond
+
+    if shape.slot_times:
+        return scratch.scalar(shape.count(table, when))
+    return scratch.scalar(shape.count(table).where(when(_col("occurred_at"))))  # rows in the window, then ids
 
 
 # --------------------------------------------------------------------- public API
@@ -752,8 +920,9 @@ def run_stitcher(
 ) -> StitcherStats:
     """Stitch ids seen together on an input row into profiles and CREATE ``target``.
 
-    ``observations`` has columns ``row_key, other_id_type, other_id, occurred_at``,
-    one row per (input row, id). ``target`` gets one row per distinct
+    ``observations`` has one row per input row: its ids in slots ``other_id_type_<k>, other_id_<k>``
+    (k = 1, 2, ...; an empty slot is NULL) and ``occurred_at`` (or one ``occurred_at_<k>`` per slot).
+    The ids of one row are linked. ``target`` gets one row per distinct
     (other_id_type, other_id): ``<main_id_column>, other_id, other_id_type,
     valid_at, first_seen_at``. Scratch tables ``<scratch_prefix>_*`` live in
     ``target``'s schema and are dropped at the end, also on error.
@@ -768,7 +937,8 @@ def run_stitcher(
     ``changes``: where an incremental run writes the profiles it changed (see `ChangeTables`).
     """
     scratch = _Scratch(session, target, scratch_prefix)
-    source = _present(observations)
+    shape = _Shape.of(observations)
+    source = _present(observations, shape)
     with session.large_work():  # e.g. a larger work_mem on Postgres
         try:
             reason = full_reason or "no previous stitcher table"
@@ -776,23 +946,21 @@ def run_stitcher(
                 scratch.phase("check")
                 point = previous.checkpoint
                 vouched = point.window_start is not None and unchanged_before and unchanged_before(point.window_start)
-                reason = "" if vouched else _incremental_blocker(scratch, source, point)
+                reason = "" if vouched else _incremental_blocker(scratch, shape, source, point)
                 if not reason:
                     return _incremental(
-                        scratch, source, previous, target, main_id_column, max_rounds, lookback, changes
+                        scratch, shape, source, previous, target, main_id_column, max_rounds, lookback, changes
                     )
-            return _full(scratch, source, target, main_id_column, max_rounds, lookback, reason, components)
+            return _full(scratch, shape, source, target, main_id_column, max_rounds, lookback, reason, components)
         finally:
             scratch.drop_all()
 
 
-def _incremental_blocker(scratch: _Scratch, source: exp.Query, checkpoint: Checkpoint) -> str:
+def _incremental_blocker(scratch: _Scratch, shape: _Shape, source: exp.Query, checkpoint: Checkpoint) -> str:
     """Why the previous table cannot be extended exactly ('' if it can)."""
     if checkpoint.window_start is None:
         return "the previous run saw no occurred_at values"
-    now = scratch.scalar(
-        _count(source, exp.LTE(this=_col("occurred_at"), expression=_timestamp(checkpoint.window_start)))
-    )
+    now = _observation_count(scratch, shape, source, None, checkpoint.window_start)
     if now != checkpoint.rows_before:
         return (
             f"observations at or before the look-back window ({checkpoint.window_start}) changed: "
@@ -801,16 +969,19 @@ def _incremental_blocker(scratch: _Scratch, source: exp.Query, checkpoint: Check
     return ""
 
 
-def _checkpoint_from(scratch: _Scratch, obs: exp.Table, watermark: datetime | None, lookback: timedelta) -> Checkpoint:
+def _checkpoint_from(
+    scratch: _Scratch, shape: _Shape, obs: exp.Table, watermark: datetime | None, lookback: timedelta
+) -> Checkpoint:
     """The checkpoint of a full run (ids and clusters filled in at the end)."""
     if watermark is None:
         return Checkpoint(None, None, 0, 0, 0)
     window_start = watermark - lookback
-    return Checkpoint(watermark, window_start, _observation_count(scratch, obs, None, window_start), 0, 0)
+    return Checkpoint(watermark, window_start, _observation_count(scratch, shape, obs, None, window_start), 0, 0)
 
 
 def _full(
     scratch: _Scratch,
+    shape: _Shape,
     source: exp.Query,
     target: exp.Table,
     main_id_column: str,
@@ -821,15 +992,15 @@ def _full(
 ) -> StitcherStats:
     scratch.phase("encode")
     src = scratch.create("src", source)
-    graph = _encode(scratch, src, "")
-    scratch.drop("obs")
+    survey = _survey(scratch, src, shape)
+    graph = _encode(scratch, src, shape, "")
     n_ids = scratch.rows(graph.ids)
     if n_ids >= _PACK:
         raise ValueError(f"id stitcher supports fewer than {_PACK} distinct ids, got {n_ids}")
-    n_obs = scratch.rows(src)
+    n_obs = survey.observations
     scratch.phase("checkpoint")
-    watermark = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(src.copy()))[0])
-    checkpoint = _checkpoint_from(scratch, src, watermark, lookback)
+    watermark = survey.newest
+    checkpoint = _checkpoint_from(scratch, shape, src, watermark, lookback)
     scratch.drop("src")
     scratch.phase("components")
     if components is not None:
@@ -932,6 +1103,7 @@ def _full(
 
 def _incremental(
     scratch: _Scratch,
+    shape: _Shape,
     source: exp.Query,
     previous: PreviousGraph,
     target: exp.Table,
@@ -945,21 +1117,23 @@ def _incremental(
     window_start = previous.checkpoint.window_start
     assert window_start is not None
     scratch.phase("encode")
+    # Rows with an observation after the window start (or without a time): re-reading an observation the
+    # previous run stitched is harmless (min() is idempotent), missing one is not.
     batch = scratch.create(
         "batch",
         source.copy().where(
-            exp.or_(
-                exp.GT(this=_col("occurred_at"), expression=_timestamp(window_start)), _is_null(_col("occurred_at"))
+            shape.any_slot(
+                lambda time: exp.or_(exp.GT(this=time, expression=_timestamp(window_start)), _is_null(time.copy()))
             )
         ),
     )
-    graph = _encode(scratch, batch, "b_")
-    scratch.drop("b_obs")
+    survey = _survey(scratch, batch, shape)
+    graph = _encode(scratch, batch, shape, "b_")
     n_batch_ids = scratch.rows(graph.ids)
-    n_obs = scratch.rows(batch)
+    n_obs = survey.observations
     scratch.phase("checkpoint")
-    batch_max = _as_datetime(scratch.row(sqlglot.select(exp.Max(this=_col("occurred_at"))).from_(batch.copy()))[0])
-    checkpoint = _next_checkpoint(scratch, source, batch, previous.checkpoint, batch_max, lookback)
+    batch_max = survey.newest
+    checkpoint = _next_checkpoint(scratch, shape, source, batch, previous.checkpoint, batch_max, lookback)
     scratch.drop("batch")
 
     scratch.phase("previous")
@@ -1244,6 +1418,7 @@ def _retimed(scratch: _Scratch, bc: exp.Table, ids: exp.Table, address: str | No
 
 def _next_checkpoint(
     scratch: _Scratch,
+    shape: _Shape,
     source: exp.Query,
     batch_obs: exp.Table,
     before: Checkpoint,
@@ -1255,11 +1430,11 @@ def _next_checkpoint(
     watermark = max(before.watermark, batch_max) if batch_max is not None else before.watermark
     window_start = watermark - lookback
     if window_start >= before.window_start:
-        rows_before = before.rows_before + _observation_count(scratch, batch_obs, before.window_start, window_start)
-    else:  # the look-back grew: count again
-        rows_before = scratch.scalar(
-            _count(source, exp.LTE(this=_col("occurred_at"), expression=_timestamp(window_start)))
+        rows_before = before.rows_before + _observation_count(
+            scratch, shape, batch_obs, before.window_start, window_start
         )
+    else:  # the look-back grew: count again
+        rows_before = _observation_count(scratch, shape, source, None, window_start)
     return Checkpoint(watermark, window_start, rows_before, 0, 0)
 
 

@@ -137,7 +137,8 @@ def degree_query(
 ) -> exp.Query:
     """Rows ``(other_id_type, other_id, main id, degree)``: the ``limit`` ids with the most distinct
     ids seen with them on an input row, among the ids of the ``profiles`` largest profiles (ties:
-    by type and id). ``observations``: the stitcher's input (row_key, other_id_type, other_id, ...).
+    by type and id). ``observations``: the stitcher's input (one row per input row, ids in slots
+    ``other_id_type_<k>, other_id_<k>``).
     Costs a scan of the observations (the inputs)."""
     top = (
         sqlglot.select(_main(main))
@@ -151,16 +152,35 @@ def degree_query(
         .from_(_as(stitcher, "t"))
         .join(_as(top, "b"), on=exp.EQ(this=_main(main, "t"), expression=_main(main, "b")))
     )
-    same_id = exp.and_(
-        exp.EQ(this=_c("other_id_type", "o"), expression=_c("other_id_type", "m")),
-        exp.EQ(this=_c("other_id", "o"), expression=_c("other_id", "m")),
-    )
-    seen = (
-        sqlglot.select(_c("row_key", "o"), _c("other_id_type", "o"), _c("other_id", "o"), _main(main, "m"))
-        .from_(_as(observations, "o"))
-        .join(_as(members, "m"), on=same_id)
-        .where(exp.Not(this=exp.Is(this=_c("row_key", "o"), expression=exp.null())))
-    )
+    names = set(observations.named_selects)
+    slots = 0
+    while f"other_id_{slots + 1}" in names:
+        slots += 1
+    slot_columns = [_c(f"{c}_{k}") for k in range(1, slots + 1) for c in ("other_id_type", "other_id")]
+    number = exp.Window(this=exp.RowNumber())
+    if dialect is None or not traits_of(dialect).empty_over_numbering:  # the engine demands an order
+        number.set("order", exp.Order(expressions=[exp.Ordered(this=c.copy()) for c in slot_columns]))
+    numbered = sqlglot.select(exp.alias_(number, "row_key"), *slot_columns).from_(_as(observations, "o"))
+    seen: exp.Query | None = None
+    for k in range(1, slots + 1):  # each input row's ids, one row per id, of the members only
+        part = (
+            sqlglot.select(
+                _c("row_key", "o"),
+                exp.alias_(_c(f"other_id_type_{k}", "o"), "other_id_type"),
+                exp.alias_(_c(f"other_id_{k}", "o"), "other_id"),
+                _main(main, "m"),
+            )
+            .from_("numbered AS o")
+            .join(
+                _as(members, "m"),
+                on=exp.and_(
+                    exp.EQ(this=_c(f"other_id_type_{k}", "o"), expression=_c("other_id_type", "m")),
+                    exp.EQ(this=_c(f"other_id_{k}", "o"), expression=_c("other_id", "m")),
+                ),
+            )
+        )
+        seen = part if seen is None else exp.union(seen, part, distinct=False)
+    assert seen is not None, "observations without id slots"
     other = exp.or_(
         exp.NEQ(this=_c("other_id_type", "a"), expression=_c("other_id_type", "b")),
         exp.NEQ(this=_c("other_id", "a"), expression=_c("other_id", "b")),
@@ -183,6 +203,7 @@ def degree_query(
         .group_by(_c("other_id_type"), _c("other_id"), _main(main))
         .order_by(exp.Ordered(this=_c("degree"), desc=True), _c("other_id_type"), _c("other_id"))
         .limit(limit)
+        .with_("numbered", as_=numbered)
         .with_("seen", as_=seen)
     )
     _materialize(query, dialect)

@@ -44,15 +44,17 @@ def test_engines_without_scan_order_numbering_number_by_occurred_at(example) -> 
     assert "ORDER BY" in sql and "TIMESTAMP" in sql.upper()
 
 
-def test_observations_filter_each_id_once_and_key_only_rows_that_can_link(example) -> None:
+def test_observations_are_one_row_per_input_row_with_each_id_filtered_once(example) -> None:
     sql = " ".join(_sql(example, "user/id_stitcher", "postgres").split())
     # one regex per id observed through a regex-filtered type (identifies and tracks and pages: anonymous_id;
-    # identifies and orders: email), in the WHERE of its part: not a CASE filtered again from outside
+    # identifies and orders: email), in the CASE of its slot, computed once per input row
     assert sql.count(" ~ ") + sql.count(" !~ ") == 5
-    # the only CASEs key a row by whether its other ids are there at all (plain values, no filter run again)
-    assert sql.count("CASE WHEN") == sql.count("THEN input_row_id") == 3 + 2 + 2  # identifies, tracks, orders
-    # pages declares one id: its rows link nothing, so they get no row key (the stitcher skips them)
-    assert sql.count("CAST(NULL AS BIGINT) AS row_key") == 1
+    # one part per edge source (identifies, tracks, pages, orders), each row's ids in three slots, a slot per
+    # id type (user_id, anonymous_id, email): identifies and orders fill the email slot, tracks and pages not
+    assert sql.count(" UNION ALL ") == 3 and "row_key" not in sql
+    assert sql.count("AS other_id_3") == 4
+    assert sql.count("CAST('email' AS VARCHAR) AS other_id_type_3") == 2
+    assert sql.count("CAST(NULL AS VARCHAR) AS other_id_type_3") == 2
 
 
 def test_mapped_rows_find_their_main_id_by_the_unfiltered_id(example) -> None:

@@ -166,21 +166,39 @@ def _sort_key(row: tuple) -> tuple:
 # --------------------------------------------------------------------- harness
 
 
+SLOTS = 6  # id slots of the test observations: rows name up to this many ids
+
+
+def wide_rows(rows: Sequence[Row]) -> list[tuple]:
+    """The stitcher's input shape: one row per input row, its ids in slots (a row without a key: each of
+    its ids alone, linking nothing)."""
+    out: list[tuple] = []
+    for key, at, ids in rows:
+        groups = [ids] if key is not None else [[i] for i in ids]
+        for group in groups:
+            assert len(group) <= SLOTS, group
+            slots = [v for typ, val in group for v in (typ, val)] + [None, None] * (SLOTS - len(group))
+            out.append((at, *slots))
+    return out
+
+
+def slot_columns() -> list[str]:
+    return [c for k in range(1, SLOTS + 1) for c in (f"other_id_type_{k}", f"other_id_{k}")]
+
+
 def load_observations(con: duckdb.DuckDBPyConnection, rows: Sequence[Row], table: str = "obs") -> None:
-    flat = [(rk, typ, val, ts) for rk, ts, ids in rows for typ, val in ids]
-    frame = pd.DataFrame(flat, columns=["row_key", "other_id_type", "other_id", "occurred_at"])
+    columns = ["occurred_at", *slot_columns()]
+    frame = pd.DataFrame(wide_rows(rows), columns=columns)
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"])
     con.register("frame_view", frame)
-    con.execute(
-        f"CREATE TABLE {table} AS SELECT CAST(row_key AS VARCHAR) AS row_key, "
-        "CAST(other_id_type AS VARCHAR) AS other_id_type, CAST(other_id AS VARCHAR) AS other_id, "
-        "CAST(occurred_at AS TIMESTAMP) AS occurred_at FROM frame_view"
-    )
+    casts = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in slot_columns())
+    times = "CAST(occurred_at AS TIMESTAMP) AS occurred_at"
+    con.execute(f"CREATE TABLE {table} AS SELECT {times}, {casts} FROM frame_view")
     con.unregister("frame_view")
 
 
 def observations_query(table: str = "obs") -> exp.Query:
-    return sqlglot.select("row_key", "other_id_type", "other_id", "occurred_at").from_(table)
+    return sqlglot.select("occurred_at", *slot_columns()).from_(table)
 
 
 @pytest.fixture()
@@ -311,7 +329,7 @@ def test_only_isolated_ids(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_empty_observations(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE TABLE obs (row_key VARCHAR, other_id_type VARCHAR, other_id VARCHAR, occurred_at TIMESTAMP)")
+    con.execute(f"CREATE TABLE obs (occurred_at TIMESTAMP, {', '.join(c + ' VARCHAR' for c in slot_columns())})")
     stats, got = stitch(con)
     assert ((stats.rounds, stats.ids, stats.edges, stats.clusters), got) == ((0, 0, 0, 0), [])
     assert scratch_tables(con) == []
@@ -438,6 +456,8 @@ def test_output_schema(con: duckdb.DuckDBPyConnection) -> None:
 def scripted_answer(sql: str) -> list[tuple]:
     """Answers the stitcher's queries by what they ask, so every statement kind (two rounds, pending
     jumps, map composition, an incremental run) is produced."""
+    if re.match(r"SELECT SUM\(", sql, re.IGNORECASE) and "MAX(" in sql.upper():  # observations, newest time
+        return [(5, dt.datetime(2024, 1, 9))]
     if "MAX(" in sql.upper() and "OCCURRED_AT" in sql.upper():
         return [(dt.datetime(2024, 1, 9),)]
     edges_round = re.search(r"edges_r(\d+)", sql, re.IGNORECASE)  # Snowflake folds names to upper case
@@ -489,3 +509,76 @@ def test_statements_render_for_warehouses(engine: str, dialect: str, incremental
     for sql in session.statements:
         assert any(name in sql.lower() for name in ("tmp_stitch", "material_user_id_stitcher", "src_db.obs"))
         sqlglot.parse_one(sql, read=dialect)  # renders to SQL the dialect's parser accepts
+
+
+def test_a_lent_graph_restitches_to_the_lenders_table(con: duckdb.DuckDBPyConnection) -> None:
+    """An entity borrowing another's stitcher re-stitches the lender's table (compiler's `_lent_graph`): the
+    same clusters, main ids and first_seen_at; each id's valid_at is its first_seen_at, as when its cluster
+    was one row of ids each seen at its first_seen_at."""
+    from types import SimpleNamespace
+
+    from profiles_dagster.plan.steps import StepKey
+    from profiles_dagster.sql.compiler import _lent_graph
+
+    rows = random_rows(31, n_rows=600, n_ids=500)
+    load_observations(con, rows)
+    stitch(con, target="lender")
+    lender = exp.table_("lender", db="out", quoted=True)
+    ctx = SimpleNamespace(
+        project=SimpleNamespace(entities={"user": SimpleNamespace(main_id_column=MAIN)}),
+        materials={StepKey.id_stitcher("user"): lender},
+    )
+    stats = run_stitcher(
+        DuckDBSession(con, "out"),
+        observations=_lent_graph(ctx, "user"),  # type: ignore[arg-type]
+        target=exp.table_("borrower", db="out", quoted=True),
+        main_id_column=MAIN,
+        scratch_prefix="scratch_borrower",
+    )
+    got = sorted(con.execute('SELECT * FROM out."borrower"').fetchall(), key=_sort_key)
+    want = sorted(((m, i, t, s, s) for m, i, t, _, s in expected_output(rows)), key=_sort_key)
+    assert got == want
+    assert stats.clusters == expected_clusters(rows)
+
+
+def test_slots_of_one_literal_type_find_ids_by_value(con: duckdb.DuckDBPyConnection) -> None:
+    """Observations as the compiler writes them (a UNION ALL whose branches give each slot's id type as a
+    literal, NULL where a source has no id for the slot): those slots look ids up by value among their type's
+    ids; a slot whose type varies, or is not a literal, by type and value. Same result either way."""
+    from profiles_dagster.sql.stitcher import _slot_types
+
+    rng = random.Random(41)
+    con.execute("CREATE TABLE a (ts TIMESTAMP, e VARCHAR, n VARCHAR, t VARCHAR)")
+    con.execute("CREATE TABLE b (ts TIMESTAMP, e VARCHAR)")
+    rows: list[Row] = []
+    for i in range(400):
+        at = ts(rng)
+        email, anon = f"v{rng.randrange(150)}", f"v{rng.randrange(150)}" if rng.random() < 0.8 else None
+        kind = rng.choice(["user_id", "phone"])
+        rows.append((f"a{i}", at, [("email", email), *([("anon_id", anon)] if anon else []), (kind, f"v{i % 70}")]))
+        con.execute("INSERT INTO a VALUES (?, ?, ?, ?)", [at, email, anon, kind])
+    for i in range(100):
+        at, email = ts(rng), f"v{rng.randrange(200)}"
+        rows.append((f"b{i}", at, [("email", email)]))
+        con.execute("INSERT INTO b VALUES (?, ?)", [at, email])
+    # a's third slot: the type is a column (user_id or phone); its value v<i % 70> for both
+    con.execute("ALTER TABLE a ADD COLUMN v VARCHAR")
+    con.execute("UPDATE a SET v = 'v' || ((rowid) % 70)")
+    query = sqlglot.parse_one(
+        "SELECT ts AS occurred_at, CAST('email' AS VARCHAR) AS other_id_type_1, e AS other_id_1, "
+        "CAST('anon_id' AS VARCHAR) AS other_id_type_2, n AS other_id_2, t AS other_id_type_3, v AS other_id_3 "
+        "FROM a UNION ALL SELECT ts, 'email', e, CAST(NULL AS VARCHAR), NULL, NULL, NULL FROM b",
+        read="duckdb",
+    )
+    assert isinstance(query, exp.Query)
+    assert _slot_types(query, 3) == ("email", "anon_id", None)
+    stats = run_stitcher(
+        DuckDBSession(con, "out"),
+        observations=query,
+        target=exp.table_("typed", db="out", quoted=True),
+        main_id_column=MAIN,
+        scratch_prefix="scratch_typed",
+    )
+    got = sorted(con.execute('SELECT * FROM out."typed"').fetchall(), key=_sort_key)
+    assert got == expected_output(rows)
+    assert stats.observations == sum(len(ids) for _, _, ids in rows)

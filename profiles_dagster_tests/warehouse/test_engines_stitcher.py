@@ -15,7 +15,17 @@ from sqlglot import exp
 
 from profiles_dagster.sql.names import table
 from profiles_dagster.sql.stitcher import main_id_expression, run_stitcher
-from profiles_dagster_tests.sql.test_stitcher import MAIN, T0, Row, expected_output, py_main_id, random_rows, ts
+from profiles_dagster_tests.sql.test_stitcher import (
+    MAIN,
+    T0,
+    Row,
+    expected_output,
+    py_main_id,
+    random_rows,
+    slot_columns,
+    ts,
+    wide_rows,
+)
 from profiles_dagster_tests.standins import Engine
 from profiles_dagster_tests.standins.example import load_table
 
@@ -73,12 +83,9 @@ def _text(value) -> str | None:
 
 def test_stitcher_equals_union_find(engine: Engine) -> None:
     rows = cases()
-    flat = [
-        {"row_key": key, "other_id_type": typ, "other_id": value, "occurred_at": "" if t is None else str(t)}
-        for key, t, ids in rows
-        for typ, value in ids
-    ]
-    types = {"row_key": "VARCHAR", "other_id_type": "VARCHAR", "other_id": "VARCHAR", "occurred_at": "TIMESTAMP"}
+    columns = ["occurred_at", *slot_columns()]
+    flat = [{c: "" if v is None else str(v) for c, v in zip(columns, row, strict=True)} for row in wide_rows(rows)]
+    types = {c: "VARCHAR" for c in columns} | {"occurred_at": "TIMESTAMP"}
     warehouse = engine.warehouse(schema="stitch")
     with warehouse.session() as session:
         session.create_schema("stitch")
@@ -87,9 +94,7 @@ def test_stitcher_equals_union_find(engine: Engine) -> None:
         session.drop_table(target)
         stats = run_stitcher(
             session,
-            observations=exp.select("row_key", "other_id_type", "other_id", "occurred_at").from_(
-                table("obs", "stitch")
-            ),
+            observations=exp.select(*columns).from_(table("obs", "stitch")),
             target=target,
             main_id_column=MAIN,
             scratch_prefix="_scratch",
