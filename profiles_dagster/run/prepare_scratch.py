@@ -188,37 +188,25 @@ def prepare_in_scratch(project: Project, plan: RunPlan, engine: WarehouseEngine,
     """Prepare every step in a scratch schema dropped at the end; failures go to `errors`. The number of
     steps prepared."""
     plan = RunPlan(plan.project_name, [s for s in plan.steps if s.path not in errors.failed], plan.notes)
-    try:
-        opening = engine.session()
+
+    def in_scratch(opened: Session, stack: contextlib.ExitStack) -> int:
+        original: Any = opened.schema
+        scratch = scratch_name()
+        session = scratching(opened, scratch)
         try:
-            opened = opening.__enter__()
-        except ProfilesError as exc:
-            if exc.hint:
-                raise
-            hint = "validate prepares the SQL on the connection; --no-prepare compiles it without one"
-            raise ProfilesError(exc.message, file=exc.file, line=exc.line, key=exc.key, hint=hint) from exc
-        with contextlib.ExitStack() as stack:
-            stack.push(opening)
-            original: Any = opened.schema
-            scratch = scratch_name()
-            session = scratching(opened, scratch)
-            try:
-                session.create_scratch_schema(scratch)
-            except Exception as exc:  # the engine's own error: most often the rights to create a schema
-                raise ProfilesError(
-                    f"validate could not create its scratch schema {scratch} on {engine.kind}: {summary(exc)}",
-                    hint="validate prepares each step in a schema it creates and drops at the end, which needs the "
-                    "right to create a schema (dataset); --no-prepare compiles the SQL without the connection",
-                ) from exc
-            stack.callback(_drop_scratch, session, scratch, original)
-            session.schema = scratch
-            prepared, _ = prepare_server._prepare(project, plan, session, errors, input_schema=original)
-            return prepared
-    except ProfilesError as exc:
-        errors.add(exc)
-    except Exception as exc:  # the connection itself: one located error rather than a traceback
-        errors.add(ProfilesError(f"validate could not prepare the SQL on {engine.kind}: {summary(exc, named=True)}"))
-    return 0
+            session.create_scratch_schema(scratch)
+        except Exception as exc:  # the engine's own error: most often the rights to create a schema
+            raise ProfilesError(
+                f"validate could not create its scratch schema {scratch} on {engine.kind}: {summary(exc)}",
+                hint="validate prepares each step in a schema it creates and drops at the end, which needs the "
+                "right to create a schema (dataset); --no-prepare compiles the SQL without the connection",
+            ) from exc
+        stack.callback(_drop_scratch, session, scratch, original)
+        session.schema = scratch
+        prepared, _ = prepare_server._prepare(project, plan, session, errors, input_schema=original)
+        return prepared
+
+    return prepare_server.on_connection(engine, errors, in_scratch)
 
 
 def _drop_scratch(session: ScratchSession, scratch: str, original: str) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import sqlglot
@@ -163,6 +163,26 @@ def prepare_on_server(project: Project, plan: RunPlan, engine: WarehouseEngine, 
     """Prepare every step in a rolled-back transaction on the connection; failures go to `errors`. The
     number of steps prepared."""
     plan = RunPlan(plan.project_name, [s for s in plan.steps if s.path not in errors.failed], plan.notes)
+
+    def in_transactions(opened: Session, stack: contextlib.ExitStack) -> int:
+        session = preparing(opened)
+        while True:  # more than once only without savepoints: a new transaction after each failed step
+            session.begin()
+            try:
+                prepared, again = _prepare(project, plan, session, errors)
+            finally:
+                session.rollback()
+            if not again:
+                return prepared
+
+    return on_connection(engine, errors, in_transactions)
+
+
+def on_connection(
+    engine: WarehouseEngine, errors: ErrorCollector, prepare: Callable[[Session, contextlib.ExitStack], int]
+) -> int:
+    """`prepare` on a session of the connection (closed at the end, with what `prepare` pushes on the stack);
+    a failure to connect or to prepare goes to `errors` as one located error, never a traceback."""
     try:
         opening = engine.session()
         try:
@@ -174,15 +194,7 @@ def prepare_on_server(project: Project, plan: RunPlan, engine: WarehouseEngine, 
             raise ProfilesError(exc.message, file=exc.file, line=exc.line, key=exc.key, hint=hint) from exc
         with contextlib.ExitStack() as stack:
             stack.push(opening)
-            session = preparing(opened)
-            while True:  # more than once only without savepoints: a new transaction after each failed step
-                session.begin()
-                try:
-                    prepared, again = _prepare(project, plan, session, errors)
-                finally:
-                    session.rollback()
-                if not again:
-                    return prepared
+            return prepare(opened, stack)
     except ProfilesError as exc:
         errors.add(exc)
     except Exception as exc:  # the connection itself: one located error rather than a traceback

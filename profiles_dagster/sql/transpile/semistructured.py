@@ -21,7 +21,7 @@ see), RECURSIVE => TRUE, THIS/PATH of an OUTER row, `SELECT *` over a FLATTEN (i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import sqlglot
 from sqlglot import exp
@@ -432,8 +432,12 @@ def _check_flatten_columns(tree: exp.Expr) -> None:
 
 
 def _flatten_node(node: exp.Expr) -> exp.Expr:
-    args = _flatten_args(node.this)
-    query = _flatten_query(args)
+    return flatten_node(node, _flatten_query)
+
+
+def flatten_node(node: exp.Expr, build: Callable[[dict[str, exp.Expr]], exp.Query]) -> exp.Expr:
+    """FLATTEN(...) in FROM or a LATERAL as the engine's query (`build` of its arguments), under its alias."""
+    query = build(_flatten_args(node.this))
     alias_name = _flatten_alias(node)
     alias = exp.TableAlias(this=exp.to_identifier(alias_name)) if alias_name else None
     if isinstance(node.parent, exp.From):
@@ -444,9 +448,9 @@ def _flatten_node(node: exp.Expr) -> exp.Expr:
 # ---- the rewrite --------------------------------------------------------------------------------
 
 
-class _Rewriter:
-    """Rewrites a tree bottom-up, so each node sees its children already in DuckDB form (and whether
-    they are VARIANTs)."""
+class BottomUpRewriter:
+    """Rewrites a tree bottom-up, so each node sees its children already in the engine's form (and whether
+    they are VARIANTs); engines differ only in `node`. FLATTEN's VALUE/THIS columns are VARIANTs."""
 
     def __init__(self, tree: exp.Expr) -> None:
         self.variant_columns: set[tuple[str, str]] = set()
@@ -466,17 +470,24 @@ class _Rewriter:
                 node.set(key, [self.rewrite(v) if isinstance(v, exp.Expr) else v for v in value])
         return self.node(node)
 
+    def flattened(self, column: exp.Column) -> bool:
+        """A column FLATTEN produces (VALUE or THIS of a FLATTEN in the query)."""
+        name = column.name.lower()
+        if column.table:
+            return (column.table.lower(), name) in self.variant_columns
+        select = column.find_ancestor(exp.Select)
+        return name in ("value", "this") and select is not None and id(select) in self.flatten_selects
+
+    def node(self, node: exp.Expr) -> exp.Expr:
+        raise NotImplementedError
+
+
+class _Rewriter(BottomUpRewriter):
     def node(self, node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column):
-            name = node.name.lower()
-            if node.table:
-                known = (node.table.lower(), name) in self.variant_columns
-            else:
-                select = node.find_ancestor(exp.Select)
-                known = name in ("value", "this") and select is not None and id(select) in self.flatten_selects
             typed = node.meta.get(TYPE)  # a JSON column of a table read is a VARIANT (transpile/types.py)
             json = isinstance(typed, exp.DataType) and typed.this in _SEMI_TYPES
-            return _variant(node) if known or json else node
+            return _variant(node) if self.flattened(node) or json else node
         if isinstance(node, exp.TableFromRows | exp.Lateral) and isinstance(node.this, exp.Explode):
             return _flatten_node(node)
         if isinstance(node, exp.ParseJSON):

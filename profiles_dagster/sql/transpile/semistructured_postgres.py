@@ -44,11 +44,10 @@ from profiles_dagster.sql.transpile.semistructured import (
     _SEMI_TYPES,
     _STRING_TYPES,
     _TEXT_FUNCTIONS,
+    BottomUpRewriter,
     _check_flatten_columns,
-    _flatten_alias,
-    _flatten_args,
-    _flattens,
     _truth,
+    flatten_node,
 )
 from profiles_dagster.sql.transpile.types import TYPE, column_type
 
@@ -413,12 +412,7 @@ def _flatten_query(args: dict[str, exp.Expr]) -> exp.Select:
 
 
 def _flatten_node(node: exp.Expr) -> exp.Expr:
-    query = _flatten_query(_flatten_args(node.this))
-    alias_name = _flatten_alias(node)
-    alias = exp.TableAlias(this=exp.to_identifier(alias_name)) if alias_name else None
-    if isinstance(node.parent, exp.From):
-        return exp.Subquery(this=query, alias=alias)
-    return exp.Lateral(this=exp.Subquery(this=query), alias=alias)
+    return flatten_node(node, _flatten_query)
 
 
 # ---- the rewrite --------------------------------------------------------------------------------
@@ -441,36 +435,12 @@ def _cast_variant(node: exp.Cast | exp.TryCast) -> exp.Expr:
     return exp.Cast(this=text, to=to)
 
 
-class _Rewriter:
-    """Rewrites a tree bottom-up, so each node sees its children already in Postgres form (and whether they
-    are VARIANTs)."""
-
-    def __init__(self, tree: exp.Expr) -> None:
-        self.variant_columns: set[tuple[str, str]] = set()
-        self.flatten_selects: set[int] = set()
-        for node in _flattens(tree):
-            alias = _flatten_alias(node)
-            if alias:
-                self.variant_columns.update((alias.lower(), name) for name in ("value", "this"))
-            if (select := node.find_ancestor(exp.Select)) is not None:
-                self.flatten_selects.add(id(select))
-
-    def rewrite(self, node: exp.Expr) -> exp.Expr:
-        for key, value in list(node.args.items()):
-            if isinstance(value, exp.Expr):
-                node.set(key, self.rewrite(value))
-            elif isinstance(value, list):
-                node.set(key, [self.rewrite(v) if isinstance(v, exp.Expr) else v for v in value])
-        return self.node(node)
+class _Rewriter(BottomUpRewriter):
+    """The Postgres form: VARIANT values as jsonb."""
 
     def node(self, node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column):
-            name = node.name.lower()
-            if node.table:
-                known = (node.table.lower(), name) in self.variant_columns
-            else:
-                select = node.find_ancestor(exp.Select)
-                known = name in ("value", "this") and select is not None and id(select) in self.flatten_selects
+            known = self.flattened(node)
             typed = node.meta.get(TYPE)
             if isinstance(typed, exp.DataType) and typed.this == T.JSON:
                 # a `json` column (or a var reference typed so): jsonb for the jsonb functions (a no-op on jsonb)
