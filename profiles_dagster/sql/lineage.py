@@ -8,6 +8,7 @@ under the same name. Pure: no IO, nothing about Dagster.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar
 
@@ -80,7 +81,11 @@ def step_lineage(
             else:
                 result[column] = []
                 continue
-        found = tracer.trace(query, name.lower())
+        if kind is StepKind.ID_STITCHER and name == "other_id":  # the ids arrive in slots, other_id_<k>
+            slots = [n for n in query.named_selects if re.fullmatch(r"other_id_\d+", n.lower())] or [name]
+            found = {source for slot in slots for source in tracer.trace(query, slot.lower())}
+        else:
+            found = tracer.trace(query, name.lower())
         result[column] = sorted(
             {(tables[key], col) for key, col in found if key in tables}, key=lambda d: (str(d[0]), d[1])
         )
@@ -120,7 +125,7 @@ def _sources(select: exp.Select) -> dict[str, exp.Expr]:
 
 def _star_targets(projection: exp.Expr, sources: dict[str, exp.Expr]) -> list[exp.Expr] | None:
     """The sources a `*` or `alias.*` projection passes through; None for any other projection."""
-    if isinstance(projection, exp.Star):
+    if isinstance(projection, exp.Star) or _columns_but(projection):
         return list(sources.values())
     if isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
         found = sources.get(projection.table.lower())
@@ -128,7 +133,15 @@ def _star_targets(projection: exp.Expr, sources: dict[str, exp.Expr]) -> list[ex
     return None
 
 
+def _columns_but(projection: exp.Expr) -> bool:
+    """DuckDB's `COLUMNS(lambda c: NOT lower(c) IN (...))`: every column but the named ones (compiler's
+    `_stitched_in_place`)."""
+    return isinstance(projection, exp.Anonymous) and projection.name.upper() == "COLUMNS"
+
+
 def _excluded(projection: exp.Expr) -> set[str]:
+    if _columns_but(projection):
+        return {lit.name.lower() for lit in projection.find_all(exp.Literal) if lit.is_string}
     star = projection if isinstance(projection, exp.Star) else projection.this
     names = set()
     for key in ("except_", "except"):
