@@ -21,6 +21,7 @@ see), RECURSIVE => TRUE, THIS/PATH of an OUTER row, `SELECT *` over a FLATTEN (i
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 
 import sqlglot
@@ -242,8 +243,12 @@ def _array_agg_top(node: exp.Expr) -> bool:
 
 
 def _template(sql: str, **parts: exp.Expr) -> exp.Expr:
-    """A DuckDB expression written once as text, its placeholder columns replaced by the given trees."""
-    tree = sqlglot.parse_one(sql, read="duckdb")
+    return template(sql, "duckdb", **parts)
+
+
+def template(sql: str, dialect: str, **parts: exp.Expr) -> exp.Expr:
+    """An engine's expression written once as text, its placeholder columns replaced by the given trees."""
+    tree = sqlglot.parse_one(sql, read=dialect)
     for column in list(tree.find_all(exp.Column)):
         if not column.table and column.name in parts:
             column.replace(parts[column.name].copy())
@@ -448,7 +453,7 @@ def flatten_node(node: exp.Expr, build: Callable[[dict[str, exp.Expr]], exp.Quer
 # ---- the rewrite --------------------------------------------------------------------------------
 
 
-class BottomUpRewriter:
+class BottomUpRewriter(ABC):
     """Rewrites a tree bottom-up, so each node sees its children already in the engine's form (and whether
     they are VARIANTs); engines differ only in `node`. FLATTEN's VALUE/THIS columns are VARIANTs."""
 
@@ -478,8 +483,9 @@ class BottomUpRewriter:
         select = column.find_ancestor(exp.Select)
         return name in ("value", "this") and select is not None and id(select) in self.flatten_selects
 
+    @abstractmethod
     def node(self, node: exp.Expr) -> exp.Expr:
-        raise NotImplementedError
+        """One node, its children already rewritten, in the engine's form."""
 
 
 class _Rewriter(BottomUpRewriter):

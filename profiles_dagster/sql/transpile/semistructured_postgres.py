@@ -45,9 +45,11 @@ from profiles_dagster.sql.transpile.semistructured import (
     _STRING_TYPES,
     _TEXT_FUNCTIONS,
     BottomUpRewriter,
+    _array_agg_top,
     _check_flatten_columns,
     _truth,
     flatten_node,
+    template,
 )
 from profiles_dagster.sql.transpile.types import TYPE, column_type
 
@@ -232,12 +234,7 @@ def _object_keep_null(node: exp.JSONObject) -> exp.Expr:
 
 
 def _pg(sql: str, **parts: exp.Expr) -> exp.Expr:
-    """A Postgres expression written once as text, its placeholder columns replaced by the given trees."""
-    tree = sqlglot.parse_one(sql, read="postgres")
-    for column in list(tree.find_all(exp.Column)):
-        if not column.table and column.name in parts:
-            column.replace(parts[column.name].copy())
-    return tree
+    return template(sql, "postgres", **parts)
 
 
 # the elements of an array kept by a condition on (v, o): v the element, o its 1-based position; [] for none
@@ -303,12 +300,6 @@ def _array_agg(node: exp.Expr) -> exp.Expr:
     wrapped = exp.func("coalesce", kept, exp.cast(exp.Literal.string("[]"), _jsonb()))
     wrapped.meta["pd_window_inside"] = True
     return _variant(wrapped)
-
-
-def _array_agg_top(node: exp.Expr) -> bool:
-    from profiles_dagster.sql.transpile.semistructured import _array_agg_top as top
-
-    return top(node)
 
 
 # ---- FIRST_VALUE(..) IGNORE NULLS ------------------------------------------------------------------
