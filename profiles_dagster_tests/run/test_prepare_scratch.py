@@ -25,6 +25,7 @@ from profiles_dagster.warehouse.base import Session
 from profiles_dagster_tests.projects import INPUTS, PB_PROJECT, dedent, write_project
 from profiles_dagster_tests.run.test_prepare_server import BROKEN_MODEL, FEATURE_VIEW, GOOD_VARS
 from profiles_dagster_tests.standins import Engine
+from profiles_dagster_tests.standins.fixtures import ENGINE_NAMES
 
 # no engine has no_such_fn: the var's select fails to bind
 BAD_VARS = dedent(
@@ -59,16 +60,18 @@ COLUMNS = [
 ROWS = [("u1", "a1", "2025-10-01 10:00:00", 12.5, "buy"), ("u2", "a1", "2025-10-02 11:00:00", 3.0, "view")]
 
 
+def _on(*names: str) -> pytest.MarkDecorator:
+    """The engines a test runs on (Postgres and Redshift prepare in a transaction: test_prepare_server.py),
+    among the stand-ins this run starts (PROFILES_DAGSTER_STANDINS)."""
+    return pytest.mark.parametrize("engine", [n for n in names if n in ENGINE_NAMES], indirect=True)
+
+
 @pytest.fixture(autouse=True)
 def _standin_probe(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """fakesnow's server answers EXPLAIN (Snowflake's probe: compiled, not run, no warehouse credits) with
     HTTP 500, which the connector retries for minutes; on the stand-in the probe is a LIMIT 0 query."""
     callspec = getattr(request.node, "callspec", None)
     name = callspec.params.get("engine") if callspec is not None else None
-    if name is None:
-        return
-    if name not in SCRATCH_ENGINES:
-        pytest.skip(f"validate prepares on {name} in a transaction rolled back (test_prepare_server.py)")
     if name == "snowflake":
         from profiles_dagster.warehouse.snowflake import SnowflakeSession
 
@@ -120,6 +123,7 @@ def _prepare(root: Path, engine: Engine) -> tuple[int, list[ProfilesError]]:
     return prepared, list(errors.errors)
 
 
+@_on(*SCRATCH_ENGINES)
 def test_a_failing_var_is_named_with_its_file_and_line_and_nothing_is_left(engine: Engine, tmp_path: Path) -> None:
     root = _project(tmp_path / "p", engine, BAD_VARS)
     _inputs(engine)
@@ -134,6 +138,7 @@ def test_a_failing_var_is_named_with_its_file_and_line_and_nothing_is_left(engin
     assert not any(s.lower().startswith(SCRATCH_PREFIX) for s, _ in before[0])
 
 
+@_on(*SCRATCH_ENGINES)
 def test_a_good_project_is_prepared_and_nothing_is_left(engine: Engine, tmp_path: Path) -> None:
     root = _project(tmp_path / "p", engine, GOOD_VARS, feature_view=True)
     _inputs(engine)
@@ -145,6 +150,7 @@ def test_a_good_project_is_prepared_and_nothing_is_left(engine: Engine, tmp_path
     assert _state(engine) == before
 
 
+@_on(*SCRATCH_ENGINES)
 def test_a_failing_model_does_not_hide_an_independent_var(engine: Engine, tmp_path: Path) -> None:
     root = _project(tmp_path / "p", engine, BAD_VARS)
     (root / "models" / "model.yaml").write_text(BROKEN_MODEL, encoding="utf-8")
@@ -158,9 +164,8 @@ def test_a_failing_model_does_not_hide_an_independent_var(engine: Engine, tmp_pa
     assert any("entity var 'event_code'" in x and "vars.yaml:11" in x for x in messages)
 
 
+@_on("bigquery")  # BigQuery's SUM refuses STRING; the other engines' rules differ (Snowflake casts text)
 def test_sum_over_text_is_refused_on_bigquery(engine: Engine, tmp_path: Path) -> None:
-    if engine.name != "bigquery":
-        pytest.skip("BigQuery's SUM refuses STRING; the other engines' rules differ (Snowflake casts text)")
     root = _project(tmp_path / "p", engine, SUM_TEXT)
     _inputs(engine)
     _, errors = _prepare(root, engine)
@@ -168,9 +173,8 @@ def test_sum_over_text_is_refused_on_bigquery(engine: Engine, tmp_path: Path) ->
     assert len(errors) == 1 and "entity var 'event_code'" in messages[0] and "vars.yaml:11" in messages[0], messages
 
 
+@_on("snowflake", "bigquery")  # the Databricks stand-in is reached through an adapter the CLI cannot use
 def test_the_cli_says_what_it_proved(engine: Engine, tmp_path: Path, capsys) -> None:
-    if engine.adapt is not None:
-        pytest.skip("the Databricks stand-in is reached through an adapter the CLI cannot use")
     root = _project(tmp_path / "p", engine, GOOD_VARS)
     _inputs(engine)
     assert main(["validate", "-p", str(root), "--site-config", str(root / "siteconfig.yaml")]) == 0, (
