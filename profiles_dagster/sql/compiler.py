@@ -47,6 +47,7 @@ from profiles_dagster.sql.lineage import output_columns
 from profiles_dagster.sql.literals import timestamp_literal
 from profiles_dagster.sql.names import col, ident, input_table, table
 from profiles_dagster.sql.transpile import UnfaithfulError, semistructured_postgres, translate, types
+from profiles_dagster.sql.transpile.frames import whole_partition_by_default
 from profiles_dagster.sql.transpile.semistructured import holds_variant as _holds_json
 
 
@@ -758,24 +759,15 @@ def _windowed(
         inner = value.find_all(exp.WithinGroup, exp.ArrayAgg)
         agg = targets[0] if targets else next(n for n in inner if not isinstance(n.parent, exp.WithinGroup))
         if agg.meta.get("pd_default_frame"):  # the translated function's own default frame (FIRST_VALUE's)
-            _whole_partition_by_default(shell)
+            whole_partition_by_default(shell)
         agg.replace(shell)
         shell.set("this", agg)
         return value
     function = value.this if isinstance(value, exp.IgnoreNulls) else value
     if ctx.source_dialect == "snowflake" and isinstance(function, exp.FirstValue | exp.LastValue | exp.NthValue):
-        _whole_partition_by_default(shell)
+        whole_partition_by_default(shell)
     shell.set("this", value)
     return shell
-
-
-def _whole_partition_by_default(shell: exp.Window) -> None:
-    """Snowflake's frame for FIRST_VALUE / LAST_VALUE / NTH_VALUE over an ORDER BY with no frame given: the whole
-    partition (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING; sqlglot's Snowflake parser reads them
-    so too), where an engine's default frame would end at the current row (LAST_VALUE: each row's own value)."""
-    if shell.args.get("order") is not None and not shell.args.get("spec"):
-        shell.set("spec", exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
-                                         end="UNBOUNDED", end_side="FOLLOWING"))  # fmt: skip
 
 
 def _var_table(step: Step, ctx: CompileContext) -> exp.Query:
@@ -958,7 +950,7 @@ def _aggregations(
             inner = exp.select(col(main), exp.alias_(_windowed(value, partition, spec.window, ctx, where), "v"))
             inner = inner.from_(rows).where(not_null if cond is None else exp.and_(not_null, exp.paren(cond)))
             picked = _same_on_every_row(value, spec.window, ctx)
-            if picked is None and ctx.dialect == "postgres" and semistructured_postgres.holds_variant(value):
+            if picked is None and semistructured_postgres.holds_variant(value):  # jsonb: Postgres only
                 raise pv.var.origin.at("select").error(
                     f"entity var '{spec.name}' holds a VARIANT and has `window:`: pb takes the MAX of its values over "
                     "each main id's rows, and Postgres has no MAX of jsonb (nor is Snowflake's order of VARIANT "
@@ -1020,7 +1012,7 @@ def _ordered_aggregate(value: exp.Expr, window: Window, ctx: CompileContext, whe
             return None
         aggregate: type[exp.AggFunc] = exp.First
     else:  # a frame from the row or earlier to the partition's end: its last row
-        if frame is None:  # Snowflake's frame is then the whole partition (`_whole_partition_by_default`)
+        if frame is None:  # Snowflake's frame is then the whole partition (`frames.whole_partition_by_default`)
             if ctx.source_dialect != "snowflake":
                 return None  # the engine's default frame ends at the row
         elif bound(frame, "end") != "UNBOUNDED FOLLOWING" or bound(frame, "start") not in (
@@ -1036,7 +1028,7 @@ def _same_on_every_row(value: exp.Expr, window: Window, ctx: CompileContext) -> 
     """pb's MAX of a window var's value over a main id's rows, where the engine has no MAX of its type (Postgres:
     no max(jsonb)) but the value is the same on every row: FIRST_VALUE over the main id's rows alone with pb's
     default frame (it starts at the partition's start: every row's first is the first row's), LAST_VALUE and
-    NTH_VALUE in Snowflake SQL (framed to the whole partition, `_whole_partition_by_default`), or FIRST_VALUE
+    NTH_VALUE in Snowflake SQL (framed to the whole partition, `frames.whole_partition_by_default`), or FIRST_VALUE
     IGNORE NULLS (framed so by its rewrite). Then any row's value is the MAX: the first, `(array_agg(v))[1]`.
     None: keep the MAX (elsewhere LAST_VALUE's default frame ends at the row: the values differ)."""
     if ctx.dialect != "postgres" or window.partition_by or window.frame_clause:

@@ -39,6 +39,7 @@ import sqlglot
 from sqlglot import exp
 
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
+from profiles_dagster.sql.transpile.frames import whole_partition_by_default
 from profiles_dagster.sql.transpile.semistructured import (
     _KEEPS_VALUE,
     _SEMI_TYPES,
@@ -307,11 +308,6 @@ def _array_agg(node: exp.Expr) -> exp.Expr:
 DEFAULT_FRAME = "pd_default_frame"  # meta: a pb window put on this node takes Snowflake's FIRST_VALUE frame
 
 
-def _whole_partition() -> exp.WindowSpec:
-    """Snowflake's frame for FIRST_VALUE/LAST_VALUE with an ORDER BY and no frame: the whole partition."""
-    return exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="UNBOUNDED", end_side="FOLLOWING")
-
-
 def _ignore_nulls(node: exp.IgnoreNulls, window: exp.Window | None) -> exp.Expr:
     """FIRST_VALUE(x) IGNORE NULLS [OVER (..)]: the first non-NULL x of the frame, in the window's order. Postgres
     has no IGNORE NULLS: the frame's non-NULL values aggregated in the window's order (`array_agg(x) FILTER
@@ -319,8 +315,7 @@ def _ignore_nulls(node: exp.IgnoreNulls, window: exp.Window | None) -> exp.Expr:
     function = node.this
     if isinstance(function, exp.LastValue) and window is not None:
         # Snowflake's frame made explicit; transpile/postgres.py then takes the last of the frame's non-NULL values
-        if window.args.get("order") is not None and window.args.get("spec") is None:
-            window.set("spec", _whole_partition())
+        whole_partition_by_default(window)
         return window
     if not isinstance(function, exp.FirstValue):
         raise UnfaithfulError("IGNORE NULLS", f"{function.key.upper()} IGNORE NULLS has no Postgres form written")
@@ -328,8 +323,7 @@ def _ignore_nulls(node: exp.IgnoreNulls, window: exp.Window | None) -> exp.Expr:
     aggregate = exp.Anonymous(this="array_agg", expressions=[value])
     kept: exp.Expr = exp.Filter(this=aggregate, expression=exp.Where(this=value.copy().is_(exp.null()).not_()))
     if window is not None:
-        if window.args.get("order") is not None and window.args.get("spec") is None:
-            window.set("spec", _whole_partition())
+        whole_partition_by_default(window)
         window.set("this", kept)
         kept = window
     else:
