@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from profiles_dagster.plan.steps import Step, StepKey
 from profiles_dagster.sql.compiler import CompileContext
+from profiles_dagster.sql.dialects import traits_of
 from profiles_dagster.sql.transpile.types import table_key
 from profiles_dagster.warehouse.base import Session
 
@@ -27,8 +28,12 @@ class Learner:
         self.context = context
         self.pending = {table_key(t) for t in built_here}  # materials this run builds: typed when built
         self.missing: set[str] = set()  # asked and not there (asked again after the next step ran)
+        self.known: set[str] = set()
         # nothing depends on types where the project's SQL is written for the engine itself
-        self.wanted = context.source_dialect != context.dialect
+        self.types_wanted = context.source_dialect != context.dialect
+        # column names: where the engine cannot select every column but a source's own main-id-named one
+        self.names_wanted = not traits_of(context.dialect).all_columns_but
+        self.wanted = self.types_wanted or self.names_wanted
 
     def learn(self, session: Session, step: Step, materials: Mapping[StepKey, exp.Table]) -> frozenset[str]:
         """Record the column types of the tables `step` reads that exist now; the tables it reads whose types
@@ -41,7 +46,7 @@ class Learner:
                 tables.append(self.context.input_table(name))
         for table in tables:
             key = table_key(table)
-            if not key or key in self.context.column_types or key in self.pending or key in self.missing:
+            if not key or key in self.known or key in self.pending or key in self.missing:
                 continue
             try:  # asked first: a failed query would abort an open transaction on some engines
                 if not session.table_exists(table):  # not there yet (validate compiles before it runs)
@@ -52,7 +57,7 @@ class Learner:
                 self.missing.add(key)
                 continue
             self.record(table, columns, session.dialect)
-        return frozenset(k for t in tables if (k := table_key(t)) in self.context.column_types)
+        return frozenset(k for t in tables if (k := table_key(t)) in self.known)
 
     def built(self, table: exp.Table, columns: list[tuple[str, str]], dialect: str) -> None:
         """A step ran: its material's columns (read for its result anyway); the tables asked before may exist now."""
@@ -62,9 +67,12 @@ class Learner:
             self.record(table, columns, dialect)
 
     def record(self, table: exp.Table, columns: list[tuple[str, str]], dialect: str) -> None:
-        self.context.column_types[table_key(table)] = {
-            name.lower(): _data_type(kind, dialect) for name, kind in columns
-        }
+        key = table_key(table)
+        self.known.add(key)
+        if self.types_wanted:
+            self.context.column_types[key] = {name.lower(): _data_type(kind, dialect) for name, kind in columns}
+        if self.names_wanted:
+            self.context.column_names[key] = tuple(name for name, _ in columns)
 
 
 def _data_type(name: str, dialect: str) -> exp.DataType:

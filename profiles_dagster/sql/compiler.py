@@ -191,6 +191,9 @@ class CompileContext:
     # the engine's column types of the tables steps read (materials, inputs), by table name (transpile/types.py):
     # filled by whoever runs the SQL as the tables come to exist; some of the source dialect's casts depend on them
     column_types: dict[str, dict[str, exp.DataType]] = field(default_factory=dict)
+    # the same tables' column names as the engine spells them, where the engine cannot select "every column but"
+    # (`EngineTraits.all_columns_but`): a source's own column named like the main id is left out by name
+    column_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     types_missed: bool = False  # set when a fragment read a table whose types were not known
     variant_vars: set[str] = field(default_factory=set)  # vars whose value is a VARIANT (JSON on the engine)
     _rendered_texts: dict[str, str] = field(default_factory=dict, repr=False)
@@ -488,10 +491,30 @@ def _attributed(ctx: CompileContext, source: exp.Table | exp.Subquery, ids: list
     # the source's own column of the main id's name (an id may read it) gives way to the stitched one, as pb
     # drops it; where the engine cannot say "every column but", the two names collide and it reports that
     replaced = traits_of(ctx.dialect).all_columns_but
+    if not replaced:
+        query = _without_own_main_id(ctx, query, source, main)
     query = query.select(exp.alias_(main_expr, _STITCHED if replaced else main), copy=False).from_(
         source.as_("src") if isinstance(source, exp.Table) else source, copy=False
     )
     return _stitched_in_place(query, main) if replaced else query
+
+
+def _without_own_main_id(
+    ctx: CompileContext, query: exp.Select, source: exp.Table | exp.Subquery, main: str
+) -> exp.Select:
+    """`src.*` spelled out without the source's own column named like the main id, where it has one, for
+    engines that cannot say "every column but" (the stitched main id takes that name, as pb puts it there).
+    Its column names are the ones the engine gave when the table came to exist; unknown, `src.*` stays and a
+    source with such a column fails loudly on its duplicate name."""
+    names = ctx.column_names.get(types.table_key(source)) if isinstance(source, exp.Table) else None
+    if names is None:
+        ctx.types_missed |= isinstance(source, exp.Table)  # compiled again once the table's columns are known
+        return query
+    if main.lower() not in (n.lower() for n in names):
+        return query
+    kept = [exp.column(exp.to_identifier(n, quoted=True), table="src") for n in names if n.lower() != main.lower()]
+    query.set("expressions", kept)  # in place of `src.*`, the joins kept
+    return query
 
 
 _STITCHED = "__pd_stitched_main_id"

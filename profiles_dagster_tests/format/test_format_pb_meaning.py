@@ -482,3 +482,42 @@ def test_a_sql_model_column_named_like_the_main_id_gives_way_to_the_stitched_mai
     assert out.main_id_of("u2", "user_id") == u1 != u3
     view = out.by_key("out.user_feature_view")
     assert {k: (v["points"], v["seen_main_id"]) for k, v in view.items()} == {u1: (15, u1), u3: (5, u3)}
+
+
+def test_a_sql_model_column_named_like_the_main_id_gives_way_on_postgres_too(tmp_path: Path, postgres_standin) -> None:
+    # Postgres cannot select "every column but": the model's columns are spelled out without its own
+    # `user_main_id` (a duplicate name was an error there, where pb runs). Same rows and values as above.
+    import yaml
+
+    target = postgres_standin.target("main_id_named_pg")  # a fresh database
+    con = postgres_standin.connect("main_id_named_pg")
+    with con.cursor() as cur:
+        cur.execute("create schema raw")
+        cur.execute(
+            """create table raw.events as select * from (values
+                ('e1', 'u1', 'a1', timestamp '2025-01-01 10:00:00'),
+                ('e2', 'u1', NULL, timestamp '2025-01-01 11:00:00'),
+                ('e3', 'u2', 'a1', timestamp '2025-01-02 09:00:00'),
+                ('e6', 'u3', NULL, timestamp '2025-01-03 09:00:00')
+            ) t(event_id, user_id, anon_id, ts)"""
+        )
+    con.close()
+    outputs = {"dev": {**target, "schema": "out"}}
+    files = {
+        "siteconfig.yaml": yaml.safe_dump({"connections": {"test": {"target": "dev", "outputs": outputs}}}),
+        "pb_project.yaml": PB_PROJECT.format(name="main_id_named_model"),
+        "models/inputs.yaml": EVENTS,
+        "models/models.yaml": MAIN_ID_NAMED_MODEL,
+    }
+    write(tmp_path, files)
+    assert main(["run", "-p", str(tmp_path), "--end_time", "2025-06-01T00:00:00Z"]) == 0, "the project did not run"
+    con = postgres_standin.connect("main_id_named_pg")
+    with con.cursor() as cur:
+        cur.execute("select other_id, user_main_id from out.user_default_id_stitcher where other_id_type = 'user_id'")
+        main_of = dict(cur.fetchall())
+        cur.execute("select user_main_id, points, seen_main_id from out.user_feature_view")
+        view = {row[0]: (int(row[1]), row[2]) for row in cur.fetchall()}
+    con.close()
+    u1, u3 = main_of["u1"], main_of["u3"]
+    assert main_of["u2"] == u1 != u3
+    assert view == {u1: (15, u1), u3: (5, u3)}
