@@ -29,6 +29,10 @@ class Learner:
         self.pending = {table_key(t) for t in built_here}  # materials this run builds: typed when built
         self.missing: set[str] = set()  # asked and not there (asked again after the next step ran)
         self.known: set[str] = set()
+        # keys are table names (a fragment may read a table unqualified); two tables of one name in different
+        # schemas are neither typed nor named: a cast depending on their types is refused, never guessed
+        self.qualified: dict[str, tuple[str, str, str]] = {}
+        self.shared: set[str] = set()
         # nothing depends on types where the project's SQL is written for the engine itself
         self.types_wanted = context.source_dialect != context.dialect
         # column names: where the engine cannot select every column but a source's own main-id-named one
@@ -46,7 +50,9 @@ class Learner:
                 tables.append(self.context.input_table(name))
         for table in tables:
             key = table_key(table)
-            if not key or key in self.known or key in self.pending or key in self.missing:
+            if key in self.known and self.qualified.get(key) != _qualified(table):
+                self._forget(key)
+            if not key or key in self.known or key in self.pending or key in self.missing or key in self.shared:
                 continue
             try:  # asked first: a failed query would abort an open transaction on some engines
                 if not session.table_exists(table):  # not there yet (validate compiles before it runs)
@@ -68,11 +74,24 @@ class Learner:
 
     def record(self, table: exp.Table, columns: list[tuple[str, str]], dialect: str) -> None:
         key = table_key(table)
+        if key in self.shared or self.qualified.setdefault(key, _qualified(table)) != _qualified(table):
+            self._forget(key)
+            return
         self.known.add(key)
         if self.types_wanted:
             self.context.column_types[key] = {name.lower(): _data_type(kind, dialect) for name, kind in columns}
         if self.names_wanted:
             self.context.column_names[key] = tuple(name for name, _ in columns)
+
+    def _forget(self, key: str) -> None:
+        self.shared.add(key)
+        self.known.discard(key)
+        self.context.column_types.pop(key, None)
+        self.context.column_names.pop(key, None)
+
+
+def _qualified(table: exp.Table) -> tuple[str, str, str]:
+    return (table.catalog.lower(), table.db.lower(), table.name.lower())
 
 
 def _data_type(name: str, dialect: str) -> exp.DataType:
