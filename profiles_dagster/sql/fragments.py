@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from profiles_dagster.errors import ProfilesError
 from profiles_dagster.project.model import Origin
+from profiles_dagster.sql.transpile.spark_timestampdiff import parse_reader
 
 VAR_PREFIX = "__pdvar__"  # var references render to this identifier prefix, then get rebound
 
@@ -31,10 +32,10 @@ class Where:
 
 def parse_expression(text: str, dialect: str, where: Where) -> exp.Expr:
     try:
-        parsed: exp.Expr = sqlglot.parse_one(text, read=dialect, into=exp.Condition)
+        parsed: exp.Expr = sqlglot.parse_one(text, read=parse_reader(dialect), into=exp.Condition)
     except sqlglot.errors.ParseError as exc:
         try:
-            parsed = sqlglot.parse_one(text, read=dialect)
+            parsed = sqlglot.parse_one(text, read=parse_reader(dialect))
         except sqlglot.errors.ParseError:
             raise where.error(f"cannot parse SQL `{text.strip()}` as {dialect}: {_first_error(exc)}") from None
     if parsed is None:
@@ -44,7 +45,7 @@ def parse_expression(text: str, dialect: str, where: Where) -> exp.Expr:
 
 def parse_query(text: str, dialect: str, where: Where) -> exp.Query:
     try:
-        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+        statements = [s for s in sqlglot.parse(text, read=parse_reader(dialect)) if s is not None]
     except sqlglot.errors.ParseError as exc:
         raise where.error(f"cannot parse SQL as {dialect}: {_first_error(exc)}") from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
@@ -54,7 +55,7 @@ def parse_query(text: str, dialect: str, where: Where) -> exp.Query:
 
 def parse_statements(text: str, dialect: str, where: Where) -> list[exp.Expr]:
     try:
-        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+        statements = [s for s in sqlglot.parse(text, read=parse_reader(dialect)) if s is not None]
     except sqlglot.errors.ParseError as exc:
         raise where.error(f"cannot parse SQL as {dialect}: {_first_error(exc)}") from None
     if not statements:

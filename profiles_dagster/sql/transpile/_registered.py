@@ -8,3 +8,4 @@ from profiles_dagster.sql.transpile import semistructured_postgres  # noqa: F401
 from profiles_dagster.sql.transpile import scalars  # noqa: F401
 from profiles_dagster.sql.transpile import implicit  # noqa: F401
 from profiles_dagster.sql.transpile import postgres  # noqa: F401
+from profiles_dagster.sql.transpile import spark_timestampdiff  # noqa: F401

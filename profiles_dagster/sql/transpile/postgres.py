@@ -53,7 +53,7 @@ def _unit(node: exp.Expr) -> str:
 def spark_datediff_on_postgres(node: exp.Expr) -> exp.Expr:
     """`datediff(end, start)`: the days from start's date to end's (Databricks: a timestamp counts by its date),
     Postgres' `date - date`. sqlglot writes whole 24-hour spans of the timestamps (23:00 to 01:00 is 0 there, 1
-    on Databricks). `datediff(DAY, start, end)` parses to the same tree and agrees on dates. Other units: refused."""
+    on Databricks). `datediff(unit, start, end)` is TIMESTAMPDIFF (transpile/spark_timestampdiff.py)."""
     if not isinstance(node, exp.DateDiff):
         return node
     if _unit(node) != "DAY":

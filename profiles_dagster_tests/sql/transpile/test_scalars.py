@@ -21,6 +21,7 @@ from benchmarks import sql_census
 from profiles_dagster.sql.dialects import DUCKDB, POSTGRES
 from profiles_dagster.sql.transpile import UnfaithfulError, translate
 from profiles_dagster.sql.transpile.scalars import CHECKED, strftime_format
+from profiles_dagster.sql.transpile.spark_timestampdiff import parse_reader
 
 D = dt.date
 TS = dt.datetime
@@ -366,6 +367,57 @@ OTHERS: list[tuple[str, str, str, list[tuple[object, ...]], str]] = [
     ),
     ("databricks", "DATEDIFF", "datediff(DAY, cast('2024-01-30' as date), current_date) > 0", [(True,)], "3 arguments"),
     ("databricks", "DATEDIFF", "datediff(cast('2024-03-01' as date), cast('2024-02-01' as date))", [(29,)], ""),
+    # DATEDIFF with a unit is TIMESTAMPDIFF (Databricks docs, datediff (timestamp)): whole units elapsed, by UTC
+    (
+        "databricks",
+        "TIMESTAMPDIFF",
+        "datediff(DAY, cast('2024-01-01 23:00' as timestamp), cast('2024-01-02 01:00' as timestamp))",
+        [(0,)],
+        "2 hours: no whole day (the two-argument form counts dates: 1)",
+    ),
+    (
+        "databricks",
+        "TIMESTAMPDIFF",
+        "timestampdiff(HOUR, cast('2024-01-01 10:59' as timestamp), cast('2024-01-01 11:01' as timestamp))",
+        [(0,)],
+        "2 minutes across an hour's boundary",
+    ),
+    (
+        "databricks",
+        "TIMESTAMPDIFF",
+        "date_diff(HOUR, cast('2024-01-01 12:00' as timestamp), cast('2024-01-01 10:30' as timestamp))",
+        [(-1,)],
+        "start after end: negative, whole hours only",
+    ),
+    (
+        "databricks",
+        "TIMESTAMPDIFF",
+        "datediff(MINUTE, cast('2024-01-01' as date), cast('2024-01-01 01:01:59' as timestamp))",
+        [(61,)],
+        "a DATE is its midnight",
+    ),
+    (
+        "databricks",
+        "TIMESTAMPDIFF",
+        "datediff(MONTH, cast('2021-02-28 12:00:00' as timestamp), cast('2021-03-28 11:59:59' as timestamp)), "
+        "datediff(MONTH, cast('2021-02-28 12:00:00' as timestamp), cast('2021-03-28 12:00:00' as timestamp))",
+        [(0, 1)],
+        "the docs' examples: a month elapses when day and time reach the start's",
+    ),
+    (
+        "databricks",
+        "TIMESTAMPDIFF",
+        "datediff(YEAR, DATE'2021-01-01', DATE'1900-03-28')",
+        [(-120,)],
+        "the docs' example",
+    ),
+    (
+        "databricks",
+        "TIMESTAMPDIFF",
+        "datediff(QUARTER, DATE'2021-01-31', DATE'2021-04-30'), datediff(WEEK, DATE'2024-01-01', DATE'2024-01-14')",
+        [(0, 1)],
+        "2 months and 30 days: no quarter; 13 days: one week",
+    ),
     ("databricks", "ADD_MONTHS", "add_months(cast('2024-03-31' as date), -1)", [(D(2024, 2, 29),)], "backwards"),
     (
         "databricks",
@@ -479,7 +531,7 @@ OTHERS: list[tuple[str, str, str, list[tuple[object, ...]], str]] = [
 
 
 def run(sql: str, source: str) -> list[tuple[object, ...]]:
-    tree = translate(sqlglot.parse_one(f"SELECT {sql}", read=source), source, "duckdb")
+    tree = translate(sqlglot.parse_one(f"SELECT {sql}", read=parse_reader(source)), source, "duckdb")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     return con.execute(tree.sql(dialect=DUCKDB)).fetchall()
@@ -539,7 +591,7 @@ POSTGRES_CASES = [("snowflake", *c) for c in SNOWFLAKE if c[0] in CHECKED[("snow
 
 
 def _on_postgres(cursor: Any, source: str, sql: str, rows: list[tuple[Any, ...]], rule: str) -> None:
-    tree = sqlglot.parse_one(f"SELECT {sql}", read=source)
+    tree = sqlglot.parse_one(f"SELECT {sql}", read=parse_reader(source))
     if sql in POSTGRES_REFUSED:
         with pytest.raises(UnfaithfulError) as err:
             translate(tree, source, "postgres")
@@ -570,7 +622,6 @@ def test_on_postgres(postgres_cursor: Any, source: str, construct: str, sql: str
         ("snowflake", "mode(x) over (partition by y) from t", "MODE"),  # Postgres' mode() is no window function
         ("snowflake", "to_boolean(x) from t", "TO_BOOLEAN"),  # text or a number: not known
         ("snowflake", "round(x, 1, 'HALF_TO_EVEN') from t", "ROUND"),
-        ("databricks", "datediff(month, a, b) from t", "DATEDIFF"),  # whole months elapsed
         ("databricks", "date_format(x, 'MMM') from t", "DATE_FORMAT"),  # a month name: the server's locale
         ("databricks", "date_format(x, f) from t", "DATE_FORMAT"),
         ("databricks", "concat_ws(',', 'a', collect_list(x)) from t", "CONCAT_WS"),
@@ -582,7 +633,7 @@ def test_on_postgres(postgres_cursor: Any, source: str, construct: str, sql: str
 )
 def test_refused_on_postgres(source: str, sql: str, construct: str) -> None:
     with pytest.raises(UnfaithfulError) as err:
-        translate(sqlglot.parse_one(f"SELECT {sql}", read=source), source, "postgres")
+        translate(sqlglot.parse_one(f"SELECT {sql}", read=parse_reader(source)), source, "postgres")
     assert err.value.construct == construct
 
 
@@ -602,7 +653,7 @@ def test_window_var_of_a_rewritten_function_on_postgres(
     marks where the window goes, as the compiler reads it; MAX over each id's rows picks the var's value."""
     from profiles_dagster.sql.compiler import _windowed
 
-    value = translate(sqlglot.parse_one(select, read=source), source, "postgres")
+    value = translate(sqlglot.parse_one(select, read=parse_reader(source)), source, "postgres")
     ctx = type("Ctx", (), {"source_dialect": source, "rendered": lambda self, text, where: text})()
     ctx.translated = lambda tree, where: translate(tree, source, "postgres")  # type: ignore[attr-defined]
     window = type("W", (), {"order_by": ["t desc"], "frame_clause": None})()
@@ -657,7 +708,9 @@ def test_every_checked_construct_has_a_case() -> None:
             found = {
                 label
                 for sql in cases[(source, name)]
-                for label, _ in sql_census.constructs(sqlglot.parse_one(f"SELECT {sql}", read=source), source)
+                for label, _ in sql_census.constructs(
+                    sqlglot.parse_one(f"SELECT {sql}", read=parse_reader(source)), source
+                )
             }
             assert name in found, f"the census does not name {name} in its cases: {sorted(found)}"
 
