@@ -67,6 +67,17 @@ def test_main_id_sha1_renders_each_engines_form(name: str) -> None:
     assert expression.sql(dialect=dialect_for(name)) == _MAIN_ID_SQL[name]
 
 
+@pytest.mark.parametrize("name", ENGINES)
+def test_byte_ordered_text_is_collated_only_where_the_engine_names_a_collation(name: str) -> None:
+    node = exp.select(dialects.ByteOrderedText(this=exp.func("LOWER", dialects.ByteOrderedText(this=exp.column("a")))))
+    collation = traits_of(name).byte_order_collation
+    rendered = node.sql(dialect=dialect_for(name))
+    if collation is None:
+        assert "COLLATE" not in rendered.upper() and "BYTE" not in rendered.upper()
+    else:  # nested ones too: the fix looks inside the node it rewrites
+        assert rendered == f'SELECT (LOWER((a) COLLATE "{collation}")) COLLATE "{collation}"'
+
+
 def test_sha1_hex_through_a_plain_sqlglot_dialect_is_sha1() -> None:
     node = dialects.Sha1Hex(this=exp.column("a"))
     assert node.sql("duckdb") == "SHA1(a)"
