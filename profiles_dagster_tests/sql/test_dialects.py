@@ -21,9 +21,9 @@ _SALT = "'fe971b24-9572-4005-b22f-351e9c09274d'"
 # main_id_expression(a, b) as each engine's dialect rendered it before the hashing became a dialect fix
 _MAIN_ID_SQL = {
     "duckdb": f"'rid' || SUBSTRING(SHA1(SUBSTRING(SHA1({_SALT} || a), 1, 32) || b), 1, 32)",
-    "postgres": (
-        f"'rid' || SUBSTRING(ENCODE(DIGEST(SUBSTRING(ENCODE(DIGEST({_SALT} || a, 'sha1'), 'hex') FROM 1 FOR 32)"
-        " || b, 'sha1'), 'hex') FROM 1 FOR 32)"
+    "postgres": (  # and in the collation that compares it by its bytes (ByteOrderedText)
+        f"('rid' || SUBSTRING(ENCODE(DIGEST(SUBSTRING(ENCODE(DIGEST({_SALT} || a, 'sha1'), 'hex') FROM 1 FOR 32)"
+        " || b, 'sha1'), 'hex') FROM 1 FOR 32)) COLLATE \"C\""
     ),
     "redshift": f"'rid' || SUBSTRING(SHA(SUBSTRING(SHA({_SALT} || a) FROM 1 FOR 32) || b) FROM 1 FOR 32)",
     "snowflake": f"'rid' || SUBSTRING(SHA1(SUBSTRING(SHA1({_SALT} || a), 1, 32) || b), 1, 32)",
