@@ -1,7 +1,9 @@
-"""Main ids on Postgres carry the "C" collation (`ByteOrderedText`): in a database whose default collation is
-a locale's (here C.UTF-8, as Debian's and most managed servers' initdb choose), every sort and GROUP BY on the
-main id would otherwise compare by strcoll without abbreviated keys. The values, their order and the stitcher's
-answer stay what they were."""
+"""What the Postgres session does for a run's speed without changing a result.
+
+Main ids carry the "C" collation (`ByteOrderedText`): in a database whose default collation is a locale's (here
+C.UTF-8, as Debian's and most managed servers' initdb choose), every sort and GROUP BY on the main id would
+otherwise compare by strcoll without abbreviated keys. The values, their order and the stitcher's answer stay
+what they were. The stitcher's scratch tables may be computed by parallel workers."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import datetime as dt
 from sqlglot import exp
 
 from profiles_dagster.sql.stitcher import main_id_expression, run_stitcher
-from profiles_dagster.warehouse.postgres import PostgresSession
+from profiles_dagster.warehouse.postgres import LARGE_WORK_PARALLEL_TUPLE_COST, PostgresSession
 from profiles_dagster_tests.sql.test_stitcher import py_main_id
 from profiles_dagster_tests.standins.postgres import postgres_server
 
@@ -72,3 +74,24 @@ def test_main_ids_are_byte_ordered_and_the_stitcher_table_keeps_the_collation() 
                 f'SELECT m FROM ({rendered} FROM (VALUES {values}) AS x(v)) AS s ORDER BY m COLLATE "default"'
             )
             assert [r[0] for r in collated] == [r[0] for r in by_locale] == sorted(py_main_id(v, "email") for v in ids)
+
+
+def test_only_the_stitchers_scratch_tables_get_the_lower_parallel_tuple_cost() -> None:
+    """Inside `large_work` a CREATE UNLOGGED TABLE (a scratch table, whose row order is no result) is planned
+    with LARGE_WORK_PARALLEL_TUPLE_COST; the stitcher table and everything else with the session's own cost,
+    which is never raised and is back after `large_work`."""
+    with postgres_server() as server, contextlib.closing(server.connect()) as connection:
+        connection.autocommit = True
+        session = PostgresSession(connection, "public")
+
+        def planned_with(kind: str, name: str) -> float:
+            session.execute(f"CREATE {kind} TABLE {name} AS SELECT current_setting('parallel_tuple_cost') AS c")
+            return float(session.query(f"SELECT c FROM {name}")[0][0])
+
+        with session.large_work():
+            assert planned_with("UNLOGGED", "scratch") == LARGE_WORK_PARALLEL_TUPLE_COST
+            assert planned_with("", "target") == 0.1
+        assert planned_with("UNLOGGED", "after") == 0.1
+        session.execute("SET parallel_tuple_cost = 0.001")
+        with session.large_work():  # never raised
+            assert planned_with("UNLOGGED", "cheap") == 0.001
