@@ -214,6 +214,48 @@ def _generated_csvs(events: int, folder: Path) -> dict[str, Path]:
         con.close()
 
 
+RECORD_SCHEMA = "compare_pb"  # pb's recorded run times (kept across runs: pb takes minutes at 100k people)
+
+
+def raw_signature(db: Database) -> str:
+    """The raw tables' row counts: a recorded pb time is reused only on the same data."""
+    with db.connect() as con:
+        found = con.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'raw' AND c.relkind = 'r' ORDER BY c.relname"
+        ).fetchall()
+        counts = [
+            f"{name}={con.execute(f'SELECT count(*) FROM raw.{_ident(name)}').fetchone()[0]}" for (name,) in found
+        ]
+    return ",".join(counts)
+
+
+def record_pb_time(db: Database, signature: str, proc: Proc) -> None:
+    """Keep pb's wall time of a successful run on these raw tables (`--skip-pb` compares against it)."""
+    with db.connect() as con:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {RECORD_SCHEMA}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {RECORD_SCHEMA}.pb_runs "
+            "(recorded_at timestamptz DEFAULT now(), raw_rows text, seconds double precision, duration text)"
+        )
+        con.execute(
+            f"INSERT INTO {RECORD_SCHEMA}.pb_runs (raw_rows, seconds, duration) VALUES (%s, %s, %s)",
+            (signature, proc.seconds, _pb_duration(proc)),
+        )
+
+
+def recorded_pb_times(db: Database, signature: str) -> list[tuple[float, str, dt.datetime]]:
+    """pb's recorded runs on raw tables of these row counts: (seconds, pb's own Duration, when), oldest first."""
+    with db.connect() as con:
+        if con.execute("SELECT to_regclass(%s)", (f"{RECORD_SCHEMA}.pb_runs",)).fetchone()[0] is None:
+            return []
+        return con.execute(
+            f"SELECT seconds, duration, recorded_at FROM {RECORD_SCHEMA}.pb_runs WHERE raw_rows = %s "
+            "ORDER BY recorded_at",
+            (signature,),
+        ).fetchall()
+
+
 def reset_schemas(db: Database, *schemas: str) -> None:
     with db.connect() as con:
         for schema in schemas:
@@ -677,8 +719,9 @@ def print_report(checks: list[Check], notes: list[str], n: int) -> int:
     return total
 
 
-def print_times(pbs: list[Proc], pds: list[Proc]) -> None:
-    """Each tool's fastest round (the machine may be shared: the minimum is the least disturbed)."""
+def print_times(pbs: list[Proc], pds: list[Proc], recorded: list[tuple[float, str, dt.datetime]] | None = None) -> None:
+    """Each tool's fastest round (the machine may be shared: the minimum is the least disturbed); without a pb
+    round, pb's fastest recorded run on the same raw tables."""
     print("\nrun times (wall clock of each whole CLI process; best of the rounds):")
     rows = []
     pb = min(pbs, key=lambda p: p.seconds) if pbs else None
@@ -686,6 +729,12 @@ def print_times(pbs: list[Proc], pds: list[Proc]) -> None:
     if pb is not None:
         rounds = ", ".join(f"{p.seconds:.2f}" for p in pbs)
         rows.append(["pb run (0.26.4)", pb.seconds, rounds, f"pb's own Duration: {_pb_duration(pb)}"])
+    elif recorded:
+        seconds, duration, _ = min(recorded)
+        pb = Proc(argv=[], seconds=seconds, cpu=0.0, peak_mib=0.0, returncode=0, stdout="", stderr="")
+        rounds = ", ".join(f"{s:.2f}" for s, _, _ in recorded)
+        when = ", ".join(f"{w:%Y-%m-%d %H:%M}" for _, _, w in recorded)
+        rows.append(["pb run (recorded)", seconds, rounds, f"pb's own Duration: {duration}; recorded {when}"])
     if pd is not None:
         steps, total = cli_steps(pd.stdout)
         rounds = ", ".join(f"{p.seconds:.2f}" for p in pds)
@@ -743,7 +792,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--pb-arg", action="append", default=[], help="extra argument for pb run (repeat)")
     runs.add_argument("--repeat", type=int, default=1, help="run each tool N times (alternating); best time counts")
-    runs.add_argument("--skip-pb", action="store_true", help="keep pb's outputs from a previous run")
+    runs.add_argument(
+        "--skip-pb",
+        action="store_true",
+        help="keep pb's outputs from a previous run; its time is the fastest one recorded on the same raw tables "
+        f"(schema {RECORD_SCHEMA}), so profiles-dagster can be iterated on without running pb again",
+    )
     runs.add_argument("--skip-pd", action="store_true", help="keep profiles-dagster's outputs from a previous run")
     parser.add_argument("--examples", type=int, default=3, help="examples shown per mismatch (default 3)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the scratch folder (projects, logs)")
@@ -773,6 +827,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{time.perf_counter() - start:.1f}s: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
                 )
             print(f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
+            signature = raw_signature(db)
             pbs: list[Proc] = []
             pds: list[Proc] = []
             for n in range(1, args.repeat + 1):
@@ -781,6 +836,8 @@ def main(argv: list[str] | None = None) -> int:
                     reset_schemas(db, args.pb_schema)
                     pbs.append(run_pb(args, db, folder))
                     print(f"pb run: exit {pbs[-1].returncode} in {pbs[-1].seconds:.2f}s ({folder / 'pb_stdout.log'})")
+                    if not pbs[-1].returncode:
+                        record_pb_time(db, signature, pbs[-1])
                     if pbs[-1].returncode:
                         failed = True
                         print(_failure_tail(pbs[-1]))
@@ -793,15 +850,16 @@ def main(argv: list[str] | None = None) -> int:
                         print(_failure_tail(pds[-1]))
                 if failed:
                     break
+            recorded = recorded_pb_times(db, signature) if args.skip_pb else []
             if failed:
-                print_times(pbs, pds)
+                print_times(pbs, pds, recorded)
                 args.keep_temp = True
                 return 2
             checks, notes = diff(db, args.pb_schema, args.pd_schema, args.examples)
             if args.grep_var_dependencies and not args.skip_pb:
                 notes.append("pb ran with --grep_var_dependencies (see --no-grep-var-dependencies)")
             mismatches = print_report(checks, notes, args.examples)
-            print_times(pbs, pds)
+            print_times(pbs, pds, recorded)
             return 1 if mismatches else 0
     finally:
         if args.keep_temp:

@@ -21,9 +21,9 @@ _SALT = "'fe971b24-9572-4005-b22f-351e9c09274d'"
 # main_id_expression(a, b) as each engine's dialect rendered it before the hashing became a dialect fix
 _MAIN_ID_SQL = {
     "duckdb": f"'rid' || SUBSTRING(SHA1(SUBSTRING(SHA1({_SALT} || a), 1, 32) || b), 1, 32)",
-    "postgres": (
-        f"'rid' || SUBSTRING(ENCODE(DIGEST(SUBSTRING(ENCODE(DIGEST({_SALT} || a, 'sha1'), 'hex') FROM 1 FOR 32)"
-        " || b, 'sha1'), 'hex') FROM 1 FOR 32)"
+    "postgres": (  # and in the collation that compares it by its bytes (ByteOrderedText)
+        f"('rid' || SUBSTRING(ENCODE(DIGEST(SUBSTRING(ENCODE(DIGEST({_SALT} || a, 'sha1'), 'hex') FROM 1 FOR 32)"
+        " || b, 'sha1'), 'hex') FROM 1 FOR 32)) COLLATE \"C\""
     ),
     "redshift": f"'rid' || SUBSTRING(SHA(SUBSTRING(SHA({_SALT} || a) FROM 1 FOR 32) || b) FROM 1 FOR 32)",
     "snowflake": f"'rid' || SUBSTRING(SHA1(SUBSTRING(SHA1({_SALT} || a), 1, 32) || b), 1, 32)",
@@ -65,6 +65,17 @@ def test_the_two_row_number_traits_keep_their_engines() -> None:
 def test_main_id_sha1_renders_each_engines_form(name: str) -> None:
     expression = main_id_expression(exp.column("a"), exp.column("b"))
     assert expression.sql(dialect=dialect_for(name)) == _MAIN_ID_SQL[name]
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_byte_ordered_text_is_collated_only_where_the_engine_names_a_collation(name: str) -> None:
+    node = exp.select(dialects.ByteOrderedText(this=exp.func("LOWER", dialects.ByteOrderedText(this=exp.column("a")))))
+    collation = traits_of(name).byte_order_collation
+    rendered = node.sql(dialect=dialect_for(name))
+    if collation is None:
+        assert "COLLATE" not in rendered.upper() and "BYTE" not in rendered.upper()
+    else:  # nested ones too: the fix looks inside the node it rewrites
+        assert rendered == f'SELECT (LOWER((a) COLLATE "{collation}")) COLLATE "{collation}"'
 
 
 def test_sha1_hex_through_a_plain_sqlglot_dialect_is_sha1() -> None:
