@@ -597,6 +597,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a timed child process (and the bytecode it will read, see `compile_bytecode`)."""
     compile_bytecode()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "PROFILES_"))}
+    # the checkout's own code, whichever checkout the environment's editable install points at
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env
 
