@@ -445,16 +445,6 @@ def projected_rows(source: exp.Table, main: str, columns: Sequence[str], redo: e
     return exp.select(col(main), *(col(c) for c in columns)).from_(source.copy()).where(_in(col(main), redo, main))
 
 
-def copied_columns(target: exp.Table, source: exp.Table, main: str, columns: Sequence[str]) -> exp.Update:
-    """Set columns of every row of `target` to those of `source`'s row of the same main id."""
-    return exp.Update(
-        this=target.copy().as_("t"),
-        expressions=[exp.EQ(this=col(c), expression=col(c, "s")) for c in columns],
-        from_=exp.From(this=source.copy().as_("s")),
-        where=exp.Where(this=col(main, "t").eq(col(main, "s"))),
-    )
-
-
 def volatile_update(ctx: CompileContext, target: exp.Table, pv: PlannedVar) -> exp.Update:
     """A var without `from:` that reads the run's time, set again on every row from the row's other vars."""
     value = bind_vars(_row_value(pv, ctx), lambda r: col(r))
@@ -462,6 +452,19 @@ def volatile_update(ctx: CompileContext, target: exp.Table, pv: PlannedVar) -> e
     if isinstance(typed, exp.Alias):
         typed = typed.this
     return exp.Update(this=target.copy(), expressions=[exp.EQ(this=col(pv.var.name), expression=typed)])
+
+
+def volatile_rewrite(ctx: CompileContext, target: exp.Table, pv: PlannedVar, column_type: exp.DataType) -> exp.Alter:
+    """The same as `volatile_update`, as DuckDB rewrites a column: `ALTER COLUMN ... SET DATA TYPE <its type>
+    USING <value>` writes the column anew, where an UPDATE of every row keeps each row's old and new value
+    until the commit and makes the next checkpoint rewrite the table (measured: 15 times the checkpoint of
+    the column rewrite after the rows of the recomputed profiles were replaced)."""
+    value = bind_vars(_row_value(pv, ctx), lambda r: col(r))
+    typed = _typed(value, pv, ctx)
+    if isinstance(typed, exp.Alias):
+        typed = typed.this
+    action = exp.AlterColumn(this=col(pv.var.name).this.copy(), dtype=column_type, using=typed)
+    return exp.Alter(this=target.copy(), kind="TABLE", actions=[action])
 
 
 def symmetric_difference(a: exp.Table, b: exp.Table, columns: Sequence[str]) -> exp.Query:
