@@ -436,7 +436,7 @@ class IncrementalRun:
         with session.transaction():  # the previous table moves here: moved rows replaced, the new rows added
             session.run(inc.rename(prev.table, target.name))
             if self._rows(again):
-                session.run(inc.delete_moved(target, moved, main))
+                session.run(inc.delete_moved(target, moved, main, again, address))
                 session.run(inc.insert(target, inc.under_new_main(again, mapped_columns, moved, main)))
             session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, new)))
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))

@@ -271,7 +271,11 @@ def rows_moved(previous: exp.Table, moved: exp.Table, main: str, row_address: st
     if not row_address:
         return exp.select(exp.Star()).from_(previous.copy()).where(cond)
     found = exp.select(col(row_address)).from_(previous.copy()).where(cond)
-    return exp.select(exp.Star()).from_(previous.copy()).where(in_query(col(row_address), found))
+    address = exp.alias_(col(row_address), MOVED_ROW)  # the rows' addresses too: `delete_moved` deletes by them
+    return exp.select(address, exp.Star()).from_(previous.copy()).where(in_query(col(row_address), found))
+
+
+MOVED_ROW = "_pd_row"  # a moved row's address in the previous table (`rows_moved` with a row address)
 
 
 def under_new_main(rows: exp.Table, columns: Sequence[str], moved: exp.Table, main: str) -> exp.Select:
@@ -285,8 +289,15 @@ def under_new_main(rows: exp.Table, columns: Sequence[str], moved: exp.Table, ma
     )
 
 
-def delete_moved(target: exp.Table, moved: exp.Table, main: str) -> exp.Delete:
-    """The moved previous table's rows of clusters whose main id moved (added back under the new one)."""
+def delete_moved(
+    target: exp.Table, moved: exp.Table, main: str, rows: exp.Table | None = None, row_address: str | None = None
+) -> exp.Delete:
+    """The moved previous table's rows of clusters whose main id moved (added back under the new one). With a row
+    address, by the addresses `rows_moved` read (`rows`; the table moved, unmodified since): no second scan of
+    the main id column."""
+    if rows is not None and row_address:
+        found = in_query(col(row_address), exp.select(col(MOVED_ROW)).from_(rows.copy()))
+        return exp.Delete(this=target.copy(), where=exp.Where(this=found))
     return exp.Delete(this=target.copy(), where=exp.Where(this=_in(col(main), moved, "old_main")))
 
 
