@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,6 +33,7 @@ from profiles_dagster.clock import naive_utc, now_utc
 from profiles_dagster.plan.keys import StepKind
 from profiles_dagster.plan.payloads import AllPayload, FeaturesPayload, MappedPayload, VarTablePayload
 from profiles_dagster.plan.steps import Step, StepKey
+from profiles_dagster.plan.vars import PlannedVar
 from profiles_dagster.project.model import IdStitcher, Input, SqlModel
 from profiles_dagster.run.recording import RunRecord
 from profiles_dagster.sql import incremental as inc
@@ -435,7 +436,7 @@ class IncrementalRun:
         with session.transaction():  # the previous table moves here: moved rows replaced, the new rows added
             session.run(inc.rename(prev.table, target.name))
             if self._rows(again):
-                session.run(inc.delete_moved(target, moved, main))
+                session.run(inc.delete_moved(target, moved, main, again, address))
                 session.run(inc.insert(target, inc.under_new_main(again, mapped_columns, moved, main)))
             session.run(inc.insert(target, inc.mapped_fresh(self.ctx, step, new)))
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
@@ -551,9 +552,7 @@ class IncrementalRun:
                 session.run(inc.rename(prev.table, target.name))
                 session.run(inc.delete_redone(target, base, redo, main, gone))
                 session.run(inc.insert(target, inc.fresh_vars(self.ctx, step, redo, narrowed)))
-                for pv in payload.vars:  # dependency order
-                    if pv.var.name in volatile:
-                        session.run(inc.volatile_update(self.ctx, target, pv))
+                self._set_volatile(target, payload.vars, volatile)
                 session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
                 rows = self._count(inc.count(target.copy()))
                 self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)
@@ -574,12 +573,28 @@ class IncrementalRun:
             },
         )
 
+    def _set_volatile(self, target: exp.Table, vars_: Sequence[PlannedVar], volatile: set[str]) -> None:
+        """Set the vars that read the run's time again on every row, in dependency order: on DuckDB each
+        column is written anew (an UPDATE of every row costs its checkpoint a rewrite of the table)."""
+        if not volatile:
+            return
+        rewrite = self.session.dialect == "duckdb"
+        types = {c.lower(): t for c, t in self.session.columns(target)} if rewrite else {}
+        for pv in vars_:
+            if pv.var.name not in volatile:
+                continue
+            if rewrite:
+                column_type = exp.DataType.build(types[pv.var.name.lower()], dialect="duckdb")
+                self.session.run(inc.volatile_rewrite(self.ctx, target, pv, column_type))
+            else:
+                self.session.run(inc.volatile_update(self.ctx, target, pv))
+
     # -- feature tables -------------------------------------------------------------------------------
 
     def _features(self, step: Step, target: exp.Table, start: float) -> Built:
         """The is_feature columns of a var table this run patched, patched the same way: the previous table moves
-        here (no stable view reads a feature table), the recomputed profiles' rows are replaced, and the columns
-        of vars that read the run's time are set again from the var table."""
+        here (no stable view reads a feature table) and the recomputed profiles' rows are replaced. A feature
+        that reads the run's time changes on every row: the table is then written anew from the var table."""
         payload = step.payload_as(FeaturesPayload)
         prev = self.previous(step.key)
         assert prev is not None and step.entity is not None
@@ -589,13 +604,18 @@ class IncrementalRun:
         main = self.ctx.project.entities[step.entity].main_id_column
         var_table = self.ctx.materials[payload.entity_vars]
         moving = [f for f in payload.features if f in patch.volatile]
+        if moving:
+            # every row changes: copying the var table's columns into each row (an UPDATE of every row) costs
+            # more than writing the table anew from the var table, and its checkpoint rewrites the table
+            raise _InFullError(
+                f"features reading the run's time ({', '.join(moving)}) change on every row: written anew from "
+                "the patched var table"
+            )
         session = self.session
         with session.transaction():
             session.run(inc.rename(prev.table, target.name))
             session.run(inc.delete_redone(target, patch.base, patch.redo, main, patch.gone))
             session.run(inc.insert(target, inc.projected_rows(var_table, main, payload.features, patch.redo)))
-            if moving:
-                session.run(inc.copied_columns(target, var_table, main, moving))
             session.run(registry.mark_dropped(self.schema, prev.table.name, now_utc()))
             rows = self._count(inc.count(target.copy()))
             self.record.finish_material(step, Status.COMPLETE, rows, time.perf_counter() - start)

@@ -271,7 +271,11 @@ def rows_moved(previous: exp.Table, moved: exp.Table, main: str, row_address: st
     if not row_address:
         return exp.select(exp.Star()).from_(previous.copy()).where(cond)
     found = exp.select(col(row_address)).from_(previous.copy()).where(cond)
-    return exp.select(exp.Star()).from_(previous.copy()).where(in_query(col(row_address), found))
+    address = exp.alias_(col(row_address), MOVED_ROW)  # the rows' addresses too: `delete_moved` deletes by them
+    return exp.select(address, exp.Star()).from_(previous.copy()).where(in_query(col(row_address), found))
+
+
+MOVED_ROW = "_pd_row"  # a moved row's address in the previous table (`rows_moved` with a row address)
 
 
 def under_new_main(rows: exp.Table, columns: Sequence[str], moved: exp.Table, main: str) -> exp.Select:
@@ -285,8 +289,15 @@ def under_new_main(rows: exp.Table, columns: Sequence[str], moved: exp.Table, ma
     )
 
 
-def delete_moved(target: exp.Table, moved: exp.Table, main: str) -> exp.Delete:
-    """The moved previous table's rows of clusters whose main id moved (added back under the new one)."""
+def delete_moved(
+    target: exp.Table, moved: exp.Table, main: str, rows: exp.Table | None = None, row_address: str | None = None
+) -> exp.Delete:
+    """The moved previous table's rows of clusters whose main id moved (added back under the new one). With a row
+    address, by the addresses `rows_moved` read (`rows`; the table moved, unmodified since): no second scan of
+    the main id column."""
+    if rows is not None and row_address:
+        found = in_query(col(row_address), exp.select(col(MOVED_ROW)).from_(rows.copy()))
+        return exp.Delete(this=target.copy(), where=exp.Where(this=found))
     return exp.Delete(this=target.copy(), where=exp.Where(this=_in(col(main), moved, "old_main")))
 
 
@@ -445,16 +456,6 @@ def projected_rows(source: exp.Table, main: str, columns: Sequence[str], redo: e
     return exp.select(col(main), *(col(c) for c in columns)).from_(source.copy()).where(_in(col(main), redo, main))
 
 
-def copied_columns(target: exp.Table, source: exp.Table, main: str, columns: Sequence[str]) -> exp.Update:
-    """Set columns of every row of `target` to those of `source`'s row of the same main id."""
-    return exp.Update(
-        this=target.copy().as_("t"),
-        expressions=[exp.EQ(this=col(c), expression=col(c, "s")) for c in columns],
-        from_=exp.From(this=source.copy().as_("s")),
-        where=exp.Where(this=col(main, "t").eq(col(main, "s"))),
-    )
-
-
 def volatile_update(ctx: CompileContext, target: exp.Table, pv: PlannedVar) -> exp.Update:
     """A var without `from:` that reads the run's time, set again on every row from the row's other vars."""
     value = bind_vars(_row_value(pv, ctx), lambda r: col(r))
@@ -462,6 +463,19 @@ def volatile_update(ctx: CompileContext, target: exp.Table, pv: PlannedVar) -> e
     if isinstance(typed, exp.Alias):
         typed = typed.this
     return exp.Update(this=target.copy(), expressions=[exp.EQ(this=col(pv.var.name), expression=typed)])
+
+
+def volatile_rewrite(ctx: CompileContext, target: exp.Table, pv: PlannedVar, column_type: exp.DataType) -> exp.Alter:
+    """The same as `volatile_update`, as DuckDB rewrites a column: `ALTER COLUMN ... SET DATA TYPE <its type>
+    USING <value>` writes the column anew, where an UPDATE of every row keeps each row's old and new value
+    until the commit and makes the next checkpoint rewrite the table (measured: 15 times the checkpoint of
+    the column rewrite after the rows of the recomputed profiles were replaced)."""
+    value = bind_vars(_row_value(pv, ctx), lambda r: col(r))
+    typed = _typed(value, pv, ctx)
+    if isinstance(typed, exp.Alias):
+        typed = typed.this
+    action = exp.AlterColumn(this=col(pv.var.name).this.copy(), dtype=column_type, using=typed)
+    return exp.Alter(this=target.copy(), kind="TABLE", actions=[action])
 
 
 def symmetric_difference(a: exp.Table, b: exp.Table, columns: Sequence[str]) -> exp.Query:

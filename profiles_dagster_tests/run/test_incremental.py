@@ -311,7 +311,9 @@ def test_a_var_table_without_ranks_is_patched_in_place_and_equals_a_full_recompu
     assert stats["incremental"] is True and stats["patched_in_place"] is True
     assert stats["recomputed_on_all_profiles"] == "days_since_last"
     assert _stats(second)["user/cohort/big/vars"]["patched_in_place"] is False  # inherits the entity's values
-    assert _stats(second)["user/features"]["patched_in_place"] is True  # as its var table
+    # its feature days_since_last changes on every row: written anew from the patched var table
+    features = _stats(second)["user/features"]
+    assert features["incremental"] is False and "days_since_last" in str(features["incremental_reason"])
     views = s.check(D(2025, 1, 8))
     # user_id, buy_days, days_since_last, first_amount, first_ts, kinds, last_ts, median_amount, n_events, revenue
     by_user = {r[0]: r[1:] for r in views["users_by_user_id"]}
@@ -323,6 +325,28 @@ def test_a_var_table_without_ranks_is_patched_in_place_and_equals_a_full_recompu
     views = s.check(D(2025, 1, 9))
     by_user = {r[0]: r[1:] for r in views["users_by_user_id"]}
     assert by_user["u2"][1] == 5 and by_user["u4"][1] == 1
+
+
+def test_a_feature_table_without_features_reading_the_run_time_is_patched_as_its_var_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: a feature table is the var table's is_feature columns; where none of them reads the run's time, only the
+    recomputed profiles' rows differ from the previous run's, so they alone are replaced (the var reading the
+    end time, no feature, is still set again on every row of the var table)."""
+    text = _without_rank(incr_project.PROFILES)
+    anchor = "          name: days_since_last\n"
+    monkeypatch.setattr(incr_project, "PROFILES", text.replace(anchor, anchor + "          is_feature: false\n"))
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    more = [
+        (D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy"),
+        (D(2025, 1, 6, 14), "u3", "a3", 1.0, "view"),  # merges u3's profile into a3's
+        (D(2025, 1, 4, 9), "u2", "a2", 30.0, "buy"),  # late, inside the look-back
+    ]
+    second = s.again(more, D(2025, 1, 8))
+    assert _stats(second)["user/entity_vars"]["patched_in_place"] is True
+    assert _stats(second)["user/features"]["patched_in_place"] is True
+    views = s.check(D(2025, 1, 8))
+    assert len(views["user_all"]) == 3
 
 
 def _without_windows(text: str) -> str:
