@@ -41,6 +41,7 @@ from profiles_dagster_tests.sql.test_stitcher import (
 )
 
 DAY = dt.timedelta(days=1)
+KEPT = health_sql.KEPT
 LOOKBACK = dt.timedelta(days=4)
 
 
@@ -69,6 +70,14 @@ class Stitcher:
         self.rng = random.Random(seed)
         self.lookback = lookback
         self.got: list[tuple] = []
+        self.health_scans = 0  # runs whose health was not updated from the previous one's
+        self.outputs: dict[str, list[tuple]] = {}  # each run's table as it wrote it
+        self.undo: list[str] = []
+
+    def in_place(self, name: str) -> bool:
+        """Whether the run extended the previous table in place (renamed it; its old name is a view now)."""
+        kinds = dict(self.con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+        return any(kinds.get(earlier) == "VIEW" for earlier in self.outputs) and f"scratch_{name}_undo" in kinds
 
     def load(self) -> None:
         """The input as a rebuilt input var table has it: row keys renumbered, rows in another order."""
@@ -111,12 +120,44 @@ class Stitcher:
         self.got = got
         assert (stats.ids, stats.clusters) == (len(got), len({r[0] for r in got}))
         assert stats.checkpoint is not None
-        self.previous = PreviousGraph(exp.table_(name, db="out", quoted=True), stats.checkpoint)
+        health = self.health(name, stats)
+        self.previous = PreviousGraph(exp.table_(name, db="out", quoted=True), stats.checkpoint, health)
         leftovers = self.con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'scratch_%'"
         ).fetchall()
-        assert leftovers == []
+        # but what each in-place extension keeps for the previous table's view of its old rows
+        self.undo += [f"scratch_{name}_undo"] if self.in_place(name) else []
+        assert [t for (t,) in leftovers if not t.endswith("_undo")] == []
+        assert set(self.undo) <= {t for (t,) in leftovers}
+        self.outputs[name] = got
+        for earlier, rows in self.outputs.items():  # every earlier table still reads as it was written
+            assert sorted(self.con.execute(f'SELECT * FROM out."{earlier}"').fetchall(), key=_sort_key) == rows
         return stats, got
+
+    def health(self, name: str, stats: StitcherStats) -> health_sql.Health:
+        """The table's health as an incremental run updated it equals a scan of the table's (the run step keeps
+        it for the next run; the first run, or one whose list of largest profiles ran short, scans)."""
+        scanned = health_sql.collect(
+            lambda q: self.con.execute(q.sql("duckdb")).fetchall(),
+            exp.table_(name, db="out", quoted=True),
+            MAIN,
+            largest=health_sql.KEPT,
+            dialect="duckdb",
+        )
+        got = stats.health
+        if got is None:
+            self.health_scans += 1
+            return health_sql.from_state(health_sql.state_json(scanned)) or scanned
+        assert (got.size_histogram, got.per_type, got.ids, got.profiles) == (
+            scanned.size_histogram,
+            scanned.per_type,
+            scanned.ids,
+            scanned.profiles,
+        )
+        n = min(len(got.largest), len(scanned.largest))
+        assert n >= min(5, scanned.profiles) and got.largest[:n] == scanned.largest[:n]
+        assert got.metadata() == scanned.metadata()
+        return got
 
 
 def _mains(got: list[tuple]) -> dict[tuple[str, str], str]:
@@ -136,7 +177,13 @@ def random_batch(rng: random.Random, start: dt.datetime, n_rows: int, n_ids: int
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_five_random_batches_equal_full_recompute(con: duckdb.DuckDBPyConnection, seed: int) -> None:
+@pytest.mark.parametrize("kept", [KEPT, 6])
+def test_five_random_batches_equal_full_recompute(
+    con: duckdb.DuckDBPyConnection, seed: int, kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """And the health figures, updated from the previous run's, equal a scan's (a short list of the largest
+    profiles runs short after merges: a scan then)."""
+    monkeypatch.setattr(health_sql, "KEPT", kept)
     rng = random.Random(seed)
     stitcher = Stitcher(con, seed)
     start = T0
@@ -153,6 +200,10 @@ def test_five_random_batches_equal_full_recompute(con: duckdb.DuckDBPyConnection
         modes.append(stats.mode)
         start += 3 * DAY
     assert modes == ["full"] + ["incremental"] * 4
+    # DuckDB extends the previous table in place (by row address), each earlier one a view of its old rows
+    assert len(stitcher.undo) == (4 if stitcher_module.traits_of("duckdb").row_address else 0)
+    if kept == KEPT:  # the first run scans; then a giant cluster merges the largest ones: one more
+        assert stitcher.health_scans <= 2
 
 
 def test_late_rows_in_window_update_times_and_keep_main_ids(con: duckdb.DuckDBPyConnection) -> None:
