@@ -66,7 +66,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -158,7 +158,7 @@ class StitcherStats:
     mode: str = "full"  # "full" or "incremental"
     internal_edges: int = 0  # edges the components start from: stars of the rows (incremental: contracted)
     reason: str = ""  # why this run is a full one
-    observations: int = 0  # observation rows read (incremental: the new ones and the look-back window)
+    observations: int = 0  # observations read (incremental: the new ones and the look-back window, or the added ones)
     new_ids: int = 0  # ids not in the previous table (full run: all)
     changed_main_ids: int = 0  # previous profiles whose main id changed (incremental)
     round_edges: tuple[int, ...] = ()  # edges left after each round
@@ -924,6 +924,7 @@ def run_stitcher(
     components: Components | None = None,
     unchanged_before: Callable[[datetime], bool] | None = None,
     changes: ChangeTables | None = None,
+    added: Mapping[str, exp.Table] | None = None,
 ) -> StitcherStats:
     """Stitch ids seen together on an input row into profiles and CREATE ``target``.
 
@@ -942,6 +943,9 @@ def run_stitcher(
     ``unchanged_before(window_start)`` may vouch that the observations at or before the window start are
     those of the previous run (the caller checked the rows they come from), which saves counting them.
     ``changes``: where an incremental run writes the profiles it changed (see `ChangeTables`).
+    ``added``: with ``unchanged_before``, the rows each table the observations read added since the previous
+    graph, by the table's name (its other rows are those the previous graph read): a vouched incremental run
+    stitches only these, not the look-back window (see `_batch`).
     """
     scratch = _Scratch(session, target, scratch_prefix)
     shape = _Shape.of(observations)
@@ -956,7 +960,16 @@ def run_stitcher(
                 reason = "" if vouched else _incremental_blocker(scratch, shape, source, point)
                 if not reason:
                     return _incremental(
-                        scratch, shape, source, previous, target, main_id_column, max_rounds, lookback, changes
+                        scratch,
+                        shape,
+                        source,
+                        previous,
+                        target,
+                        main_id_column,
+                        max_rounds,
+                        lookback,
+                        changes,
+                        added if vouched else None,
                     )
             return _full(scratch, shape, source, target, main_id_column, max_rounds, lookback, reason, components)
         finally:
@@ -1118,29 +1131,24 @@ def _incremental(
     max_rounds: int,
     lookback: timedelta,
     changes: ChangeTables | None = None,
+    added: Mapping[str, exp.Table] | None = None,
 ) -> StitcherStats:
     prev = previous.table
     main = main_id_column
     window_start = previous.checkpoint.window_start
     assert window_start is not None
     scratch.phase("encode")
-    # Rows with an observation after the window start (or without a time): re-reading an observation the
-    # previous run stitched is harmless (min() is idempotent), missing one is not.
-    batch = scratch.create(
-        "batch",
-        source.copy().where(
-            shape.any_slot(
-                lambda time: exp.or_(exp.GT(this=time, expression=_timestamp(window_start)), _is_null(time.copy()))
-            )
-        ),
-    )
+    only_added = _only_added(source, added)
+    batch = scratch.create("batch", only_added if only_added is not None else _window(source, shape, window_start))
     survey = _survey(scratch, batch, shape)
     graph = _encode(scratch, batch, shape, "b_")
     n_batch_ids = scratch.rows(graph.ids)
     n_obs = survey.observations
     scratch.phase("checkpoint")
     batch_max = survey.newest
-    checkpoint = _next_checkpoint(scratch, shape, source, batch, previous.checkpoint, batch_max, lookback)
+    # (the observations the window moves past: of every row where the batch is only the added ones)
+    counted = batch if only_added is None else source
+    checkpoint = _next_checkpoint(scratch, shape, source, counted, previous.checkpoint, batch_max, lookback)
     scratch.drop("batch")
 
     scratch.phase("previous")
@@ -1393,6 +1401,40 @@ def _incremental(
         checkpoint=replace(checkpoint, ids=ids, clusters=clusters),
         health=health,
     )
+
+
+def _window(source: exp.Query, shape: _Shape, window_start: datetime) -> exp.Query:
+    """Rows with an observation after the window start (or without a time): re-reading an observation the
+    previous run stitched is harmless (min() is idempotent), missing one is not."""
+    return source.copy().where(
+        shape.any_slot(
+            lambda time: exp.or_(exp.GT(this=time, expression=_timestamp(window_start)), _is_null(time.copy()))
+        )
+    )
+
+
+def _only_added(source: exp.Query, added: Mapping[str, exp.Table] | None) -> exp.Query | None:
+    """The observations of the rows added since the previous graph: ``source`` reading each table's added rows
+    instead of the table (None unless ``added`` names every table it reads). Exact without re-reading a window:
+    the previous graph holds every other row's links and times, and a row's ids and times merge into it as
+    the window's rows do."""
+    if not added:
+        return None
+    tables = list(source.find_all(exp.Table))
+    if not tables or any(t.name not in added for t in tables):
+        return None
+
+    def swap(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and node.name in added:
+            replacement = added[node.name].copy()
+            if node.alias:
+                replacement.set("alias", node.args["alias"].copy())
+            return replacement
+        return node
+
+    swapped = source.transform(swap)
+    assert isinstance(swapped, exp.Query)
+    return swapped
 
 
 def _health_delta(
@@ -1730,7 +1772,7 @@ def _next_checkpoint(
     scratch: _Scratch,
     shape: _Shape,
     source: exp.Query,
-    batch_obs: exp.Table,
+    batch_obs: exp.Table | exp.Query,
     before: Checkpoint,
     batch_max: datetime | None,
     lookback: timedelta,
@@ -1878,6 +1920,7 @@ def run_stitcher_step(
     table_exists: Callable[[exp.Table], bool] | None = None,
     unchanged_before: Callable[[datetime], bool] | None = None,
     changes: ChangeTables | None = None,
+    added: Mapping[str, exp.Table] | None = None,
 ) -> dict[str, object]:
     """The id-stitcher step of a run: incremental from the previous table when allowed and exact,
     its checkpoint recorded in the registry, and run metadata (counts, health)."""
@@ -1909,6 +1952,7 @@ def run_stitcher_step(
         full_reason=reason,
         unchanged_before=unchanged_before if previous is not None else None,
         changes=changes,
+        added=added,
     )
     out = stats_metadata(stats)
     started = time.perf_counter()

@@ -87,7 +87,11 @@ class Stitcher:
         self.con.execute("DROP TABLE IF EXISTS obs")
         load_observations(self.con, renumbered)
 
-    def run(self, new_rows: Sequence[Row], *, incremental: bool = True) -> tuple[StitcherStats, list[tuple]]:
+    def run(
+        self, new_rows: Sequence[Row], *, incremental: bool = True, only_added: bool = False
+    ) -> tuple[StitcherStats, list[tuple]]:
+        """``only_added``: the caller vouches for the rows before and names the added ones (as a run does when
+        it extended the input var tables), so the stitcher reads those alone."""
         self.rows += list(new_rows)
         self.load()
         self.runs += 1
@@ -96,6 +100,11 @@ class Stitcher:
         if incremental and self.previous is not None:
             tables = (exp.table_(f"{name}_{s}", db="out", quoted=True) for s in ("moved", "regrouped"))
             changes = ChangeTables(self.previous.table.name, *tables)
+        vouched: dict[str, object] = {}
+        if only_added:
+            self.con.execute("DROP TABLE IF EXISTS added")
+            load_observations(self.con, list(new_rows), table="added")
+            vouched = {"added": {"obs": exp.to_table("added")}, "unchanged_before": lambda instant: True}
         stats = run_stitcher(
             DuckDBSession(self.con, "out"),
             observations=observations_query(),
@@ -105,6 +114,7 @@ class Stitcher:
             previous=self.previous if incremental else None,
             lookback=self.lookback,
             changes=changes,
+            **vouched,  # type: ignore[arg-type]
         )
         got = sorted(self.con.execute(f'SELECT * FROM out."{name}"').fetchall(), key=_sort_key)
         assert got == expected_output(self.rows)
@@ -204,6 +214,38 @@ def test_five_random_batches_equal_full_recompute(
     assert len(stitcher.undo) == (4 if stitcher_module.traits_of("duckdb").row_address else 0)
     if kept == KEPT:  # the first run scans; then a giant cluster merges the largest ones: one more
         assert stitcher.health_scans <= 2
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_only_the_added_rows_when_the_rest_is_vouched_for(con: duckdb.DuckDBPyConnection, seed: int) -> None:
+    """A run that extended the input var tables names the rows they added and vouches for the others: the
+    stitcher reads the added rows alone (no look-back window), equals a full recompute, and its checkpoint still
+    counts every observation up to the window start (a later run that cannot vouch compares with it)."""
+    rng = random.Random(seed)
+    stitcher = Stitcher(con, seed)
+    start = T0
+    for batch in range(4):
+        rows = random_batch(rng, start, 300, 900, f"b{batch}_")
+        if batch:
+            watermark = stitcher.previous.checkpoint.watermark
+            rows += [
+                (f"late{batch}_{i}", watermark - dt.timedelta(hours=rng.randrange(1, 90)), ids)
+                for i, (_, _, ids) in enumerate(random_batch(rng, start, 30, 900, "x"))
+            ]
+        stats, _ = stitcher.run(rows, only_added=batch > 0)
+        if batch:
+            assert stats.mode == "incremental"
+            assert stats.observations == sum(len(ids) for _, _, ids in rows)  # the added rows' ids alone
+            session = DuckDBSession(con, "out")
+            whole = stitcher_module._Shape.of(observations_query())
+            point = stats.checkpoint
+            assert point is not None and point.window_start is not None
+            scratch = stitcher_module._Scratch(session, exp.table_("x", db="out"), "count")
+            counted = stitcher_module._observation_count(scratch, whole, observations_query(), None, point.window_start)
+            assert point.rows_before == counted
+        start += 3 * DAY
+    stats, _ = stitcher.run([], incremental=True)  # not vouched: the checkpoint's count lets it extend
+    assert stats.mode == "incremental"
 
 
 def test_late_rows_in_window_update_times_and_keep_main_ids(con: duckdb.DuckDBPyConnection) -> None:
