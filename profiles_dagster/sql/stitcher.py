@@ -52,12 +52,19 @@ What the count cannot see, and so needs a full refresh (``profiles-dagster run -
 a late row that replaces a deleted one of the same age (the count stays), and rows deleted from
 an input (an incremental run never forgets an id; inputs are assumed to be append-only, as pb
 does). Observations without occurred_at are re-read by every run (an input without
-occurred_at_col is stitched in full each time). An incremental run still writes the whole new
-stitcher table (none of our engines' tables can be cloned cheaply here, and the previous table stays
-as it is: the stable view reads it until the run publishes): that copy is its floor. The
-previous rows get their new main ids by a join on the old main id (few rows to look up) and the new
-times of ids seen again by a join on their row address where the engine has one (DuckDB's rowid), else
-on (type, id).
+occurred_at_col is stitched in full each time). When the run vouches for the older rows and names the
+rows each input var table added (it extended them), only those are read: no window, no count.
+
+**Writing the new table.** On DuckDB (views bind to names, DDL is transactional) the previous table is
+renamed to the new one and patched: the rows of profiles whose main id moved and of ids whose times moved
+are deleted and added back, the new ids added; the previous name becomes a view of the previous rows (the
+new table less the ids changed or added, plus their old rows, kept in an ``_undo`` table), so the stable
+view reads on until the run publishes. Elsewhere the whole new table is written (the previous table stays
+as it is): the previous rows get their new main ids by a join on the old main id (few rows to look up) and
+the new times of ids seen again by a join on (type, id).
+
+**Health figures** (profile size histograms, ids of a type per profile, the largest profiles) are kept with
+the checkpoint and updated from the profiles the run touched (`_health_delta`), not from a scan.
 """
 
 from __future__ import annotations
