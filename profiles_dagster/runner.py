@@ -334,6 +334,7 @@ class ProfilesRun:
                     full_refresh=self.full_refresh or from_scratch or step.grain is not None,
                     table_exists=session.table_exists,
                     unchanged_before=incremental.vouch(step) if incremental else None,
+                    added=incremental.added(step) if incremental else None,
                     changes=changes,
                 )
                 if incremental is not None:

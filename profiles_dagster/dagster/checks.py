@@ -30,7 +30,7 @@ from profiles_dagster.plan.steps import RunPlan, Step, StepKey, StepKind
 from profiles_dagster.project.model import IdStitcher, Input, Project
 from profiles_dagster.project.settings import SETTINGS_FILE, ProfilesDagsterSettings, Threshold
 from profiles_dagster.sql import checks as sql
-from profiles_dagster.sql import stitcher_health
+from profiles_dagster.sql import registry, stitcher_health
 from profiles_dagster.warehouse.base import Session
 
 Severity = Literal["warn", "error"]
@@ -229,10 +229,18 @@ def _limit_metadata(threshold: Threshold) -> dict[str, Any]:
 
 
 def health(t: CheckTarget, main: str) -> stitcher_health.Health:
-    """The identity graph's shape (one scan of the stitcher table; shared by the stitcher's checks)."""
+    """The identity graph's shape, shared by the stitcher's checks: as its run kept it with the checkpoint (the
+    same figures, without reading the graph), else one scan of the stitcher table."""
     if "health" not in t.cache:
-        rows = t.session.query(t.session.render(stitcher_health.shape_query(t.table, main)))
-        t.cache["health"] = stitcher_health.summarize(rows)
+        kept = None
+        schema = t.table.db
+        if schema and t.session.table_exists(exp.table_(registry.STITCHER_STATE, db=schema)):
+            state = t.session.query(t.session.render(registry.stitcher_checkpoint(schema, t.table.name)))
+            kept = stitcher_health.from_state(state[0][-1]) if state else None
+        if kept is None:
+            rows = t.session.query(t.session.render(stitcher_health.shape_query(t.table, main)))
+            kept = stitcher_health.summarize(rows)
+        t.cache["health"] = kept
     return t.cache["health"]
 
 

@@ -330,6 +330,16 @@ class IncrementalRun:
 
         return unchanged
 
+    def added(self, step: Step) -> dict[str, exp.Table] | None:
+        """Where `vouch` can vouch: the rows each of the id stitcher's input var tables added in this run, by the
+        table's name (its other rows are those its previous graph read): the stitcher reads only these."""
+        if self.vouch(step) is None:
+            return None
+        stitcher = step.payload_as(IdStitcher)
+        assert step.entity is not None
+        keys = [StepKey.input_vars(step.entity, ref.partition("/")[2]) for ref in stitcher.edge_sources]
+        return {self.ctx.materials[key].name: self.extended[key].new_rows for key in keys}
+
     def change_tables(self, step: Step) -> ChangeTables | None:
         """Where the id stitcher, when it extends the previous graph of this step's definition, writes the
         profiles it changed: the steps after it read them instead of joining the old and the new graph."""

@@ -21,6 +21,7 @@ from profiles_dagster.plan.steps import Step, StepKey, StepKind
 from profiles_dagster.sql import registry
 from profiles_dagster.sql.names import table
 from profiles_dagster.sql.registry import RunRow, Status
+from profiles_dagster.sql.stitcher import keep_previous_readable
 from profiles_dagster.warehouse.base import Session
 
 log = logging.getLogger("profiles_dagster")
@@ -126,6 +127,7 @@ class Resume:
             session.run(
                 exp.delete(table(registry.STITCHER_STATE, schema), where=registry.eq("table_name", target.name))
             )
+            keep_previous_readable(session, schema, target)  # the previous table may be a view of this one
         # the session's own listing: some engines list views apart (Snowflake) or only through SHOW (Databricks)
         listed = session.list_objects(schema)
         kind = listed.get(target.name)

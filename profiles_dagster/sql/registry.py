@@ -115,6 +115,7 @@ COLUMNS: dict[str, tuple[tuple[str, exp.DType], ...]] = {
         ("ids", _BIGINT),
         ("clusters", _BIGINT),
         ("recorded_at", _TIMESTAMP),
+        ("health", _TEXT),  # the table's health figures (JSON): the next incremental run updates them
     ),
 }
 
@@ -418,10 +419,11 @@ def record_views(
 
 
 def stitcher_checkpoint(schema: str, table_name: str) -> exp.Query:
-    """The checkpoint recorded with a stitcher material: (watermark, window_start, rows_before, ids, clusters)."""
+    """The checkpoint recorded with a stitcher material: (watermark, window_start, rows_before, ids, clusters,
+    health)."""
     return select(
         schema,
         STITCHER_STATE,
         eq("table_name", table_name),
-        ("watermark", "window_start", "rows_before", "ids", "clusters"),
+        ("watermark", "window_start", "rows_before", "ids", "clusters", "health"),
     ).limit(1)

@@ -52,20 +52,28 @@ What the count cannot see, and so needs a full refresh (``profiles-dagster run -
 a late row that replaces a deleted one of the same age (the count stays), and rows deleted from
 an input (an incremental run never forgets an id; inputs are assumed to be append-only, as pb
 does). Observations without occurred_at are re-read by every run (an input without
-occurred_at_col is stitched in full each time). An incremental run still writes the whole new
-stitcher table (none of our engines' tables can be cloned cheaply here, and the previous table stays
-as it is: the stable view reads it until the run publishes): that copy is its floor. The
-previous rows get their new main ids by a join on the old main id (few rows to look up) and the new
-times of ids seen again by a join on their row address where the engine has one (DuckDB's rowid), else
-on (type, id).
+occurred_at_col is stitched in full each time). When the run vouches for the older rows and names the
+rows each input var table added (it extended them), only those are read: no window, no count.
+
+**Writing the new table.** On DuckDB (views bind to names, DDL is transactional) the previous table is
+renamed to the new one and patched: the rows of profiles whose main id moved and of ids whose times moved
+are deleted and added back, the new ids added; the previous name becomes a view of the previous rows (the
+new table less the ids changed or added, plus their old rows, kept in an ``_undo`` table), so the stable
+view reads on until the run publishes. Elsewhere the whole new table is written (the previous table stays
+as it is): the previous rows get their new main ids by a join on the old main id (few rows to look up) and
+the new times of ids seen again by a join on (type, id).
+
+**Health figures** (profile size histograms, ids of a type per profile, the largest profiles) are kept with
+the checkpoint and updated from the profiles the run touched (`_health_delta`), not from a scan.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -93,12 +101,15 @@ __all__ = [
     "StitcherStats",
     "checkpoint_record",
     "find_previous",
+    "keep_previous_readable",
     "main_id_expression",
     "parse_lookback",
     "run_stitcher",
     "run_stitcher_step",
     "stats_metadata",
 ]
+
+log = logging.getLogger("profiles_dagster")
 
 _UUID_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 
@@ -126,6 +137,7 @@ class PreviousGraph:
 
     table: exp.Table
     checkpoint: Checkpoint
+    health: stitcher_health.Health | None = None  # its health figures, which an incremental run updates
 
 
 @dataclass
@@ -153,12 +165,14 @@ class StitcherStats:
     mode: str = "full"  # "full" or "incremental"
     internal_edges: int = 0  # edges the components start from: stars of the rows (incremental: contracted)
     reason: str = ""  # why this run is a full one
-    observations: int = 0  # observation rows read (incremental: the new ones and the look-back window)
+    observations: int = 0  # observations read (incremental: the new ones and the look-back window, or the added ones)
     new_ids: int = 0  # ids not in the previous table (full run: all)
     changed_main_ids: int = 0  # previous profiles whose main id changed (incremental)
     round_edges: tuple[int, ...] = ()  # edges left after each round
     seconds: tuple[tuple[str, float], ...] = field(default=(), compare=False)  # time per phase
     checkpoint: Checkpoint | None = field(default=None, compare=False)
+    # the table's health, updated from the previous one (None: not known without a scan of the table)
+    health: stitcher_health.Health | None = field(default=None, compare=False)
 
 
 class StitcherRoundLimitError(RuntimeError):
@@ -918,6 +932,7 @@ def run_stitcher(
     components: Components | None = None,
     unchanged_before: Callable[[datetime], bool] | None = None,
     changes: ChangeTables | None = None,
+    added: Mapping[str, exp.Table] | None = None,
 ) -> StitcherStats:
     """Stitch ids seen together on an input row into profiles and CREATE ``target``.
 
@@ -936,6 +951,9 @@ def run_stitcher(
     ``unchanged_before(window_start)`` may vouch that the observations at or before the window start are
     those of the previous run (the caller checked the rows they come from), which saves counting them.
     ``changes``: where an incremental run writes the profiles it changed (see `ChangeTables`).
+    ``added``: with ``unchanged_before``, the rows each table the observations read added since the previous
+    graph, by the table's name (its other rows are those the previous graph read): a vouched incremental run
+    stitches only these, not the look-back window (see `_batch`).
     """
     scratch = _Scratch(session, target, scratch_prefix)
     shape = _Shape.of(observations)
@@ -950,7 +968,16 @@ def run_stitcher(
                 reason = "" if vouched else _incremental_blocker(scratch, shape, source, point)
                 if not reason:
                     return _incremental(
-                        scratch, shape, source, previous, target, main_id_column, max_rounds, lookback, changes
+                        scratch,
+                        shape,
+                        source,
+                        previous,
+                        target,
+                        main_id_column,
+                        max_rounds,
+                        lookback,
+                        changes,
+                        added if vouched else None,
                     )
             return _full(scratch, shape, source, target, main_id_column, max_rounds, lookback, reason, components)
         finally:
@@ -1112,29 +1139,24 @@ def _incremental(
     max_rounds: int,
     lookback: timedelta,
     changes: ChangeTables | None = None,
+    added: Mapping[str, exp.Table] | None = None,
 ) -> StitcherStats:
     prev = previous.table
     main = main_id_column
     window_start = previous.checkpoint.window_start
     assert window_start is not None
     scratch.phase("encode")
-    # Rows with an observation after the window start (or without a time): re-reading an observation the
-    # previous run stitched is harmless (min() is idempotent), missing one is not.
-    batch = scratch.create(
-        "batch",
-        source.copy().where(
-            shape.any_slot(
-                lambda time: exp.or_(exp.GT(this=time, expression=_timestamp(window_start)), _is_null(time.copy()))
-            )
-        ),
-    )
+    only_added = _only_added(source, added)
+    batch = scratch.create("batch", only_added if only_added is not None else _window(source, shape, window_start))
     survey = _survey(scratch, batch, shape)
     graph = _encode(scratch, batch, shape, "b_")
     n_batch_ids = scratch.rows(graph.ids)
     n_obs = survey.observations
     scratch.phase("checkpoint")
     batch_max = survey.newest
-    checkpoint = _next_checkpoint(scratch, shape, source, batch, previous.checkpoint, batch_max, lookback)
+    # (the observations the window moves past: of every row where the batch is only the added ones)
+    counted = batch if only_added is None else source
+    checkpoint = _next_checkpoint(scratch, shape, source, counted, previous.checkpoint, batch_max, lookback)
     scratch.drop("batch")
 
     scratch.phase("previous")
@@ -1168,12 +1190,42 @@ def _incremental(
         ).from_(sqlglot.select("old_main").distinct().from_(hit.copy()).subquery("t")),
     )
     n_aff = scratch.rows(affm)
-    old_members = (
-        sqlglot.select(_col("sn", "a"), _col("first_seen_at", "p"))
+    # ... per id type (the health figures' changes), read once from the previous table; where the previous
+    # table is patched in place, its rows of those profiles are kept (with their address): the rows that
+    # change are among them
+    in_place = _can_extend_in_place(scratch, prev, target)
+    member_rows = (
+        sqlglot.select(
+            _col("sn", "a"),
+            *(_col(c, "p") for c in (main, *_OUTPUT_COLUMNS)),
+            *([exp.alias_(_col(address, "p"), "rid")] if in_place and address else []),
+        )
         .from_(_as(prev, "p"))
         .join(_as(affm, "a"), on=_eq(_col(main, "p"), _col("old_main", "a")))
     )
-    aff = scratch.create("aff", _earliest_and_size(old_members, "sn", "old_min_seen", "old_size"))
+    members = scratch.create("members", member_rows) if in_place else None
+    old_members: exp.Query | exp.Table = members if members is not None else member_rows
+    afft = scratch.create(
+        "afft",
+        sqlglot.select(
+            "sn",
+            "other_id_type",
+            exp.alias_(exp.Min(this=_col("first_seen_at")), "min_seen"),
+            exp.alias_(exp.Count(this=exp.Star()), "n"),
+        )
+        .from_(_as(old_members, "m"))
+        .group_by("sn", "other_id_type"),
+    )
+    aff = scratch.create(
+        "aff",
+        sqlglot.select(
+            "sn",
+            exp.alias_(exp.Min(this=_col("min_seen")), "old_min_seen"),
+            exp.alias_(exp.Sum(this=_col("n")), "old_size"),
+        )
+        .from_(afft.copy())
+        .group_by("sn"),
+    )
     # Every batch id: its contracted node (its old profile's super-node, or itself when new) and
     # its times merged with the old ones (first_seen_at; valid_at from link times old and new).
     old_linked = exp.GT(this=_col("old_size", "a"), expression=_num(1))
@@ -1244,6 +1296,7 @@ def _incremental(
         "ac",
         with_labels(
             sqlglot.select(
+                _col("sn", "a"),
                 _col("old_main", "m"),
                 _col("old_min_seen", "a"),
                 exp.alias_(component(_col("sn", "a")), "comp"),
@@ -1279,7 +1332,14 @@ def _incremental(
         .from_(_as(bc, "c"))
         .join(_as(earliest, "e"), on=_eq(_col("comp", "c"), _col("comp", "e")))
         .join(_as(graph.ids, "i"), on=_eq(_col("node", "c"), _col("node", "i")))
-        .where(is_earliest(_col("first_seen_at", "c"))),
+        # an id of a previous profile whose first_seen_at stayed cannot beat that profile's main id (it was
+        # one of its earliest members, whose hash the main id is the least of): only new and changed ids count
+        .where(
+            exp.and_(
+                is_earliest(_col("first_seen_at", "c")),
+                exp.or_(_eq(_col("is_new", "c"), _num(1)), _eq(_col("changed", "c"), _num(1))),
+            )
+        ),
         sqlglot.select(_col("comp", "a"), exp.alias_(_col("old_main", "a"), "m"))
         .from_(_as(ac, "a"))
         .join(_as(earliest, "e"), on=_eq(_col("comp", "a"), _col("comp", "e")))
@@ -1302,6 +1362,11 @@ def _incremental(
     )
     n_changed = scratch.rows(remap)
     n_comps = scratch.rows(earliest)
+    health = None
+    if previous.health is not None:
+        scratch.phase("health")
+        delta = _health_delta(graph.ids, bc, ac, afft, aff, affm, mains, [m for m, _, _ in previous.health.largest])
+        health = stitcher_health.updated(previous.health, scratch.session.query(delta.sql(dialect=scratch.dialect)))
     if changes is not None and changes.previous == prev.name:
         _write_changes(scratch, changes, remap, bc, mains)
     scratch.phase("write")
@@ -1309,7 +1374,6 @@ def _incremental(
     # a giant cluster moves) and new times for the ids seen again whose times moved.
     moved = (_as(remap, "r"), _eq(_col(main, "p"), _col("old_main", "r"))) if n_changed else None
     retimed = _retimed(scratch, bc, graph.ids, address)
-    old_rows = _patched(prev, main, moved, retimed)
     new_rows = (
         sqlglot.select(
             exp.alias_(_col("main_id", "mn"), exp.to_identifier(main)),
@@ -1323,7 +1387,10 @@ def _incremental(
         .join(_as(mains, "mn"), on=_eq(_col("comp", "b"), _col("comp", "mn")))
         .where(_eq(_col("is_new", "b"), _num(1)))
     )
-    scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=exp.union(old_rows, new_rows, distinct=False)))
+    if members is None or not _extend_in_place(scratch, prev, members, target, main, moved, retimed, new_rows):
+        old_rows = _patched(prev, main, moved, retimed)
+        union = exp.union(old_rows, new_rows, distinct=False)
+        scratch.run(exp.Create(kind="TABLE", this=target.copy(), expression=union))
     scratch.session.analyze(target)
     ids = previous.checkpoint.ids + n_new
     clusters = previous.checkpoint.clusters - n_aff + n_comps
@@ -1340,7 +1407,144 @@ def _incremental(
         round_edges=left,
         seconds=scratch.seconds(),
         checkpoint=replace(checkpoint, ids=ids, clusters=clusters),
+        health=health,
     )
+
+
+def _window(source: exp.Query, shape: _Shape, window_start: datetime) -> exp.Query:
+    """Rows with an observation after the window start (or without a time): re-reading an observation the
+    previous run stitched is harmless (min() is idempotent), missing one is not."""
+    return source.copy().where(
+        shape.any_slot(
+            lambda time: exp.or_(exp.GT(this=time, expression=_timestamp(window_start)), _is_null(time.copy()))
+        )
+    )
+
+
+def _only_added(source: exp.Query, added: Mapping[str, exp.Table] | None) -> exp.Query | None:
+    """The observations of the rows added since the previous graph: ``source`` reading each table's added rows
+    instead of the table (None unless ``added`` names every table it reads). Exact without re-reading a window:
+    the previous graph holds every other row's links and times, and a row's ids and times merge into it as
+    the window's rows do."""
+    if not added:
+        return None
+    tables = list(source.find_all(exp.Table))
+    if not tables or any(t.name not in added for t in tables):
+        return None
+
+    def swap(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and node.name in added:
+            replacement = added[node.name].copy()
+            if node.alias:
+                replacement.set("alias", node.args["alias"].copy())
+            return replacement
+        return node
+
+    swapped = source.transform(swap)
+    assert isinstance(swapped, exp.Query)
+    return swapped
+
+
+def _health_delta(
+    ids: exp.Table,
+    bc: exp.Table,
+    ac: exp.Table,
+    afft: exp.Table,
+    aff: exp.Table,
+    affm: exp.Table,
+    mains: exp.Table,
+    listed: list[str],
+) -> exp.Query:
+    """How the health figures change (`stitcher_health.updated`'s rows): the touched previous profiles leave
+    the histograms and their clusters (their members and the new ids) enter them; the largest changed clusters
+    and which profiles of the previous list (``listed``) were touched. Reads only this run's small tables."""
+    kind = exp.Literal.string
+    per_comp_type = (
+        sqlglot.select(_col("comp", "a"), _col("other_id_type", "t"), _col("n", "t"))
+        .from_(_as(ac, "a"))
+        .join(_as(afft, "t"), on=_eq(_col("sn", "a"), _col("sn", "t")))
+    )
+    added = (
+        sqlglot.select(_col("comp", "b"), _col("other_id_type", "i"), exp.alias_(_num(1), "n"))
+        .from_(_as(bc, "b"))
+        .join(_as(ids, "i"), on=_eq(_col("node", "b"), _col("node", "i")))
+        .where(_eq(_col("is_new", "b"), _num(1)))
+    )
+    new_t = (
+        sqlglot.select("comp", "other_id_type", exp.alias_(exp.Sum(this=_col("n")), "n"))
+        .from_(exp.union(per_comp_type, added, distinct=False).subquery("u"))
+        .group_by("comp", "other_id_type")
+    )
+    new_s = sqlglot.select("comp", exp.alias_(exp.Sum(this=_col("n")), "n")).from_("new_t").group_by("comp")
+    null_text = exp.cast(exp.null(), "VARCHAR")
+
+    def signed(rows: exp.Query, key: list[str], what: str) -> exp.Query:
+        change = exp.Sum(this=_col("d"))
+        return (
+            sqlglot.select(
+                exp.alias_(kind(what), "kind"),
+                exp.alias_(null_text.copy(), "main_id"),
+                exp.alias_(_col("other_id_type") if "other_id_type" in key else null_text.copy(), "other_id_type"),
+                exp.alias_(_col("n"), "ids"),
+                exp.alias_(change, "profiles"),
+            )
+            .from_(rows.subquery("s"))
+            .group_by(*key)
+            .having(exp.NEQ(this=change.copy(), expression=_num(0)))
+        )
+
+    minus, plus = exp.Neg(this=_num(1)), _num(1)
+    sizes = signed(
+        exp.union(
+            sqlglot.select(exp.alias_(_col("old_size"), "n"), exp.alias_(minus.copy(), "d")).from_(aff.copy()),
+            sqlglot.select("n", exp.alias_(plus.copy(), "d")).from_("new_s"),
+            distinct=False,
+        ),
+        ["n"],
+        stitcher_health.SIZE,
+    )
+    types = signed(
+        exp.union(
+            sqlglot.select("other_id_type", "n", exp.alias_(minus.copy(), "d")).from_(afft.copy()),
+            sqlglot.select("other_id_type", "n", exp.alias_(plus.copy(), "d")).from_("new_t"),
+            distinct=False,
+        ),
+        ["other_id_type", "n"],
+        stitcher_health.TYPE,
+    )
+    top = (
+        sqlglot.select(_col("comp", "s"), _col("main_id", "m"), _col("n", "s"))
+        .from_("new_s AS s")
+        .join(_as(mains, "m"), on=_eq(_col("comp", "s"), _col("comp", "m")))
+        .order_by(exp.Ordered(this=_col("n", "s"), desc=True), _col("main_id", "m"))
+        .limit(stitcher_health.KEPT)
+    )
+    largest = (
+        sqlglot.select(
+            exp.alias_(kind(stitcher_health.TOP), "kind"),
+            _col("main_id", "b"),
+            _col("other_id_type", "t"),
+            exp.alias_(_col("n", "t"), "ids"),
+            exp.alias_(_col("n", "b"), "profiles"),
+        )
+        .from_(_as(top, "b"))
+        .join("new_t AS t", on=_eq(_col("comp", "b"), _col("comp", "t")))
+    )
+    query = exp.union(exp.union(sizes, types, distinct=False), largest, distinct=False)
+    if listed:
+        gone = (
+            sqlglot.select(
+                exp.alias_(kind(stitcher_health.GONE), "kind"),
+                exp.alias_(_col("old_main"), "main_id"),
+                null_text.copy(),
+                exp.cast(exp.null(), "BIGINT"),
+                exp.cast(exp.null(), "BIGINT"),
+            )
+            .from_(affm.copy())
+            .where(exp.In(this=_col("old_main"), expressions=[kind(m) for m in listed]))
+        )
+        query = exp.union(query, gone, distinct=False)
+    return query.with_("new_t", as_=new_t).with_("new_s", as_=new_s)
 
 
 _Lookup = tuple[exp.Expr, exp.Expr]  # (table AS alias, ON condition) of a LEFT JOIN
@@ -1395,6 +1599,161 @@ def _patched(prev: exp.Table, main: str, moved: _Lookup | None, again: _Lookup |
     return query
 
 
+# Engines where the previous stitcher table is renamed to the new one and patched in place, its old name
+# becoming a view of its old rows: views bind to names there (the stable view reads on through the old name)
+# and DDL is transactional (the rename, the patch and the view commit together, or none of them).
+_IN_PLACE_ENGINES = ("duckdb",)
+_OUTPUT_COLUMNS = ("other_id", "other_id_type", "valid_at", "first_seen_at")  # after the main id
+
+
+def _can_extend_in_place(scratch: _Scratch, prev: exp.Table, target: exp.Table) -> bool:
+    return (
+        scratch.dialect in _IN_PLACE_ENGINES
+        and bool(scratch.traits.row_address)
+        and (target.db, target.catalog) == (prev.db, prev.catalog)
+    )
+
+
+def _extend_in_place(
+    scratch: _Scratch,
+    prev: exp.Table,
+    members: exp.Table,
+    target: exp.Table,
+    main: str,
+    moved: _Lookup | None,
+    again: _Lookup | None,
+    new_rows: exp.Query,
+) -> bool:
+    """Make ``target`` without copying the previous rows: rename the previous table to it, delete the rows
+    that change and insert their new versions and the new ids' rows; the previous name becomes a view of the
+    previous rows (``target``, less the rows of the ids the run changed or added, plus their old versions,
+    kept in an ``undo`` table next to it), so the stable view and anything else reading it by name still
+    read the previous run's table, until a run publishes and retention drops it (the view first, then what
+    it reads). All in one transaction: a run that fails leaves both. False (nothing done) where the engine
+    cannot, or the previous material is no table (a view like this one): the caller copies it. ``members``:
+    the previous rows of the profiles the run touched (every row that changes is one), with their address."""
+    address = scratch.traits.row_address
+    assert address
+    session = scratch.session
+    names = [main, *_OUTPUT_COLUMNS]
+    chg: exp.Table | None = None
+    if moved is not None or again is not None:
+        if again is not None:  # by the kept address
+            again = (again[0], _eq(_col("rid", "p"), _col("rid", "u")))
+        patched = _patched(members, main, moved, again)
+        changed = [_not_null(_col("new_main", "r"))] if moved is not None else []
+        changed += [_not_null(_col("hit", "u"))] if again is not None else []
+        chg = scratch.create(
+            "chg",
+            patched.select(
+                _col("rid", "p"),
+                *(exp.alias_(_col(c, "p"), f"old_{i}") for i, c in enumerate(names)),
+            ).where(exp.or_(*changed)),
+        )
+        if not scratch.rows(chg):
+            chg = None
+    old_versions = (
+        sqlglot.select(
+            *(exp.alias_(_col(f"old_{i}"), exp.to_identifier(c)) for i, c in enumerate(names)),
+            exp.alias_(_num(1), "kept"),
+        ).from_(chg.copy())
+        if chg is not None
+        else None
+    )
+    added_keys = sqlglot.select(
+        exp.alias_(exp.cast(exp.null(), "VARCHAR"), exp.to_identifier(main)),
+        _col("other_id", "n"),
+        _col("other_id_type", "n"),
+        exp.alias_(exp.cast(exp.null(), "TIMESTAMP"), "valid_at"),
+        exp.alias_(exp.cast(exp.null(), "TIMESTAMP"), "first_seen_at"),
+        exp.alias_(_num(0), "kept"),
+    ).from_(new_rows.subquery("n"))
+    undo = exp.Table(
+        this=exp.to_identifier(f"{scratch.prefix}_undo", quoted=True),
+        db=prev.args.get("db"),
+        catalog=prev.args.get("catalog"),
+    )
+    view = (
+        sqlglot.select(*(_col(c, "t") for c in names))
+        .from_(_as(target, "t"))
+        .where(
+            exp.Not(
+                this=exp.Exists(
+                    this=sqlglot.select(_num(1))
+                    .from_(_as(undo, "u"))
+                    .where(
+                        exp.and_(
+                            _eq(_col("other_id", "u"), _col("other_id", "t")),
+                            _eq(_col("other_id_type", "u"), _col("other_id_type", "t")),
+                        )
+                    )
+                )
+            )
+        )
+    )
+    previous_rows = exp.union(
+        view,
+        sqlglot.select(*names).from_(undo.copy()).where(_eq(_col("kept"), _num(1))),
+        distinct=False,
+    )
+    inserted = new_rows
+    if chg is not None:
+        inserted = exp.union(
+            sqlglot.select(*(_col(c) for c in names)).from_(chg.copy()), new_rows.copy(), distinct=False
+        )
+    try:
+        with session.transaction():
+            session.drop_table(undo)  # a killed attempt's
+            rows = exp.union(old_versions, added_keys, distinct=False) if old_versions is not None else added_keys
+            scratch.run(exp.Create(kind="TABLE", this=undo.copy(), expression=rows))
+            scratch.run(
+                exp.Alter(
+                    this=prev.copy(),
+                    kind="TABLE",
+                    actions=[exp.AlterRename(this=exp.Table(this=exp.to_identifier(target.name, quoted=True)))],
+                )
+            )
+            if chg is not None:
+                scratch.run(
+                    exp.delete(
+                        target.copy(),
+                        where=_col(address).isin(query=sqlglot.select("rid").from_(chg.copy())),
+                    )
+                )
+            scratch.run(exp.Insert(this=target.copy(), expression=inserted))
+            scratch.run(exp.Create(kind="VIEW", this=prev.copy(), expression=previous_rows))
+    except Exception as exc:  # e.g. the previous material is itself such a view: nothing happened, copy it
+        log.info("the id stitcher copies %s instead of extending it in place: %s", prev.name, exc)
+        return False
+    return True
+
+
+def keep_previous_readable(session: Session, schema: str, target: exp.Table) -> list[str]:
+    """Before ``target``, a stitcher table an in-place extension made (see `_extend_in_place`), is dropped (a
+    run started again with ``--force``): the previous tables that are views of it become tables of their rows
+    again, so they and the stable view on them stay readable. Returns their names."""
+    restored = []
+    name = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(target.name) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+    for view, sql in session.view_definitions(schema).items():
+        if view.lower() == target.name.lower() or not name.search(sql or "") or "_undo" not in (sql or ""):
+            continue
+        original = table(view, schema)
+        copy = table(f"{view}_restored"[:63], schema)
+        with session.transaction():
+            session.drop_table(copy)
+            session.run(exp.Create(kind="TABLE", this=copy, expression=sqlglot.select("*").from_(original.copy())))
+            session.run(exp.Drop(kind="VIEW", tables=[original.copy()], exists=True))
+            session.run(
+                exp.Alter(
+                    this=copy.copy(),
+                    kind="TABLE",
+                    actions=[exp.AlterRename(this=exp.Table(this=exp.to_identifier(view, quoted=True)))],
+                )
+            )
+        restored.append(view)
+    return restored
+
+
 def _retimed(scratch: _Scratch, bc: exp.Table, ids: exp.Table, address: str | None) -> _Lookup | None:
     """The new times of ids seen again whose times moved, looked up by the previous row's address where the
     engine has one (an integer join), else by (type, id); None when no time moved."""
@@ -1421,7 +1780,7 @@ def _next_checkpoint(
     scratch: _Scratch,
     shape: _Shape,
     source: exp.Query,
-    batch_obs: exp.Table,
+    batch_obs: exp.Table | exp.Query,
     before: Checkpoint,
     batch_max: datetime | None,
     lookback: timedelta,
@@ -1473,18 +1832,33 @@ def find_previous(
     previous = table(name, schema)
     if not table_exists(previous):
         return None, f"the previous stitcher table {name} no longer exists"
+    if session.dialect in _IN_PLACE_ENGINES:  # a view of a later table (`_extend_in_place`) that was dropped since
+        try:
+            session.query(sqlglot.select(_num(1)).from_(previous.copy()).limit(0).sql(session.dialect))
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                session.execute("ROLLBACK")
+            return None, f"the previous stitcher table {name} cannot be read: {str(exc).splitlines()[0]}"
     state = session.query(registry.stitcher_checkpoint(schema, name).sql(session.dialect))
     if not state:
         return None, f"the previous stitcher table {name} has no checkpoint"
-    watermark, window_start, rows_before, ids, clusters = state[0]
+    watermark, window_start, rows_before, ids, clusters, health = state[0]
     checkpoint = Checkpoint(
         _as_datetime(watermark), _as_datetime(window_start), int(rows_before or 0), int(ids or 0), int(clusters or 0)
     )
-    return PreviousGraph(previous, checkpoint), ""
+    return PreviousGraph(previous, checkpoint, stitcher_health.from_state(health)), ""
 
 
 def checkpoint_record(
-    schema: str, *, table_name: str, seq_no: int, project: str, step_path: str, content_hash: str, stats: StitcherStats
+    schema: str,
+    *,
+    table_name: str,
+    seq_no: int,
+    project: str,
+    step_path: str,
+    content_hash: str,
+    stats: StitcherStats,
+    health: stitcher_health.Health | None = None,
 ) -> exp.Expr:
     """The registry row that lets the next run continue from this stitcher table."""
     point = stats.checkpoint or Checkpoint(None, None, 0, stats.ids, stats.clusters)
@@ -1504,6 +1878,7 @@ def checkpoint_record(
             "ids": point.ids,
             "clusters": point.clusters,
             "recorded_at": now_utc(),
+            "health": stitcher_health.state_json(health) if health is not None else None,
         },
     )
 
@@ -1553,6 +1928,7 @@ def run_stitcher_step(
     table_exists: Callable[[exp.Table], bool] | None = None,
     unchanged_before: Callable[[datetime], bool] | None = None,
     changes: ChangeTables | None = None,
+    added: Mapping[str, exp.Table] | None = None,
 ) -> dict[str, object]:
     """The id-stitcher step of a run: incremental from the previous table when allowed and exact,
     its checkpoint recorded in the registry, and run metadata (counts, health)."""
@@ -1584,7 +1960,21 @@ def run_stitcher_step(
         full_reason=reason,
         unchanged_before=unchanged_before if previous is not None else None,
         changes=changes,
+        added=added,
     )
+    out = stats_metadata(stats)
+    started = time.perf_counter()
+    health = stats.health  # updated from the previous figures by an incremental run, else one aggregation:
+    if health is None:  # (degrees: show idstitcher-report)
+        health = stitcher_health.collect(
+            lambda q: session.query(q.sql(session.dialect)),
+            target,
+            main,
+            largest=stitcher_health.KEPT,
+            dialect=session.dialect,
+        )
+    out.update(health.metadata())
+    out["health_seconds"] = round(time.perf_counter() - started, 3)
     session.execute(
         checkpoint_record(
             schema,
@@ -1594,13 +1984,7 @@ def run_stitcher_step(
             step_path=step.path,
             content_hash=step.content_hash,
             stats=stats,
+            health=health,
         ).sql(session.dialect)
     )
-    out = stats_metadata(stats)
-    started = time.perf_counter()
-    health = stitcher_health.collect(  # one aggregation of the new table; degrees: show idstitcher-report
-        lambda q: session.query(q.sql(session.dialect)), target, main, dialect=session.dialect
-    )
-    out.update(health.metadata())
-    out["health_seconds"] = round(time.perf_counter() - started, 3)
     return out

@@ -17,6 +17,7 @@ the rows into numbers, so the run's metadata and `profiles-dagster show idstitch
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from sqlglot import exp
 from profiles_dagster.sql.dialects import traits_of
 
 __all__ = [
+    "GONE",
+    "KEPT",
     "Degree",
     "Health",
     "collect",
@@ -41,6 +44,8 @@ __all__ = [
 SIZE = "size"
 TYPE = "type"
 TOP = "top"
+GONE = "gone"  # a delta's row: a profile of the previous list that this run changed (its main id in `main_id`)
+KEPT = 32  # largest profiles a stitcher run keeps with its checkpoint: the next run updates the list from them
 
 
 def _c(name: str, table: str | None = None) -> exp.Column:
@@ -244,6 +249,9 @@ class Health:
     largest: list[tuple[str, int, dict[str, int]]] = field(default_factory=list)  # (main id, size, per type)
     degrees: list[Degree] = field(default_factory=list)
     degrees_complete: bool = True  # the degree list is the global top (see module docstring)
+    # `largest` holds every profile ranked (size descending, then main id) at or before this (size, main id);
+    # None: every profile there is (a list cut at its length by a LIMIT has its last entry here)
+    largest_bound: tuple[int, str] | None = None
 
     @property
     def size_p50(self) -> int:
@@ -286,6 +294,96 @@ class Health:
         return out
 
 
+def _rank(size: int, main_id: str) -> tuple[int, str]:
+    return (-size, main_id)
+
+
+def state_json(health: Health) -> str:
+    """What the next incremental run updates instead of scanning the table again: the histograms and the
+    largest profiles (the degrees are not kept: they are read on demand)."""
+    return json.dumps(
+        {
+            "sizes": health.size_histogram,
+            "types": health.per_type,
+            "largest": health.largest,
+            "bound": health.largest_bound,
+        },
+        separators=(",", ":"),
+    )
+
+
+def from_state(text: str | None) -> Health | None:
+    """A Health from `state_json` (None: no state, or one this version cannot read)."""
+    if not text:
+        return None
+    try:
+        state = json.loads(text)
+        health = Health(
+            size_histogram=[(int(n), int(c)) for n, c in state["sizes"]],
+            per_type={str(t): [(int(n), int(c)) for n, c in h] for t, h in state["types"].items()},
+            largest=[(str(m), int(s), {str(t): int(n) for t, n in per.items()}) for m, s, per in state["largest"]],
+            largest_bound=None if state["bound"] is None else (int(state["bound"][0]), str(state["bound"][1])),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    _totals(health)
+    return health
+
+
+def _totals(health: Health) -> None:
+    health.profiles = sum(c for _, c in health.size_histogram)
+    health.ids = {t: sum(ids * n for ids, n in h) for t, h in health.per_type.items()}
+
+
+def updated(
+    previous: Health, delta_rows: Sequence[tuple[Any, ...]], *, keep: int | None = None, shown: int = 5
+) -> Health | None:
+    """The health after an incremental stitch, from the previous one and the changed profiles' rows
+    ``(kind, main_id, other_id_type, ids, profiles)``: kinds ``size`` and ``type`` as `shape_query`'s with
+    ``profiles`` a signed change (the changed profiles' old sizes out, their clusters' sizes in), ``top`` the
+    largest changed clusters (``profiles``: the cluster's size) and ``gone`` the profiles of the previous list
+    this run changed. Clusters only grow, so the unchanged profiles of the previous list and the largest
+    changed clusters hold every profile ranked at or before the previous list's bound. None when fewer than
+    ``shown`` profiles are then known to be the largest (the caller scans the table)."""
+    keep = keep or KEPT
+    sizes = dict(previous.size_histogram)
+    per_type = {t: dict(h) for t, h in previous.per_type.items()}
+    gone: set[str] = set()
+    fresh: dict[str, tuple[int, dict[str, int]]] = {}
+    for kind, main_id, id_type, ids, profiles in delta_rows:
+        if kind == SIZE:
+            sizes[int(ids)] = sizes.get(int(ids), 0) + int(profiles)
+        elif kind == TYPE:
+            bucket = per_type.setdefault(str(id_type), {})
+            bucket[int(ids)] = bucket.get(int(ids), 0) + int(profiles)
+        elif kind == GONE:
+            gone.add(str(main_id))
+        else:
+            per = fresh.setdefault(str(main_id), (int(profiles), {}))[1]
+            per[str(id_type)] = int(ids)
+    if any(c < 0 for c in sizes.values()) or any(c < 0 for h in per_type.values() for c in h.values()):
+        return None  # the previous figures were not this table's: scan it
+    health = Health(
+        size_histogram=sorted((n, c) for n, c in sizes.items() if c),
+        per_type={t: sorted((n, c) for n, c in h.items() if c) for t, h in sorted(per_type.items()) if any(h.values())},
+    )
+    _totals(health)
+    bound = previous.largest_bound
+    candidates = [entry for entry in previous.largest if entry[0] not in gone]
+    candidates += [(m, size, dict(sorted(per.items()))) for m, (size, per) in fresh.items()]
+    candidates.sort(key=lambda e: _rank(e[1], e[0]))
+    if bound is not None:
+        candidates = [e for e in candidates if _rank(e[1], e[0]) <= _rank(*bound)]
+    if len(candidates) >= keep:  # cut here (also when complete: the changed clusters came as their top `keep`)
+        candidates = candidates[:keep]
+        bound = (candidates[-1][1], candidates[-1][0])
+    if bound is not None and len(candidates) < min(shown, health.profiles):
+        return None
+    health.largest = candidates
+    health.largest_bound = bound
+    return health
+
+
 def summarize(shape_rows: Sequence[tuple[Any, ...]]) -> Health:
     """A Health from `shape_query` rows."""
     health = Health()
@@ -301,9 +399,8 @@ def summarize(shape_rows: Sequence[tuple[Any, ...]]) -> Health:
         else:
             top.setdefault(str(main_id), {})[str(id_type)] = int(ids)
     health.size_histogram = sorted(sizes.items())
-    health.profiles = sum(sizes.values())
     health.per_type = {t: sorted(h.items()) for t, h in sorted(per_type.items())}
-    health.ids = {t: sum(ids * n for ids, n in h) for t, h in health.per_type.items()}
+    _totals(health)
     ranked = sorted(top.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
     health.largest = [(m, sum(t.values()), dict(sorted(t.items()))) for m, t in ranked]
     return health
@@ -323,6 +420,9 @@ def collect(
     """Run the health queries through ``fetch`` (renders and runs a query, returns its rows): one
     aggregation of the stitcher table, and with ``observations`` the degrees (a scan of the inputs)."""
     health = summarize(fetch(shape_query(stitcher, main, largest=largest, dialect=dialect)))
+    if len(health.largest) >= max(1, largest):  # cut by the LIMIT: every profile ranked up to its last is there
+        main_id, size, _ = health.largest[-1]
+        health.largest_bound = (size, main_id)
     if observations is not None and degree_limit and health.profiles:
         query = degree_query(
             stitcher, observations, main, profiles=degree_profiles, limit=degree_limit, dialect=dialect

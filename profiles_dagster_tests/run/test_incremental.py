@@ -253,6 +253,57 @@ def test_a_run_killed_after_extending_loses_nothing(tmp_path: Path) -> None:
     s.check(D(2025, 1, 7))
 
 
+def _stitcher_tables(database: Path) -> dict[str, str]:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_name LIKE '%id_stitcher%'"
+        ).fetchall()
+        return dict(rows)
+    finally:
+        con.close()
+
+
+def test_a_run_killed_after_stitching_in_place_keeps_the_previous_graph_readable_and_force_rebuilds(
+    tmp_path: Path,
+) -> None:
+    """DuckDB extends the previous stitcher table in place (renamed, patched; its old name a view of its old rows):
+    a run that dies after it leaves the stable views as they were; `--seq_no N --force` drops run N's table, so
+    the previous one becomes a table of its rows again first, and the views then equal a full recompute."""
+    s = Scenario(tmp_path, BASE, D(2025, 1, 6))
+    published = _views(s.database)
+    (first,) = [name for name in _stitcher_tables(s.database) if name.startswith("Material")]
+    first_rows = _rows(s.database, first)
+    more = [(D(2025, 1, 6, 12), "u1", "a1", 70.0, "buy"), (D(2025, 1, 6, 13), "u9", "a3", 1.0, "buy")]
+    add_events(s.database, more)
+    s.rows += more
+    loaded = load(s.root, site_config=s.site)
+    with loaded.warehouse.session() as session:
+        run = ProfilesRun(loaded.project, loaded.plan, session, end_time=D(2025, 1, 7))
+        run.start()
+        for step in run.steps:
+            result = run.execute_step(step)
+            if step.kind.name == "ID_STITCHER":
+                break
+        assert result.stats["incremental"] is True
+        killed = run.seq_no
+        run.fail(RuntimeError("killed"))
+    kinds = _stitcher_tables(s.database)
+    assert sorted(kinds.values()) == ["BASE TABLE", "VIEW", "VIEW"]  # the new table; the old name; the stable view
+    assert _views(s.database) == published and _rows(s.database, first) == first_rows
+    _run(s.root, s.site, D(2025, 1, 7), seq_no=killed, force=True)  # extends the first run's table again
+    assert _rows(s.database, first) == first_rows
+    s.check(D(2025, 1, 7))
+
+
+def _rows(database: Path, name: str) -> list[tuple]:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return sorted(con.execute(f'SELECT * FROM profiles."{name}"').fetchall())
+    finally:
+        con.close()
+
+
 def test_an_input_not_declared_append_only_is_read_in_full(tmp_path: Path) -> None:
     s = Scenario(tmp_path, BASE, D(2025, 1, 6))
     inputs = s.root / "models" / "inputs.yaml"

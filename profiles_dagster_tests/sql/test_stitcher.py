@@ -507,6 +507,8 @@ def test_statements_render_for_warehouses(engine: str, dialect: str, incremental
         for needle in ("tmp_stitch_hit", "tmp_stitch_remap", "UNION ALL"):
             assert needle.lower() in joined
     for sql in session.statements:
+        if sql in ("BEGIN", "COMMIT"):  # DuckDB: the previous table is extended in place, in one transaction
+            continue
         assert any(name in sql.lower() for name in ("tmp_stitch", "material_user_id_stitcher", "src_db.obs"))
         sqlglot.parse_one(sql, read=dialect)  # renders to SQL the dialect's parser accepts
 

@@ -41,6 +41,7 @@ from profiles_dagster_tests.sql.test_stitcher import (
 )
 
 DAY = dt.timedelta(days=1)
+KEPT = health_sql.KEPT
 LOOKBACK = dt.timedelta(days=4)
 
 
@@ -69,6 +70,14 @@ class Stitcher:
         self.rng = random.Random(seed)
         self.lookback = lookback
         self.got: list[tuple] = []
+        self.health_scans = 0  # runs whose health was not updated from the previous one's
+        self.outputs: dict[str, list[tuple]] = {}  # each run's table as it wrote it
+        self.undo: list[str] = []
+
+    def in_place(self, name: str) -> bool:
+        """Whether the run extended the previous table in place (renamed it; its old name is a view now)."""
+        kinds = dict(self.con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+        return any(kinds.get(earlier) == "VIEW" for earlier in self.outputs) and f"scratch_{name}_undo" in kinds
 
     def load(self) -> None:
         """The input as a rebuilt input var table has it: row keys renumbered, rows in another order."""
@@ -78,7 +87,11 @@ class Stitcher:
         self.con.execute("DROP TABLE IF EXISTS obs")
         load_observations(self.con, renumbered)
 
-    def run(self, new_rows: Sequence[Row], *, incremental: bool = True) -> tuple[StitcherStats, list[tuple]]:
+    def run(
+        self, new_rows: Sequence[Row], *, incremental: bool = True, only_added: bool = False
+    ) -> tuple[StitcherStats, list[tuple]]:
+        """``only_added``: the caller vouches for the rows before and names the added ones (as a run does when
+        it extended the input var tables), so the stitcher reads those alone."""
         self.rows += list(new_rows)
         self.load()
         self.runs += 1
@@ -87,6 +100,11 @@ class Stitcher:
         if incremental and self.previous is not None:
             tables = (exp.table_(f"{name}_{s}", db="out", quoted=True) for s in ("moved", "regrouped"))
             changes = ChangeTables(self.previous.table.name, *tables)
+        vouched: dict[str, object] = {}
+        if only_added:
+            self.con.execute("DROP TABLE IF EXISTS added")
+            load_observations(self.con, list(new_rows), table="added")
+            vouched = {"added": {"obs": exp.to_table("added")}, "unchanged_before": lambda instant: True}
         stats = run_stitcher(
             DuckDBSession(self.con, "out"),
             observations=observations_query(),
@@ -96,6 +114,7 @@ class Stitcher:
             previous=self.previous if incremental else None,
             lookback=self.lookback,
             changes=changes,
+            **vouched,  # type: ignore[arg-type]
         )
         got = sorted(self.con.execute(f'SELECT * FROM out."{name}"').fetchall(), key=_sort_key)
         assert got == expected_output(self.rows)
@@ -111,12 +130,44 @@ class Stitcher:
         self.got = got
         assert (stats.ids, stats.clusters) == (len(got), len({r[0] for r in got}))
         assert stats.checkpoint is not None
-        self.previous = PreviousGraph(exp.table_(name, db="out", quoted=True), stats.checkpoint)
+        health = self.health(name, stats)
+        self.previous = PreviousGraph(exp.table_(name, db="out", quoted=True), stats.checkpoint, health)
         leftovers = self.con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'scratch_%'"
         ).fetchall()
-        assert leftovers == []
+        # but what each in-place extension keeps for the previous table's view of its old rows
+        self.undo += [f"scratch_{name}_undo"] if self.in_place(name) else []
+        assert [t for (t,) in leftovers if not t.endswith("_undo")] == []
+        assert set(self.undo) <= {t for (t,) in leftovers}
+        self.outputs[name] = got
+        for earlier, rows in self.outputs.items():  # every earlier table still reads as it was written
+            assert sorted(self.con.execute(f'SELECT * FROM out."{earlier}"').fetchall(), key=_sort_key) == rows
         return stats, got
+
+    def health(self, name: str, stats: StitcherStats) -> health_sql.Health:
+        """The table's health as an incremental run updated it equals a scan of the table's (the run step keeps
+        it for the next run; the first run, or one whose list of largest profiles ran short, scans)."""
+        scanned = health_sql.collect(
+            lambda q: self.con.execute(q.sql("duckdb")).fetchall(),
+            exp.table_(name, db="out", quoted=True),
+            MAIN,
+            largest=health_sql.KEPT,
+            dialect="duckdb",
+        )
+        got = stats.health
+        if got is None:
+            self.health_scans += 1
+            return health_sql.from_state(health_sql.state_json(scanned)) or scanned
+        assert (got.size_histogram, got.per_type, got.ids, got.profiles) == (
+            scanned.size_histogram,
+            scanned.per_type,
+            scanned.ids,
+            scanned.profiles,
+        )
+        n = min(len(got.largest), len(scanned.largest))
+        assert n >= min(5, scanned.profiles) and got.largest[:n] == scanned.largest[:n]
+        assert got.metadata() == scanned.metadata()
+        return got
 
 
 def _mains(got: list[tuple]) -> dict[tuple[str, str], str]:
@@ -136,7 +187,13 @@ def random_batch(rng: random.Random, start: dt.datetime, n_rows: int, n_ids: int
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_five_random_batches_equal_full_recompute(con: duckdb.DuckDBPyConnection, seed: int) -> None:
+@pytest.mark.parametrize("kept", [KEPT, 6])
+def test_five_random_batches_equal_full_recompute(
+    con: duckdb.DuckDBPyConnection, seed: int, kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """And the health figures, updated from the previous run's, equal a scan's (a short list of the largest
+    profiles runs short after merges: a scan then)."""
+    monkeypatch.setattr(health_sql, "KEPT", kept)
     rng = random.Random(seed)
     stitcher = Stitcher(con, seed)
     start = T0
@@ -153,6 +210,42 @@ def test_five_random_batches_equal_full_recompute(con: duckdb.DuckDBPyConnection
         modes.append(stats.mode)
         start += 3 * DAY
     assert modes == ["full"] + ["incremental"] * 4
+    # DuckDB extends the previous table in place (by row address), each earlier one a view of its old rows
+    assert len(stitcher.undo) == (4 if stitcher_module.traits_of("duckdb").row_address else 0)
+    if kept == KEPT:  # the first run scans; then a giant cluster merges the largest ones: one more
+        assert stitcher.health_scans <= 2
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_only_the_added_rows_when_the_rest_is_vouched_for(con: duckdb.DuckDBPyConnection, seed: int) -> None:
+    """A run that extended the input var tables names the rows they added and vouches for the others: the
+    stitcher reads the added rows alone (no look-back window), equals a full recompute, and its checkpoint still
+    counts every observation up to the window start (a later run that cannot vouch compares with it)."""
+    rng = random.Random(seed)
+    stitcher = Stitcher(con, seed)
+    start = T0
+    for batch in range(4):
+        rows = random_batch(rng, start, 300, 900, f"b{batch}_")
+        if batch:
+            watermark = stitcher.previous.checkpoint.watermark
+            rows += [
+                (f"late{batch}_{i}", watermark - dt.timedelta(hours=rng.randrange(1, 90)), ids)
+                for i, (_, _, ids) in enumerate(random_batch(rng, start, 30, 900, "x"))
+            ]
+        stats, _ = stitcher.run(rows, only_added=batch > 0)
+        if batch:
+            assert stats.mode == "incremental"
+            assert stats.observations == sum(len(ids) for _, _, ids in rows)  # the added rows' ids alone
+            session = DuckDBSession(con, "out")
+            whole = stitcher_module._Shape.of(observations_query())
+            point = stats.checkpoint
+            assert point is not None and point.window_start is not None
+            scratch = stitcher_module._Scratch(session, exp.table_("x", db="out"), "count")
+            counted = stitcher_module._observation_count(scratch, whole, observations_query(), None, point.window_start)
+            assert point.rows_before == counted
+        start += 3 * DAY
+    stats, _ = stitcher.run([], incremental=True)  # not vouched: the checkpoint's count lets it extend
+    assert stats.mode == "incremental"
 
 
 def test_late_rows_in_window_update_times_and_keep_main_ids(con: duckdb.DuckDBPyConnection) -> None:
