@@ -1606,12 +1606,33 @@ _IN_PLACE_ENGINES = ("duckdb",)
 _OUTPUT_COLUMNS = ("other_id", "other_id_type", "valid_at", "first_seen_at")  # after the main id
 
 
+# Each in-place extension makes the previous material a view of the next one: kept materials (no
+# `retention_runs`) would become an ever deeper chain of views, each read one join slower. At this depth the
+# run copies instead, and the chain starts again from a table.
+MAX_VIEW_CHAIN = 8
+
+
 def _can_extend_in_place(scratch: _Scratch, prev: exp.Table, target: exp.Table) -> bool:
     return (
         scratch.dialect in _IN_PLACE_ENGINES
         and bool(scratch.traits.row_address)
         and (target.db, target.catalog) == (prev.db, prev.catalog)
+        and view_chain_depth(scratch.session, prev) < MAX_VIEW_CHAIN
     )
+
+
+def view_chain_depth(session: Session, table_: exp.Table) -> int:
+    """How many earlier stitcher materials read ``table_`` through in-place views, one through the other
+    (see `_extend_in_place`); counted up to MAX_VIEW_CHAIN."""
+    views = {v: sql for v, sql in session.view_definitions(table_.db or None).items() if "_undo" in (sql or "")}
+    depth, name = 0, table_.name
+    while depth < MAX_VIEW_CHAIN:
+        pattern = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+        reader = next((v for v, sql in views.items() if v.lower() != name.lower() and pattern.search(sql)), None)
+        if reader is None:
+            break
+        depth, name = depth + 1, reader
+    return depth
 
 
 def _extend_in_place(

@@ -216,6 +216,30 @@ def test_five_random_batches_equal_full_recompute(
         assert stitcher.health_scans <= 2
 
 
+def test_in_place_extensions_keep_the_chain_of_views_short(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each in-place run makes the previous material a view of the next: at MAX_VIEW_CHAIN views deep a run
+    copies instead, so no kept material is read through more views than that (and each reads as written)."""
+    monkeypatch.setattr(stitcher_module, "MAX_VIEW_CHAIN", 2)
+    rng = random.Random(7)
+    stitcher = Stitcher(con, 7)
+    start = T0
+    in_place = []
+    for batch in range(6):
+        stats, _ = stitcher.run(random_batch(rng, start, 200, 500, f"b{batch}_"))
+        assert stats.mode == ("incremental" if batch else "full")
+        in_place.append(stitcher.in_place(f"run_{batch + 1}"))
+        session = DuckDBSession(con, "out")
+        depths = [stitcher_module.view_chain_depth(session, exp.table_(n, db="out")) for n in stitcher.outputs]
+        assert max(depths) <= 2
+        start += 3 * DAY
+    if stitcher_module.traits_of("duckdb").row_address:  # run 4 copies: run 3 was read through two views
+        assert in_place == [False, True, True, False, True, True]
+    else:
+        assert not any(in_place)
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_only_the_added_rows_when_the_rest_is_vouched_for(con: duckdb.DuckDBPyConnection, seed: int) -> None:
     """A run that extended the input var tables names the rows they added and vouches for the others: the
