@@ -693,9 +693,40 @@ def _present(observations: exp.Query, shape: _Shape) -> exp.Query:
     return sqlglot.select(*shape.columns()).from_(observations.copy().subquery("o"))
 
 
-def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _Encoded:
-    """Integer nodes, edges and link times of ``source`` (a scratch table of observation rows, read twice
-    here: the input's own query, with its filters, runs once). Each row's ids are looked up once, one join
+def _rereadable(observations: exp.Query) -> bool:
+    """The observations are cheap enough to read again rather than copy once: a UNION ALL of projections (and
+    filters) of stored tables, with no join, aggregate, window, DISTINCT or subquery. A full run reads them four
+    times (survey, ids, rows, checkpoint count), each read only the columns it needs, where a copy writes every
+    column of every row (and a large copy spills). Anything costlier (e.g. another entity's graph numbered by
+    windows) is copied and runs once."""
+    pending: list[exp.Expr] = [observations]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Union) and not node.args.get("distinct"):
+            pending += [node.this, node.expression]
+            continue
+        if isinstance(node, exp.Subquery):
+            pending.append(node.this)
+            continue
+        if not isinstance(node, exp.Select) or not node.args.get("from_"):
+            return False
+        clauses = ("joins", "distinct", "group", "having", "qualify", "limit", "offset", "order", "with_")
+        if any(node.args.get(k) for k in clauses):
+            return False
+        parts = [*node.expressions, *([node.args["where"]] if node.args.get("where") else [])]
+        if any(p.find(exp.Window, exp.AggFunc, exp.Subquery, exp.Query) for p in parts):
+            return False
+        inner = node.args["from_"].this
+        if isinstance(inner, exp.Subquery):
+            pending.append(inner.this)
+        elif not isinstance(inner, exp.Table) or not isinstance(inner.this, exp.Identifier):
+            return False
+    return True
+
+
+def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag: str) -> _Encoded:
+    """Integer nodes, edges and link times of ``source`` (observation rows: a scratch table, or a query cheap
+    to read twice, see `_rereadable`). Each row's ids are looked up once, one join
     per slot, and only on rows naming two or more ids; a row's hub is the LEAST of its slots' keys."""
     sightings = [
         sqlglot.select(
@@ -703,7 +734,7 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
             exp.alias_(_col(f"other_id_{k}"), "other_id"),
             exp.alias_(shape.time(k), "occurred_at"),
         )
-        .from_(source.copy())
+        .from_(_as(source, "s"))
         .where(shape.present(k))
         for k in shape.ks
     ]
@@ -756,16 +787,27 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
         filled = [exp.Coalesce(this=v, expressions=[_num(absent)]) for v in values]
         return filled[0] if len(filled) == 1 else exp.Greatest(this=filled[0], expressions=filled[1:])
 
-    keys = [_priority_key(n.copy(), 1) for n in nodes]  # NULL for an empty slot
-    keyed = sqlglot.select(
-        *(n.copy() for n in nodes),
-        *(shape.time(k) for k in shape.ks) if shape.slot_times else [_col("occurred_at")],
-        exp.alias_(lowest(keys, _NO_NODE_HIGH), "hub_key"),
-    ).from_(looked_up.subquery("j"))
+    row_times = [shape.time(k) for k in shape.ks] if shape.slot_times else [_col("occurred_at")]
     distinct_two = exp.LT(
         this=lowest([n.copy() for n in nodes], _NO_NODE_HIGH), expression=highest([n.copy() for n in nodes], -1)
     )
-    rows = scratch.create(f"{tag}rows", keyed.where(distinct_two))
+    # each slot's key once, as a column (NULL for an empty slot): LEAST's NULL guard, where a dialect writes
+    # one, then tests columns, not the hash again
+    keys = (
+        sqlglot.select(
+            *(n.copy() for n in nodes),
+            *(t.copy() for t in row_times),
+            *(exp.alias_(_priority_key(n.copy(), 1), f"k{k}") for k, n in zip(shape.ks, nodes, strict=True)),
+        )
+        .from_(looked_up.subquery("j"))
+        .where(distinct_two)
+    )
+    keyed = sqlglot.select(
+        *(n.copy() for n in nodes),
+        *row_times,
+        exp.alias_(lowest([_col(f"k{k}") for k in shape.ks], _NO_NODE_HIGH), "hub_key"),
+    ).from_(keys.subquery("q"))
+    rows = scratch.create(f"{tag}rows", keyed)
 
     def per_slot(*columns: Callable[[int], exp.Expr]) -> exp.Query:
         parts = [
@@ -819,13 +861,13 @@ class _Survey:
     newest: datetime | None
 
 
-def _survey(scratch: _Scratch, source: exp.Table, shape: _Shape) -> _Survey:
+def _survey(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape) -> _Survey:
     if shape.slot_times:
         newest = [exp.Max(this=_case_pick(shape.present(k), shape.time(k), exp.null())) for k in shape.ks]
     else:
         named = exp.or_(*(exp.paren(shape.present(k)) for k in shape.ks))
         newest = [exp.Max(this=_case_pick(named, _col("occurred_at"), exp.null()))]
-    row = scratch.row(sqlglot.select(exp.Sum(this=shape.sightings()), *newest).from_(source.copy()))
+    row = scratch.row(sqlglot.select(exp.Sum(this=shape.sightings()), *newest).from_(_as(source, "s")))
     times = [t for t in (_as_datetime(v) for v in row[1:]) if t is not None] if row else []
     return _Survey(int(row[0] or 0) if row else 0, max(times) if times else None)
 
@@ -970,7 +1012,7 @@ def _incremental_blocker(scratch: _Scratch, shape: _Shape, source: exp.Query, ch
 
 
 def _checkpoint_from(
-    scratch: _Scratch, shape: _Shape, obs: exp.Table, watermark: datetime | None, lookback: timedelta
+    scratch: _Scratch, shape: _Shape, obs: exp.Table | exp.Query, watermark: datetime | None, lookback: timedelta
 ) -> Checkpoint:
     """The checkpoint of a full run (ids and clusters filled in at the end)."""
     if watermark is None:
@@ -991,7 +1033,7 @@ def _full(
     components: Components | None = None,
 ) -> StitcherStats:
     scratch.phase("encode")
-    src = scratch.create("src", source)
+    src: exp.Table | exp.Query = source if _rereadable(source) else scratch.create("src", source)
     survey = _survey(scratch, src, shape)
     graph = _encode(scratch, src, shape, "")
     n_ids = scratch.rows(graph.ids)

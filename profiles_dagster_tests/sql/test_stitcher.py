@@ -582,3 +582,39 @@ def test_slots_of_one_literal_type_find_ids_by_value(con: duckdb.DuckDBPyConnect
     got = sorted(con.execute('SELECT * FROM out."typed"').fetchall(), key=_sort_key)
     assert got == expected_output(rows)
     assert stats.observations == sum(len(ids) for _, _, ids in rows)
+
+
+@pytest.mark.parametrize(
+    ("query", "reread"),
+    [
+        ("SELECT ts AS occurred_at, CAST('email' AS VARCHAR) AS other_id_type_1, lower(e) AS other_id_1 FROM a", True),
+        (
+            "SELECT occurred_at, other_id_type_1, other_id_1 FROM (SELECT ts AS occurred_at, 'email' AS "
+            "other_id_type_1, CASE WHEN e = 'x' THEN NULL ELSE e END AS other_id_1 FROM s.a WHERE ts > '2024-01-01' "
+            "UNION ALL SELECT ts, 'email', e FROM b) AS o",
+            True,
+        ),
+        (
+            "SELECT ts AS occurred_at, 'email' AS other_id_type_1, first_value(e) OVER (ORDER BY ts) AS other_id_1 "
+            "FROM a",
+            False,
+        ),
+        ("SELECT max(ts) AS occurred_at, 'email' AS other_id_type_1, e AS other_id_1 FROM a GROUP BY e", False),
+        ("SELECT a.ts AS occurred_at, 'email' AS other_id_type_1, b.e AS other_id_1 FROM a JOIN b ON a.k = b.k", False),
+        ("SELECT DISTINCT ts AS occurred_at, 'email' AS other_id_type_1, e AS other_id_1 FROM a", False),
+        (
+            "SELECT ts AS occurred_at, 'email' AS other_id_type_1, e AS other_id_1 FROM a UNION SELECT ts, 'x', e FROM b",
+            False,
+        ),
+        ("SELECT ts AS occurred_at, 'email' AS other_id_type_1, (SELECT max(e) FROM b) AS other_id_1 FROM a", False),
+        ("SELECT ts AS occurred_at, 'email' AS other_id_type_1, e AS other_id_1 FROM read_csv('x.csv')", False),
+    ],
+)
+def test_observations_read_in_place_only_when_cheap(query: str, reread: bool) -> None:
+    """A full run reads plain projections of tables several times instead of copying them; anything that
+    computes more (windows, aggregates, joins, DISTINCT, subqueries, table functions) it copies once."""
+    from profiles_dagster.sql.stitcher import _rereadable
+
+    parsed = sqlglot.parse_one(query, read="duckdb")
+    assert isinstance(parsed, exp.Query)
+    assert _rereadable(parsed) is reread
