@@ -417,29 +417,28 @@ def _pointer_jump(scratch: _Scratch, suffix: str) -> list[tuple[str, bool]]:
     Table ``suffix`` has ``(x, p, f)`` where ``f = 1`` means "p may not be a root". A jump sets
     ``p(a) := p(p(a))`` and ``f(a) := f(p(a))`` (exact: roots are fixed points). Only nodes
     with ``f = 1`` jump: each step writes the still-pending nodes to a new table and looks
-    parents up in the union of what is settled and what is pending. We stop as soon as no
-    ``f = 1`` is left, without a final no-change pass.
+    parents up in the union of what is settled and what is pending. A step writes as many rows as the
+    previous table has pending ones: the step that writes none ends the jumping, with no count of its own
+    (where the engine reports the rows a statement wrote).
     """
-    settled: list[tuple[str, bool]] = [(suffix, True)]
+    settled: list[tuple[str, bool]] = []
     current = suffix
     step = 0
-    while scratch.scalar(_count(scratch.table(current), _eq(_col("f"), _num(1)))) > 0:
+    while True:
         step += 1
-        lookup = _parts([(suffix, False)] if step == 1 else [*settled, (current, False)], scratch, with_flag=True)
+        lookup = _parts([*settled, (current, False)], scratch, with_flag=True)
         pending = sqlglot.select("x", "p").from_(scratch.table(current)).where(_eq(_col("f"), _num(1)))
         nxt = f"{suffix}_j{step}"
-        scratch.create(
+        table = scratch.create(
             nxt,
             sqlglot.select(_col("x", "a"), _col("p", "b"), _col("f", "b"))
             .from_(_as(pending, "a"))
             .join(_as(lookup, "b"), on=_eq(_col("p", "a"), _col("x", "b"))),
         )
-        if step > 1:
-            settled.append((current, True))
+        if scratch.rows(table) == 0:  # nothing was pending: the empty table stays until the scratch is dropped
+            return [*settled, (current, False)]
+        settled.append((current, True))
         current = nxt
-    if step:
-        settled.append((current, False))
-    return settled
 
 
 def _contract(scratch: _Scratch, edges: exp.Table, round_no: int, tag: str) -> list[tuple[str, bool]]:
@@ -548,24 +547,21 @@ def _connected_components(
     if current_suffix is not None:
         scratch.drop(current_suffix)
 
-    # Compose maps from the last round back: label_t(x) = label_{t+1}(map_t(x)),
-    # where nodes absent from round t+1 keep map_t(x).
+    # Compose the maps in one statement, from the last round back: label_t(x) = label_{t+1}(map_t(x)), where a
+    # node absent from round t + 1's map (no edges left) keeps its round-t root (each map joins the smaller
+    # composition of the later ones once).
     labels: exp.Query = _parts(maps[-1], scratch)
-    owned: list[str] = [s for s, _ in maps[-1]]
-    for index in range(len(maps) - 2, -1, -1):
-        composed = f"{tag}labels_{index + 1}"
-        scratch.create(
-            composed,
+    for parts in reversed(maps[:-1]):
+        labels = (
             sqlglot.select(
-                _col("x", "m"),
-                exp.alias_(exp.Coalesce(this=_col("p", "l"), expressions=[_col("p", "m")]), "p"),
+                _col("x", "m"), exp.alias_(exp.Coalesce(this=_col("p", "l"), expressions=[_col("p", "m")]), "p")
             )
-            .from_(_as(_parts(maps[index], scratch), "m"))
-            .join(_as(labels, "l"), on=_eq(_col("p", "m"), _col("x", "l")), join_type="left"),
+            .from_(_as(_parts(parts, scratch), "m"))
+            .join(labels.subquery("l"), on=_eq(_col("p", "m"), _col("x", "l")), join_type="left")
         )
-        scratch.drop(*dict.fromkeys(owned + [s for s, _ in maps[index]]))
-        owned = [composed]
-        labels = sqlglot.select("x", "p").from_(scratch.table(composed))
+    if len(maps) > 1:  # a table: joins plan better on it (and its statistics) than on the composition
+        labels = sqlglot.select("x", "p").from_(scratch.create(f"{tag}labels", labels))
+        scratch.drop(*(s for parts in maps for s, _ in parts))
     return labels, round_no, tuple(left)
 
 
@@ -682,7 +678,8 @@ def _slot_types(observations: exp.Query, slots: int) -> tuple[str | None, ...]:
 class _Encoded:
     ids: exp.Table  # node, other_id_type, other_id, first_seen_at
     edges: exp.Table  # u < v: star edges (hub, other id) of rows with 2+ distinct ids, distinct
-    linked: exp.Table  # node, linked_at, hub: ids seen on a row with another id (hub: first-round pointer)
+    linked: exp.Table  # node, linked_at, hub, first_seen_at: ids seen on a row with another id (hub: first-round
+    # pointer; first_seen_at as in ids, carried by the rows so that the main ids need no join with ids)
     star_edges: int  # rows of edges
     pairs: int  # distinct pairs of ids seen on one row: the input's edges (the stars hold fewer)
 
@@ -763,15 +760,19 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
         if shape.slot_times
         else [_col("occurred_at", "s")]
     )
-    looked_up = sqlglot.select(*times, *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks)).from_(
-        _as(source, "s")
-    )
+    looked_up = sqlglot.select(
+        *times,
+        *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks),
+        *(exp.alias_(_col("first_seen_at", f"i{k}"), f"s{k}") for k in shape.ks),
+    ).from_(_as(source, "s"))
     constant = shape.types
     for k in shape.ks:
         same_id = _eq(_col(f"other_id_{k}", "s"), _col("other_id", f"i{k}"))
         if constant[k - 1] is not None:  # one id type in the slot: a join on the id alone, among that type's ids
             of_type = _eq(_col("other_id_type"), exp.Literal.string(constant[k - 1]))
-            lookup: exp.Table | exp.Query = sqlglot.select("node", "other_id").from_(ids.copy()).where(of_type)
+            lookup: exp.Table | exp.Query = (
+                sqlglot.select("node", "other_id", "first_seen_at").from_(ids.copy()).where(of_type)
+            )
             on = same_id
         else:
             lookup, on = ids, exp.and_(_eq(_col(f"other_id_type_{k}", "s"), _col("other_id_type", f"i{k}")), same_id)
@@ -797,6 +798,7 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
         sqlglot.select(
             *(n.copy() for n in nodes),
             *(t.copy() for t in row_times),
+            *(_col(f"s{k}") for k in shape.ks),
             *(exp.alias_(_priority_key(n.copy(), 1), f"k{k}") for k, n in zip(shape.ks, nodes, strict=True)),
         )
         .from_(looked_up.subquery("j"))
@@ -805,6 +807,7 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
     keyed = sqlglot.select(
         *(n.copy() for n in nodes),
         *row_times,
+        *(_col(f"s{k}") for k in shape.ks),
         exp.alias_(lowest([_col(f"k{k}") for k in shape.ks], _NO_NODE_HIGH), "hub_key"),
     ).from_(keys.subquery("q"))
     rows = scratch.create(f"{tag}rows", keyed)
@@ -835,6 +838,7 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
         lambda k: exp.alias_(_col(f"n{k}"), "node"),
         lambda k: exp.alias_(shape.time(k), "occurred_at"),
         lambda k: _col("hub_key"),
+        lambda k: exp.alias_(_col(f"s{k}"), "first_seen_at"),
     )
     linked = scratch.create(
         f"{tag}linked",
@@ -842,6 +846,7 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
             "node",
             exp.alias_(exp.Min(this=_col("occurred_at")), "linked_at"),
             exp.alias_(_decode_key(exp.Min(this=_col("hub_key"))), "hub"),
+            exp.alias_(exp.Min(this=_col("first_seen_at")), "first_seen_at"),
         )
         .from_(seen.subquery("sn"))
         .group_by("node"),
@@ -1077,11 +1082,10 @@ def _full(
             sqlglot.select(
                 exp.alias_(_col("x", "l"), "node"),
                 exp.alias_(_col("p", "l"), "comp"),
-                _col("first_seen_at", "i"),
+                _col("first_seen_at", "k"),
                 _col("linked_at", "k"),
             )
             .from_(_as(labels, "l"))
-            .join(_as(graph.ids, "i"), on=_eq(_col("x", "l"), _col("node", "i")))
             .join(_as(graph.linked, "k"), on=_eq(_col("x", "l"), _col("node", "k"))),
         )
         # Main id per component: earliest first_seen_at (NULL last), ties by smaller hash; the
