@@ -6,12 +6,14 @@ algorithm for every engine. Components are found by randomized contraction with 
 so the number of rounds grows roughly with log(graph size), not with the length of the longest
 chain (label propagation, what most SQL stitchers do, needs one pass per hop and stops early).
 
-**Encoding.** The observations arrive one row per input row, its ids in slots (the input's query,
-filters and all, read once into a scratch table). Distinct ``(other_id_type, other_id)`` get dense
-integer node numbers (the numbering is arbitrary: nothing in the result depends on it); the rows with
-two or more ids look each slot's id up once (by value alone where the slot holds one id type) and
-become a star of edges from their hub, the id of least first-round priority, a LEAST across the row's
-slots (same connectivity as the full clique, fewer edges; no grouping of ids by row). From here to the
+**Encoding.** The observations arrive one row per input row, its ids in slots (read in place where they
+are plain projections of tables, else the input's query, filters and all, read once into a scratch table).
+Distinct ``(other_id_type, other_id)`` get dense integer node numbers (the numbering is arbitrary: nothing in
+the result depends on it) and their sighting count; the rows with two or more ids look each slot's id up once
+(by value alone where the slot holds one id type; the lookup brings the id's first_seen_at and count along)
+and become a star of edges from their hub, the id of least first-round priority (the most-seen id, a hash
+among equals), a LEAST across the row's slots (same connectivity as the full clique, fewer edges; no
+grouping of ids by row). From here to the
 main ids, only integers move.
 
 **One contraction round**, on an integer edge table ``E(u, v)`` (``u < v``, distinct):
@@ -30,7 +32,8 @@ The first round of a full run is cheaper: each linked id points to the least-pri
 rows it is on (1-hop contraction on the rows' cliques), a ``MIN`` the encoding computes anyway, so it
 costs pointer jumping and a relabel but none of the round's two aggregations over the edges.
 
-When no edges remain, the per-round maps are composed from the last round back to the first.
+When no edges remain, the per-round maps are composed from the last round back to the first, in one
+statement.
 
 **Main ids** follow pb: the cluster member with the earliest ``first_seen_at`` (NULL last; ties:
 the smaller hash) gives ``'rid' || hash``. **valid_at** is the earliest occurred_at of a row that
@@ -107,6 +110,8 @@ _UUID_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 _PRIME = 2147483647  # 2**31 - 1
 _MUL = 1103515245
 _PACK = 4294967296  # 2**32: key = priority * 2**32 + node; node ids must be < 2**32
+_SEEN_BUCKETS = 1023  # first-round priority: (1023 - min(sightings, 1023)) * 2**21 + hash % 2**21 < 2**31
+_SEEN_SPAN = 2097152  # 2**21
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,7 @@ def main_id_expression(other_id: exp.Expr, other_id_type: exp.Expr) -> exp.Expr:
     return exp.DPipe(this=exp.Literal.string("rid"), expression=outer, safe=True)
 
 
-def _priority_key(node: exp.Expr, round_no: int) -> exp.Expr:
+def _priority_key(node: exp.Expr, round_no: int, seen: exp.Expr | None = None) -> exp.Expr:
     """Pseudo-random, deterministic priority of ``node`` in round ``round_no``,
     packed as ``priority * 2**32 + node`` so MIN() over keys names one node.
 
@@ -277,6 +282,11 @@ def _priority_key(node: exp.Expr, round_no: int) -> exp.Expr:
     on consecutive ids, whose regular pattern would slow down chains. In
     simulation this contracts like true random priorities, and the SQL only
     repeats the node column, not nested subexpressions.
+
+    With ``seen`` (the first round: how many observations name the id), ids seen more often come first:
+    a row's hub is its most-seen id, so a star (a shared device and its thousands of users) collapses into
+    its centre in the first round, where random priorities make half its leaves hubs of their own rows
+    (each a root, left for a second round as big as the star). Among ids seen as often, the hash decides.
     """
     node = exp.cast(node, "BIGINT")
     mul = (_MUL + round_no * 2246822519) % _PRIME or 1  # per round, or rounds correlate
@@ -286,6 +296,13 @@ def _priority_key(node: exp.Expr, round_no: int) -> exp.Expr:
     linear = _mod(_add(_mul(_mod(node, _PRIME), _num(mul)), _num(salt1)), _PRIME)
     square = _mod(_add(_mul(_mod(node.copy(), _PRIME), _mod(node.copy(), _PRIME)), _num(salt2)), _PRIME)
     priority = _mod(_add(_mul(linear, square), _num(salt3)), _PRIME)
+    if seen is not None:  # sightings first (fewer sightings: a higher bucket), the hash within a bucket
+        bucket = _case_pick(
+            exp.GT(this=seen, expression=_num(_SEEN_BUCKETS)),
+            _num(0),
+            exp.Sub(this=_num(_SEEN_BUCKETS), expression=seen.copy()),
+        )
+        priority = _add(_mul(bucket, _num(_SEEN_SPAN)), _mod(priority, _SEEN_SPAN))
     return _add(_mul(priority, _num(_PACK)), node.copy())
 
 
@@ -676,7 +693,7 @@ def _slot_types(observations: exp.Query, slots: int) -> tuple[str | None, ...]:
 
 @dataclass(frozen=True)
 class _Encoded:
-    ids: exp.Table  # node, other_id_type, other_id, first_seen_at
+    ids: exp.Table  # node, other_id_type, other_id, first_seen_at, seen (observations naming it)
     edges: exp.Table  # u < v: star edges (hub, other id) of rows with 2+ distinct ids, distinct
     linked: exp.Table  # node, linked_at, hub, first_seen_at: ids seen on a row with another id (hub: first-round
     # pointer; first_seen_at as in ids, carried by the rows so that the main ids need no join with ids)
@@ -739,7 +756,12 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
     for part in sightings[1:]:
         union = exp.union(union, part, distinct=False)
     grouped = (
-        sqlglot.select("other_id_type", "other_id", exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"))
+        sqlglot.select(
+            "other_id_type",
+            "other_id",
+            exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"),
+            exp.alias_(exp.Count(this=exp.Star()), "seen"),
+        )
         .from_(union.subquery("u"))
         .group_by("other_id_type", "other_id")
     )
@@ -750,6 +772,7 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
             "other_id_type",
             "other_id",
             "first_seen_at",
+            "seen",
         ).from_(grouped.subquery("g")),
     )
     # Rows naming two or more distinct ids: their nodes (one lookup per slot), times and hub, the node of
@@ -764,6 +787,7 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
         *times,
         *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks),
         *(exp.alias_(_col("first_seen_at", f"i{k}"), f"s{k}") for k in shape.ks),
+        *(exp.alias_(_col("seen", f"i{k}"), f"c{k}") for k in shape.ks),
     ).from_(_as(source, "s"))
     constant = shape.types
     for k in shape.ks:
@@ -771,7 +795,7 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
         if constant[k - 1] is not None:  # one id type in the slot: a join on the id alone, among that type's ids
             of_type = _eq(_col("other_id_type"), exp.Literal.string(constant[k - 1]))
             lookup: exp.Table | exp.Query = (
-                sqlglot.select("node", "other_id", "first_seen_at").from_(ids.copy()).where(of_type)
+                sqlglot.select("node", "other_id", "first_seen_at", "seen").from_(ids.copy()).where(of_type)
             )
             on = same_id
         else:
@@ -799,7 +823,10 @@ def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag
             *(n.copy() for n in nodes),
             *(t.copy() for t in row_times),
             *(_col(f"s{k}") for k in shape.ks),
-            *(exp.alias_(_priority_key(n.copy(), 1), f"k{k}") for k, n in zip(shape.ks, nodes, strict=True)),
+            *(
+                exp.alias_(_priority_key(n.copy(), 1, _col(f"c{k}")), f"k{k}")
+                for k, n in zip(shape.ks, nodes, strict=True)
+            ),
         )
         .from_(looked_up.subquery("j"))
         .where(distinct_two)
