@@ -603,7 +603,8 @@ def test_slots_of_one_literal_type_find_ids_by_value(con: duckdb.DuckDBPyConnect
         ("SELECT a.ts AS occurred_at, 'email' AS other_id_type_1, b.e AS other_id_1 FROM a JOIN b ON a.k = b.k", False),
         ("SELECT DISTINCT ts AS occurred_at, 'email' AS other_id_type_1, e AS other_id_1 FROM a", False),
         (
-            "SELECT ts AS occurred_at, 'email' AS other_id_type_1, e AS other_id_1 FROM a UNION SELECT ts, 'x', e FROM b",
+            "SELECT ts AS occurred_at, 'email' AS other_id_type_1, e AS other_id_1 FROM a "
+            "UNION SELECT ts, 'x', e FROM b",
             False,
         ),
         ("SELECT ts AS occurred_at, 'email' AS other_id_type_1, (SELECT max(e) FROM b) AS other_id_1 FROM a", False),
