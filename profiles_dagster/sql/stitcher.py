@@ -6,12 +6,14 @@ algorithm for every engine. Components are found by randomized contraction with 
 so the number of rounds grows roughly with log(graph size), not with the length of the longest
 chain (label propagation, what most SQL stitchers do, needs one pass per hop and stops early).
 
-**Encoding.** The observations arrive one row per input row, its ids in slots (the input's query,
-filters and all, read once into a scratch table). Distinct ``(other_id_type, other_id)`` get dense
-integer node numbers (the numbering is arbitrary: nothing in the result depends on it); the rows with
-two or more ids look each slot's id up once (by value alone where the slot holds one id type) and
-become a star of edges from their hub, the id of least first-round priority, a LEAST across the row's
-slots (same connectivity as the full clique, fewer edges; no grouping of ids by row). From here to the
+**Encoding.** The observations arrive one row per input row, its ids in slots (read in place where they
+are plain projections of tables, else the input's query, filters and all, read once into a scratch table).
+Distinct ``(other_id_type, other_id)`` get dense integer node numbers (the numbering is arbitrary: nothing in
+the result depends on it) and their sighting count; the rows with two or more ids look each slot's id up once
+(by value alone where the slot holds one id type; the lookup brings the id's first_seen_at and count along)
+and become a star of edges from their hub, the id of least first-round priority (the most-seen id, a hash
+among equals), a LEAST across the row's slots (same connectivity as the full clique, fewer edges; no
+grouping of ids by row). From here to the
 main ids, only integers move.
 
 **One contraction round**, on an integer edge table ``E(u, v)`` (``u < v``, distinct):
@@ -30,7 +32,8 @@ The first round of a full run is cheaper: each linked id points to the least-pri
 rows it is on (1-hop contraction on the rows' cliques), a ``MIN`` the encoding computes anyway, so it
 costs pointer jumping and a relabel but none of the round's two aggregations over the edges.
 
-When no edges remain, the per-round maps are composed from the last round back to the first.
+When no edges remain, the per-round maps are composed from the last round back to the first, in one
+statement.
 
 **Main ids** follow pb: the cluster member with the earliest ``first_seen_at`` (NULL last; ties:
 the smaller hash) gives ``'rid' || hash``. **valid_at** is the earliest occurred_at of a row that
@@ -118,6 +121,8 @@ _UUID_SALT = "fe971b24-9572-4005-b22f-351e9c09274d"
 _PRIME = 2147483647  # 2**31 - 1
 _MUL = 1103515245
 _PACK = 4294967296  # 2**32: key = priority * 2**32 + node; node ids must be < 2**32
+_SEEN_BUCKETS = 1023  # first-round priority: (1023 - min(sightings, 1023)) * 2**21 + hash % 2**21 < 2**31
+_SEEN_SPAN = 2097152  # 2**21
 
 
 @dataclass(frozen=True)
@@ -283,7 +288,7 @@ def main_id_expression(other_id: exp.Expr, other_id_type: exp.Expr) -> exp.Expr:
     return ByteOrderedText(this=exp.DPipe(this=exp.Literal.string("rid"), expression=outer, safe=True))
 
 
-def _priority_key(node: exp.Expr, round_no: int) -> exp.Expr:
+def _priority_key(node: exp.Expr, round_no: int, seen: exp.Expr | None = None) -> exp.Expr:
     """Pseudo-random, deterministic priority of ``node`` in round ``round_no``,
     packed as ``priority * 2**32 + node`` so MIN() over keys names one node.
 
@@ -292,6 +297,11 @@ def _priority_key(node: exp.Expr, round_no: int) -> exp.Expr:
     on consecutive ids, whose regular pattern would slow down chains. In
     simulation this contracts like true random priorities, and the SQL only
     repeats the node column, not nested subexpressions.
+
+    With ``seen`` (the first round: how many observations name the id), ids seen more often come first:
+    a row's hub is its most-seen id, so a star (a shared device and its thousands of users) collapses into
+    its centre in the first round, where random priorities make half its leaves hubs of their own rows
+    (each a root, left for a second round as big as the star). Among ids seen as often, the hash decides.
     """
     node = exp.cast(node, "BIGINT")
     mul = (_MUL + round_no * 2246822519) % _PRIME or 1  # per round, or rounds correlate
@@ -301,6 +311,13 @@ def _priority_key(node: exp.Expr, round_no: int) -> exp.Expr:
     linear = _mod(_add(_mul(_mod(node, _PRIME), _num(mul)), _num(salt1)), _PRIME)
     square = _mod(_add(_mul(_mod(node.copy(), _PRIME), _mod(node.copy(), _PRIME)), _num(salt2)), _PRIME)
     priority = _mod(_add(_mul(linear, square), _num(salt3)), _PRIME)
+    if seen is not None:  # sightings first (fewer sightings: a higher bucket), the hash within a bucket
+        bucket = _case_pick(
+            exp.GT(this=seen, expression=_num(_SEEN_BUCKETS)),
+            _num(0),
+            exp.Sub(this=_num(_SEEN_BUCKETS), expression=seen.copy()),
+        )
+        priority = _add(_mul(bucket, _num(_SEEN_SPAN)), _mod(priority, _SEEN_SPAN))
     return _add(_mul(priority, _num(_PACK)), node.copy())
 
 
@@ -432,29 +449,28 @@ def _pointer_jump(scratch: _Scratch, suffix: str) -> list[tuple[str, bool]]:
     Table ``suffix`` has ``(x, p, f)`` where ``f = 1`` means "p may not be a root". A jump sets
     ``p(a) := p(p(a))`` and ``f(a) := f(p(a))`` (exact: roots are fixed points). Only nodes
     with ``f = 1`` jump: each step writes the still-pending nodes to a new table and looks
-    parents up in the union of what is settled and what is pending. We stop as soon as no
-    ``f = 1`` is left, without a final no-change pass.
+    parents up in the union of what is settled and what is pending. A step writes as many rows as the
+    previous table has pending ones: the step that writes none ends the jumping, with no count of its own
+    (where the engine reports the rows a statement wrote).
     """
-    settled: list[tuple[str, bool]] = [(suffix, True)]
+    settled: list[tuple[str, bool]] = []
     current = suffix
     step = 0
-    while scratch.scalar(_count(scratch.table(current), _eq(_col("f"), _num(1)))) > 0:
+    while True:
         step += 1
-        lookup = _parts([(suffix, False)] if step == 1 else [*settled, (current, False)], scratch, with_flag=True)
+        lookup = _parts([*settled, (current, False)], scratch, with_flag=True)
         pending = sqlglot.select("x", "p").from_(scratch.table(current)).where(_eq(_col("f"), _num(1)))
         nxt = f"{suffix}_j{step}"
-        scratch.create(
+        table = scratch.create(
             nxt,
             sqlglot.select(_col("x", "a"), _col("p", "b"), _col("f", "b"))
             .from_(_as(pending, "a"))
             .join(_as(lookup, "b"), on=_eq(_col("p", "a"), _col("x", "b"))),
         )
-        if step > 1:
-            settled.append((current, True))
+        if scratch.rows(table) == 0:  # nothing was pending: the empty table stays until the scratch is dropped
+            return [*settled, (current, False)]
+        settled.append((current, True))
         current = nxt
-    if step:
-        settled.append((current, False))
-    return settled
 
 
 def _contract(scratch: _Scratch, edges: exp.Table, round_no: int, tag: str) -> list[tuple[str, bool]]:
@@ -563,24 +579,21 @@ def _connected_components(
     if current_suffix is not None:
         scratch.drop(current_suffix)
 
-    # Compose maps from the last round back: label_t(x) = label_{t+1}(map_t(x)),
-    # where nodes absent from round t+1 keep map_t(x).
+    # Compose the maps in one statement, from the last round back: label_t(x) = label_{t+1}(map_t(x)), where a
+    # node absent from round t + 1's map (no edges left) keeps its round-t root (each map joins the smaller
+    # composition of the later ones once).
     labels: exp.Query = _parts(maps[-1], scratch)
-    owned: list[str] = [s for s, _ in maps[-1]]
-    for index in range(len(maps) - 2, -1, -1):
-        composed = f"{tag}labels_{index + 1}"
-        scratch.create(
-            composed,
+    for parts in reversed(maps[:-1]):
+        labels = (
             sqlglot.select(
-                _col("x", "m"),
-                exp.alias_(exp.Coalesce(this=_col("p", "l"), expressions=[_col("p", "m")]), "p"),
+                _col("x", "m"), exp.alias_(exp.Coalesce(this=_col("p", "l"), expressions=[_col("p", "m")]), "p")
             )
-            .from_(_as(_parts(maps[index], scratch), "m"))
-            .join(_as(labels, "l"), on=_eq(_col("p", "m"), _col("x", "l")), join_type="left"),
+            .from_(_as(_parts(parts, scratch), "m"))
+            .join(labels.subquery("l"), on=_eq(_col("p", "m"), _col("x", "l")), join_type="left")
         )
-        scratch.drop(*dict.fromkeys(owned + [s for s, _ in maps[index]]))
-        owned = [composed]
-        labels = sqlglot.select("x", "p").from_(scratch.table(composed))
+    if len(maps) > 1:  # a table: joins plan better on it (and its statistics) than on the composition
+        labels = sqlglot.select("x", "p").from_(scratch.create(f"{tag}labels", labels))
+        scratch.drop(*(s for parts in maps for s, _ in parts))
     return labels, round_no, tuple(left)
 
 
@@ -695,9 +708,10 @@ def _slot_types(observations: exp.Query, slots: int) -> tuple[str | None, ...]:
 
 @dataclass(frozen=True)
 class _Encoded:
-    ids: exp.Table  # node, other_id_type, other_id, first_seen_at
+    ids: exp.Table  # node, other_id_type, other_id, first_seen_at, seen (observations naming it)
     edges: exp.Table  # u < v: star edges (hub, other id) of rows with 2+ distinct ids, distinct
-    linked: exp.Table  # node, linked_at, hub: ids seen on a row with another id (hub: first-round pointer)
+    linked: exp.Table  # node, linked_at, hub, first_seen_at: ids seen on a row with another id (hub: first-round
+    # pointer; first_seen_at as in ids, carried by the rows so that the main ids need no join with ids)
     star_edges: int  # rows of edges
     pairs: int  # distinct pairs of ids seen on one row: the input's edges (the stars hold fewer)
 
@@ -708,9 +722,40 @@ def _present(observations: exp.Query, shape: _Shape) -> exp.Query:
     return sqlglot.select(*shape.columns()).from_(observations.copy().subquery("o"))
 
 
-def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _Encoded:
-    """Integer nodes, edges and link times of ``source`` (a scratch table of observation rows, read twice
-    here: the input's own query, with its filters, runs once). Each row's ids are looked up once, one join
+def _rereadable(observations: exp.Query) -> bool:
+    """The observations are cheap enough to read again rather than copy once: a UNION ALL of projections (and
+    filters) of stored tables, with no join, aggregate, window, DISTINCT or subquery. A full run reads them four
+    times (survey, ids, rows, checkpoint count), each read only the columns it needs, where a copy writes every
+    column of every row (and a large copy spills). Anything costlier (e.g. another entity's graph numbered by
+    windows) is copied and runs once."""
+    pending: list[exp.Expr] = [observations]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Union) and not node.args.get("distinct"):
+            pending += [node.this, node.expression]
+            continue
+        if isinstance(node, exp.Subquery):
+            pending.append(node.this)
+            continue
+        if not isinstance(node, exp.Select) or not node.args.get("from_"):
+            return False
+        clauses = ("joins", "distinct", "group", "having", "qualify", "limit", "offset", "order", "with_")
+        if any(node.args.get(k) for k in clauses):
+            return False
+        parts = [*node.expressions, *([node.args["where"]] if node.args.get("where") else [])]
+        if any(p.find(exp.Window, exp.AggFunc, exp.Subquery, exp.Query) for p in parts):
+            return False
+        inner = node.args["from_"].this
+        if isinstance(inner, exp.Subquery):
+            pending.append(inner.this)
+        elif not isinstance(inner, exp.Table) or not isinstance(inner.this, exp.Identifier):
+            return False
+    return True
+
+
+def _encode(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape, tag: str) -> _Encoded:
+    """Integer nodes, edges and link times of ``source`` (observation rows: a scratch table, or a query cheap
+    to read twice, see `_rereadable`). Each row's ids are looked up once, one join
     per slot, and only on rows naming two or more ids; a row's hub is the LEAST of its slots' keys."""
     sightings = [
         sqlglot.select(
@@ -718,7 +763,7 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
             exp.alias_(_col(f"other_id_{k}"), "other_id"),
             exp.alias_(shape.time(k), "occurred_at"),
         )
-        .from_(source.copy())
+        .from_(_as(source, "s"))
         .where(shape.present(k))
         for k in shape.ks
     ]
@@ -726,7 +771,12 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
     for part in sightings[1:]:
         union = exp.union(union, part, distinct=False)
     grouped = (
-        sqlglot.select("other_id_type", "other_id", exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"))
+        sqlglot.select(
+            "other_id_type",
+            "other_id",
+            exp.alias_(exp.Min(this=_col("occurred_at")), "first_seen_at"),
+            exp.alias_(exp.Count(this=exp.Star()), "seen"),
+        )
         .from_(union.subquery("u"))
         .group_by("other_id_type", "other_id")
     )
@@ -737,6 +787,7 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
             "other_id_type",
             "other_id",
             "first_seen_at",
+            "seen",
         ).from_(grouped.subquery("g")),
     )
     # Rows naming two or more distinct ids: their nodes (one lookup per slot), times and hub, the node of
@@ -747,15 +798,20 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
         if shape.slot_times
         else [_col("occurred_at", "s")]
     )
-    looked_up = sqlglot.select(*times, *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks)).from_(
-        _as(source, "s")
-    )
+    looked_up = sqlglot.select(
+        *times,
+        *(exp.alias_(_col("node", f"i{k}"), f"n{k}") for k in shape.ks),
+        *(exp.alias_(_col("first_seen_at", f"i{k}"), f"s{k}") for k in shape.ks),
+        *(exp.alias_(_col("seen", f"i{k}"), f"c{k}") for k in shape.ks),
+    ).from_(_as(source, "s"))
     constant = shape.types
     for k in shape.ks:
         same_id = _eq(_col(f"other_id_{k}", "s"), _col("other_id", f"i{k}"))
         if constant[k - 1] is not None:  # one id type in the slot: a join on the id alone, among that type's ids
             of_type = _eq(_col("other_id_type"), exp.Literal.string(constant[k - 1]))
-            lookup: exp.Table | exp.Query = sqlglot.select("node", "other_id").from_(ids.copy()).where(of_type)
+            lookup: exp.Table | exp.Query = (
+                sqlglot.select("node", "other_id", "first_seen_at", "seen").from_(ids.copy()).where(of_type)
+            )
             on = same_id
         else:
             lookup, on = ids, exp.and_(_eq(_col(f"other_id_type_{k}", "s"), _col("other_id_type", f"i{k}")), same_id)
@@ -771,16 +827,32 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
         filled = [exp.Coalesce(this=v, expressions=[_num(absent)]) for v in values]
         return filled[0] if len(filled) == 1 else exp.Greatest(this=filled[0], expressions=filled[1:])
 
-    keys = [_priority_key(n.copy(), 1) for n in nodes]  # NULL for an empty slot
-    keyed = sqlglot.select(
-        *(n.copy() for n in nodes),
-        *(shape.time(k) for k in shape.ks) if shape.slot_times else [_col("occurred_at")],
-        exp.alias_(lowest(keys, _NO_NODE_HIGH), "hub_key"),
-    ).from_(looked_up.subquery("j"))
+    row_times = [shape.time(k) for k in shape.ks] if shape.slot_times else [_col("occurred_at")]
     distinct_two = exp.LT(
         this=lowest([n.copy() for n in nodes], _NO_NODE_HIGH), expression=highest([n.copy() for n in nodes], -1)
     )
-    rows = scratch.create(f"{tag}rows", keyed.where(distinct_two))
+    # each slot's key once, as a column (NULL for an empty slot): LEAST's NULL guard, where a dialect writes
+    # one, then tests columns, not the hash again
+    keys = (
+        sqlglot.select(
+            *(n.copy() for n in nodes),
+            *(t.copy() for t in row_times),
+            *(_col(f"s{k}") for k in shape.ks),
+            *(
+                exp.alias_(_priority_key(n.copy(), 1, _col(f"c{k}")), f"k{k}")
+                for k, n in zip(shape.ks, nodes, strict=True)
+            ),
+        )
+        .from_(looked_up.subquery("j"))
+        .where(distinct_two)
+    )
+    keyed = sqlglot.select(
+        *(n.copy() for n in nodes),
+        *row_times,
+        *(_col(f"s{k}") for k in shape.ks),
+        exp.alias_(lowest([_col(f"k{k}") for k in shape.ks], _NO_NODE_HIGH), "hub_key"),
+    ).from_(keys.subquery("q"))
+    rows = scratch.create(f"{tag}rows", keyed)
 
     def per_slot(*columns: Callable[[int], exp.Expr]) -> exp.Query:
         parts = [
@@ -808,6 +880,7 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
         lambda k: exp.alias_(_col(f"n{k}"), "node"),
         lambda k: exp.alias_(shape.time(k), "occurred_at"),
         lambda k: _col("hub_key"),
+        lambda k: exp.alias_(_col(f"s{k}"), "first_seen_at"),
     )
     linked = scratch.create(
         f"{tag}linked",
@@ -815,6 +888,7 @@ def _encode(scratch: _Scratch, source: exp.Table, shape: _Shape, tag: str) -> _E
             "node",
             exp.alias_(exp.Min(this=_col("occurred_at")), "linked_at"),
             exp.alias_(_decode_key(exp.Min(this=_col("hub_key"))), "hub"),
+            exp.alias_(exp.Min(this=_col("first_seen_at")), "first_seen_at"),
         )
         .from_(seen.subquery("sn"))
         .group_by("node"),
@@ -834,13 +908,13 @@ class _Survey:
     newest: datetime | None
 
 
-def _survey(scratch: _Scratch, source: exp.Table, shape: _Shape) -> _Survey:
+def _survey(scratch: _Scratch, source: exp.Table | exp.Query, shape: _Shape) -> _Survey:
     if shape.slot_times:
         newest = [exp.Max(this=_case_pick(shape.present(k), shape.time(k), exp.null())) for k in shape.ks]
     else:
         named = exp.or_(*(exp.paren(shape.present(k)) for k in shape.ks))
         newest = [exp.Max(this=_case_pick(named, _col("occurred_at"), exp.null()))]
-    row = scratch.row(sqlglot.select(exp.Sum(this=shape.sightings()), *newest).from_(source.copy()))
+    row = scratch.row(sqlglot.select(exp.Sum(this=shape.sightings()), *newest).from_(_as(source, "s")))
     times = [t for t in (_as_datetime(v) for v in row[1:]) if t is not None] if row else []
     return _Survey(int(row[0] or 0) if row else 0, max(times) if times else None)
 
@@ -998,7 +1072,7 @@ def _incremental_blocker(scratch: _Scratch, shape: _Shape, source: exp.Query, ch
 
 
 def _checkpoint_from(
-    scratch: _Scratch, shape: _Shape, obs: exp.Table, watermark: datetime | None, lookback: timedelta
+    scratch: _Scratch, shape: _Shape, obs: exp.Table | exp.Query, watermark: datetime | None, lookback: timedelta
 ) -> Checkpoint:
     """The checkpoint of a full run (ids and clusters filled in at the end)."""
     if watermark is None:
@@ -1019,7 +1093,7 @@ def _full(
     components: Components | None = None,
 ) -> StitcherStats:
     scratch.phase("encode")
-    src = scratch.create("src", source)
+    src: exp.Table | exp.Query = source if _rereadable(source) else scratch.create("src", source)
     survey = _survey(scratch, src, shape)
     graph = _encode(scratch, src, shape, "")
     n_ids = scratch.rows(graph.ids)
@@ -1063,11 +1137,10 @@ def _full(
             sqlglot.select(
                 exp.alias_(_col("x", "l"), "node"),
                 exp.alias_(_col("p", "l"), "comp"),
-                _col("first_seen_at", "i"),
+                _col("first_seen_at", "k"),
                 _col("linked_at", "k"),
             )
             .from_(_as(labels, "l"))
-            .join(_as(graph.ids, "i"), on=_eq(_col("x", "l"), _col("node", "i")))
             .join(_as(graph.linked, "k"), on=_eq(_col("x", "l"), _col("node", "k"))),
         )
         # Main id per component: earliest first_seen_at (NULL last), ties by smaller hash; the
