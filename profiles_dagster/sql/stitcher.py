@@ -1694,13 +1694,18 @@ def _can_extend_in_place(scratch: _Scratch, prev: exp.Table, target: exp.Table) 
     )
 
 
+def _names(name: str) -> re.Pattern[str]:
+    """Where a view's SQL names the table ``name`` (not a longer name containing it)."""
+    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+
+
 def view_chain_depth(session: Session, table_: exp.Table) -> int:
     """How many earlier stitcher materials read ``table_`` through in-place views, one through the other
     (see `_extend_in_place`); counted up to MAX_VIEW_CHAIN."""
     views = {v: sql for v, sql in session.view_definitions(table_.db or None).items() if "_undo" in (sql or "")}
     depth, name = 0, table_.name
     while depth < MAX_VIEW_CHAIN:
-        pattern = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+        pattern = _names(name)
         reader = next((v for v, sql in views.items() if v.lower() != name.lower() and pattern.search(sql)), None)
         if reader is None:
             break
@@ -1827,7 +1832,7 @@ def keep_previous_readable(session: Session, schema: str, target: exp.Table) -> 
     run started again with ``--force``): the previous tables that are views of it become tables of their rows
     again, so they and the stable view on them stay readable. Returns their names."""
     restored = []
-    name = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(target.name) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+    name = _names(target.name)
     for view, sql in session.view_definitions(schema).items():
         if view.lower() == target.name.lower() or not name.search(sql or "") or "_undo" not in (sql or ""):
             continue
