@@ -190,7 +190,8 @@ def _sql(database: Path, query: str) -> list[tuple]:
 def _views(database: Path) -> dict[str, str]:
     """Stable view -> the material it reads."""
     rows = _sql(database, "select view_name, sql from duckdb_views() where schema_name = 'profiles'")
-    return {name: re.findall(r"Material_\w+", sql)[0] for name, sql in rows}
+    # an earlier id stitcher material the next run extended in place is a view too: not a stable view
+    return {name: re.findall(r"Material_\w+", sql)[0] for name, sql in rows if not name.startswith("Material_")}
 
 
 def _checksums(database: Path, views) -> dict[str, tuple]:
