@@ -358,10 +358,10 @@ class ServerCpu:
         with contextlib.closing(db.connect()) as con, con.cursor() as cur:
             cur.execute("SELECT pg_backend_pid()")
             backend = cur.fetchone()[0]
-        try:
-            self.postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            self.postmaster = None
+            try:  # while the backend lives
+                self.postmaster = int(self._fields(backend)[1])
+            except (OSError, ValueError, IndexError):
+                self.postmaster = None
 
     @staticmethod
     def _fields(pid: int) -> list[str]:
