@@ -126,7 +126,7 @@ def test_literal_regexps_are_written_as_like_with_the_same_answers() -> None:
             sql = test.sql(POSTGRES)
             assert ("~" not in sql) == (pattern in rewritten), sql
             values = exp.values([exp.tuple_(exp.Literal.string(s) if s is not None else exp.null()) for s in subjects])
-            regex = f"v ~ {exp.Literal.string(pattern).sql(POSTGRES)}"
-            query = f"SELECT v, {sql}, {regex} FROM ({values.sql(POSTGRES)}) AS x(v)"
+            native = f"v ~ {exp.Literal.string(pattern).sql(POSTGRES)}"
+            query = f"SELECT v, {sql}, {native} FROM ({values.sql(POSTGRES)}) AS x(v)"
             for value, ours, regex in session.query(query):
                 assert ours is regex, (pattern, value, sql)
