@@ -42,6 +42,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -339,6 +340,60 @@ def run_pd(args: argparse.Namespace, db: Database, scratch: Path) -> Proc:
     proc = run_process(argv, env=clean_env(), cwd=project, check=False)
     (scratch / "pd_stdout.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     return proc
+
+
+class ServerCpu:
+    """CPU seconds a local Postgres server spends (user + system), from /proc: what its postmaster has reaped
+    from ended children (backends, parallel workers, autovacuum workers) plus its live children's own.
+
+    The run's own work is the steadier figure on a shared machine (waiting for a core is not counted); the
+    server is shared, so backends of other databases seen during the run are named beside it."""
+
+    def __init__(self, db: Database) -> None:
+        self.postmaster: int | None = None
+        self.dbname = db.dbname
+        self.others: set[str] = set()
+        if db.host not in LOCAL_HOSTS and not db.host.startswith("127."):
+            return
+        with contextlib.closing(db.connect()) as con, con.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+            try:  # while the backend lives
+                self.postmaster = int(self._fields(backend)[1])
+            except (OSError, ValueError, IndexError):
+                self.postmaster = None
+
+    @staticmethod
+    def _fields(pid: int) -> list[str]:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    def seconds(self) -> float | None:
+        """The server's CPU so far; None when it cannot be read (a remote server, another user's /proc)."""
+        if self.postmaster is None:
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        try:
+            total = sum(int(x) for x in self._fields(self.postmaster)[11:15])  # utime stime cutime cstime
+        except OSError:
+            return None
+        for child in Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children").read_text().split():
+            with contextlib.suppress(OSError, ValueError):
+                total += sum(int(x) for x in self._fields(int(child))[11:13])
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                parts = cmd.split()
+                if (
+                    len(parts) >= 5
+                    and parts[0] == "postgres:"
+                    and parts[2] not in ("parallel", "autovacuum", "logical")
+                    and parts[3] != self.dbname
+                ):
+                    self.others.add(parts[3])
+        return total / tick
+
+    def watch(self, stop: threading.Event) -> None:
+        """Look at the server's backends every half second until stopped (for other databases' work)."""
+        while not stop.wait(0.5):
+            self.seconds()
 
 
 def _pb_duration(proc: Proc) -> str:
@@ -843,8 +898,24 @@ def main(argv: list[str] | None = None) -> int:
                         print(_failure_tail(pbs[-1]))
                 if not args.skip_pd:
                     reset_schemas(db, args.pd_schema)
+                    server = ServerCpu(db)
+                    before = server.seconds()
+                    stop = threading.Event()
+                    watch = threading.Thread(target=server.watch, args=(stop,))
+                    watch.start()
                     pds.append(run_pd(args, db, folder))
-                    print(f"profiles-dagster run: exit {pds[-1].returncode} in {pds[-1].seconds:.2f}s")
+                    stop.set()
+                    watch.join()
+                    after = server.seconds()
+                    used = ""
+                    if before is not None and after is not None:
+                        pds[-1].extra["postgres_cpu"] = after - before
+                        others = f"; other databases' backends seen: {', '.join(sorted(server.others))}"
+                        used = f", Postgres CPU {after - before:.2f}s{others if server.others else ''}"
+                    print(
+                        f"profiles-dagster run: exit {pds[-1].returncode} in {pds[-1].seconds:.2f}s "
+                        f"(its own CPU {pds[-1].cpu:.2f}s{used}); load {os.getloadavg()[0]:.1f}"
+                    )
                     if pds[-1].returncode:
                         failed = True
                         print(_failure_tail(pds[-1]))

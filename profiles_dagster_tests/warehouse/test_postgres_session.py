@@ -95,3 +95,38 @@ def test_only_the_stitchers_scratch_tables_get_the_lower_parallel_tuple_cost() -
         session.execute("SET parallel_tuple_cost = 0.001")
         with session.large_work():  # never raised
             assert planned_with("UNLOGGED", "cheap") == 0.001
+
+
+def test_literal_regexps_are_written_as_like_with_the_same_answers() -> None:
+    """Anchored patterns of literal alternatives with `.*` (pb's id filters) become `IN`/`LIKE` on Postgres, and
+    answer as Postgres' own `~` does for every subject: NULL, '', case, newlines, LIKE's wildcards in the data;
+    other patterns stay regular expressions."""
+    from profiles_dagster.sql.dialects import POSTGRES
+
+    rewritten = [
+        "^(?:(undefined|null|unknown|test.*))$",
+        "^(?:0)$",
+        "^(?:a|)$",
+        "^(?:.*x\\.y)$",
+        "^(?:a_b|c%)$",
+        "^(?:.*)$",
+        "^(?:ab.*cd.*)$",
+        "^(a|b)$",
+    ]
+    kept = ["^(?:[a-z]+@x)$", "^(?:a_b.*)$", "^(?:(a)|(b))$", "test.*", "^(?:a\\\\.*)$", "^(?:a+)$"]
+    subjects = [None, "", "0", "00", "a", "A", "b", "null", "NULL", "undefined", "unknownx", "test", "testing",
+                "Test1", "test\nx", "x\ntest", "a_b", "axb", "c%", "cd", "x.y", "axy", "zx.y", "ab\ncd", "abcd!",
+                "a\\b", "it's"]  # fmt: skip
+    with postgres_server() as server, contextlib.closing(server.connect()) as connection:
+        connection.autocommit = True
+        session = PostgresSession(connection, "public")
+        for pattern in [*rewritten, *kept]:
+            subject = exp.cast(exp.column("v"), "varchar")
+            test = exp.RegexpLike(this=subject, expression=exp.Literal.string(pattern))
+            sql = test.sql(POSTGRES)
+            assert ("~" not in sql) == (pattern in rewritten), sql
+            values = exp.values([exp.tuple_(exp.Literal.string(s) if s is not None else exp.null()) for s in subjects])
+            native = f"v ~ {exp.Literal.string(pattern).sql(POSTGRES)}"
+            query = f"SELECT v, {sql}, {native} FROM ({values.sql(POSTGRES)}) AS x(v)"
+            for value, ours, regex in session.query(query):
+                assert ours is regex, (pattern, value, sql)
