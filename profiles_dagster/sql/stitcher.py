@@ -745,6 +745,9 @@ def _rereadable(observations: exp.Query) -> bool:
         parts = [*node.expressions, *([node.args["where"]] if node.args.get("where") else [])]
         if any(p.find(exp.Window, exp.AggFunc, exp.Subquery, exp.Query) for p in parts):
             return False
+        # an id filter (a regular expression, LOWER/TRIM, ...) costs more to evaluate four times than to copy once
+        if any(f for p in parts for f in p.find_all(exp.Func) if not isinstance(f, exp.Cast | exp.Coalesce)):
+            return False
         inner = node.args["from_"].this
         if isinstance(inner, exp.Subquery):
             pending.append(inner.this)
