@@ -22,7 +22,14 @@ from sqlglot import exp
 from profiles_dagster.sql.dialects import Sha1Hex
 from profiles_dagster.sql.transpile import Rule, UnfaithfulError, rule
 from profiles_dagster.sql.transpile.implicit import spark_text_of_typed_value
-from profiles_dagster.sql.transpile.scalars import _FLOATS, _INTEGER, _TEXT, known_type, spark_date_add_is_a_date
+from profiles_dagster.sql.transpile.scalars import (
+    _FLOATS,
+    _INTEGER,
+    _TEXT,
+    known_type,
+    spark_date_add_is_a_date,
+    unit_name,
+)
 
 T = exp.DataType.Type
 SPARK_POSTGRES = [("databricks", "postgres")]
@@ -41,11 +48,6 @@ def _as_date(node: exp.Expr) -> exp.Expr:
     return node.copy() if typed is not None and typed.this == T.DATE else exp.Cast(this=node.copy(), to=_DATE.copy())
 
 
-def _unit(node: exp.Expr) -> str:
-    unit = node.args.get("unit")
-    return str(unit.name if isinstance(unit, exp.Expr) else unit or "DAY").upper()
-
-
 # ---- Databricks ------------------------------------------------------------------------------------------------
 
 
@@ -56,8 +58,10 @@ def spark_datediff_on_postgres(node: exp.Expr) -> exp.Expr:
     on Databricks). `datediff(unit, start, end)` is TIMESTAMPDIFF (transpile/spark_timestampdiff.py)."""
     if not isinstance(node, exp.DateDiff):
         return node
-    if _unit(node) != "DAY":
-        raise UnfaithfulError("DATEDIFF", f"unit {_unit(node)}: whole units elapsed are not translated for Postgres")
+    if unit_name(node) != "DAY":
+        raise UnfaithfulError(
+            "DATEDIFF", f"unit {unit_name(node)}: whole units elapsed are not translated for Postgres"
+        )
     return exp.paren(exp.Sub(this=_as_date(node.this), expression=_as_date(node.expression)))
 
 

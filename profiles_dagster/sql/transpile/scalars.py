@@ -215,7 +215,7 @@ def known_type(node: exp.Expr) -> exp.DataType | None:
     if isinstance(node, exp.DateAdd | exp.DateSub | exp.DateTrunc | exp.TimestampTrunc):
         inner = known_type(node.this)
         if inner is not None and inner.this == T.DATE and isinstance(node, exp.DateAdd | exp.DateSub):
-            return _DATE if _unit(node) in _DAY_OR_MORE else _TIMESTAMP
+            return _DATE if unit_name(node) in _DAY_OR_MORE else _TIMESTAMP
         return inner
     if isinstance(node, _TEXT_FUNCTIONS):
         return _VARCHAR
@@ -251,7 +251,8 @@ def _is(node: exp.Expr, types: set[Any]) -> bool:
     return found is not None and found.this in types
 
 
-def _unit(node: exp.Expr) -> str:
+def unit_name(node: exp.Expr) -> str:
+    """A date function's unit in upper case; DAY when it has none."""
     unit = node.args.get("unit")
     return str(unit.name if isinstance(unit, exp.Expr) else unit or "DAY").upper()
 
@@ -431,7 +432,7 @@ def date_plus_days_is_a_date(node: exp.Expr) -> exp.Expr:
     if (
         isinstance(node, exp.DateAdd | exp.DateSub)
         and _is(node.this, {T.DATE})
-        and _unit(node) in _DAY_OR_MORE
+        and unit_name(node) in _DAY_OR_MORE
         and not (isinstance(node.parent, exp.Cast) and node.parent.to.is_type(T.DATE))
     ):
         return exp.Cast(this=node.copy(), to=_DATE.copy())
@@ -588,7 +589,7 @@ def date_trunc_of_a_date_on_postgres(node: exp.Expr) -> exp.Expr:
 @rule(SNOWFLAKE_POSTGRES)
 def refused_on_postgres(node: exp.Expr) -> exp.Expr:
     """What sqlglot writes for Postgres with another meaning, and no rewrite here keeps."""
-    if isinstance(node, exp.DateDiff) and _unit(node) == "WEEK":
+    if isinstance(node, exp.DateDiff) and unit_name(node) == "WEEK":
         raise UnfaithfulError("DATEDIFF", "week boundaries: Postgres' form counts whole 7-day spans")
     if isinstance(node, exp.DataType) and node.this == T.FLOAT:
         return exp.DataType.build("double")

@@ -17,6 +17,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.parsers.databricks import DatabricksParser
 
 from profiles_dagster.sql.transpile import UnfaithfulError, rule
+from profiles_dagster.sql.transpile.scalars import unit_name
 from profiles_dagster.sql.transpile.semistructured import template
 
 # the census's name for the construct (the three-argument DATEDIFF is written TIMESTAMPDIFF, its synonym)
@@ -88,8 +89,7 @@ def parse_reader(dialect: str) -> str | type[Dialect]:
 
 
 def _unit(node: exp.TimestampDiff) -> str:
-    unit = node.args.get("unit")
-    name = unit.name.upper() if isinstance(unit, exp.Expr) else str(unit or "").upper()
+    name = unit_name(node)  # plural units (DAYS) as their singular
     return name[:-1] if name.endswith("S") and name[:-1] in {*_MICROSECONDS, *_MONTHS} else name
 
 
