@@ -50,9 +50,9 @@ class Learner:
                 tables.append(self.context.input_table(name))
         for table in tables:
             key = table_key(table)
-            if key in self.known and self.qualified.get(key) != _qualified(table):
-                self._forget(key)
-            if not key or key in self.known or key in self.pending or key in self.missing or key in self.shared:
+            if not key or key in self.shared or (key in self.known and not self._one_table(key, table)):
+                continue
+            if key in self.known or key in self.pending or key in self.missing:
                 continue
             try:  # asked first: a failed query would abort an open transaction on some engines
                 if not session.table_exists(table):  # not there yet (validate compiles before it runs)
@@ -74,8 +74,7 @@ class Learner:
 
     def record(self, table: exp.Table, columns: list[tuple[str, str]], dialect: str) -> None:
         key = table_key(table)
-        if key in self.shared or self.qualified.setdefault(key, _qualified(table)) != _qualified(table):
-            self._forget(key)
+        if not self._one_table(key, table):
             return
         self.known.add(key)
         if self.types_wanted:
@@ -83,11 +82,15 @@ class Learner:
         if self.names_wanted:
             self.context.column_names[key] = tuple(name for name, _ in columns)
 
-    def _forget(self, key: str) -> None:
+    def _one_table(self, key: str, table: exp.Table) -> bool:
+        """Whether `key` names `table` alone so far; on meeting a second table of its name, it is forgotten."""
+        if key not in self.shared and self.qualified.setdefault(key, _qualified(table)) == _qualified(table):
+            return True
         self.shared.add(key)
         self.known.discard(key)
         self.context.column_types.pop(key, None)
         self.context.column_names.pop(key, None)
+        return False
 
 
 def _qualified(table: exp.Table) -> tuple[str, str, str]:
