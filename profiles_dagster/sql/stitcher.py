@@ -1697,22 +1697,24 @@ def _can_extend_in_place(scratch: _Scratch, prev: exp.Table, target: exp.Table) 
     )
 
 
-def _names(name: str) -> re.Pattern[str]:
-    """Where a view's SQL names the table ``name`` (not a longer name containing it)."""
-    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+def _in_place_views(session: Session, schema: str | None) -> dict[str, str]:
+    """The schema's views an in-place extension made (each reads its ``_undo`` table): view -> its SQL."""
+    return {v: sql for v, sql in session.view_definitions(schema).items() if "_undo" in (sql or "")}
+
+
+def _readers(views: dict[str, str], name: str) -> list[str]:
+    """The views among ``views`` whose SQL names the table ``name`` (not a longer name containing it)."""
+    pattern = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+    return [v for v, sql in views.items() if v.lower() != name.lower() and pattern.search(sql)]
 
 
 def view_chain_depth(session: Session, table_: exp.Table) -> int:
     """How many earlier stitcher materials read ``table_`` through in-place views, one through the other
     (see `_extend_in_place`); counted up to MAX_VIEW_CHAIN."""
-    views = {v: sql for v, sql in session.view_definitions(table_.db or None).items() if "_undo" in (sql or "")}
+    views = _in_place_views(session, table_.db or None)
     depth, name = 0, table_.name
-    while depth < MAX_VIEW_CHAIN:
-        pattern = _names(name)
-        reader = next((v for v, sql in views.items() if v.lower() != name.lower() and pattern.search(sql)), None)
-        if reader is None:
-            break
-        depth, name = depth + 1, reader
+    while depth < MAX_VIEW_CHAIN and (readers := _readers(views, name)):
+        depth, name = depth + 1, readers[0]
     return depth
 
 
@@ -1835,10 +1837,7 @@ def keep_previous_readable(session: Session, schema: str, target: exp.Table) -> 
     run started again with ``--force``): the previous tables that are views of it become tables of their rows
     again, so they and the stable view on them stay readable. Returns their names."""
     restored = []
-    name = _names(target.name)
-    for view, sql in session.view_definitions(schema).items():
-        if view.lower() == target.name.lower() or not name.search(sql or "") or "_undo" not in (sql or ""):
-            continue
+    for view in _readers(_in_place_views(session, schema), target.name):
         original = table(view, schema)
         copy = table(f"{view}_restored"[:63], schema)
         with session.transaction():
